@@ -1,0 +1,159 @@
+"""The typed description of a cluster. Every config format is parsed into these values.
+
+Nothing downstream reads a config file: the daemon, the policy and the resources take a
+`Cluster`. Values are frozen; the parsers (config/) validate everything a user can get wrong
+and report it as ConfigProblem with file, line and key. `check_timings` holds the timing
+invariants in one place so that every format applies the same ones.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal, Union
+
+IPInterface = Union[ipaddress.IPv4Interface, ipaddress.IPv6Interface]
+IPAddress = Union[ipaddress.IPv4Address, ipaddress.IPv6Address]
+
+
+@dataclass(frozen=True, slots=True)
+class Timings:
+    """Heartbeat timings in seconds (Heartbeat's ha.cf names)."""
+
+    keepalive: float = 0.2  # interval between heartbeats on each link
+    warntime: float = 0.5  # a heartbeat later than this is logged as late
+    deadtime: float = 1.0  # a link with no heartbeat for this long is dead
+    initdead: float = 3.0  # after start, wait this long for the peer before acting alone
+
+
+def check_timings(t: Timings) -> list[tuple[str, str]]:
+    """Return (key, message) for each violated timing invariant; empty when sound.
+
+    deadtime must cover at least two missed keepalives, or one late packet (timer jitter
+    measured up to ~25 ms under load, more with a big heap) declares a live peer dead.
+    """
+    problems: list[tuple[str, str]] = []
+    if t.keepalive < 0.01:
+        problems.append(("keepalive", f"{fmt_duration(t.keepalive)} is below the 10ms minimum"))
+    if t.deadtime < 2 * t.keepalive:
+        problems.append(
+            ("deadtime", f"{fmt_duration(t.deadtime)} must be at least twice keepalive "
+                         f"({fmt_duration(t.keepalive)}), or one late heartbeat kills a live link")
+        )
+    if not (t.keepalive < t.warntime < t.deadtime):
+        problems.append(
+            ("warntime", f"{fmt_duration(t.warntime)} must lie between keepalive "
+                         f"({fmt_duration(t.keepalive)}) and deadtime ({fmt_duration(t.deadtime)})")
+        )
+    if t.initdead < t.deadtime:
+        problems.append(
+            ("initdead", f"{fmt_duration(t.initdead)} must be at least deadtime "
+                         f"({fmt_duration(t.deadtime)})")
+        )
+    return problems
+
+
+def fmt_duration(seconds: float) -> str:
+    """200ms, 1s, 1.5s: the inverse of config's duration parser, for messages."""
+    ms = round(seconds * 1000)
+    if ms % 1000 == 0:
+        return f"{ms // 1000}s"
+    if ms < 1000:
+        return f"{ms}ms"
+    return f"{seconds:g}s"
+
+
+@dataclass(frozen=True, slots=True)
+class Node:
+    name: str
+    # One unicast heartbeat link per position: addresses[i] of every node form link i.
+    addresses: tuple[IPAddress, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class ExtraLink:
+    """A multicast or broadcast heartbeat link on one interface ([[link]])."""
+
+    mode: Literal["mcast", "bcast"]
+    interface: str
+    group: IPAddress | None = None  # mcast only
+    ttl: int = 1  # mcast only
+
+
+@dataclass(frozen=True, slots=True)
+class ArpSettings:
+    """How an acquired address is announced (gratuitous ARP / unsolicited NA)."""
+
+    count: int = 3  # packets in the first burst
+    interval: float = 0.01  # between packets of a burst
+    repeat_delay: float = 1.0  # the second burst starts this long after the first; 0 = none
+    repeat_count: int = 3
+    refresh: float = 0.0  # periodic re-announcement while held; 0 = off
+
+
+@dataclass(frozen=True, slots=True)
+class IpResource:
+    address: IPInterface
+    interface: str
+    label: str | None = None
+    arp: ArpSettings = field(default_factory=ArpSettings)
+    timeout: float = 5.0
+    kind: Literal["ip"] = "ip"
+
+    @property
+    def name(self) -> str:
+        return f"ip {self.address.with_prefixlen} on {self.interface}"
+
+
+@dataclass(frozen=True, slots=True)
+class ExecResource:
+    start: tuple[str, ...]
+    stop: tuple[str, ...]
+    status: tuple[str, ...] | None = None
+    timeout: float = 20.0
+    kind: Literal["exec"] = "exec"
+
+    @property
+    def name(self) -> str:
+        return f"exec {Path(self.start[0]).name}"
+
+
+Resource = Union[IpResource, ExecResource]
+
+
+@dataclass(frozen=True, slots=True)
+class Group:
+    name: str
+    home: str
+    resources: tuple[Resource, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Cluster:
+    name: str
+    key_file: Path
+    nodes: tuple[Node, ...]
+    groups: tuple[Group, ...]
+    timings: Timings = field(default_factory=Timings)
+    auto_failback: bool = True
+    port: int = 694
+    links: tuple[ExtraLink, ...] = ()
+    realtime: bool = True  # SCHED_FIFO + mlockall, like Heartbeat's `realtime on`
+    log_file: Path | None = None
+    source: str = "<memory>"  # the file this came from, for messages
+
+    def node(self, name: str) -> Node:
+        for n in self.nodes:
+            if n.name == name:
+                return n
+        raise KeyError(name)
+
+    def peers(self, me: str) -> tuple[Node, ...]:
+        return tuple(n for n in self.nodes if n.name != me)
+
+    def group(self, name: str) -> Group:
+        for g in self.groups:
+            if g.name == name:
+                return g
+        raise KeyError(name)
