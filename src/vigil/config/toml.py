@@ -1,0 +1,492 @@
+"""vigil's own configuration format (TOML) -> `model.Cluster`.
+
+`parse` validates the whole document and raises one `ConfigError` carrying every problem found,
+each with the file, the line of the offending key (or of its table header when the key is
+missing) and the dotted key path (`cluster.deadtime`, `node[1].address`,
+`group[0].resource[1].start`). Nothing is silently ignored: unknown keys are errors that list the
+valid ones. examples/vigil.toml documents the format.
+"""
+
+from __future__ import annotations
+
+import datetime
+import ipaddress
+import os
+import re
+import tomllib
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, Literal, TypeVar
+
+from vigil import model
+from vigil.config.duration import parse_duration
+from vigil.config.locate import KeyPath, fmt_key, locate_keys
+from vigil.errors import ConfigError, ConfigProblem
+
+__all__ = ["KeyPath", "fmt_key", "load", "locate_keys", "parse"]
+
+Table = dict[str, Any]
+_T = TypeVar("_T")
+
+_MAX_DURATION = 7 * 86400.0  # anything longer is a typo, and keeps fmt_duration finite
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,62}")
+_BARE_KEY = re.compile(r"[A-Za-z0-9_-]+")
+_SYNTAX_AT = re.compile(r"\s*\(at line (\d+), column (\d+)\)\s*$")
+
+_TOP_KEYS = ("cluster", "node", "link", "group")
+_CLUSTER_KEYS = ("name", "key_file", "keepalive", "warntime", "deadtime", "initdead",
+                 "auto_failback", "port", "realtime", "log_file")
+_NODE_KEYS = ("name", "address")
+_LINK_KEYS = ("mode", "interface", "group", "ttl")
+_GROUP_KEYS = ("name", "home", "resource")
+_IP_KEYS = ("type", "address", "interface", "label", "arp_count", "arp_interval",
+            "arp_repeat_delay", "arp_repeat_count", "arp_refresh", "timeout")
+_EXEC_KEYS = ("type", "start", "stop", "status", "timeout")
+_RESOURCE_KEYS: dict[str, tuple[str, ...]] = {"exec": _EXEC_KEYS, "ip": _IP_KEYS}
+
+
+def load(path: str | os.PathLike[str]) -> model.Cluster:
+    """Read and parse the file at `path`; an unreadable file is a ConfigError (key `<file>`)."""
+    source = os.fspath(path)
+    try:
+        data = Path(source).read_bytes()
+    except (OSError, ValueError) as e:  # ValueError: a NUL in the path
+        message = e.strerror if isinstance(e, OSError) and e.strerror else str(e)
+        raise ConfigError(ConfigProblem(source, None, "<file>", f"cannot read: {message}")) from None
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        line = data[: e.start].count(b"\n") + 1
+        raise ConfigError(
+            ConfigProblem(source, line, "<syntax>", f"not UTF-8 (byte {e.start} of the file)")
+        ) from None
+    return parse(text, source)
+
+
+def parse(text: str, source: str = "<memory>") -> model.Cluster:
+    """Parse and validate TOML `text`; `source` names it in problems and in `Cluster.source`."""
+    try:
+        doc = tomllib.loads(text)
+    except ValueError as e:  # TOMLDecodeError, or int() refusing a 5000-digit number
+        raise ConfigError(_syntax_problem(source, text, e)) from None
+    except RecursionError:
+        raise ConfigError(ConfigProblem(source, None, "<syntax>", "nested too deeply")) from None
+    checker = _Checker(source, locate_keys(text))
+    cluster = checker.cluster(doc)
+    if checker.problems or cluster is None:
+        assert checker.problems, "a part was refused without saying why"
+        problems = sorted(checker.problems, key=lambda p: p.line or 0)
+        raise ConfigError(problems)
+    return cluster
+
+
+def _syntax_problem(source: str, text: str, e: ValueError) -> ConfigProblem:
+    message = str(e)
+    at = _SYNTAX_AT.search(message)
+    if at is not None:
+        return ConfigProblem(source, int(at.group(1)), "<syntax>",
+                             f"{message[: at.start()]} (column {at.group(2)})")
+    if isinstance(e, tomllib.TOMLDecodeError) and "end of document" in message:
+        return ConfigProblem(source, text.rstrip().count("\n") + 1, "<syntax>", message)
+    return ConfigProblem(source, None, "<syntax>", message)
+
+
+# --- what values mean ----------------------------------------------------------------------
+
+
+def _found(v: object) -> str:
+    if isinstance(v, bool):
+        kind = "a boolean"
+    elif isinstance(v, int):
+        kind = "an integer"
+    elif isinstance(v, float):
+        kind = "a float"
+    elif isinstance(v, str):
+        kind = "a string"
+    elif isinstance(v, dict):
+        return "a table"
+    elif isinstance(v, list) and v and all(isinstance(x, dict) for x in v):
+        return "an array of tables"
+    elif isinstance(v, list):
+        kind = "an array"
+    elif isinstance(v, (datetime.datetime, datetime.date, datetime.time)):
+        kind = "a date/time"
+    else:
+        kind = type(v).__name__
+    shown = repr(v)
+    return f"{kind} ({shown if len(shown) <= 40 else shown[:37] + '...'})"
+
+
+def _as_str(v: object) -> str:
+    if not isinstance(v, str):
+        raise ValueError(f"expected a string, found {_found(v)}")
+    if "\0" in v:
+        raise ValueError("must not contain a NUL character")
+    return v
+
+
+def _as_nonempty(v: object) -> str:
+    s = _as_str(v)
+    if not s.strip():
+        raise ValueError("must not be empty")
+    return s
+
+
+def _as_name(v: object) -> str:
+    s = _as_str(v)
+    if not _NAME.fullmatch(s):
+        raise ValueError(f"{s!r} is not a valid name: 1-63 characters of letters, digits, "
+                         "'_', '.' and '-', starting with a letter or digit")
+    return s
+
+
+def _as_path(v: object) -> Path:
+    return Path(_as_nonempty(v))
+
+
+def _as_bool(v: object) -> bool:
+    if not isinstance(v, bool):
+        raise ValueError(f"expected true or false, found {_found(v)}")
+    return v
+
+
+def _int_in(lo: int, hi: int) -> Callable[[object], int]:
+    def conv(v: object) -> int:
+        if isinstance(v, bool) or not isinstance(v, int):
+            raise ValueError(f"expected an integer from {lo} to {hi}, found {_found(v)}")
+        if not lo <= v <= hi:
+            raise ValueError(f"{v} is out of range; expected {lo} to {hi}")
+        return v
+    return conv
+
+
+def _as_duration(v: object) -> float:
+    if not isinstance(v, (str, int, float)):  # bool is an int: parse_duration refuses it
+        raise ValueError(f'expected a duration such as "200ms" or "1s", found {_found(v)}')
+    seconds = parse_duration(v)
+    if seconds > _MAX_DURATION:
+        raise ValueError(f"{v!r} is longer than the {_MAX_DURATION // 3600:g}h maximum")
+    return seconds
+
+
+def _as_timeout(v: object) -> float:
+    seconds = _as_duration(v)
+    if seconds <= 0:
+        raise ValueError("a timeout must be longer than 0s")
+    return seconds
+
+
+def _as_ifname(v: object) -> str:
+    s = _as_nonempty(v)
+    if len(s) > 15 or s in (".", "..") or any(c in "/:" or c.isspace() for c in s):
+        raise ValueError(f"{s!r} is not a Linux interface name (at most 15 characters, "
+                         "no '/', ':' or spaces)")
+    return s
+
+
+def _as_address(v: object) -> model.IPAddress:
+    s = _as_str(v)
+    if "/" in s:
+        raise ValueError(f"{s!r}: a node address takes no prefix length")
+    addr = _ip(s)
+    if addr.is_multicast or addr.is_unspecified:
+        raise ValueError(f"{s!r} is not a unicast address")
+    return addr
+
+
+def _as_addresses(v: object) -> tuple[model.IPAddress, ...]:
+    if isinstance(v, str):
+        return (_as_address(v),)
+    if not isinstance(v, list):
+        raise ValueError(f"expected an address or a list of addresses, found {_found(v)}")
+    return tuple(_as_address(x) for x in v)
+
+
+def _as_mcast_group(v: object) -> model.IPAddress:
+    addr = _ip(_as_str(v))
+    if not addr.is_multicast:
+        raise ValueError(f"{addr} is not a multicast address")
+    return addr
+
+
+def _ip(s: str) -> model.IPAddress:
+    try:
+        return ipaddress.ip_address(s)
+    except ValueError:
+        raise ValueError(f"{s!r} is not an IPv4 or IPv6 address") from None
+
+
+def _as_interface(v: object) -> model.IPInterface:
+    s = _as_str(v)
+    if "/" not in s:
+        addr = _ip(s)
+        prefix = 24 if addr.version == 4 else 64
+        raise ValueError(f"{s!r} needs a prefix length, e.g. \"{s}/{prefix}\"")
+    try:
+        iface = ipaddress.ip_interface(s)
+    except ValueError:
+        raise ValueError(f"{s!r} is not an address with a prefix length such as "
+                         "\"192.168.10.200/24\"") from None
+    if iface.ip.is_multicast or iface.ip.is_unspecified:
+        raise ValueError(f"{s!r} is not a unicast address")
+    return iface
+
+
+def _as_argv(v: object) -> tuple[str, ...]:
+    if isinstance(v, str):
+        raise ValueError('expected an argv list such as ["/usr/local/bin/web", "start"], found '
+                         f"a string ({v[:40]!r}); argv lists are required, never a shell string")
+    if not isinstance(v, list):
+        raise ValueError(f"expected an argv list of strings, found {_found(v)}")
+    if not v:
+        raise ValueError("the argv list is empty; it needs at least the program's absolute path")
+    for n, arg in enumerate(v):
+        if not isinstance(arg, str) or not arg or "\0" in arg:
+            raise ValueError(f"argv[{n}] must be a non-empty string, found {_found(arg)}")
+    if not v[0].startswith("/"):
+        raise ValueError(f"argv[0] {v[0]!r} must be an absolute path")
+    return tuple(v)
+
+
+def _mode(v: object) -> Literal["mcast", "bcast"]:
+    if v == "mcast":
+        return "mcast"
+    if v == "bcast":
+        return "bcast"
+    raise ValueError(f'expected "mcast" or "bcast", found {_found(v)}')
+
+
+class _Checker:
+    """Walks the parsed document, collecting every problem instead of stopping at the first.
+
+    Each part returns its model value or None; a None comes with at least one problem. An
+    invalid optional value is reported and replaced by its default, so that checks of the
+    later parts still run.
+    """
+
+    def __init__(self, source: str, lines: dict[KeyPath, int]) -> None:
+        self.source = source
+        self.lines = lines
+        self.problems: list[ConfigProblem] = []
+        self.node_names: list[str] | None = []  # None when a node's name is unknown
+        self.heartbeat_addresses: dict[model.IPAddress, str] = {}
+
+    def report(self, path: KeyPath, message: str) -> None:
+        self.problems.append(ConfigProblem(self.source, self._line(path), fmt_key(path), message))
+
+    def _line(self, path: KeyPath) -> int | None:
+        """The line of `path`, else of the nearest enclosing key or header that has one."""
+        for n in range(len(path), 0, -1):
+            line = self.lines.get(path[:n])
+            if line is not None:
+                return line
+        return None
+
+    def field(self, table: Table, path: KeyPath, key: str, conv: Callable[[object], _T],
+              required: bool = False) -> _T | None:
+        if key not in table:
+            if required:
+                self.report((*path, key), "required key is missing")
+            return None
+        try:
+            return conv(table[key])
+        except ValueError as e:
+            self.report((*path, key), str(e))
+            return None
+
+    def unknown(self, table: Table, path: KeyPath, valid: tuple[str, ...], where: str) -> None:
+        for key in table:
+            if key not in valid:
+                self.report((*path, key), f"unknown key {key!r} in {where}; valid keys: "
+                                          f"{', '.join(valid)}")
+
+    def tables(self, doc: Table, key: str, header: str) -> list[tuple[KeyPath, Table]]:
+        value = doc.get(key, [])
+        if not isinstance(value, list):
+            self.report((key,), f"expected {header} entries (an array of tables), "
+                                f"found {_found(value)}")
+            return []
+        out: list[tuple[KeyPath, Table]] = []
+        for n, item in enumerate(value):
+            if isinstance(item, dict):
+                out.append(((key, n), item))
+            else:
+                self.report((key, n), f"expected a table, found {_found(item)}")
+        return out
+
+    # --- the parts ---
+
+    def cluster(self, doc: Table) -> model.Cluster | None:
+        self.unknown(doc, (), _TOP_KEYS, "the top level")
+        c = doc.get("cluster")
+        if not isinstance(c, dict):
+            self.report(("cluster",), "missing [cluster] table (it needs name and key_file)"
+                        if c is None else f"expected the [cluster] table, found {_found(c)}")
+            c = {}
+        p: KeyPath = ("cluster",)
+        self.unknown(c, p, _CLUSTER_KEYS, "[cluster]")
+        required = "cluster" in doc  # else "missing [cluster]" said it all
+        name = self.field(c, p, "name", _as_nonempty, required=required)
+        key_file = self.field(c, p, "key_file", _as_path, required=required)
+        timings = self.timings(c, p)
+        auto_failback = self.field(c, p, "auto_failback", _as_bool)
+        port = self.field(c, p, "port", _int_in(1, 65535))
+        realtime = self.field(c, p, "realtime", _as_bool)
+        log_file = self.field(c, p, "log_file", _as_path)
+        nodes = self.nodes(doc)
+        links = self.links(doc)
+        if nodes is not None and not links and not any(n.addresses for n in nodes):
+            self.report(("node",), "no heartbeat link: give the nodes an address or add a [[link]]")
+        groups = self.groups(doc)
+        if name is None or key_file is None or nodes is None or groups is None:
+            return None
+        return model.Cluster(
+            name=name, key_file=key_file, nodes=nodes, groups=groups, timings=timings,
+            auto_failback=True if auto_failback is None else auto_failback,
+            port=port or 694, links=links, realtime=True if realtime is None else realtime,
+            log_file=log_file, source=self.source,
+        )
+
+    def timings(self, c: Table, p: KeyPath) -> model.Timings:
+        default = model.Timings()
+        before = len(self.problems)
+        values = {key: self.field(c, p, key, _as_duration)
+                  for key in ("keepalive", "warntime", "deadtime", "initdead")}
+        t = model.Timings(**{k: getattr(default, k) if v is None else v for k, v in values.items()})
+        if len(self.problems) == before:
+            for key, message in model.check_timings(t):
+                self.report((*p, key), message)
+        return t
+
+    def nodes(self, doc: Table) -> tuple[model.Node, ...] | None:
+        entries = self.tables(doc, "node", "[[node]]")
+        if len(entries) != 2 and isinstance(doc.get("node", []), list):
+            self.report(("node",),
+                        f"vigil supports exactly two nodes for now; found {len(entries)}")
+        before = len(self.problems)
+        nodes: list[model.Node] = []
+        where: dict[model.IPAddress, str] = {}
+        for p, t in entries:
+            self.unknown(t, p, _NODE_KEYS, "[[node]]")
+            name = self.field(t, p, "name", _as_name, required=True)
+            addresses = self.field(t, p, "address", _as_addresses) or ()
+            if name is None:
+                self.node_names = None
+                continue
+            if any(n.name == name for n in nodes):
+                self.report((*p, "name"), f"node {name!r} is defined twice")
+            for addr in addresses:
+                if addr in where:
+                    self.report((*p, "address"), f"{addr} is already used by {where[addr]}")
+                where.setdefault(addr, f"node {name}")
+                self.heartbeat_addresses.setdefault(addr, f"node {name} (heartbeat address)")
+            if nodes and len(addresses) != len(nodes[0].addresses):
+                self.report((*p, "address"), f"node {name} has {len(addresses)} address(es) but "
+                            f"node {nodes[0].name} has {len(nodes[0].addresses)}; every node "
+                            "needs one address per heartbeat link")
+            elif nodes:
+                for n, (mine, first) in enumerate(zip(addresses, nodes[0].addresses)):
+                    if mine.version != first.version:
+                        self.report((*p, "address"), f"heartbeat link {n}: {mine} is "
+                                    f"IPv{mine.version} but node {nodes[0].name} uses "
+                                    f"IPv{first.version} ({first})")
+            nodes.append(model.Node(name=name, addresses=addresses))
+            if self.node_names is not None:
+                self.node_names.append(name)
+        if len(self.problems) != before or len(entries) != 2:
+            return None
+        return tuple(nodes)
+
+    def links(self, doc: Table) -> tuple[model.ExtraLink, ...]:
+        links: list[model.ExtraLink] = []
+        for p, t in self.tables(doc, "link", "[[link]]"):
+            self.unknown(t, p, _LINK_KEYS, "[[link]]")
+            mode = self.field(t, p, "mode", _mode, required=True)
+            interface = self.field(t, p, "interface", _as_ifname, required=True)
+            group = ttl = None
+            if mode == "bcast":
+                for key in ("group", "ttl"):
+                    if key in t:
+                        self.report((*p, key), f"{key!r} is for mcast links only")
+            elif mode == "mcast":
+                group = self.field(t, p, "group", _as_mcast_group, required=True)
+                ttl = self.field(t, p, "ttl", _int_in(1, 255))
+            if mode is not None and interface is not None:
+                links.append(model.ExtraLink(mode=mode, interface=interface, group=group,
+                                             ttl=1 if ttl is None else ttl))
+        return tuple(links)
+
+    def groups(self, doc: Table) -> tuple[model.Group, ...] | None:
+        before = len(self.problems)
+        groups: list[model.Group] = []
+        floating = dict(self.heartbeat_addresses)  # address -> who uses it
+        nodes = self.node_names
+        for p, t in self.tables(doc, "group", "[[group]]"):
+            self.unknown(t, p, _GROUP_KEYS, "[[group]]")
+            name = self.field(t, p, "name", _as_name, required=True)
+            home = self.field(t, p, "home", _as_name, required=True)
+            if name is not None and any(g.name == name for g in groups):
+                self.report((*p, "name"), f"group {name!r} is defined twice")
+            if home is not None and nodes is not None and home not in nodes:
+                self.report((*p, "home"), f"{home!r} is not a node; nodes: "
+                            f"{', '.join(nodes) or '(none)'}")
+            resources: list[model.Resource] = []
+            entries = self.tables(t, "resource", "[[group.resource]]")
+            if t.get("resource", []) == []:
+                self.report((*p, "resource"), "a group needs at least one [[group.resource]]")
+            for n, rt in entries:
+                r = self.resource(rt, (*p, *n), floating)
+                if r is not None:
+                    resources.append(r)
+            if name is not None and home is not None:
+                groups.append(model.Group(name=name, home=home, resources=tuple(resources)))
+        return None if len(self.problems) != before else tuple(groups)
+
+    def resource(self, t: Table, p: KeyPath,
+                 floating: dict[model.IPAddress, str]) -> model.Resource | None:
+        kind = self.field(t, p, "type", _as_str, required=True)
+        if kind is None:
+            return None
+        if kind not in _RESOURCE_KEYS:
+            self.report((*p, "type"), f"unknown resource type {kind!r}; valid types: "
+                        f"{', '.join(sorted(_RESOURCE_KEYS))}")
+            return None
+        self.unknown(t, p, _RESOURCE_KEYS[kind], f"a resource of type {kind!r}")
+        timeout = self.field(t, p, "timeout", _as_timeout)
+        if kind == "exec":
+            start = self.field(t, p, "start", _as_argv, required=True)
+            stop = self.field(t, p, "stop", _as_argv, required=True)
+            status = self.field(t, p, "status", _as_argv)
+            if start is None or stop is None:
+                return None
+            return model.ExecResource(start=start, stop=stop, status=status,
+                                      timeout=timeout or 20.0)
+        address = self.field(t, p, "address", _as_interface, required=True)
+        interface = self.field(t, p, "interface", _as_ifname, required=True)
+        label = self.field(t, p, "label", _as_nonempty)
+        if label is not None and interface is not None and (
+                len(label) > 15 or not label.startswith(interface)):
+            self.report((*p, "label"), f"{label!r} must be at most 15 characters and start with "
+                        f"the interface name {interface!r}, e.g. \"{interface}:1\"")
+        if address is not None:
+            owner = floating.setdefault(address.ip, fmt_key(p))
+            if owner != fmt_key(p):
+                self.report((*p, "address"), f"{address.ip} is already used by {owner}")
+        d = model.ArpSettings()
+        counts = _int_in(0, 100)
+        arp = model.ArpSettings(
+            count=_default(self.field(t, p, "arp_count", counts), d.count),
+            interval=_default(self.field(t, p, "arp_interval", _as_duration), d.interval),
+            repeat_delay=_default(self.field(t, p, "arp_repeat_delay", _as_duration),
+                                  d.repeat_delay),
+            repeat_count=_default(self.field(t, p, "arp_repeat_count", counts), d.repeat_count),
+            refresh=_default(self.field(t, p, "arp_refresh", _as_duration), d.refresh),
+        )
+        if address is None or interface is None:
+            return None
+        return model.IpResource(address=address, interface=interface, label=label, arp=arp,
+                                timeout=timeout or 5.0)
+
+
+def _default(value: _T | None, default: _T) -> _T:
+    return default if value is None else value

@@ -1,0 +1,78 @@
+"""A tiny HTTP server that says who it is: the service the lab's cluster nodes fail over.
+
+    python -m vigil.lab.web --name n1 [--port 80] [--bind 0.0.0.0]
+
+Every GET (and HEAD) is answered 200 with the body ``<name>\\n`` and ``Connection: close``;
+nothing is logged per request. A thread per connection. Exits 0 on SIGTERM or SIGINT.
+"""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import threading
+from collections.abc import Sequence
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.0"
+    server_version = "vigil-lab-web"
+    sys_version = ""
+    body = b"\n"
+
+    def do_GET(self) -> None:
+        self._answer(with_body=True)
+
+    def do_HEAD(self) -> None:
+        self._answer(with_body=False)
+
+    def _answer(self, with_body: bool) -> None:
+        self.send_response(200)
+        self.send_header("Content-Type", "text/plain")
+        self.send_header("Content-Length", str(len(self.body)))
+        self.send_header("Connection", "close")
+        self.end_headers()
+        if with_body:
+            self.wfile.write(self.body)
+
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    request_queue_size = 128
+
+
+def serve(name: str, port: int = 80, bind: str = "0.0.0.0") -> None:
+    """Serve until SIGTERM or SIGINT. Must be called from the main thread."""
+    handler = type("Handler", (_Handler,), {"body": f"{name}\n".encode()})
+    stop = {signal.SIGTERM, signal.SIGINT}
+    # Blocked before any thread starts, so only sigwait below ever sees them.
+    signal.pthread_sigmask(signal.SIG_BLOCK, stop)
+    server = _Server((bind, port), handler)
+    loop = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.1},
+                            name="serve")
+    loop.start()
+    try:
+        signal.sigwait(stop)
+    finally:
+        server.shutdown()
+        loop.join()
+        server.server_close()
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m vigil.lab.web", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--name", required=True, help="what to answer")
+    parser.add_argument("--port", type=int, default=80)
+    parser.add_argument("--bind", default="0.0.0.0", help="address to listen on")
+    args = parser.parse_args(argv)
+    serve(args.name, args.port, args.bind)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

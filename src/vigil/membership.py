@@ -1,0 +1,174 @@
+"""Who is alive, per link and per node, from heartbeats and the clock. Sans-IO.
+
+Feed it every authenticated heartbeat (`on_heartbeat`) and call `on_tick` at `next_deadline()`
+(or any time later); both take `now` in monotonic seconds and return events in the order
+they happened. The rules are Heartbeat's:
+
+- a link is up while heartbeats arrive on it, dead after `deadtime` without one;
+- a node is dead only when every link to it is dead, or when it said it was leaving;
+- a heartbeat arriving more than `warntime` after the previous one on that link is late;
+- after our own start, a peer never heard is declared dead only once `initdead` has passed;
+- a new generation from a node means it restarted: it is up again, with a fresh state.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+from typing import Sequence, Union
+
+from vigil.model import Timings
+
+
+class Liveness(str, enum.Enum):
+    UNKNOWN = "unknown"  # not heard yet, initdead not over
+    UP = "up"
+    DEAD = "dead"
+
+
+@dataclass(frozen=True, slots=True)
+class LinkUp:
+    node: str
+    link: str
+
+
+@dataclass(frozen=True, slots=True)
+class LinkDead:
+    node: str
+    link: str
+    silent: float  # seconds since the last heartbeat on it
+
+
+@dataclass(frozen=True, slots=True)
+class NodeUp:
+    node: str
+    generation: int
+    restarted: bool  # a new generation replaced one we knew: the peer lost its state
+
+
+@dataclass(frozen=True, slots=True)
+class NodeDead:
+    node: str
+    reason: str  # "deadtime", "initdead" or "shutdown"
+
+
+@dataclass(frozen=True, slots=True)
+class HeartbeatLate:
+    node: str
+    link: str
+    gap: float
+
+
+Event = Union[LinkUp, LinkDead, NodeUp, NodeDead, HeartbeatLate]
+
+
+@dataclass(slots=True)
+class _Link:
+    status: Liveness = Liveness.UNKNOWN
+    last: float | None = None
+
+
+@dataclass(slots=True)
+class _Peer:
+    links: dict[str, _Link]
+    liveness: Liveness = Liveness.UNKNOWN
+    generation: int | None = None
+    left_generation: int | None = None  # the life that said goodbye
+    dead_reason: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class LinkView:
+    name: str
+    status: Liveness
+    last: float | None
+
+
+@dataclass(frozen=True, slots=True)
+class NodeView:
+    name: str
+    liveness: Liveness
+    generation: int | None
+    left: bool  # dead because it left cleanly
+    links: tuple[LinkView, ...]
+    last: float | None = field(default=None)
+
+
+class Membership:
+    def __init__(self, peers: Sequence[str], links: Sequence[str], timings: Timings,
+                 now: float) -> None:
+        self._t = timings
+        self._started = now
+        self._peers = {p: _Peer({name: _Link() for name in links}) for p in peers}
+
+    def on_heartbeat(self, node: str, link: str, generation: int, now: float,
+                     leaving: bool = False) -> list[Event]:
+        p = self._peers[node]
+        if generation == p.left_generation:
+            return []  # stragglers of a life that already said goodbye
+        events: list[Event] = []
+        restarted = p.generation is not None and generation != p.generation
+        l = p.links[link]
+        if l.status is Liveness.UP and l.last is not None and not restarted:
+            gap = now - l.last
+            if gap > self._t.warntime:
+                events.append(HeartbeatLate(node, link, gap))
+        l.last = now
+        if l.status is not Liveness.UP:
+            l.status = Liveness.UP
+            events.append(LinkUp(node, link))
+        p.generation = generation
+        if leaving:
+            p.left_generation = generation
+            if p.liveness is not Liveness.DEAD:
+                p.liveness = Liveness.DEAD
+                p.dead_reason = "shutdown"
+                events.append(NodeDead(node, "shutdown"))
+            return events
+        if p.liveness is not Liveness.UP or restarted:
+            p.liveness = Liveness.UP
+            p.dead_reason = None
+            events.append(NodeUp(node, generation, restarted))
+        return events
+
+    def on_tick(self, now: float) -> list[Event]:
+        events: list[Event] = []
+        initdead_over = now - self._started >= self._t.initdead
+        for name, p in self._peers.items():
+            for link_name, l in p.links.items():
+                if l.status is Liveness.UP and l.last is not None and \
+                        now - l.last >= self._t.deadtime:
+                    l.status = Liveness.DEAD
+                    events.append(LinkDead(name, link_name, now - l.last))
+                elif l.status is Liveness.UNKNOWN and initdead_over:
+                    l.status = Liveness.DEAD
+            all_dead = all(l.status is Liveness.DEAD for l in p.links.values())
+            if p.liveness is Liveness.UP and all_dead:
+                p.liveness = Liveness.DEAD
+                p.dead_reason = "deadtime"
+                events.append(NodeDead(name, "deadtime"))
+            elif p.liveness is Liveness.UNKNOWN and initdead_over:
+                p.liveness = Liveness.DEAD
+                p.dead_reason = "initdead"
+                events.append(NodeDead(name, "initdead"))
+        return events
+
+    def next_deadline(self) -> float | None:
+        """The earliest time at which on_tick could change something."""
+        times: list[float] = []
+        for p in self._peers.values():
+            if p.liveness is Liveness.UNKNOWN:
+                times.append(self._started + self._t.initdead)
+            for l in p.links.values():
+                if l.status is Liveness.UP and l.last is not None:
+                    times.append(l.last + self._t.deadtime)
+                elif l.status is Liveness.UNKNOWN:
+                    times.append(self._started + self._t.initdead)
+        return min(times) if times else None
+
+    def view(self, node: str) -> NodeView:
+        p = self._peers[node]
+        links = tuple(LinkView(n, l.status, l.last) for n, l in p.links.items())
+        lasts = [l.last for l in p.links.values() if l.last is not None]
+        return NodeView(node, p.liveness, p.generation, p.dead_reason == "shutdown", links,
+                        max(lasts) if lasts else None)

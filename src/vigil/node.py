@@ -1,0 +1,299 @@
+"""One cluster node's whole protocol state, sans-IO: frames in, frames and actions out.
+
+The daemon owns sockets, timers and resource agents; this class owns everything they feed:
+the replay guard, membership, the peer's latest report, the group assignments and the local
+group states. Inputs (`receive`, `tick`, `request`, `probed`, `finished`, `set_eligible`,
+`leave`) take `now` as an argument and return `Note`s for the log; `step` runs the policy and
+returns what the daemon must do. Tests drive two of these over a fake network
+(tests/unit/test_node_sim.py) exactly as the daemon drives one over UDP.
+
+Local group states move only here: STOPPED -> STARTING (step returns Start) -> RUNNING or,
+on failure, STOPPED with the group marked ineligible; RUNNING -> STOPPING (step returns Stop)
+-> STOPPED, or FAILED when the stop failed (then the group is blocked: never started
+elsewhere while this node lives, because its report says FAILED).
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+from typing import Sequence
+
+from vigil import policy
+from vigil.membership import (Event, HeartbeatLate, LinkDead, LinkUp, Membership,
+                              NodeDead, NodeUp)
+from vigil.model import Cluster
+from vigil.policy import Action, Start, Stop
+from vigil.wire import frame as wire
+from vigil.wire.messages import (Assignment, GroupReport, GroupState, Heartbeat, NodeStatus,
+                                 parse, serialize)
+from vigil.wire.replay import ReplayGuard
+
+
+class Level(enum.IntEnum):
+    DEBUG = 10
+    INFO = 20
+    WARNING = 30
+    ERROR = 40
+
+
+@dataclass(frozen=True, slots=True)
+class Note:
+    level: Level
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class Step:
+    actions: tuple[Action, ...]
+    send: bool  # our state changed: send a heartbeat on every link now
+    notes: tuple[Note, ...]
+    reannounce: tuple[str, ...] = ()  # groups whose addresses must be announced again
+
+
+class Node:
+    def __init__(self, cluster: Cluster, me: str, key: bytes, generation: int,
+                 link_names: Sequence[str], now: float) -> None:
+        self.cluster = cluster
+        self.me = me
+        self.key = key
+        self.generation = generation
+        self.link_names = tuple(link_names)
+        self.peer = cluster.peers(me)[0].name
+        self.status = NodeStatus.STARTING
+        self.seq = 0
+        self.started_at = now
+        self.membership = Membership([self.peer], self.link_names, cluster.timings, now)
+        self.guard = ReplayGuard()
+        self.report: Heartbeat | None = None
+        self._report_key: tuple[int, int] = (-1, -1)  # (generation, seq) of self.report
+        self.assignments = {g.name: policy.initial_assignment(g.home) for g in cluster.groups}
+        self.local = {g.name: GroupState.UNKNOWN for g in cluster.groups}
+        self.eligible = {g.name: True for g in cluster.groups}
+        self.healthy = {g.name: True for g in cluster.groups}
+        self.failed_start: dict[str, str] = {}
+        self.waiting: dict[str, str] = {}
+        self.rejected: dict[str, int] = {r.value: 0 for r in wire.RejectReason}
+        self.received = 0
+        self._dirty = True
+        self._reannounce: set[str] = set()
+
+    # --- inputs ----------------------------------------------------------------------------
+
+    def receive(self, data: bytes, link: int, now: float) -> list[Note]:
+        """One datagram from link `link`. Bad input is counted and changes nothing else."""
+        got = wire.decode(data, self.key)
+        if isinstance(got, wire.Rejected):
+            return self._reject(got.reason, link, got.detail)
+        f = got
+        if f.cluster != self.cluster.name:
+            return self._reject(wire.RejectReason.WRONG_CLUSTER, link, f.cluster)
+        if f.sender == self.me:
+            return []  # our own multicast/broadcast looped back
+        if f.sender != self.peer:
+            return self._reject(wire.RejectReason.UNKNOWN_SENDER, link, f.sender)
+        if f.kind is not wire.FrameKind.HEARTBEAT or not 0 <= link < len(self.link_names):
+            return self._reject(wire.RejectReason.GARBLED, link, "unexpected kind")
+        verdict = self.guard.check(f.sender, f.generation, f.seq)
+        if verdict is not None:
+            return self._reject(verdict, link, f"gen {f.generation} seq {f.seq}")
+        hb = parse(f.payload)
+        if hb is None:
+            return self._reject(wire.RejectReason.GARBLED, link, "payload")
+        self.guard.accept(f.sender, f.generation, f.seq)
+        self.received += 1
+        notes: list[Note] = []
+        key = (f.generation, f.seq)
+        if key > self._report_key:
+            self._adopt_report(hb, key)
+        events = self.membership.on_heartbeat(f.sender, self.link_names[link], f.generation, now,
+                                              leaving=hb.status is NodeStatus.LEAVING)
+        notes += self._on_events(events)
+        return notes
+
+    def tick(self, now: float) -> list[Note]:
+        return self._on_events(self.membership.on_tick(now))
+
+    def probed(self, states: dict[str, GroupState]) -> list[Note]:
+        """The start-up probe found these states; from now on this node takes part."""
+        notes = []
+        for name, st in states.items():
+            self.local[name] = st
+            if st is not GroupState.STOPPED:
+                notes.append(Note(Level.WARNING, f"group {name} found {st.value} at start: "
+                                                 f"adopting it, not starting it again"))
+        self.status = NodeStatus.UP
+        self._dirty = True
+        return notes
+
+    def finished(self, group: str, ok: bool, detail: str = "") -> list[Note]:
+        """The daemon finished the Start or Stop that step() returned for `group`."""
+        st = self.local[group]
+        self._dirty = True
+        if st is GroupState.STARTING:
+            if ok:
+                self.local[group] = GroupState.RUNNING
+                return [Note(Level.INFO, f"group {group} started")]
+            # The daemon already stopped what had started; keep off the group so that the
+            # peer may take it (policy hands it over when the peer is eligible).
+            self.local[group] = GroupState.STOPPED
+            self.failed_start[group] = detail
+            self._update_eligible(group)
+            return [Note(Level.ERROR, f"group {group} failed to start: {detail}")]
+        assert st is GroupState.STOPPING, f"finished() for {group} in state {st}"
+        if ok:
+            self.local[group] = GroupState.STOPPED
+            return [Note(Level.INFO, f"group {group} stopped")]
+        self.local[group] = GroupState.FAILED
+        return [Note(Level.ERROR, f"group {group} failed to stop: {detail}; it stays blocked "
+                                  f"on this node")]
+
+    def set_eligible(self, group: str, healthy: bool) -> list[Note]:
+        """Whether this node's resources for `group` can work (interfaces up)."""
+        was = self.eligible[group]
+        self.healthy[group] = healthy
+        self._update_eligible(group)
+        if self.eligible[group] != was:
+            state = "can" if self.eligible[group] else "cannot"
+            return [Note(Level.WARNING, f"this node {state} run group {group} now")]
+        return []
+
+    def _update_eligible(self, group: str) -> None:
+        new = self.healthy[group] and group not in self.failed_start
+        if new != self.eligible[group]:
+            self.eligible[group] = new
+            self._dirty = True
+
+    def cleanup(self, group: str) -> None:
+        self.failed_start.pop(group, None)
+        self._update_eligible(group)
+
+    def request(self, what: str) -> policy.RequestResult:
+        view = self.view()
+        if what == "standby":
+            result = policy.standby(view, self.cluster)
+        elif what == "takeover":
+            result = policy.takeover(view, self.cluster)
+        else:
+            raise ValueError(what)
+        self._assign(result.assignments)
+        return result
+
+    def leave(self) -> None:
+        """Begin a clean shutdown: release everything (handing it to the peer if it is up)."""
+        self.status = NodeStatus.LEAVING
+        self._dirty = True
+
+    # --- outputs ---------------------------------------------------------------------------
+
+    def step(self, now: float) -> Step:
+        decision = policy.decide(self.view(), self.cluster)
+        notes = [Note(Level.INFO, r) for r in decision.reasons]
+        self._assign(decision.assignments)
+        actions: list[Action] = []
+        for act in decision.actions:
+            if isinstance(act, Start):
+                self.local[act.group] = GroupState.STARTING
+                notes.append(Note(Level.INFO, f"acquiring group {act.group}: {act.reason}"))
+            elif isinstance(act, Stop):
+                self.local[act.group] = GroupState.STOPPING
+                notes.append(Note(Level.INFO, f"releasing group {act.group}: {act.reason}"))
+            actions.append(act)
+            self._dirty = True
+        self.waiting = decision.waiting
+        send, self._dirty = self._dirty, False
+        reannounce, self._reannounce = tuple(sorted(self._reannounce)), set()
+        return Step(tuple(actions), send or bool(actions), tuple(notes), reannounce)
+
+    def heartbeat(self) -> Heartbeat:
+        if self.status is NodeStatus.LEAVING and self.quiescent():
+            status = NodeStatus.LEAVING
+        else:
+            # Until every group is released, a leaving node still reports itself up, or the
+            # peer would stop listening to it before it reports the groups stopped.
+            status = NodeStatus.UP if self.status is not NodeStatus.STARTING else self.status
+        groups = tuple(
+            GroupReport(g.name, self.local[g.name], self.assignments[g.name],
+                        self.eligible[g.name] and self.status is NodeStatus.UP)
+            for g in self.cluster.groups
+        )
+        return Heartbeat(status, groups)
+
+    def frame(self, link: int) -> bytes:
+        self.seq += 1
+        payload = serialize(self.heartbeat())
+        return wire.encode(wire.Frame(wire.FrameKind.HEARTBEAT, self.cluster.name, self.me,
+                                      self.generation, self.seq, link, payload), self.key)
+
+    def quiescent(self) -> bool:
+        """No group is active here (all stopped or failed): a leaving node may go."""
+        return all(s in (GroupState.STOPPED, GroupState.FAILED, GroupState.UNKNOWN)
+                   for s in self.local.values())
+
+    def view(self) -> policy.View:
+        return policy.View(
+            me=self.me, status=self.status,
+            groups={n: policy.LocalGroup(s, self.eligible[n]) for n, s in self.local.items()},
+            assignments=dict(self.assignments),
+            peer=self.membership.view(self.peer), report=self.report,
+        )
+
+    def next_deadline(self) -> float | None:
+        return self.membership.next_deadline()
+
+    # --- internals -------------------------------------------------------------------------
+
+    def _reject(self, reason: wire.RejectReason, link: int, detail: str) -> list[Note]:
+        self.rejected[reason.value] += 1
+        name = self.link_names[link] if 0 <= link < len(self.link_names) else str(link)
+        return [Note(Level.DEBUG, f"dropped frame on {name}: {reason.value} {detail}".rstrip())]
+
+    def _adopt_report(self, hb: Heartbeat, key: tuple[int, int]) -> None:
+        before = self.report if key[0] == self._report_key[0] else None
+        self._report_key = key
+        self.report = hb
+        changes = {}
+        for r in hb.groups:
+            if r.name not in self.assignments:
+                continue
+            merged = policy.merge(self.assignments[r.name], r.assignment)
+            if merged != self.assignments[r.name]:
+                changes[r.name] = merged
+            prev = before.group(r.name) if before else None
+            if policy.conflict_resolved(prev.state if prev else None, r.state,
+                                        self.local[r.name]):
+                self._reannounce.add(r.name)
+        self._assign(changes)
+
+    def _assign(self, changes: dict[str, Assignment]) -> None:
+        for name, a in changes.items():
+            if a != self.assignments[name]:
+                self.assignments[name] = a
+                self._dirty = True
+
+    def _on_events(self, events: list[Event]) -> list[Note]:
+        notes: list[Note] = []
+        for e in events:
+            match e:
+                case LinkUp(node, link):
+                    notes.append(Note(Level.INFO, f"Link {node}:{link} up."))
+                case LinkDead(node, link, silent):
+                    notes.append(Note(Level.WARNING,
+                                      f"Link {node}:{link} dead. silent_ms={silent * 1000:.0f}"))
+                case HeartbeatLate(node, link, gap):
+                    notes.append(Note(Level.WARNING, f"Late heartbeat from {node} on {link}: "
+                                                     f"{gap * 1000:.0f} ms"))
+                case NodeDead(node, reason):
+                    notes.append(Note(Level.WARNING, f"node {node}: is dead ({reason})"))
+                    self._dirty = True
+                case NodeUp(node, generation, restarted):
+                    how = "restarted" if restarted else "up"
+                    notes.append(Note(Level.INFO,
+                                      f"node {node}: is {how} (generation {generation})"))
+                    self._dirty = True
+                    if self.status is NodeStatus.UP:
+                        result = policy.failback(self.view(), self.cluster)
+                        if result.assignments:
+                            notes.append(Note(Level.INFO, result.message))
+                        self._assign(result.assignments)
+        return notes

@@ -1,0 +1,245 @@
+"""Who should run each group, and what this node must do about it. Pure functions.
+
+The state is an *assignment* per group (owner, epoch, by), gossiped in every heartbeat; the
+larger assignment wins on both nodes (`merge`), so the nodes converge whatever order frames
+arrive in. Assignments change only here: on a request (standby, takeover), on failover, on
+failback and on a node that can no longer hold a group. Every change raises the epoch.
+
+Safety rule (DESIGN.md rule 1, "one owner"). A node starts a group only when the group is
+assigned to it and either
+  (a) the peer is alive and its latest report *acknowledges that same assignment* with the
+      group STOPPED; once the peer has adopted an assignment naming us it never starts the
+      group until a larger assignment names it, which we must acknowledge in turn, or
+  (b) the peer is dead (deadtime or initdead passed, and the caller's `takeover_allowed`:
+      where fencing, a witness or a disk heartbeat are configured they decide it), or it
+      left cleanly with the group reported STOPPED.
+A node stops a group as soon as it is assigned elsewhere or the node cannot hold it. So,
+while both nodes can talk, the group is never active (starting, running or stopping) on both.
+tests/unit/test_policy_sim.py checks this over random interleavings of frames and requests.
+
+Nothing here reads a clock, a socket or a file: the caller passes the views in.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Mapping, Union
+
+from vigil.membership import Liveness, NodeView
+from vigil.model import Cluster
+from vigil.wire.messages import (ACTIVE_STATES, Assignment, GroupReport, GroupState, Heartbeat,
+                                 NodeStatus)
+
+
+def initial_assignment(home: str) -> Assignment:
+    """What both nodes assume before anyone decided anything: the group's home node."""
+    return Assignment(0, "", home)
+
+
+def merge(mine: Assignment, theirs: Assignment) -> Assignment:
+    return max(mine, theirs)
+
+
+@dataclass(frozen=True, slots=True)
+class LocalGroup:
+    state: GroupState
+    eligible: bool  # this node could run it (its interfaces are up, no start failure)
+
+
+@dataclass(frozen=True, slots=True)
+class View:
+    """Everything a decision depends on, as one snapshot."""
+
+    me: str
+    status: NodeStatus  # STARTING: still reconciling; LEAVING: shutting down
+    groups: Mapping[str, LocalGroup]
+    assignments: Mapping[str, Assignment]
+    peer: NodeView
+    report: Heartbeat | None  # the peer's latest heartbeat (of its current life)
+    takeover_allowed: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class Start:
+    group: str
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class Stop:
+    group: str
+    reason: str
+
+
+Action = Union[Start, Stop]
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    assignments: dict[str, Assignment] = field(default_factory=dict)  # changed ones only
+    actions: tuple[Action, ...] = ()
+    reasons: tuple[str, ...] = ()  # one per assignment change, for the log
+    waiting: dict[str, str] = field(default_factory=dict)  # group -> why it is not started
+
+
+def _peer_up(v: View) -> bool:
+    return v.peer.liveness is Liveness.UP and v.report is not None and \
+        v.report.status is NodeStatus.UP
+
+
+def _can_hold(v: View, group: str) -> bool:
+    return v.status is NodeStatus.UP and v.groups[group].eligible
+
+
+def decide(v: View, cluster: Cluster) -> Decision:
+    if v.status is NodeStatus.STARTING:
+        return Decision(waiting={g.name: "probing local resources" for g in cluster.groups})
+    if v.peer.liveness is Liveness.UNKNOWN:
+        # Neither start nor stop anything before we know whether the peer lives: what we
+        # found running after a restart may be exactly what must keep running.
+        return Decision(waiting={g.name: f"waiting for {v.peer.name} (initdead)"
+                                 for g in cluster.groups})
+    peer = v.peer.name
+    changes: dict[str, Assignment] = {}
+    reasons: list[str] = []
+    actions: list[Action] = []
+    waiting: dict[str, str] = {}
+    for g in cluster.groups:
+        a = v.assignments[g.name]
+        local = v.groups[g.name]
+        report = v.report.group(g.name) if v.report else None
+        can_hold = _can_hold(v, g.name)
+        peer_dead = v.peer.liveness is Liveness.DEAD
+
+        if a.owner == peer and peer_dead and can_hold and v.takeover_allowed:
+            if v.peer.left and report is not None and report.state is not GroupState.STOPPED:
+                waiting[g.name] = (f"{peer} left with {g.name} {report.state.value}; "
+                                   f"not taking it over")
+            else:
+                a = Assignment(a.epoch + 1, v.me, v.me)
+                reasons.append(f"taking over group {g.name}: {peer} is dead")
+        elif a.owner == v.me and not can_hold and _peer_up(v) and report is not None \
+                and report.eligible:
+            why = "shutting down" if v.status is NodeStatus.LEAVING else "cannot run it here"
+            a = Assignment(a.epoch + 1, v.me, peer)
+            reasons.append(f"handing group {g.name} to {peer}: {why}")
+        if a != v.assignments[g.name]:
+            changes[g.name] = a
+
+        if a.owner == v.me and can_hold:
+            if local.state is GroupState.STOPPED:
+                why_not = _why_not_start(v, a, report, peer_dead)
+                if why_not is None:
+                    actions.append(Start(g.name, "peer dead" if peer_dead else "peer released it"))
+                else:
+                    waiting[g.name] = why_not
+        elif local.state is GroupState.RUNNING:
+            actions.append(Stop(g.name, f"assigned to {a.owner}" if a.owner != v.me
+                                else "cannot hold it"))
+    return Decision(changes, tuple(actions), tuple(reasons), waiting)
+
+
+def _why_not_start(v: View, a: Assignment, report: GroupReport | None,
+                   peer_dead: bool) -> str | None:
+    peer = v.peer.name
+    if peer_dead:
+        if not v.takeover_allowed:
+            return f"{peer} is dead but takeover is not allowed yet"
+        if v.peer.left and report is not None and report.state is not GroupState.STOPPED:
+            return f"{peer} left with it {report.state.value}"
+        return None
+    if not _peer_up(v):
+        return f"waiting for {peer} to come up"
+    if report is None:
+        return f"{peer} does not report this group (configuration differs?)"
+    if report.assignment != a:
+        return f"waiting for {peer} to acknowledge the assignment"
+    if report.state is not GroupState.STOPPED:
+        return f"waiting for {peer} to release it ({report.state.value})"
+    return None
+
+
+# --- requests: one-shot changes of assignments -------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class RequestResult:
+    assignments: dict[str, Assignment]
+    message: str
+    error: str | None = None  # a refusal: nothing was changed
+
+
+def standby(v: View, cluster: Cluster) -> RequestResult:
+    """Hand every group this node is assigned to the peer (Heartbeat's hb_standby)."""
+    mine = [g.name for g in cluster.groups if v.assignments[g.name].owner == v.me]
+    if not mine:
+        return RequestResult({}, "this node holds no groups")
+    if not _peer_up(v):
+        return RequestResult({}, "", f"{v.peer.name} is not up; standby would leave "
+                                     f"{', '.join(mine)} without a node")
+    changes: dict[str, Assignment] = {}
+    refused: list[str] = []
+    for name in mine:
+        report = v.report.group(name) if v.report else None
+        if report is None or not report.eligible:
+            refused.append(name)
+            continue
+        a = v.assignments[name]
+        changes[name] = Assignment(a.epoch + 1, v.me, v.peer.name)
+    if not changes:
+        return RequestResult({}, "", f"{v.peer.name} cannot run {', '.join(refused)}")
+    msg = f"handing {', '.join(changes)} to {v.peer.name}"
+    if refused:
+        msg += f"; keeping {', '.join(refused)} ({v.peer.name} cannot run them)"
+    return RequestResult(changes, msg)
+
+
+def takeover(v: View, cluster: Cluster) -> RequestResult:
+    """Take every group assigned to the peer (Heartbeat's hb_takeover)."""
+    theirs = [g.name for g in cluster.groups if v.assignments[g.name].owner != v.me]
+    if not theirs:
+        return RequestResult({}, "this node already holds every group")
+    if v.status is not NodeStatus.UP:
+        return RequestResult({}, "", "this node is not up")
+    changes: dict[str, Assignment] = {}
+    refused: list[str] = []
+    for name in theirs:
+        if not v.groups[name].eligible:
+            refused.append(name)
+            continue
+        a = v.assignments[name]
+        changes[name] = Assignment(a.epoch + 1, v.me, v.me)
+    if not changes:
+        return RequestResult({}, "", f"this node cannot run {', '.join(refused)}")
+    msg = f"taking over {', '.join(changes)}"
+    if refused:
+        msg += f"; not {', '.join(refused)} (this node cannot run them)"
+    return RequestResult(changes, msg)
+
+
+def failback(v: View, cluster: Cluster) -> RequestResult:
+    """On the peer's (re)appearance, with auto_failback on: every group goes to its home node.
+
+    Both sides apply it (the home node claims, the other hands back), because a one-way
+    partition can make only one of them see the other return; when both do it at once they
+    pick the same owner and the epoch tie-break makes them agree on the record."""
+    if not cluster.auto_failback or v.status is not NodeStatus.UP:
+        return RequestResult({}, "")
+    changes = {}
+    for g in cluster.groups:
+        a = v.assignments[g.name]
+        report = v.report.group(g.name) if v.report else None
+        if g.home == v.me and a.owner != v.me and v.groups[g.name].eligible:
+            changes[g.name] = Assignment(a.epoch + 1, v.me, v.me)
+        elif g.home == v.peer.name and a.owner == v.me and report is not None \
+                and report.eligible and _peer_up(v):
+            changes[g.name] = Assignment(a.epoch + 1, v.me, g.home)
+    return RequestResult(changes, f"failing back {', '.join(changes)}" if changes else "")
+
+
+def conflict_resolved(before: GroupState | None, after: GroupState, local: GroupState) -> bool:
+    """The peer just stopped a group it had active while we ran it (a healed partition): our
+    announcements must go out again, or clients keep the loser's MAC until their neighbour
+    entries expire (PLATFORM-NOTES: 30-45 s)."""
+    return local is GroupState.RUNNING and before in ACTIVE_STATES and \
+        after in (GroupState.STOPPED, GroupState.FAILED)

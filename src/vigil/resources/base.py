@@ -1,0 +1,48 @@
+"""The contract every resource agent keeps.
+
+An agent owns one configured resource (`model.Resource`) on this node. Its actions are
+coroutines with no timeout of their own: the caller (the engine) wraps each one in
+`asyncio.timeout(agent.timeout)` and treats the TimeoutError like a failure. Cancellation
+leaves nothing running (a cancelled command is killed and reaped).
+
+- `start()` of a running resource and `stop()` of a stopped one succeed: both are idempotent.
+- Failures raise `errors.AgentError` with a message that begins with the resource's name.
+- `probe()` answers "is it present/running here?"; `healthy()` answers "could this node run it
+  now?" (for an address: is its interface up with carrier?).
+"""
+
+from __future__ import annotations
+
+import abc
+
+from vigil.errors import AgentError
+
+
+class Agent(abc.ABC):
+    """One resource on this node. Subclasses set `name` (= resource.name) and `timeout`."""
+
+    name: str
+    timeout: float  # seconds the caller should allow each action (the resource's `timeout`)
+
+    @abc.abstractmethod
+    async def start(self) -> None:
+        """Bring the resource up here; succeed if it already is. AgentError on failure."""
+
+    @abc.abstractmethod
+    async def stop(self) -> None:
+        """Take the resource down here; succeed if it already is. AgentError on failure."""
+
+    @abc.abstractmethod
+    async def probe(self) -> bool:
+        """True when the resource is present/running on this node."""
+
+    async def healthy(self) -> bool:
+        """Whether this node can run the resource now. By default it always can."""
+        return True
+
+    def error(self, message: str) -> AgentError:
+        """An AgentError whose message names this resource."""
+        return AgentError(f"{self.name}: {message}")
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.name!r}>"

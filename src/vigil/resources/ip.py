@@ -1,0 +1,130 @@
+"""A floating IP address: netlink add/delete, then gratuitous ARP / unsolicited NA."""
+
+from __future__ import annotations
+
+import errno
+import logging
+import socket
+from ipaddress import IPv4Interface, ip_address
+from typing import Any
+
+from pyroute2.netlink.exceptions import NetlinkError
+from pyroute2.netlink.rtnl.ifaddrmsg import IFA_F_NODAD
+
+from vigil.model import IPInterface, IpResource
+from vigil.resources.base import Agent
+from vigil.resources.host import Host, Interface
+
+log = logging.getLogger(__name__)
+
+
+class IpAgent(Agent):
+    """Adds `resource.address` to `resource.interface` and announces it.
+
+    IPv6 addresses are added with IFA_F_NODAD (as keepalived does): usable at once instead of
+    after ~1 s of duplicate address detection; the cluster, not DAD, decides who owns it.
+    IPv4 addresses get the label, if any (labels do not exist for IPv6), and the subnet's
+    broadcast address, as `ip addr add ... brd +` would set.
+
+    Deleting an IPv4 primary address also deletes the secondaries of its subnet unless the
+    interface has `promote_secondaries` set; give the interface a fixed address in the subnet
+    (as is usual) so that floating addresses are always secondaries.
+    """
+
+    def __init__(self, resource: IpResource, host: Host) -> None:
+        self.resource = resource
+        self.host = host
+        self.name = resource.name
+        self.timeout = resource.timeout
+
+    async def start(self) -> None:
+        r = self.resource
+        link = await self._interface()
+        if link is None:
+            raise self.error(f"interface {r.interface} does not exist")
+        try:
+            await self.host.ipr.addr("add", **self._addr_args(link, adding=True))
+        except NetlinkError as e:
+            if e.code != errno.EEXIST:
+                raise self.error(f"cannot add address: {_reason(e)}") from e
+            log.debug("address already present address=%s interface=%s", r.address, r.interface)
+        self.host.announcer.announce(r.interface, r.address.ip, r.arp)
+
+    async def stop(self) -> None:
+        r = self.resource
+        self.host.announcer.withdraw(r.address.ip)
+        link = await self._interface()
+        if link is None:
+            return  # the address went with its interface
+        try:
+            await self.host.ipr.addr("del", **self._addr_args(link, adding=False))
+        except NetlinkError as e:
+            if e.code in (errno.EADDRNOTAVAIL, errno.ENODEV, errno.ENOENT):
+                return  # already absent
+            raise self.error(f"cannot delete address: {_reason(e)}") from e
+
+    async def probe(self) -> bool:
+        """True when the address (with its prefix length) is configured on the interface."""
+        link = await self._interface()
+        if link is None:
+            return False
+        want = self.resource.address
+        family = socket.AF_INET if want.version == 4 else socket.AF_INET6
+        try:
+            dump = await self.host.ipr.addr("dump", family=family, index=link.index)
+            found = False
+            async for msg in dump:
+                if (
+                    msg.get("index") == link.index
+                    and msg.get("prefixlen") == want.network.prefixlen
+                    and _same_ip(msg.get("address"), want)
+                ):
+                    found = True  # keep reading: the dump must be consumed to its end
+        except NetlinkError as e:
+            raise self.error(f"cannot list addresses: {_reason(e)}") from e
+        return found
+
+    async def healthy(self) -> bool:
+        """The interface exists, is administratively up and has carrier (IFF_UP, IFF_LOWER_UP).
+
+        False when this node's own link is cut, so that it can hand the address over.
+        """
+        link = await self._interface()
+        return link is not None and link.up and link.carrier
+
+    async def _interface(self) -> Interface | None:
+        try:
+            return await self.host.interface(self.resource.interface)
+        except NetlinkError as e:
+            raise self.error(f"cannot look up {self.resource.interface}: {_reason(e)}") from e
+
+    def _addr_args(self, link: Interface, *, adding: bool) -> dict[str, Any]:
+        a = self.resource.address
+        args: dict[str, Any] = {
+            "index": link.index,
+            "address": str(a.ip),
+            "prefixlen": a.network.prefixlen,
+            "family": socket.AF_INET if a.version == 4 else socket.AF_INET6,
+        }
+        if adding:
+            if isinstance(a, IPv4Interface):
+                if self.resource.label:
+                    args["label"] = self.resource.label
+                if a.network.prefixlen <= 30:
+                    args["broadcast"] = str(a.network.broadcast_address)
+            else:
+                args["flags"] = IFA_F_NODAD
+        return args
+
+
+def _same_ip(text: object, want: IPInterface) -> bool:
+    if not isinstance(text, str):
+        return False
+    try:
+        return ip_address(text) == want.ip
+    except ValueError:
+        return False
+
+
+def _reason(e: NetlinkError) -> str:
+    return f"{errno.errorcode.get(e.code, e.code)} ({e.args[1] if len(e.args) > 1 else e})"

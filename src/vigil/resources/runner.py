@@ -1,0 +1,157 @@
+"""Run one external program: argv only, no shell, no timeout of its own, always reaped.
+
+`run()` takes no timeout: the caller wraps it in `asyncio.timeout()`. Cancellation (a caller's
+timeout included) terminates the child's whole process group: SIGTERM, `grace` seconds, then
+SIGKILL; the child is reaped before `CancelledError` is re-raised, even if the caller cancels
+again while we wait.
+
+Output goes to anonymous temporary files, not pipes. A start command that leaves a daemon
+behind (`sh -c 'mydaemon &'`) hands our stdout to that daemon: with pipes, asyncio's
+`Process.wait()` (3.11) only returns once every pipe is closed, so the start would hang until
+the daemon exits, and closing our end early would kill the daemon with SIGPIPE on its next
+write. With files the daemon writes into a file nobody reads, and we read the tail of each
+file once the child itself has exited.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import signal
+import tempfile
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import IO
+
+from vigil.errors import AgentError
+
+log = logging.getLogger(__name__)
+
+OUTPUT_LIMIT = 4096
+"""Bytes kept of stdout and of stderr: the tail, where the error message usually is."""
+
+
+@dataclass(frozen=True, slots=True)
+class Completed:
+    """A child that ran to its end."""
+
+    argv: tuple[str, ...]
+    rc: int  # exit status; -N when killed by signal N
+    stdout: str  # the last OUTPUT_LIMIT bytes, decoded with replacement characters
+    stderr: str  # likewise
+    duration: float  # seconds from spawn to exit
+
+    @property
+    def ok(self) -> bool:
+        return self.rc == 0
+
+    def describe_rc(self) -> str:
+        """"rc=3" or "killed by SIGKILL", for messages."""
+        if self.rc < 0:
+            try:
+                return f"killed by {signal.Signals(-self.rc).name}"
+            except ValueError:
+                return f"killed by signal {-self.rc}"
+        return f"rc={self.rc}"
+
+    def last_stderr_line(self) -> str:
+        """The last non-blank line of stderr, or "" when there is none."""
+        for line in reversed(self.stderr.splitlines()):
+            if line.strip():
+                return line.strip()
+        return ""
+
+
+async def run(
+    argv: Sequence[str],
+    *,
+    env: Mapping[str, str] | None = None,
+    grace: float = 2.0,
+) -> Completed:
+    """Run `argv` to completion and return its exit status and output.
+
+    stdin is /dev/null; the child leads its own session and process group; `env` replaces the
+    environment (None inherits the daemon's). A program that cannot be executed raises
+    `AgentError` naming it. Cancel to stop it early (see the module docstring).
+    """
+    args = tuple(argv)
+    if not args:
+        raise AgentError("cannot run an empty command")
+    loop = asyncio.get_running_loop()
+    with _output_file() as out, _output_file() as err:
+        started = loop.time()
+        try:
+            proc = await asyncio.create_subprocess_exec(
+                *args,
+                stdin=asyncio.subprocess.DEVNULL,
+                stdout=out,
+                stderr=err,
+                env=dict(env) if env is not None else None,
+                start_new_session=True,
+            )
+        except OSError as e:  # ENOENT, EACCES, ENOEXEC, ENOTDIR...
+            reason = e.strerror or str(e)
+            raise AgentError(f"cannot run {args[0]}: {reason}") from e
+        log.debug("spawned pid=%d argv=%s", proc.pid, args)
+        try:
+            rc = await proc.wait()
+        except asyncio.CancelledError:
+            await _reap_despite_cancellation(proc, args, grace)
+            raise
+        duration = loop.time() - started
+        return Completed(args, rc, _tail(out), _tail(err), duration)
+
+
+def _output_file() -> IO[bytes]:
+    # Anonymous (O_TMPFILE where supported): nothing to clean up, nothing visible.
+    return tempfile.TemporaryFile(prefix="vigil-run-")
+
+
+def _tail(f: IO[bytes]) -> str:
+    size = f.seek(0, os.SEEK_END)
+    f.seek(max(0, size - OUTPUT_LIMIT))
+    return f.read(OUTPUT_LIMIT).decode("utf-8", errors="replace")
+
+
+async def _reap_despite_cancellation(
+    proc: asyncio.subprocess.Process, args: tuple[str, ...], grace: float
+) -> None:
+    """Terminate and reap `proc`; further cancellations wait for that to finish.
+
+    The cleanup runs in its own task so that a second cancel() of ours cannot interrupt it; it
+    is awaited to the end, so it is not left orphaned. Every cancellation received meanwhile
+    stays counted on our task (Task.cancelling()), and the caller re-raises CancelledError.
+    """
+    cleanup = asyncio.ensure_future(_terminate(proc, args, grace))
+    while True:
+        try:
+            await asyncio.shield(cleanup)
+            return
+        except asyncio.CancelledError:
+            if cleanup.done():
+                return
+            # cancelled again while reaping: keep reaping; the caller re-raises afterwards
+
+
+async def _terminate(proc: asyncio.subprocess.Process, args: tuple[str, ...], grace: float) -> None:
+    _signal_group(proc, signal.SIGTERM)
+    try:
+        async with asyncio.timeout(grace):
+            await proc.wait()
+        return
+    except TimeoutError:
+        pass
+    log.warning("killing pid=%d with SIGKILL after grace=%gs argv=%s", proc.pid, grace, args)
+    _signal_group(proc, signal.SIGKILL)
+    await proc.wait()
+
+
+def _signal_group(proc: asyncio.subprocess.Process, sig: signal.Signals) -> None:
+    if proc.returncode is not None:
+        return  # already reaped: its pid may belong to someone else by now
+    try:
+        # start_new_session made the child its own process group leader: pgid == pid.
+        os.killpg(proc.pid, sig)
+    except ProcessLookupError:
+        pass

@@ -1,0 +1,115 @@
+"""What a heartbeat says, and its compact JSON form inside a frame payload. Sans-IO.
+
+vigil's protocol is state-based: every heartbeat carries the sender's whole view (its status
+and, per group, its local state, the assignment it knows and whether it could run the
+group). A lost frame is repaired by the next one; a frame sent at once on every change makes
+planned hand-overs as fast as the network. `parse` validates every field and returns None for
+anything malformed: the caller counts it as garbled.
+"""
+
+from __future__ import annotations
+
+import enum
+import json
+from dataclasses import dataclass
+
+
+class NodeStatus(str, enum.Enum):
+    STARTING = "starting"  # probing what is already there; group states not known yet
+    UP = "up"
+    LEAVING = "leaving"  # shutting down cleanly: every group it held is released
+
+
+class GroupState(str, enum.Enum):
+    UNKNOWN = "unknown"  # not probed yet
+    STOPPED = "stopped"
+    STARTING = "starting"
+    RUNNING = "running"
+    STOPPING = "stopping"
+    FAILED = "failed"  # a stop failed: the resources may still be held
+
+
+ACTIVE_STATES = frozenset({GroupState.STARTING, GroupState.RUNNING, GroupState.STOPPING})
+
+
+@dataclass(frozen=True, slots=True, order=True)
+class Assignment:
+    """Which node should run a group. Ordered: the larger assignment wins everywhere.
+
+    Each change increments the epoch; `by` names the node that made it, which breaks the tie
+    when both nodes change the same group at once, so both converge on one winner.
+    """
+
+    epoch: int
+    by: str
+    owner: str
+
+
+@dataclass(frozen=True, slots=True)
+class GroupReport:
+    name: str
+    state: GroupState
+    assignment: Assignment
+    eligible: bool  # could the sender run this group now (its interfaces up, no failure)
+
+
+@dataclass(frozen=True, slots=True)
+class Heartbeat:
+    status: NodeStatus
+    groups: tuple[GroupReport, ...]
+
+    def group(self, name: str) -> GroupReport | None:
+        for g in self.groups:
+            if g.name == name:
+                return g
+        return None
+
+
+def serialize(hb: Heartbeat) -> bytes:
+    doc = {
+        "s": hb.status.value,
+        "g": [
+            [g.name, g.state.value, g.assignment.owner, g.assignment.epoch, g.assignment.by,
+             int(g.eligible)]
+            for g in hb.groups
+        ],
+    }
+    return json.dumps(doc, separators=(",", ":")).encode()
+
+
+_MAX_EPOCH = 2**62
+
+
+def parse(payload: bytes) -> Heartbeat | None:
+    try:
+        doc = json.loads(payload)
+    except (ValueError, UnicodeDecodeError, RecursionError):
+        return None
+    if not isinstance(doc, dict) or set(doc) != {"s", "g"}:
+        return None
+    try:
+        status = NodeStatus(doc["s"])
+    except (ValueError, TypeError):
+        return None
+    raw = doc["g"]
+    if not isinstance(raw, list):
+        return None
+    groups: list[GroupReport] = []
+    names: set[str] = set()
+    for item in raw:
+        if not (isinstance(item, list) and len(item) == 6):
+            return None
+        name, state, owner, epoch, by, eligible = item
+        if not (isinstance(name, str) and isinstance(owner, str) and isinstance(by, str)):
+            return None
+        if type(epoch) is not int or not 0 <= epoch < _MAX_EPOCH or eligible not in (0, 1):
+            return None
+        if type(eligible) is not int or name in names or not name:
+            return None
+        try:
+            st = GroupState(state)
+        except (ValueError, TypeError):
+            return None
+        names.add(name)
+        groups.append(GroupReport(name, st, Assignment(epoch, by, owner), bool(eligible)))
+    return Heartbeat(status, tuple(groups))

@@ -1,0 +1,182 @@
+"""Two real `Node` cores on a fake network: safety and convergence over random interleavings."""
+
+from __future__ import annotations
+
+from hypothesis import HealthCheck, given, settings, strategies as st
+
+from tests.unit.sim import Sim, make_cluster
+from vigil.wire.messages import GroupState
+
+SETTINGS = settings(max_examples=200, deadline=None,
+                    suppress_health_check=[HealthCheck.too_slow])
+
+op = st.one_of(
+    # Short steps land requests inside the few milliseconds a hand-over is in flight.
+    st.tuples(st.just("run"), st.one_of(st.floats(0.0, 0.6),
+                                        st.sampled_from([0.001, 0.002, 0.005, 0.01, 0.02]))),
+    st.tuples(st.just("until_starting")),  # stop the clock the moment a start begins
+    st.tuples(st.sampled_from(["standby", "takeover"]), st.sampled_from(["n1", "n2"])),
+    st.tuples(st.just("eligible"), st.sampled_from(["n1", "n2"]), st.sampled_from(["g1", "g2"]),
+              st.booleans()),
+)
+
+
+def run_until_a_start(sim: Sim, limit: float = 1.0) -> None:
+    end = sim.now + limit
+    while sim.now < end and not any(s is GroupState.STARTING for n in sim.nodes.values()
+                                     for s in n.local.values()):
+        sim.run(0.0005)
+
+
+def settle(sim: Sim, seconds: float = 4.0) -> None:
+    sim.loss, sim.dup = 0.0, 0.0
+    sim.cut.clear()
+    for n in ("n1", "n2"):
+        for g in ("g1", "g2"):
+            sim.set_eligible(n, g, True)
+    sim.run(seconds)
+
+
+def one_runner_each(sim: Sim) -> None:
+    for g in ("g1", "g2"):
+        assert len(sim.runners(g)) == 1, (g, sim.runners(g), sim.log[-30:])
+
+
+@SETTINGS
+@given(seed=st.integers(0, 2**32), ops=st.lists(op, max_size=40),
+       loss=st.floats(0, 0.3), delay=st.floats(0.0005, 0.08), dup=st.floats(0, 0.3))
+def test_never_active_on_both_while_connected(seed, ops, loss, delay, dup):
+    sim = Sim(seed, loss=loss, max_delay=delay, dup=dup)
+    sim.run(0.5)
+    for o in ops:
+        if o[0] == "run":
+            sim.run(o[1])
+        elif o[0] == "until_starting":
+            run_until_a_start(sim)
+        elif o[0] == "eligible":
+            sim.set_eligible(o[1], o[2], o[3])
+        else:
+            sim.request(o[1], o[0])
+        assert not sim.violations, (sim.violations, sim.log[-40:])
+    settle(sim)
+    assert not sim.violations, (sim.violations, sim.log[-40:])
+    one_runner_each(sim)
+
+
+@SETTINGS
+@given(seed=st.integers(0, 2**32))
+def test_started_together_each_group_on_its_home(seed):
+    sim = Sim(seed, max_delay=0.02)
+    sim.run(1.0)  # well inside initdead: the peer is heard, no need to wait for it
+    assert sim.runners("g1") == ["n1"] and sim.runners("g2") == ["n2"], sim.log
+    assert sim.starts == {"g1": 1, "g2": 1}
+
+
+@SETTINGS
+@given(seed=st.integers(0, 2**32), cut_for=st.floats(1.5, 6.0), failback=st.booleans(),
+       one_way=st.booleans())
+def test_partition_heals_to_one_runner(seed, cut_for, failback, one_way):
+    sim = Sim(seed, make_cluster(auto_failback=failback))
+    sim.run(1.0)
+    sim.cut = {("n2", 0), ("n2", 1)} if one_way else {("n1", 0), ("n1", 1), ("n2", 0),
+                                                       ("n2", 1)}
+    sim.run(cut_for)
+    sim.cut.clear()
+    sim.run(2.0)
+    assert not sim.violations
+    one_runner_each(sim)
+    if failback:
+        assert sim.runners("g1") == ["n1"] and sim.runners("g2") == ["n2"]
+
+
+@SETTINGS
+@given(seed=st.integers(0, 2**32), down_for=st.floats(0.0, 5.0), failback=st.booleans())
+def test_crash_and_restart_converges(seed, down_for, failback):
+    sim = Sim(seed, make_cluster(auto_failback=failback))
+    sim.run(1.0)
+    found = sim.crash("n1")  # like kill -9: g1 stays running on n1's side
+    sim.run(down_for)
+    if down_for > 1.3:
+        assert sim.runners("g1") == ["n2"], "the survivor takes the dead node's group"
+    sim.boot("n1", found)  # the restart finds g1 still there and must reconcile, not restart
+    sim.run(4.0)
+    assert not sim.violations
+    one_runner_each(sim)
+    if failback:
+        assert sim.runners("g1") == ["n1"]
+
+
+@SETTINGS
+@given(seed=st.integers(0, 2**32))
+def test_failover_after_deadtime_not_before(seed):
+    sim = Sim(seed)
+    sim.run(1.0)
+    t0 = sim.now
+    sim.crash("n1")
+    sim.run(0.75)  # deadtime is 1 s; the last heartbeat is at most keepalive (0.2 s) old
+    assert sim.runners("g1") == [], "no takeover before deadtime"
+    while sim.runners("g1") != ["n2"]:
+        sim.run(0.001)
+        assert sim.now - t0 < 1.0 + 0.03, "takeover within deadtime plus action time"
+
+
+@SETTINGS
+@given(seed=st.integers(0, 2**32), who=st.sampled_from(["standby", "takeover"]))
+def test_planned_handover_does_not_wait_for_deadtime(seed, who):
+    sim = Sim(seed, max_delay=0.001, action_time=0.002)
+    sim.run(1.0)
+    sim.request("n1" if who == "standby" else "n2", who)
+    sim.run(0.02)  # a few network hops and two actions, never a timer
+    assert sim.runners("g1") == ["n2"], sim.log[-10:]
+    assert sim.runners("g2") == ["n2"]
+
+
+def test_failed_stop_blocks_the_group_everywhere():
+    sim = Sim(7, fail_stop=1.0)
+    sim.run(1.0)
+    sim.request("n1", "standby")
+    sim.run(2.0)
+    assert sim.nodes["n1"].local["g1"] is GroupState.FAILED
+    assert sim.runners("g1") == [], "never started elsewhere while its stop failed"
+
+
+def test_failed_start_moves_the_group_to_the_peer():
+    sim = Sim(3)
+    sim.fail_start = 1.0
+    sim.run(0.5)
+    sim.fail_start = 0.0
+    sim.run(1.0)
+    # Both nodes failed their first start; n1 failed g1 first and n2 took it, or vice versa:
+    # either way each group ends up running once or blocked by failures on both, never twice.
+    for g in ("g1", "g2"):
+        assert len(sim.runners(g)) <= 1
+
+
+def test_leaving_hands_groups_over_and_says_goodbye():
+    sim = Sim(5, max_delay=0.001, action_time=0.002)
+    sim.run(1.0)
+    node = sim.nodes["n1"]
+    node.leave()
+    sim._step("n1")
+    sim.run(0.05)
+    assert node.quiescent()
+    assert sim.runners("g1") == ["n2"]
+    sim.send_all("n1")  # the daemon's last frames: status LEAVING
+    sim.run(0.01)
+    assert sim.nodes["n2"].membership.view("n1").liveness.value == "dead"
+
+
+def test_no_start_on_a_stale_stopped_report():
+    """The acknowledgement rule: n2 begins starting g1 while its STARTING report is still in
+    flight; a takeover on n1 at that instant must wait for n2's answer, not trust n2's older
+    STOPPED report (found by the simulation when the rule was switched off)."""
+    sim = Sim(1, max_delay=0.05, action_time=0.005)
+    sim.run(1.0)
+    sim.request("n1", "standby")
+    while sim.nodes["n2"].local["g1"] is not GroupState.STARTING:
+        sim.run(0.0005)
+    assert sim.nodes["n1"].report.group("g1").state is GroupState.STOPPED
+    sim.request("n1", "takeover")
+    sim.run(2.0)
+    assert not sim.violations, sim.violations
+    assert sim.runners("g1") == ["n1"]
