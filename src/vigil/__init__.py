@@ -1,0 +1,3 @@
+"""vigil: a high-availability cluster manager for Linux."""
+
+__version__ = "0.1.0"

@@ -6,6 +6,10 @@ they happened. The rules are Heartbeat's:
 
 - a link is up while heartbeats arrive on it, dead after `deadtime` without one;
 - a node is dead only when every link to it is dead, or when it said it was leaving;
+- a link whose interface is down *on our side* says nothing about the peer: silence on it is
+  no evidence, so a node cut off by its own cable never declares a healthy peer dead (and
+  never takes over from it). A link becomes evidence again `deadtime` after our side of it
+  comes back up, giving the peer that long to be heard;
 - a heartbeat arriving more than `warntime` after the previous one on that link is late;
 - after our own start, a peer never heard is declared dead only once `initdead` has passed;
 - a new generation from a node means it restarted: it is up again, with a fresh state.
@@ -66,6 +70,8 @@ Event = Union[LinkUp, LinkDead, NodeUp, NodeDead, HeartbeatLate]
 class _Link:
     status: Liveness = Liveness.UNKNOWN
     last: float | None = None
+    local_up: bool = True
+    evidence_from: float = 0.0  # silence counts as evidence only from this time on
 
 
 @dataclass(slots=True)
@@ -82,6 +88,7 @@ class LinkView:
     name: str
     status: Liveness
     last: float | None
+    local_up: bool = True
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,9 +107,25 @@ class Membership:
         self._t = timings
         self._started = now
         self._peers = {p: _Peer({name: _Link() for name in links}) for p in peers}
+        self._links = tuple(links)
+        self._now = now  # the latest time any input carried
+
+    def set_local(self, link: str, up: bool, now: float) -> None:
+        """Our own side of `link` (its interface's carrier) went down or came back."""
+        self._now = max(self._now, now)
+        for p in self._peers.values():
+            l = p.links[link]
+            if up and not l.local_up:
+                l.evidence_from = now + self._t.deadtime
+            l.local_up = up
+
+    def _evidence(self, p: _Peer, now: float) -> bool:
+        """Does the silence of p's links say anything? Only on a link that works here."""
+        return any(l.local_up and now >= l.evidence_from for l in p.links.values())
 
     def on_heartbeat(self, node: str, link: str, generation: int, now: float,
                      leaving: bool = False) -> list[Event]:
+        self._now = max(self._now, now)
         p = self._peers[node]
         if generation == p.left_generation:
             return []  # stragglers of a life that already said goodbye
@@ -120,9 +143,9 @@ class Membership:
         p.generation = generation
         if leaving:
             p.left_generation = generation
+            p.dead_reason = "shutdown"  # also when deadtime got there first: it did leave
             if p.liveness is not Liveness.DEAD:
                 p.liveness = Liveness.DEAD
-                p.dead_reason = "shutdown"
                 events.append(NodeDead(node, "shutdown"))
             return events
         if p.liveness is not Liveness.UP or restarted:
@@ -133,21 +156,27 @@ class Membership:
 
     def on_tick(self, now: float) -> list[Event]:
         events: list[Event] = []
-        initdead_over = now - self._started >= self._t.initdead
+        self._now = max(self._now, now)
+        # Compared in the very form next_deadline() computes, so that a tick at exactly
+        # next_deadline() fires: `now - last >= deadtime` can be false there by rounding.
+        initdead_over = now >= self._started + self._t.initdead
         for name, p in self._peers.items():
             for link_name, l in p.links.items():
+                if l.evidence_from and now >= l.evidence_from:
+                    l.evidence_from = 0.0  # the grace after our side came back is over
                 if l.status is Liveness.UP and l.last is not None and \
-                        now - l.last >= self._t.deadtime:
+                        now >= l.last + self._t.deadtime:
                     l.status = Liveness.DEAD
                     events.append(LinkDead(name, link_name, now - l.last))
                 elif l.status is Liveness.UNKNOWN and initdead_over:
                     l.status = Liveness.DEAD
-            all_dead = all(l.status is Liveness.DEAD for l in p.links.values())
+            all_dead = all(l.status is Liveness.DEAD for l in p.links.values()) and \
+                self._evidence(p, now)
             if p.liveness is Liveness.UP and all_dead:
                 p.liveness = Liveness.DEAD
                 p.dead_reason = "deadtime"
                 events.append(NodeDead(name, "deadtime"))
-            elif p.liveness is Liveness.UNKNOWN and initdead_over:
+            elif p.liveness is Liveness.UNKNOWN and initdead_over and self._evidence(p, now):
                 p.liveness = Liveness.DEAD
                 p.dead_reason = "initdead"
                 events.append(NodeDead(name, "initdead"))
@@ -157,18 +186,23 @@ class Membership:
         """The earliest time at which on_tick could change something."""
         times: list[float] = []
         for p in self._peers.values():
-            if p.liveness is Liveness.UNKNOWN:
-                times.append(self._started + self._t.initdead)
+            initdead = self._started + self._t.initdead
+            if p.liveness is Liveness.UNKNOWN and (initdead > self._now or
+                                                   self._evidence(p, self._now)):
+                # (Past initdead without evidence, only set_local() can change anything.)
+                times.append(initdead)
             for l in p.links.values():
                 if l.status is Liveness.UP and l.last is not None:
                     times.append(l.last + self._t.deadtime)
                 elif l.status is Liveness.UNKNOWN:
                     times.append(self._started + self._t.initdead)
+                if l.local_up and l.evidence_from > 0:
+                    times.append(l.evidence_from)
         return min(times) if times else None
 
     def view(self, node: str) -> NodeView:
         p = self._peers[node]
-        links = tuple(LinkView(n, l.status, l.last) for n, l in p.links.items())
+        links = tuple(LinkView(n, l.status, l.last, l.local_up) for n, l in p.links.items())
         lasts = [l.last for l in p.links.values() if l.last is not None]
         return NodeView(node, p.liveness, p.generation, p.dead_reason == "shutdown", links,
                         max(lasts) if lasts else None)

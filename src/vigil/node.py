@@ -77,6 +77,8 @@ class Node:
         self.received = 0
         self._dirty = True
         self._reannounce: set[str] = set()
+        self._failback_due: set[str] = set()
+        self._link_local: dict[str, bool] = {}  # groups that may go home (see policy.failback)
 
     # --- inputs ----------------------------------------------------------------------------
 
@@ -126,27 +128,33 @@ class Node:
         self._dirty = True
         return notes
 
-    def finished(self, group: str, ok: bool, detail: str = "") -> list[Note]:
-        """The daemon finished the Start or Stop that step() returned for `group`."""
+    def finished(self, group: str, result: GroupState, detail: str = "",
+                 ms: float | None = None) -> list[Note]:
+        """The daemon finished the Start or Stop that step() returned for `group`.
+
+        After a Start: RUNNING (ok), STOPPED (failed, and what had started was stopped again)
+        or FAILED (failed, and cleaning up failed too). After a Stop: STOPPED or FAILED."""
         st = self.local[group]
+        assert st in (GroupState.STARTING, GroupState.STOPPING), f"{group} is {st}"
+        assert result in (GroupState.RUNNING, GroupState.STOPPED, GroupState.FAILED)
+        assert not (st is GroupState.STOPPING and result is GroupState.RUNNING)
         self._dirty = True
-        if st is GroupState.STARTING:
-            if ok:
-                self.local[group] = GroupState.RUNNING
-                return [Note(Level.INFO, f"group {group} started")]
-            # The daemon already stopped what had started; keep off the group so that the
-            # peer may take it (policy hands it over when the peer is eligible).
-            self.local[group] = GroupState.STOPPED
+        self.local[group] = result
+        if st is GroupState.STARTING and result is not GroupState.RUNNING:
+            # Keep off the group so that the peer may take it (policy hands it over when the
+            # peer is eligible) until an operator clears the failure.
             self.failed_start[group] = detail
             self._update_eligible(group)
+        verb = "start" if st is GroupState.STARTING else "stop"
+        took = "" if ms is None else f" in {ms:.0f} ms"
+        if result is GroupState.RUNNING:
+            return [Note(Level.INFO, f"group {group} acquired{took}")]
+        if result is GroupState.STOPPED and st is GroupState.STOPPING:
+            return [Note(Level.INFO, f"group {group} released{took}")]
+        if result is GroupState.STOPPED:
             return [Note(Level.ERROR, f"group {group} failed to start: {detail}")]
-        assert st is GroupState.STOPPING, f"finished() for {group} in state {st}"
-        if ok:
-            self.local[group] = GroupState.STOPPED
-            return [Note(Level.INFO, f"group {group} stopped")]
-        self.local[group] = GroupState.FAILED
-        return [Note(Level.ERROR, f"group {group} failed to stop: {detail}; it stays blocked "
-                                  f"on this node")]
+        return [Note(Level.ERROR, f"group {group} failed to {verb}: {detail}; it stays blocked "
+                                  f"on this node (its resources may still be held)")]
 
     def set_eligible(self, group: str, healthy: bool) -> list[Note]:
         """Whether this node's resources for `group` can work (interfaces up)."""
@@ -163,6 +171,21 @@ class Node:
         if new != self.eligible[group]:
             self.eligible[group] = new
             self._dirty = True
+            if new:
+                self._failback_due.add(group)
+
+    def set_link_local(self, link: int, up: bool, now: float) -> list[Note]:
+        """Our own interface of `link` lost or regained carrier (see membership)."""
+        name = self.link_names[link]
+        if self._link_local.get(name, True) == up:
+            return []
+        self._link_local[name] = up
+        self.membership.set_local(name, up, now)
+        self._dirty = True
+        if up:
+            return [Note(Level.INFO, f"our side of link {name} is up again")]
+        return [Note(Level.WARNING, f"our side of link {name} is down: its silence says "
+                                    f"nothing about {self.peer}")]
 
     def cleanup(self, group: str) -> None:
         self.failed_start.pop(group, None)
@@ -187,8 +210,15 @@ class Node:
     # --- outputs ---------------------------------------------------------------------------
 
     def step(self, now: float) -> Step:
+        notes = []
+        if self._failback_due and self.status is NodeStatus.UP:
+            result = policy.failback(self.view(), self.cluster, frozenset(self._failback_due))
+            self._failback_due.clear()
+            if result.assignments:
+                notes.append(Note(Level.INFO, result.message))
+                self._assign(result.assignments)
         decision = policy.decide(self.view(), self.cluster)
-        notes = [Note(Level.INFO, r) for r in decision.reasons]
+        notes += [Note(Level.INFO, r) for r in decision.reasons]
         self._assign(decision.assignments)
         actions: list[Action] = []
         for act in decision.actions:
@@ -260,6 +290,8 @@ class Node:
             if merged != self.assignments[r.name]:
                 changes[r.name] = merged
             prev = before.group(r.name) if before else None
+            if prev is not None and r.eligible and not prev.eligible:
+                self._failback_due.add(r.name)  # the peer can run it again
             if policy.conflict_resolved(prev.state if prev else None, r.state,
                                         self.local[r.name]):
                 self._reannounce.add(r.name)
@@ -291,9 +323,5 @@ class Node:
                     notes.append(Note(Level.INFO,
                                       f"node {node}: is {how} (generation {generation})"))
                     self._dirty = True
-                    if self.status is NodeStatus.UP:
-                        result = policy.failback(self.view(), self.cluster)
-                        if result.assignments:
-                            notes.append(Note(Level.INFO, result.message))
-                        self._assign(result.assignments)
+                    self._failback_due.update(self.assignments)
         return notes

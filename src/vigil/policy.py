@@ -217,16 +217,21 @@ def takeover(v: View, cluster: Cluster) -> RequestResult:
     return RequestResult(changes, msg)
 
 
-def failback(v: View, cluster: Cluster) -> RequestResult:
+def failback(v: View, cluster: Cluster, only: frozenset[str] | None = None) -> RequestResult:
     """On the peer's (re)appearance, with auto_failback on: every group goes to its home node.
 
     Both sides apply it (the home node claims, the other hands back), because a one-way
     partition can make only one of them see the other return; when both do it at once they
-    pick the same owner and the epoch tie-break makes them agree on the record."""
+    pick the same owner and the epoch tie-break makes them agree on the record. It is applied
+    on edges only (the peer came up, a node became able to run a group: `only` names those
+    groups), never continuously, so that `standby` on the home node sticks.
+    """
     if not cluster.auto_failback or v.status is not NodeStatus.UP:
         return RequestResult({}, "")
     changes = {}
     for g in cluster.groups:
+        if only is not None and g.name not in only:
+            continue
         a = v.assignments[g.name]
         report = v.report.group(g.name) if v.report else None
         if g.home == v.me and a.owner != v.me and v.groups[g.name].eligible:

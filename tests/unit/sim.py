@@ -193,11 +193,18 @@ class Sim:
                     self._step(name)
                 for job in [j for j in self.jobs[name] if j.at <= self.now]:
                     self.jobs[name].remove(job)
-                    node.finished(job.group, job.ok, "" if job.ok else "simulated failure")
+                    node.finished(job.group, self._result(node, job), "simulated failure")
                     self._step(name)
                 if self.next_hb[name] <= self.now:
                     self.next_hb[name] = self.now + self.cluster.timings.keepalive
                     self.send_all(name)
+
+    @staticmethod
+    def _result(node: Node, job: _Job) -> GroupState:
+        starting = node.local[job.group] is GroupState.STARTING
+        if job.ok:
+            return GroupState.RUNNING if starting else GroupState.STOPPED
+        return GroupState.STOPPED if starting else GroupState.FAILED
 
     def request(self, name: str, what: str) -> None:
         if name in self.nodes:

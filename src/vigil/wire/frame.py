@@ -73,8 +73,12 @@ def encode(frame: Frame, key: bytes) -> bytes:
     or a configuration too large for one frame)."""
     cluster = frame.cluster.encode()
     sender = frame.sender.encode()
-    if len(cluster) > MAX_NAME or len(sender) > MAX_NAME:
-        raise ValueError("cluster or node name longer than 64 bytes")
+    if not (0 < len(cluster) <= MAX_NAME and 0 < len(sender) <= MAX_NAME):
+        raise ValueError("cluster or node name empty or longer than 64 bytes")
+    try:
+        fixed = _FIXED.pack(frame.generation, frame.seq, frame.link, len(frame.payload))
+    except struct.error as e:  # generation/seq beyond 64 bits, link beyond 8, payload beyond 16
+        raise ValueError(f"frame field out of range: {e}") from None
     body = b"".join(
         (
             MAGIC,
@@ -82,7 +86,7 @@ def encode(frame: Frame, key: bytes) -> bytes:
             cluster,
             bytes((len(sender),)),
             sender,
-            _FIXED.pack(frame.generation, frame.seq, frame.link, len(frame.payload)),
+            fixed,
             frame.payload,
         )
     )

@@ -1,0 +1,167 @@
+"""The `vigil` command. Talks to the daemon over the control socket; never imports daemon/
+except to run one (`vigil daemon`)."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Any, NoReturn
+
+import click
+
+from vigil import __version__
+from vigil.errors import ConfigError, VigilError
+
+DEFAULT_CONFIG = Path("/etc/vigil/vigil.toml")
+DEFAULT_SOCKET = Path("/run/vigil/vigil.sock")
+DEFAULT_STATE = Path("/var/lib/vigil")
+
+
+class Ctx:
+    def __init__(self, config: Path, node: str | None, socket: Path, state_dir: Path,
+                 debug: bool) -> None:
+        self.config, self.node, self.socket, self.state_dir, self.debug = \
+            config, node, socket, state_dir, debug
+
+    @property
+    def me(self) -> str:
+        return self.node or os.uname().nodename.split(".")[0]
+
+
+def common(f: Any) -> Any:
+    """Let every command take the global options after its name too
+    (`vigil status --socket X` as well as `vigil --socket X status`)."""
+    import functools
+
+    @click.option("--config", "-c", "o_config", type=click.Path(path_type=Path),
+                  help="Cluster configuration file.")
+    @click.option("--node", "o_node", help="This node's name.")
+    @click.option("--socket", "o_socket", type=click.Path(path_type=Path),
+                  help="The daemon's control socket.")
+    @click.option("--state-dir", "o_state", type=click.Path(path_type=Path),
+                  help="State directory.")
+    @click.pass_obj
+    @functools.wraps(f)
+    def wrapper(c: Ctx, o_config: Path | None, o_node: str | None, o_socket: Path | None,
+                o_state: Path | None, *args: Any, **kw: Any) -> Any:
+        c.config = o_config or c.config
+        c.node = o_node or c.node
+        c.socket = o_socket or c.socket
+        c.state_dir = o_state or c.state_dir
+        return f(c, *args, **kw)
+
+    return wrapper
+
+
+def _fail(e: VigilError, debug: bool) -> NoReturn:
+    if debug:
+        import traceback
+        traceback.print_exc()
+    if isinstance(e, ConfigError):
+        for problem in e.problems:
+            click.echo(f"error: {problem}", err=True)
+    else:
+        click.echo(f"vigil: {e}", err=True)
+    sys.exit(e.exit_code)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--config", "-c", type=click.Path(path_type=Path), default=DEFAULT_CONFIG,
+              show_default=True, help="Cluster configuration file.")
+@click.option("--node", help="This node's name (default: uname -n).")
+@click.option("--socket", type=click.Path(path_type=Path), default=DEFAULT_SOCKET,
+              show_default=True, help="The daemon's control socket.")
+@click.option("--state-dir", type=click.Path(path_type=Path), default=DEFAULT_STATE,
+              show_default=True, help="Where the daemon keeps its generation counter.")
+@click.option("--debug", is_flag=True, help="Debug logging; tracebacks on errors.")
+@click.version_option(__version__, prog_name="vigil")
+@click.pass_context
+def cli(ctx: click.Context, config: Path, node: str | None, socket: Path, state_dir: Path,
+        debug: bool) -> None:
+    """vigil: keep a floating IP and its services alive across two nodes."""
+    ctx.obj = Ctx(config, node, socket, state_dir, debug)
+
+
+def _load(c: Ctx) -> Any:
+    from vigil.config.toml import load
+    return load(c.config)
+
+
+@cli.command("check-config")
+@common
+def check_config(c: Ctx) -> None:
+    """Check the configuration and the key file; exit non-zero on any problem."""
+    from vigil.wire.auth import load_key
+    try:
+        cluster = _load(c)
+        load_key(cluster.key_file)
+    except VigilError as e:
+        _fail(e, c.debug)
+    click.echo(f"{c.config}: OK: cluster {cluster.name}, nodes "
+               f"{', '.join(n.name for n in cluster.nodes)}, "
+               f"{len(cluster.groups)} group(s)")
+
+
+@cli.command()
+@click.option("--no-realtime", is_flag=True, help="Do not ask for real-time scheduling.")
+@common
+def daemon(c: Ctx, no_realtime: bool) -> None:
+    """Run this node in the foreground, logging to stderr."""
+    from vigil.daemon.main import run
+    try:
+        cluster = _load(c)
+        sys.exit(run(cluster, c.me, c.socket, c.state_dir, c.debug,
+                     False if no_realtime else None))
+    except VigilError as e:
+        _fail(e, c.debug)
+
+
+def _call(c: Ctx, cmd: str) -> dict[str, Any]:
+    from vigil.cli.client import call
+    try:
+        return call(c.socket, cmd)
+    except VigilError as e:
+        _fail(e, c.debug)
+
+
+@cli.command()
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@common
+def status(c: Ctx, as_json: bool) -> None:
+    """Nodes, links, groups and counters as this node sees them."""
+    from vigil.cli.render import status_text
+    s = _call(c, "status")
+    click.echo(json.dumps(s, indent=2) if as_json else status_text(s))
+
+
+@cli.command()
+@common
+def standby(c: Ctx) -> None:
+    """Hand every group this node holds to the peer."""
+    click.echo(_call(c, "standby")["message"])
+
+
+@cli.command()
+@common
+def takeover(c: Ctx) -> None:
+    """Take every group from the peer."""
+    click.echo(_call(c, "takeover")["message"])
+
+
+@cli.command()
+@click.argument("path", type=click.Path(path_type=Path))
+@common
+def keygen(c: Ctx, path: Path) -> None:
+    """Write a new random cluster key to PATH (mode 0600; never overwrites)."""
+    from vigil.wire.auth import generate_key, write_key
+    try:
+        write_key(path, generate_key(os.urandom(32)))
+    except VigilError as e:
+        _fail(e, c.debug)
+    click.echo(f"wrote a new key to {path}; copy it to every node (mode 0600)")
+
+
+def main() -> None:
+    cli()

@@ -1,0 +1,51 @@
+"""`vigil status` as text, rendered from the same dict that --json prints."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+def _ms(v: float | None) -> str:
+    if v is None:
+        return "never"
+    return f"{v:.0f} ms ago" if v < 10_000 else f"{v / 1000:.0f} s ago"
+
+
+def status_text(s: dict[str, Any]) -> str:
+    out = [f"cluster {s['cluster']}: this node {s['node']} is {s['role']} "
+           f"(status {s['status']}, generation {s['generation']}, up {s['uptime_s']:.0f} s)"]
+    t = s["timings"]
+    out.append(f"  keepalive {t['keepalive'] * 1000:.0f} ms, deadtime {t['deadtime'] * 1000:.0f} ms,"
+               f" auto_failback {'on' if s['auto_failback'] else 'off'}")
+    out.append("nodes:")
+    for n in s["nodes"]:
+        if n["self"]:
+            out.append(f"  {n['name']:<12} {n['state']:<8} (this node)")
+            continue
+        left = " (left cleanly)" if n.get("left") else ""
+        out.append(f"  {n['name']:<12} {n['state']:<8} last heartbeat "
+                   f"{_ms(n['last_heartbeat_ms'])}{left}")
+        for link in n["links"]:
+            local = "" if link.get("local_up", True) else " (our side of it is down)"
+            out.append(f"    link {link['name']:<14} {link['state']:<8} {_ms(link['age_ms'])}"
+                       f"{local}")
+    out.append("groups:")
+    for g in s["groups"]:
+        line = (f"  {g['name']:<12} owner {g['owner']:<10} here {g['state']:<9}"
+                f" home {g['home']}")
+        if g["peer_state"]:
+            line += f", peer {g['peer_state']}"
+        out.append(line)
+        if g["waiting"]:
+            out.append(f"    waiting: {g['waiting']}")
+        if g["failed_start"]:
+            out.append(f"    start failed here: {g['failed_start']}")
+        elif not g["eligible"]:
+            out.append("    this node cannot run it now (interface down?)")
+        for r in g["resources"]:
+            out.append(f"    - {r}")
+    f = s["frames"]
+    rejected = {k: v for k, v in f["rejected"].items() if v}
+    out.append(f"frames: {f['received']} accepted, rejected "
+               + (", ".join(f"{k} {v}" for k, v in sorted(rejected.items())) or "none"))
+    return "\n".join(out)

@@ -1,0 +1,354 @@
+"""The daemon's event loop: feeds the sans-IO `Node` and carries out its decisions.
+
+Tasks, all in one TaskGroup (none outlives `run`):
+  announcer      the Announcer's scheduled ARP/NA bursts
+  heartbeat      sends a heartbeat on every link every `keepalive`, on a fixed grid
+  deadlines      sleeps until the membership's next deadline (woken early on any change)
+  health         every keepalive, asks each group's agents whether this node can run it
+  group <name>   one per group: runs its Start/Stop actions one at a time, in order
+  control        the UNIX control socket
+  shutdown       on SIGTERM/SIGINT: release everything, say goodbye, end the TaskGroup
+
+Concurrency rule: everything that touches `self.node` is synchronous code between awaits, so
+no decision ever sees a half-applied input. After every input, `_process` runs the policy
+once and dispatches: frames to send, actions to the group tasks, lines to the log.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+import socket
+import time
+from pathlib import Path
+from typing import Any
+
+from vigil import __version__
+from vigil.control import protocol as p
+from vigil.daemon import control_server, links as links_mod, realtime
+from vigil.model import Cluster, Group, IpResource
+from vigil.node import Level, Node, Note
+from vigil.policy import Start
+from vigil.resources import build
+from vigil.resources.base import Agent
+from vigil.resources.host import Host
+from vigil.wire.messages import GroupState
+
+log = logging.getLogger("vigil")
+
+_LEVELS = {Level.DEBUG: logging.DEBUG, Level.INFO: logging.INFO, Level.WARNING: logging.WARNING,
+           Level.ERROR: logging.ERROR}
+GOODBYES = 3  # the last frames of a clean shutdown, on every link
+
+
+class _Shutdown(Exception):
+    """Raised inside the TaskGroup to end it once the node has left cleanly."""
+
+
+class Daemon:
+    def __init__(self, cluster: Cluster, me: str, key: bytes, generation: int,
+                 socket_path: Path, realtime_enabled: bool | None = None) -> None:
+        self.cluster = cluster
+        self.me = me
+        self.key = key
+        self.generation = generation
+        self.socket_path = socket_path
+        self.realtime = cluster.realtime if realtime_enabled is None else realtime_enabled
+        self.links: list[links_mod.Link] = []
+        self.agents: dict[str, list[Agent]] = {}
+        self.pending: dict[str, list[Any]] = {g.name: [] for g in cluster.groups}
+        self.kicks = {g.name: asyncio.Event() for g in cluster.groups}
+        self.changed = asyncio.Event()
+        self.quiet = asyncio.Event()
+        self.node: Node | None = None
+        self.host: Host | None = None
+        self.started_at = time.monotonic()
+        self.leaving = False
+
+    # --- life cycle --------------------------------------------------------------------------
+
+    async def run(self) -> None:
+        sock = control_server.bind(self.socket_path)
+        try:
+            async with Host.open() as host:
+                self.host = host
+                self.links = await links_mod.plan(self.cluster, self.me, host)
+                self.agents = {g.name: [build(r, host) for r in g.resources]
+                               for g in self.cluster.groups}
+                found = {g.name: await self._probe_group(g) for g in self.cluster.groups}
+                now = time.monotonic()
+                self.node = Node(self.cluster, self.me, self.key, self.generation,
+                                 [l.name for l in self.links], now)
+                self._log(self.node.probed(found))
+                await links_mod.open_links(self.cluster, self.me, self.links, self._receive)
+                log.info("vigil %s started: node %s, cluster %s, generation %d, links %s",
+                         __version__, self.me, self.cluster.name, self.generation,
+                         ", ".join(f"{l.name} ({l.kind} to {l.dest[0]})" for l in self.links))
+                if self.realtime:
+                    for what in realtime.make_realtime():
+                        log.info("real-time: %s", what)
+                realtime.freeze_heap()
+                try:
+                    async with asyncio.TaskGroup() as tg:
+                        tg.create_task(host.announcer.run(), name="announcer")
+                        tg.create_task(self._heartbeats(), name="heartbeat")
+                        tg.create_task(self._deadlines(), name="deadlines")
+                        tg.create_task(self._health(), name="health")
+                        for g in self.cluster.groups:
+                            tg.create_task(self._group_worker(g), name=f"group {g.name}")
+                        tg.create_task(control_server.serve(sock, self._handle), name="control")
+                        tg.create_task(self._shutdown_on_signal(), name="shutdown")
+                        self._process()
+                except* _Shutdown:
+                    pass
+        finally:
+            for l in self.links:
+                if l.transport is not None:
+                    l.transport.close()
+            sock.close()
+            self.socket_path.unlink(missing_ok=True)
+            log.info("vigil stopped")
+
+    async def _shutdown_on_signal(self) -> None:
+        loop = asyncio.get_running_loop()
+        asked = asyncio.Event()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, asked.set)
+        await asked.wait()
+        log.info("shutdown requested: releasing every group")
+        assert self.node is not None
+        self.leaving = True
+        self.node.leave()
+        self._process()
+        await self.quiet.wait()
+        for _ in range(GOODBYES):
+            self._send_all()
+            await asyncio.sleep(0.005)
+        log.info("all groups released; goodbye sent to %s", self.node.peer)
+        raise _Shutdown
+
+    # --- inputs --------------------------------------------------------------------------------
+
+    def _receive(self, data: bytes, link: int) -> None:
+        assert self.node is not None
+        self._log(self.node.receive(data, link, time.monotonic()))
+        self._process()
+
+    async def _heartbeats(self) -> None:
+        loop = asyncio.get_running_loop()
+        interval = self.cluster.timings.keepalive
+        due = loop.time()
+        while True:
+            self._send_all()
+            due += interval
+            now = loop.time()
+            if due < now:  # we were frozen or starved: skip missed slots, do not burst
+                due = now + interval
+            await asyncio.sleep(due - now)
+
+    async def _deadlines(self) -> None:
+        assert self.node is not None
+        while True:
+            self.changed.clear()
+            deadline = self.node.next_deadline()
+            timeout = None if deadline is None else max(0.0, deadline - time.monotonic())
+            try:
+                async with asyncio.timeout(timeout):
+                    await self.changed.wait()
+            except TimeoutError:
+                self._log(self.node.tick(time.monotonic()))
+                self._process()
+
+    async def _health(self) -> None:
+        assert self.node is not None and self.host is not None
+        while True:
+            for link in self.links:
+                iface = await self.host.interface(link.ifname)
+                notes = self.node.set_link_local(link.index, bool(iface and iface.up and
+                                                                  iface.carrier),
+                                                 time.monotonic())
+                if notes:
+                    self._log(notes)
+                    self._process()
+            for g in self.cluster.groups:
+                ok = True
+                for agent in self.agents[g.name]:
+                    try:
+                        async with asyncio.timeout(agent.timeout):
+                            ok = ok and await agent.healthy()
+                    except Exception as e:  # a health check that fails says "cannot run"
+                        log.warning("%s health check failed: %s", agent.name, e)
+                        ok = False
+                notes = self.node.set_eligible(g.name, ok)
+                if notes:
+                    self._log(notes)
+                    self._process()
+            await asyncio.sleep(self.cluster.timings.keepalive)
+
+    # --- decisions -----------------------------------------------------------------------------
+
+    def _process(self) -> None:
+        """Run the policy on the current state and dispatch what it says."""
+        assert self.node is not None and self.host is not None
+        step = self.node.step(time.monotonic())
+        self._log(list(step.notes))
+        for act in step.actions:
+            self.pending[act.group].append(act)
+            self.kicks[act.group].set()
+        if step.send:
+            self._send_all()
+        for name in step.reannounce:
+            for r in self.cluster.group(name).resources:
+                if isinstance(r, IpResource) and self.host.announcer.reannounce(r.address.ip):
+                    log.info("re-announcing %s after %s released it", r.address.ip,
+                             self.node.peer)
+        self.changed.set()
+        if self.leaving and self.node.quiescent() and not any(self.pending.values()):
+            self.quiet.set()
+
+    def _send_all(self) -> None:
+        assert self.node is not None
+        for link in self.links:
+            link.send(self.node.frame(link.index))
+
+    async def _group_worker(self, group: Group) -> None:
+        assert self.node is not None
+        kick = self.kicks[group.name]
+        while True:
+            await kick.wait()
+            kick.clear()
+            while self.pending[group.name]:
+                act = self.pending[group.name].pop(0)
+                t0 = time.monotonic()
+                if isinstance(act, Start):
+                    result, detail = await self._start_group(group)
+                else:
+                    result, detail = await self._stop_agents(self.agents[group.name])
+                ms = (time.monotonic() - t0) * 1000
+                self._log(self.node.finished(group.name, result, detail, ms))
+                self._process()
+
+    async def _start_group(self, group: Group) -> tuple[GroupState, str]:
+        for i, agent in enumerate(self.agents[group.name]):
+            error = await self._act(agent, "start")
+            if error is not None:
+                # Undo in reverse, the failed one included (it may be half-started).
+                result, _ = await self._stop_agents(self.agents[group.name][: i + 1])
+                return (GroupState.STOPPED if result is GroupState.STOPPED
+                        else GroupState.FAILED), error
+        return GroupState.RUNNING, ""
+
+    async def _stop_agents(self, agents: list[Agent]) -> tuple[GroupState, str]:
+        errors = []
+        for agent in reversed(agents):
+            error = await self._act(agent, "stop")
+            if error is not None:
+                errors.append(error)  # keep stopping the rest: release as much as we can
+        return (GroupState.FAILED, "; ".join(errors)) if errors else (GroupState.STOPPED, "")
+
+    async def _act(self, agent: Agent, action: str) -> str | None:
+        """Run one agent action with its timeout; log one line; return an error or None."""
+        t0 = time.monotonic()
+        try:
+            async with asyncio.timeout(agent.timeout):
+                await getattr(agent, action)()
+        except TimeoutError:
+            error = f"timed out after {agent.timeout:g} s"
+        except Exception as e:  # an agent failure must never take the daemon down
+            error = str(e) or type(e).__name__
+        else:
+            error = None
+        ms = (time.monotonic() - t0) * 1000
+        if error is None:
+            log.info("%s %s: ok in %.0f ms", agent.name, action, ms)
+        else:
+            log.error("%s %s: failed in %.0f ms: %s", agent.name, action, ms, error)
+        return error
+
+    async def _probe_group(self, group: Group) -> GroupState:
+        """Reconcile at start: what of this group is already here (left by a crash)?"""
+        present = []
+        for agent in self.agents[group.name]:
+            try:
+                async with asyncio.timeout(agent.timeout):
+                    present.append(await agent.probe())
+            except Exception as e:
+                log.warning("%s probe failed: %s; treating it as present", agent.name, e)
+                present.append(True)
+        if any(present):
+            log.warning("group %s: found %s already present at start", group.name,
+                        ", ".join(a.name for a, p_ in zip(self.agents[group.name], present)
+                                  if p_))
+            return GroupState.RUNNING
+        return GroupState.STOPPED
+
+    # --- control -------------------------------------------------------------------------------
+
+    async def _handle(self, req: p.Request) -> p.Response:
+        assert self.node is not None
+        if req.cmd == "status":
+            return p.Response(True, self.status())
+        if self.leaving:
+            return p.Response(False, None, p.ErrorCode.REFUSED, "this node is shutting down")
+        result = self.node.request(req.cmd)
+        if result.error:
+            log.warning("%s refused: %s", req.cmd, result.error)
+            return p.Response(False, None, p.ErrorCode.REFUSED, result.error)
+        log.info("%s requested: %s", req.cmd, result.message)
+        self._process()
+        return p.Response(True, {"message": result.message})
+
+    def status(self) -> dict[str, Any]:
+        assert self.node is not None
+        node = self.node
+        now = time.monotonic()
+        peer = node.membership.view(node.peer)
+
+        def age(t: float | None) -> float | None:
+            return None if t is None else round((now - t) * 1000, 1)
+
+        groups = []
+        for g in self.cluster.groups:
+            a = node.assignments[g.name]
+            report = node.report.group(g.name) if node.report else None
+            groups.append({
+                "name": g.name, "home": g.home, "owner": a.owner, "epoch": a.epoch,
+                "state": node.local[g.name].value,
+                "peer_state": report.state.value if report and peer.liveness.value == "up"
+                else None,
+                "eligible": node.eligible[g.name],
+                "failed_start": node.failed_start.get(g.name),
+                "waiting": node.waiting.get(g.name),
+                "resources": [r.name for r in g.resources],
+            })
+        running = [g["name"] for g in groups if g["state"] == "running"]
+        return {
+            "cluster": self.cluster.name, "node": self.me, "version": __version__,
+            "generation": self.generation, "uptime_s": round(now - self.started_at, 1),
+            "status": node.status.value,
+            "role": "active" if running else "standby",
+            "timings": {k: getattr(self.cluster.timings, k)
+                        for k in ("keepalive", "warntime", "deadtime", "initdead")},
+            "auto_failback": self.cluster.auto_failback,
+            "nodes": [
+                {"name": self.me, "self": True, "state": node.status.value},
+                {"name": peer.name, "self": False, "state": peer.liveness.value,
+                 "generation": peer.generation, "left": peer.left,
+                 "last_heartbeat_ms": age(peer.last),
+                 "links": [{"name": l.name, "state": l.status.value, "age_ms": age(l.last),
+                            "local_up": l.local_up} for l in peer.links]},
+            ],
+            "links": [{"name": l.name, "kind": l.kind, "dest": l.dest[0], "sent": l.sent,
+                       "send_errors": l.send_errors} for l in self.links],
+            "groups": groups,
+            "frames": {"received": node.received, "rejected": dict(node.rejected)},
+        }
+
+    def _log(self, notes: list[Note]) -> None:
+        for n in notes:
+            log.log(_LEVELS[n.level], "%s", n.text)
+
+
+def hostname() -> str:
+    return socket.gethostname().split(".")[0]

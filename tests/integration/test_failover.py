@@ -1,0 +1,165 @@
+"""Real daemons in network namespaces: the failover cases of issue 2's proof (a)-(d).
+
+Two nodes and a client on a bridge; the client probes the floating IP every 10 ms over a new
+TCP connection and records which node answers; a monitor polls both nodes' addresses for
+the one-owner invariant. Outage figures belong to `make bench`; here the assertions are about
+behaviour (who answers, that a planned hand-over does not wait for deadtime, that both never
+hold the address while they can talk).
+"""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from vigil.lab.cluster import HolderMonitor, LabCluster
+from vigil.lab.probe import Prober, outages, owners
+
+pytestmark = pytest.mark.integration
+
+DEADTIME = 0.5  # LabCluster's default
+
+
+def answered_by(p: Prober, node: str, after: float, timeout: float = 5.0) -> float:
+    return p.wait_sample(lambda s: s.node == node, after=after, timeout=timeout).t
+
+
+@pytest.mark.parametrize("failback", [True, False], ids=["failback", "no-failback"])
+def test_sigterm_of_owner_and_restart(failback: bool) -> None:
+    with LabCluster(auto_failback=failback) as c, HolderMonitor(c) as mon:
+        c.start("n1")
+        c.start("n2")
+        c.wait_holder("n1")
+        with Prober(c.lab, "client", c.url(), duration=30) as p:
+            answered_by(p, "n1", 0)
+            t0 = time.monotonic()
+            assert c.stop("n1") == 0
+            t1 = answered_by(p, "n2", t0)
+            assert c.holders() == ["n2"]
+            c.start("n1")
+            if failback:
+                answered_by(p, "n1", t1)
+                c.wait_holder("n1")
+            else:
+                time.sleep(1.0)  # several keepalives: nothing moves back
+                assert c.holders() == ["n2"]
+            samples = p.stop()
+        planned = outages(samples, after=t0)
+        assert all(o.duration < DEADTIME for o in planned), planned
+        assert "goodbye sent" in c.log("n1")
+        assert "node n1: is dead (shutdown)" in c.log("n2")
+        want = ["n1", "n2", "n1"] if failback else ["n1", "n2"]
+        assert [n for _, n in owners(samples)] == want
+    assert not mon.doubles, f"both nodes held the address at {mon.doubles[:5]}"
+
+
+def test_owner_link_cut_and_restored() -> None:
+    with LabCluster(auto_failback=True) as c:
+        c.start("n1")
+        c.start("n2")
+        c.wait_holder("n1")
+        with Prober(c.lab, "client", c.url(), duration=30) as p:
+            answered_by(p, "n1", 0)
+            t0 = time.monotonic()
+            c.lab.link_down("n1")
+            t1 = answered_by(p, "n2", t0)
+            assert t1 - t0 > DEADTIME * 0.5, "n2 waited for deadtime (minus the phase)"
+            # n1 sees its own interface down and releases what it cannot serve, so the
+            # address is not on both nodes when the link comes back.
+            c.wait_holder("n2", timeout=5)
+            assert "Link n1:eth0 dead." in c.log("n2")
+            with HolderMonitor(c) as mon:
+                c.lab.link_up("n1")
+                answered_by(p, "n1", t1, timeout=10)  # failback, planned: release first
+                c.wait_holder("n1")
+                time.sleep(0.3)
+            samples = p.stop()
+        assert not mon.doubles, f"both held the address after the link came back: {mon.doubles}"
+        back = outages(samples, after=t1 + 0.05)
+        assert all(o.duration < DEADTIME for o in back), back
+        assert "cannot run group web" in c.log("n1")
+
+
+def test_switch_side_link_cut_is_detected_as_lost_carrier() -> None:
+    with LabCluster(auto_failback=False) as c:
+        c.start("n1")
+        c.start("n2")
+        c.wait_holder("n1")
+        c.lab.link_down("n1", side="switch")
+        c.wait_holder("n2", timeout=5)
+        c.lab.link_up("n1", side="switch")
+        time.sleep(1.0)
+        assert c.holders() == ["n2"], "auto_failback off: the group stays where it is"
+        s = c.status("n1")
+        assert s["nodes"][1]["state"] == "up"
+        assert s["groups"][0]["owner"] == "n2"
+
+
+def test_standby_and_takeover() -> None:
+    with LabCluster() as c, HolderMonitor(c) as mon:
+        c.start("n1")
+        c.start("n2")
+        c.wait_holder("n1")
+        with Prober(c.lab, "client", c.url(), duration=30) as p:
+            answered_by(p, "n1", 0)
+            t0 = time.monotonic()
+            r = c.vigil("n1", "standby")
+            assert r.returncode == 0 and "handing web to n2" in r.stdout
+            t1 = answered_by(p, "n2", t0)
+            r = c.vigil("n1", "takeover")
+            assert r.returncode == 0 and "taking over web" in r.stdout
+            answered_by(p, "n1", t1)
+            samples = p.stop()
+        assert all(o.duration < DEADTIME for o in outages(samples, after=t0))
+        # Nothing to do is not an error; standby with the peer gone is refused.
+        assert "already holds every group" in c.vigil("n1", "takeover").stdout
+        c.stop("n2")
+        time.sleep(0.1)
+        r = c.vigil("n1", "standby")
+        assert r.returncode == 1
+        assert "n2 is not up" in r.stderr
+        assert c.holders() == ["n1"]
+    assert not mon.doubles
+
+
+def test_both_started_at_once_run_the_group_once_on_its_home() -> None:
+    with LabCluster(initdead="3s") as c, HolderMonitor(c) as mon:
+        c.start_web("n1")
+        c.start_web("n2")
+        c.start("n1", wait=False)
+        c.start("n2", wait=False)
+        t0 = time.monotonic()
+        c.wait_holder("n1")
+        assert time.monotonic() - t0 < 3.0, "the nodes found each other before initdead"
+        time.sleep(0.5)
+        assert c.holders() == ["n1"]
+        assert c.log("n1").count("ip 10.77.0.100/24 on eth0 start: ok") == 1
+        assert "start:" not in c.log("n2")
+    assert not mon.doubles
+
+
+def test_address_left_behind_is_reconciled_not_doubled() -> None:
+    """A crash left the floating address on n2 (not its home): at start n2 probes, finds it,
+    reports it running, and releases it to n1, which starts only after that."""
+    with LabCluster() as c, HolderMonitor(c) as mon:
+        c.lab.run("n2", ["ip", "addr", "add", f"{c.vip}/24", "dev", "eth0"])
+        c.start("n1")
+        c.start("n2")
+        c.wait_holder("n1")
+        log2 = c.log("n2")
+        assert "found ip 10.77.0.100/24 on eth0 already present" in log2
+        assert "releasing group web" in log2
+    # The invariant can only be checked once both daemons run: before that the test itself
+    # put the address on n2 while n1 had not started yet (n1 waits for n2's release).
+    assert not mon.doubles
+
+
+def test_peer_that_never_comes_is_declared_dead_after_initdead() -> None:
+    with LabCluster(initdead="1500ms") as c:
+        t0 = time.monotonic()
+        c.start("n2")
+        c.wait_holder("n2", timeout=10)
+        assert time.monotonic() - t0 >= 1.5
+        assert "node n1: is dead (initdead)" in c.log("n2")
+        assert "taking over group web: n1 is dead" in c.log("n2")
