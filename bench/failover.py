@@ -1,0 +1,261 @@
+"""Client-visible failover outages of a real two-node vigil cluster, as `make bench` runs it.
+
+    python -m bench.failover [--runs 5] [--deadtimes 300ms,1s] [--seed N]
+                             [--out bench/results.json] [--no-idle] [--idle-seconds 30]
+
+For each deadtime D the cluster runs with keepalive D/5, warntime D/2, initdead max(3D, 1s),
+auto_failback on. Each run builds a fresh LabCluster (n1 home and owner, n2 standby, a client)
+and probes the floating IP from the client every 10 ms with a new TCP connection (100 ms
+timeout) while two faults are injected one after the other:
+
+  sigterm   SIGTERM of the owner n1 (planned), then n1 started again (failback)
+  linkcut   n1's eth0 taken down from inside n1 (unplanned), then up again (failback)
+  standby   `vigil standby` on n1, then `vigil takeover` on n1 (two planned hand-overs)
+
+Each fault comes after a random 0..keepalive sleep (seeded; the seed is printed), so it lands
+at a random phase of the heartbeat grid. A phase's outage is the longest run of failed probes
+overlapping the window from its fault to the next one (`vigil.lab.probe.outages`), measured
+from the last answered probe before it to the first one after; 0 when no probe failed. A
+HolderMonitor follows both nodes' addresses for the whole run: both holding the floating
+address at once must never happen.
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+from bench import common
+from vigil.config.duration import parse_duration
+from vigil.lab.cluster import HolderMonitor, LabCluster
+from vigil.lab.probe import Prober, Sample, outages, owners
+
+PROBE_INTERVAL = 0.01
+PROBE_TIMEOUT = 0.1
+PLANNED_TARGET = 0.030
+UNPLANNED_MARGIN = 0.050  # link cut target: deadtime + this
+TAIL = 0.3  # seconds of probing after the last hand-over, to catch a late outage
+
+# (scenario, phase key, label, planned?)
+PHASES = [
+    ("sigterm", "sigterm", "SIGTERM of the owner", True),
+    ("sigterm", "sigterm_failback", "owner restarted (failback)", True),
+    ("linkcut", "linkcut", "owner's link cut", False),
+    ("linkcut", "linkcut_failback", "link restored (failback)", True),
+    ("standby", "standby", "vigil standby", True),
+    ("standby", "takeover", "vigil takeover", True),
+]
+SCENARIOS = list(dict.fromkeys(s for s, *_ in PHASES))
+
+# PLATFORM-NOTES, "Reference failover figures, measured here" (median of 5, same lab and
+# prober): keepalived 2.2.7 with adverts every 0.1 s (VRRPv3) and every 1 s, and Heartbeat
+# 3.0.6 at keepalive 200 ms / deadtime 1 s. "-" where the notes have no such row.
+REFERENCE = {
+    "sigterm": ("0.06 s | 0.61 s", "0.34 s"),
+    "sigterm_failback": ("-", "-"),
+    "linkcut": ("0.29 s | 3.0-3.2 s", "1.39 s"),
+    "linkcut_failback": ("0 | 0", "16 s"),
+    "standby": ("-", "-"),
+    "takeover": ("-", "-"),
+}
+
+
+def target(phase: str, deadtime: float) -> float:
+    planned = next(p for _, k, _, p in PHASES if k == phase)
+    return PLANNED_TARGET if planned else deadtime + UNPLANNED_MARGIN
+
+
+# --- one run -----------------------------------------------------------------------------------
+
+def run_once(scenario: str, deadtime: float, rng: random.Random) -> dict[str, Any]:
+    t = common.timings(deadtime)
+    keepalive = parse_duration(t["keepalive"])
+    wait = max(10.0, 4 * deadtime + 5)
+    faults: list[tuple[str, float]] = []  # (phase, when)
+    with LabCluster(auto_failback=True, **t) as c, HolderMonitor(c) as mon:
+        c.start("n1")
+        c.start("n2")
+        common.settle(c)
+        with Prober(c.lab, "client", c.url(), interval=PROBE_INTERVAL, timeout=PROBE_TIMEOUT,
+                    duration=3600) as p:
+            p.wait_sample(lambda s: s.node == "n1", timeout=5)
+
+            def fault(phase: str, action: Callable[[], Any], new_owner: str) -> None:
+                time.sleep(rng.uniform(0, keepalive))
+                t0 = time.monotonic()
+                faults.append((phase, t0))
+                action()
+                p.wait_sample(lambda s: s.node == new_owner, after=t0, timeout=wait)
+                c.wait_holder(new_owner, timeout=wait)
+
+            def cli(cmd: str) -> None:
+                r = c.vigil("n1", cmd)
+                if r.returncode != 0:
+                    raise RuntimeError(f"vigil {cmd} exited {r.returncode}: {r.stderr.strip()}")
+
+            def stop(node: str) -> None:
+                code = c.stop(node)
+                if code != 0:
+                    raise RuntimeError(f"vigil on {node} exited {code} after SIGTERM")
+
+            try:
+                if scenario == "sigterm":
+                    fault("sigterm", lambda: stop("n1"), "n2")
+                    fault("sigterm_failback", lambda: c.start("n1"), "n1")
+                elif scenario == "linkcut":
+                    fault("linkcut", lambda: c.lab.link_down("n1"), "n2")
+                    time.sleep(0.5)  # the link stays down a while before it comes back
+                    fault("linkcut_failback", lambda: c.lab.link_up("n1"), "n1")
+                elif scenario == "standby":
+                    fault("standby", lambda: cli("standby"), "n2")
+                    fault("takeover", lambda: cli("takeover"), "n1")
+                else:
+                    raise ValueError(scenario)
+                time.sleep(TAIL)
+            except Exception as e:
+                raise RuntimeError(f"{type(e).__name__}: {e}\n--- n1 log\n"
+                                   f"{c.log('n1')[-1500:]}\n--- n2 log\n"
+                                   f"{c.log('n2')[-1500:]}") from e
+            samples = p.stop()
+    first = faults[0][1]
+    return {
+        "phases": measure(samples, faults),
+        "double_owner": bool(mon.doubles),
+        "double_owner_at_ms": [round((d - first) * 1000, 1) for d in mon.doubles],
+        "double_owner_ms": [round(o * 1000, 1) for o in mon.overlaps],
+        "probes": len(samples),
+    }
+
+
+def measure(samples: list[Sample], faults: list[tuple[str, float]]) -> dict[str, Any]:
+    """Each phase's outage, who answered, and when the new owner first did."""
+    phases = {}
+    for i, (phase, t0) in enumerate(faults):
+        t1 = faults[i + 1][1] if i + 1 < len(faults) else None
+        window = [s for s in samples if s.t >= t0 and (t1 is None or s.t < t1)]
+        found = outages(samples, after=t0, before=t1)
+        worst = max(found, key=lambda o: o.duration, default=None)
+        changes = [(round((t - t0) * 1000, 1), n) for t, n in owners(window)]
+        answered = [s.node for s in window if s.ok]
+        phases[phase] = {
+            "outage_ms": round(worst.duration * 1000, 1) if worst else 0.0,
+            "outage_complete": worst.complete if worst else True,
+            "outage_starts_ms": round((worst.start - t0) * 1000, 1) if worst else None,
+            "failed_probes": sum(o.failures for o in found),
+            "outages": len(found),
+            "answered_after": answered[-1] if answered else None,
+            "owner_changes_ms": changes,  # (ms after the fault, node) at each change
+        }
+    return phases
+
+
+# --- the whole benchmark -----------------------------------------------------------------------
+
+def run(runs: int, deadtimes: list[float], rng: random.Random) -> list[dict[str, Any]]:
+    results = []
+    for d in deadtimes:
+        for scenario in SCENARIOS:
+            for i in range(runs):
+                t0 = time.monotonic()
+                try:
+                    r: dict[str, Any] = run_once(scenario, d, rng)
+                except Exception as e:  # one bad run must not lose the others
+                    r = {"error": str(e)}
+                r.update(scenario=scenario, deadtime_ms=round(d * 1000), run=i + 1,
+                         timings=common.timings(d), seconds=round(time.monotonic() - t0, 1))
+                results.append(r)
+                print(progress(r), flush=True)
+    return results
+
+
+def progress(r: dict[str, Any]) -> str:
+    head = f"{r['scenario']:8} D={common.ms(r['deadtime_ms'] / 1000):6} run {r['run']}:"
+    if "error" in r:
+        return f"{head} FAILED: {r['error'].splitlines()[0]}"
+    parts = [f"{k} {v['outage_ms']:.0f} ms -> {v['answered_after']}"
+             for k, v in r["phases"].items()]
+    double = "  DOUBLE OWNER" if r["double_owner"] else ""
+    return f"{head} " + ", ".join(parts) + double
+
+
+def summarize(results: list[dict[str, Any]], deadtimes: list[float]) -> list[dict[str, Any]]:
+    rows = []
+    for d in deadtimes:
+        for scenario, phase, label, planned in PHASES:
+            mine = [r for r in results if r["scenario"] == scenario
+                    and r["deadtime_ms"] == round(d * 1000)]
+            ok = [r for r in mine if "error" not in r]
+            values = [r["phases"][phase]["outage_ms"] for r in ok if phase in r["phases"]]
+            goal = target(phase, d) * 1000
+            rows.append({
+                "scenario": scenario, "phase": phase, "label": label, "planned": planned,
+                "deadtime_ms": round(d * 1000), "outage_ms": common.summary(values),
+                "target_ms": round(goal), "within_target": sum(v <= goal for v in values),
+                "failed_runs": len(mine) - len(ok),
+                "double_owner_runs": sum(r["double_owner"] for r in ok),
+                "answered_after": sorted({r["phases"][phase]["answered_after"] for r in ok
+                                          if phase in r["phases"]} - {None}),
+                "reference_keepalived_adv_0.1s|1s": REFERENCE[phase][0],
+                "reference_heartbeat_200ms/1s": REFERENCE[phase][1],
+            })
+    return rows
+
+
+def render(rows: list[dict[str, Any]]) -> str:
+    def f(v: float | None) -> str:
+        return "-" if v is None else f"{v:.0f}"
+    table = [[r["label"], common.ms(r["deadtime_ms"] / 1000), f(r["outage_ms"]["median"]),
+              f(r["outage_ms"]["min"]), f(r["outage_ms"]["max"]), r["target_ms"],
+              f"{r['within_target']}/{r['outage_ms']['n']}", ",".join(r["answered_after"]),
+              f"{r['double_owner_runs']}" + (f" ({r['failed_runs']} failed)"
+                                             if r["failed_runs"] else ""),
+              r["reference_keepalived_adv_0.1s|1s"], r["reference_heartbeat_200ms/1s"]]
+             for r in rows]
+    return common.table(["scenario", "deadtime", "median ms", "min", "max", "target ms",
+                         "in target", "then", "double", "keepalived adv 0.1s | 1s",
+                         "heartbeat 200ms/1s"], table)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m bench.failover", description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--runs", type=int, default=5, help="runs per scenario and deadtime")
+    ap.add_argument("--deadtimes", default="300ms,1s", help="comma-separated deadtimes")
+    ap.add_argument("--seed", type=int, default=None, help="random seed (default: random)")
+    ap.add_argument("--out", type=Path, default=Path("bench/results.json"))
+    ap.add_argument("--no-idle", action="store_true", help="skip the idle cost measurement")
+    ap.add_argument("--idle-seconds", type=float, default=30.0)
+    args = ap.parse_args(argv)
+    deadtimes = common.durations(args.deadtimes)
+    seed = args.seed if args.seed is not None else random.SystemRandom().randrange(2**32)
+    print(f"seed: {seed}", flush=True)
+    info = common.machine()
+    results = run(args.runs, deadtimes, random.Random(seed))
+    rows = summarize(results, deadtimes)
+    print()
+    print(render(rows))
+    print(f"\nseed {seed}; outage = longest client-visible gap after the fault (10 ms probes, "
+          f"100 ms timeout); target: link cut deadtime + {UNPLANNED_MARGIN * 1000:.0f} ms, "
+          f"planned {PLANNED_TARGET * 1000:.0f} ms; reference figures: PLATFORM-NOTES.md")
+    doubles = sum(1 for r in results if r.get("double_owner"))
+    print(f"double owner (both nodes held the address): {doubles} of {len(results)} runs")
+    data: dict[str, Any] = {"machine": info, "seed": seed, "runs": args.runs,
+                            "deadtimes_ms": [round(d * 1000) for d in deadtimes],
+                            "probe": {"interval_ms": PROBE_INTERVAL * 1000,
+                                      "timeout_ms": PROBE_TIMEOUT * 1000},
+                            "summary": rows, "results": results}
+    if not args.no_idle:
+        from bench import idle
+        print()
+        data["idle"] = idle.measure(args.idle_seconds)
+        print(idle.render(data["idle"]))
+    common.write_json(args.out, data)
+    failed = sum(1 for r in results if "error" in r)
+    return 1 if failed or doubles else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
