@@ -1,0 +1,81 @@
+"""The layer rules of DESIGN.md and STYLE.md, checked on the source: who may import what.
+
+The sans-IO cores must stay free of sockets, clocks, processes and the event loop, or their
+tests stop being deterministic; nothing may import the daemon; the CLI loads the daemon only
+inside `vigil daemon`. (The same contracts import-linter would check, without the dependency.)
+"""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+SRC = Path(__file__).resolve().parents[2] / "src" / "vigil"
+
+IO_MODULES = {"asyncio", "socket", "subprocess", "time", "select", "threading", "logging"}
+
+CONTRACTS = {
+    # module (file or package) -> modules it must not import
+    "wire": IO_MODULES | {"vigil.daemon", "vigil.resources", "vigil.policy"},
+    "membership.py": IO_MODULES | {"vigil.daemon", "vigil.resources", "vigil.policy"},
+    "policy.py": IO_MODULES | {"vigil.daemon", "vigil.resources", "os"},
+    "node.py": IO_MODULES | {"vigil.daemon", "vigil.resources", "os"},
+    "control": IO_MODULES | {"vigil.daemon", "vigil.resources"},
+    "model.py": IO_MODULES | {"vigil.config", "vigil.daemon", "vigil.resources"},
+    "errors.py": {"vigil"},
+    "config": {"vigil.daemon", "vigil.resources", "vigil.wire", "asyncio", "socket"},
+    "resources": {"vigil.daemon", "vigil.policy", "vigil.membership", "vigil.node",
+                  "vigil.wire"},
+    "cli": {"vigil.resources", "pyroute2"},
+}
+
+
+def _files(target: str) -> list[Path]:
+    path = SRC / target
+    return sorted(path.rglob("*.py")) if path.is_dir() else [path]
+
+
+def _imports(path: Path, top_level_only: bool) -> set[str]:
+    tree = ast.parse(path.read_text())
+    nodes = tree.body if top_level_only else list(ast.walk(tree))
+    found: set[str] = set()
+    for node in nodes:
+        if isinstance(node, ast.Import):
+            found.update(a.name for a in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            found.add(node.module)
+            found.update(f"{node.module}.{a.name}" for a in node.names)
+    return found
+
+
+def _violates(name: str, banned: str) -> bool:
+    return name == banned or name.startswith(banned + ".")
+
+
+@pytest.mark.parametrize("target", sorted(CONTRACTS))
+def test_layer_imports(target: str) -> None:
+    bad = []
+    for f in _files(target):
+        # The CLI may import the daemon lazily inside `vigil daemon`: check its top level only.
+        for name in _imports(f, top_level_only=(target == "cli")):
+            for banned in CONTRACTS[target]:
+                if _violates(name, banned):
+                    bad.append(f"{f.relative_to(SRC)} imports {name}")
+    assert not bad, bad
+
+
+def test_nothing_imports_the_daemon() -> None:
+    bad = [f"{f.relative_to(SRC)}" for f in SRC.rglob("*.py")
+           if "daemon" not in f.parts and not f.match("cli/main.py")
+           and any(_violates(n, "vigil.daemon") for n in _imports(f, top_level_only=False))]
+    assert not bad, bad
+
+
+def test_the_contract_checker_can_fail(tmp_path: Path) -> None:
+    f = tmp_path / "x.py"
+    f.write_text("import socket\nfrom vigil.daemon import engine\n")
+    names = _imports(f, top_level_only=True)
+    assert any(_violates(n, "socket") for n in names)
+    assert any(_violates(n, "vigil.daemon") for n in names)
