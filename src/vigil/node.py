@@ -91,7 +91,13 @@ class Node:
         if f.cluster != self.cluster.name:
             return self._reject(wire.RejectReason.WRONG_CLUSTER, link, f.cluster)
         if f.sender == self.me:
-            return []  # our own multicast/broadcast looped back
+            if f.generation == self.generation:
+                return []  # our own broadcast looped back
+            # Another host runs under our name: both would take every group. Say it loudly.
+            self.rejected[wire.RejectReason.DUPLICATE_NODE.value] += 1
+            return [Note(Level.ERROR, f"another host sends heartbeats as {self.me} (generation "
+                                      f"{f.generation}) on {self.link_names[link]}: two nodes "
+                                      f"share one name; check --node and the configuration")]
         if f.sender != self.peer:
             return self._reject(wire.RejectReason.UNKNOWN_SENDER, link, f.sender)
         if f.kind is not wire.FrameKind.HEARTBEAT or not 0 <= link < len(self.link_names):
@@ -187,9 +193,22 @@ class Node:
         return [Note(Level.WARNING, f"our side of link {name} is down: its silence says "
                                     f"nothing about {self.peer}")]
 
-    def cleanup(self, group: str) -> None:
+    def cleanup(self, group: str) -> bool:
+        """An operator cleared the group's failures. True when the caller must probe the
+        group again (a failed stop: only a probe can tell what is still there)."""
         self.failed_start.pop(group, None)
         self._update_eligible(group)
+        self._dirty = True
+        return self.local[group] is GroupState.FAILED
+
+    def reprobed(self, group: str, found: GroupState) -> list[Note]:
+        """What a probe after `cleanup` found; the normal rules take it from there."""
+        assert found in (GroupState.RUNNING, GroupState.STOPPED)
+        if self.local[group] is not GroupState.FAILED:
+            return []
+        self.local[group] = found
+        self._dirty = True
+        return [Note(Level.INFO, f"group {group} cleaned up: probe found it {found.value}")]
 
     def request(self, what: str) -> policy.RequestResult:
         view = self.view()
@@ -224,7 +243,7 @@ class Node:
         for act in decision.actions:
             if isinstance(act, Start):
                 self.local[act.group] = GroupState.STARTING
-                notes.append(Note(Level.INFO, f"acquiring group {act.group}: {act.reason}"))
+                notes.append(Note(Level.INFO, f"acquiring group {act.group} {act.reason}"))
             elif isinstance(act, Stop):
                 self.local[act.group] = GroupState.STOPPING
                 notes.append(Note(Level.INFO, f"releasing group {act.group}: {act.reason}"))

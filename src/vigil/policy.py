@@ -130,7 +130,8 @@ def decide(v: View, cluster: Cluster) -> Decision:
             if local.state is GroupState.STOPPED:
                 why_not = _why_not_start(v, a, report, peer_dead)
                 if why_not is None:
-                    actions.append(Start(g.name, "peer dead" if peer_dead else "peer released it"))
+                    actions.append(Start(g.name, f"from {peer} ("
+                                         + ("it is dead)" if peer_dead else "it released it)")))
                 else:
                     waiting[g.name] = why_not
         elif local.state is GroupState.RUNNING:

@@ -180,3 +180,20 @@ def test_no_start_on_a_stale_stopped_report():
     sim.run(2.0)
     assert not sim.violations, sim.violations
     assert sim.runners("g1") == ["n1"]
+
+
+def test_a_second_host_under_our_name_is_reported_not_obeyed():
+    from tests.unit.sim import KEY, LINKS
+    from vigil.node import Level, Node
+
+    sim = Sim(11)
+    sim.run(1.0)
+    n1 = sim.nodes["n1"]
+    impostor = Node(sim.cluster, "n1", KEY, n1.generation + 5, LINKS, sim.now)
+    impostor.probed({"g1": GroupState.STOPPED, "g2": GroupState.STOPPED})
+    notes = n1.receive(impostor.frame(0), 0, sim.now)
+    assert n1.rejected["duplicate_node"] == 1
+    assert any(n.level is Level.ERROR and "two nodes share one name" in n.text for n in notes)
+    # Our own frame looped back (same generation) is silently ignored, not counted.
+    assert n1.receive(n1.frame(0), 0, sim.now) == []
+    assert n1.rejected["duplicate_node"] == 1

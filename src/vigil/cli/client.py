@@ -10,7 +10,8 @@ from vigil.control import protocol as p
 from vigil.errors import ControlError, DaemonUnreachable
 
 
-def call(path: Path, cmd: str, timeout: float = 10.0) -> dict[str, Any]:
+def call(path: Path, cmd: str, timeout: float = 10.0,
+         args: dict[str, Any] | None = None) -> dict[str, Any]:
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     sock.settimeout(timeout)
     try:
@@ -22,7 +23,7 @@ def call(path: Path, cmd: str, timeout: float = 10.0) -> dict[str, Any]:
             raise DaemonUnreachable(f"no vigil daemon listens on {path} (stale socket)")
         except PermissionError:
             raise DaemonUnreachable(f"control socket {path}: permission denied (root only)")
-        sock.sendall(p.encode_request(p.Request(cmd)))
+        sock.sendall(p.encode_request(p.Request(cmd, args or {})))
         buf = b""
         while not buf.endswith(b"\n"):
             chunk = sock.recv(65536)

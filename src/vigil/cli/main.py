@@ -118,10 +118,10 @@ def daemon(c: Ctx, no_realtime: bool) -> None:
         _fail(e, c.debug)
 
 
-def _call(c: Ctx, cmd: str) -> dict[str, Any]:
+def _call(c: Ctx, cmd: str, **args: Any) -> dict[str, Any]:
     from vigil.cli.client import call
     try:
-        return call(c.socket, cmd)
+        return call(c.socket, cmd, args={k: v for k, v in args.items() if v is not None})
     except VigilError as e:
         _fail(e, c.debug)
 
@@ -148,6 +148,20 @@ def standby(c: Ctx) -> None:
 def takeover(c: Ctx) -> None:
     """Take every group from the peer."""
     click.echo(_call(c, "takeover")["message"])
+
+
+@cli.group()
+def resource() -> None:
+    """Resource and group maintenance."""
+
+
+@resource.command()
+@click.argument("group", required=False)
+@common
+def cleanup(c: Ctx, group: str | None) -> None:
+    """Clear GROUP's failures (all groups without GROUP) so that this node may run it again;
+    a group whose stop failed is probed again first."""
+    click.echo(_call(c, "cleanup", group=group)["message"])
 
 
 @cli.command()

@@ -28,7 +28,10 @@ class ErrorCode(str, enum.Enum):
     INTERNAL = "internal"
 
 
-COMMANDS = frozenset({"status", "standby", "takeover"})
+# command -> the arguments it takes (name -> type); every one optional
+COMMANDS: dict[str, dict[str, type]] = {
+    "status": {}, "standby": {}, "takeover": {}, "cleanup": {"group": str},
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,8 +72,13 @@ def decode_request(data: bytes) -> Request | ProtocolError:
     if cmd not in COMMANDS:
         return ProtocolError(ErrorCode.UNKNOWN_COMMAND,
                              f"unknown command {cmd[:40]!r}; known: {', '.join(sorted(COMMANDS))}")
-    if args:
-        return ProtocolError(ErrorCode.BAD_REQUEST, f"{cmd} takes no arguments")
+    allowed = COMMANDS[cmd]
+    for name, value in args.items():
+        if name not in allowed:
+            return ProtocolError(ErrorCode.BAD_REQUEST, f"{cmd} takes no argument {name[:40]!r}")
+        if not isinstance(value, allowed[name]):
+            return ProtocolError(ErrorCode.BAD_REQUEST,
+                                 f"{cmd}: {name} must be a {allowed[name].__name__}")
     return Request(cmd, args)
 
 

@@ -22,7 +22,7 @@ import signal
 import socket
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from vigil import __version__
 from vigil.control import protocol as p
@@ -47,12 +47,14 @@ class _Shutdown(Exception):
 
 
 class Daemon:
-    def __init__(self, cluster: Cluster, me: str, key: bytes, generation: int,
-                 socket_path: Path, realtime_enabled: bool | None = None) -> None:
+    def __init__(self, cluster: Cluster, me: str, key: bytes,
+                 new_generation: Callable[[], int], socket_path: Path,
+                 realtime_enabled: bool | None = None) -> None:
         self.cluster = cluster
         self.me = me
         self.key = key
-        self.generation = generation
+        self.new_generation = new_generation
+        self.generation = 0
         self.socket_path = socket_path
         self.realtime = cluster.realtime if realtime_enabled is None else realtime_enabled
         self.links: list[links_mod.Link] = []
@@ -69,11 +71,13 @@ class Daemon:
     # --- life cycle --------------------------------------------------------------------------
 
     async def run(self) -> None:
-        sock = control_server.bind(self.socket_path)
-        try:
-            async with Host.open() as host:
-                self.host = host
-                self.links = await links_mod.plan(self.cluster, self.me, host)
+        # Everything that can be refused is checked before anything is written or bound.
+        async with Host.open() as host:
+            self.host = host
+            self.links = await links_mod.plan(self.cluster, self.me, host)
+            sock = control_server.bind(self.socket_path)
+            try:
+                self.generation = self.new_generation()
                 self.agents = {g.name: [build(r, host) for r in g.resources]
                                for g in self.cluster.groups}
                 found = {g.name: await self._probe_group(g) for g in self.cluster.groups}
@@ -102,13 +106,13 @@ class Daemon:
                         self._process()
                 except* _Shutdown:
                     pass
-        finally:
-            for l in self.links:
-                if l.transport is not None:
-                    l.transport.close()
-            sock.close()
-            self.socket_path.unlink(missing_ok=True)
-            log.info("vigil stopped")
+            finally:
+                for l in self.links:
+                    if l.transport is not None:
+                        l.transport.close()
+                sock.close()
+                self.socket_path.unlink(missing_ok=True)
+                log.info("vigil stopped")
 
     async def _shutdown_on_signal(self) -> None:
         loop = asyncio.get_running_loop()
@@ -125,7 +129,12 @@ class Daemon:
         for _ in range(GOODBYES):
             self._send_all()
             await asyncio.sleep(0.005)
-        log.info("all groups released; goodbye sent to %s", self.node.peer)
+        failed = [g for g, st in self.node.local.items() if st is GroupState.FAILED]
+        if failed:
+            log.error("goodbye sent to %s; %s failed to stop and may still hold resources "
+                      "here", self.node.peer, ", ".join(failed))
+        else:
+            log.info("all groups released; goodbye sent to %s", self.node.peer)
         raise _Shutdown
 
     # --- inputs --------------------------------------------------------------------------------
@@ -291,6 +300,8 @@ class Daemon:
             return p.Response(True, self.status())
         if self.leaving:
             return p.Response(False, None, p.ErrorCode.REFUSED, "this node is shutting down")
+        if req.cmd == "cleanup":
+            return await self._cleanup(req.args.get("group"))
         result = self.node.request(req.cmd)
         if result.error:
             log.warning("%s refused: %s", req.cmd, result.error)
@@ -298,6 +309,26 @@ class Daemon:
         log.info("%s requested: %s", req.cmd, result.message)
         self._process()
         return p.Response(True, {"message": result.message})
+
+    async def _cleanup(self, only: str | None) -> p.Response:
+        assert self.node is not None
+        names = [g.name for g in self.cluster.groups]
+        if only is not None and only not in names:
+            return p.Response(False, None, p.ErrorCode.REFUSED,
+                              f"no group named {only!r} (groups: {', '.join(names)})")
+        done = []
+        for g in self.cluster.groups:
+            if only is not None and g.name != only:
+                continue
+            if self.node.cleanup(g.name):
+                found = await self._probe_group(g)
+                self._log(self.node.reprobed(g.name, found))
+                done.append(f"{g.name} (probed: {found.value})")
+            else:
+                done.append(g.name)
+        log.info("cleanup requested: %s", ", ".join(done))
+        self._process()
+        return p.Response(True, {"message": f"cleaned up {', '.join(done)}"})
 
     def status(self) -> dict[str, Any]:
         assert self.node is not None
@@ -322,7 +353,7 @@ class Daemon:
                 "waiting": node.waiting.get(g.name),
                 "resources": [r.name for r in g.resources],
             })
-        running = [g["name"] for g in groups if g["state"] == "running"]
+        running = [g["name"] for g in groups if g["state"] in ("running", "failed")]
         return {
             "cluster": self.cluster.name, "node": self.me, "version": __version__,
             "generation": self.generation, "uptime_s": round(now - self.started_at, 1),

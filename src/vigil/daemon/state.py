@@ -2,7 +2,8 @@
 
 Every start must use a generation larger than any before it, or the peer's replay window
 rejects the new life's frames as stale. The stored counter gives that; taking the maximum
-with the wall clock (seconds) keeps it true even when the state directory was lost.
+with the wall clock (milliseconds) keeps it true even when the state directory was lost, and
+makes two hosts started under one node name by mistake differ (node.py reports them).
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ def next_generation(state_dir: Path) -> int:
             old = 0
         except ValueError:
             raise VigilError(f"{path} is corrupt; remove it to start a new generation count")
-        gen = max(old + 1, int(time.time()))
+        gen = max(old + 1, int(time.time() * 1000))
         tmp = path.with_suffix(".tmp")
         with open(tmp, "w") as f:
             f.write(f"{gen}\n")

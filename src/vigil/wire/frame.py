@@ -49,6 +49,7 @@ class RejectReason(str, enum.Enum):
     UNKNOWN_SENDER = "unknown_sender"
     REPLAY = "replay"
     STALE_GENERATION = "stale_generation"
+    DUPLICATE_NODE = "duplicate_node"  # another host uses this node's own name
 
 
 @dataclass(frozen=True, slots=True)
