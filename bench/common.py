@@ -10,8 +10,9 @@ import statistics
 import subprocess
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import vigil
 from vigil.config.duration import parse_duration
@@ -102,9 +103,11 @@ def status_kb(pid: int, key: str) -> int:
 
 
 def sched_policy(pid: int) -> str:
-    names = {os.SCHED_OTHER: "SCHED_OTHER", os.SCHED_FIFO: "SCHED_FIFO",
-             os.SCHED_RR: "SCHED_RR"}
-    return names.get(os.sched_getscheduler(pid), str(os.sched_getscheduler(pid)))
+    policy = os.sched_getscheduler(pid)
+    reset = getattr(os, "SCHED_RESET_ON_FORK", 0x40000000)
+    names = {os.SCHED_OTHER: "SCHED_OTHER", os.SCHED_FIFO: "SCHED_FIFO", os.SCHED_RR: "SCHED_RR"}
+    name = names.get(policy & ~reset, str(policy & ~reset))
+    return f"{name} {os.sched_getparam(pid).sched_priority}" if policy & ~reset else name
 
 
 # --- machine and output ------------------------------------------------------------------------
@@ -117,7 +120,8 @@ def _cpu_model() -> str:
 
 
 def _git(*args: str) -> str | None:
-    r = subprocess.run(["git", "-C", str(ROOT), *args], capture_output=True, text=True)
+    r = subprocess.run(["git", "-C", str(ROOT), *args], capture_output=True, text=True,
+                       check=False)
     return r.stdout.strip() if r.returncode == 0 else None
 
 
@@ -132,7 +136,7 @@ def machine() -> dict[str, Any]:
         "python": platform.python_version(),
         "vigil": vigil.__version__,
         "git": f"{commit}{'-dirty' if dirty else ''}" if commit else None,
-        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
         "loadavg_at_start": os.getloadavg(),
         "command": " ".join(sys.orig_argv),
     }

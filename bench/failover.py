@@ -17,16 +17,25 @@ at a random phase of the heartbeat grid. A phase's outage is the longest run of 
 overlapping the window from its fault to the next one (`vigil.lab.probe.outages`), measured
 from the last answered probe before it to the first one after; 0 when no probe failed. A
 HolderMonitor follows both nodes' addresses for the whole run: both holding the floating
-address at once must never happen.
+address at once must never happen. From the same address events comes "no holder": the
+longest span in the phase with the address on neither node (the servers' side of a
+hand-over, free of the prober's granularity: a SYN lost in a 2 ms gap costs the client the
+whole 100 ms probe timeout), and "moved": when the new owner's address appeared, in ms
+after the fault. While probes fail, each one waits out its 100 ms timeout, so an unplanned
+outage is only known to about 110 ms (one timeout plus the next 10 ms slot); "moved" is
+exact to ~1 ms.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import random
 import time
+from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from bench import common
 from vigil.config.duration import parse_duration
@@ -68,14 +77,42 @@ def target(phase: str, deadtime: float) -> float:
     return PLANNED_TARGET if planned else deadtime + UNPLANNED_MARGIN
 
 
+class AddressLog(HolderMonitor):
+    """A HolderMonitor that also keeps every change of who holds the floating address, so the
+    time with no holder at all (the servers' side of a hand-over) can be measured."""
+
+    def __init__(self, cluster: LabCluster) -> None:
+        super().__init__(cluster)
+        self.changes: list[tuple[float, str, bool]] = []  # (monotonic time, node, holds)
+
+    def _changed(self, node: str, held: bool, now: float) -> None:
+        self.changes.append((now, node, held))
+        super()._changed(node, held, now)
+
+    def gaps(self, after: float, before: float | None) -> list[float]:
+        """Lengths of the spans with no holder that end within [after, before)."""
+        held: set[str] = set()  # the monitor is entered before any daemon starts
+        empty_since: float | None = None
+        found = []
+        for t, node, holds in sorted(self.changes):
+            (held.add if holds else held.discard)(node)
+            if not held and empty_since is None:
+                empty_since = t
+            elif held and empty_since is not None:
+                if t >= after and (before is None or t < before):
+                    found.append(t - empty_since)
+                empty_since = None
+        return found
+
+
 # --- one run -----------------------------------------------------------------------------------
 
 def run_once(scenario: str, deadtime: float, rng: random.Random) -> dict[str, Any]:
     t = common.timings(deadtime)
     keepalive = parse_duration(t["keepalive"])
     wait = max(10.0, 4 * deadtime + 5)
-    faults: list[tuple[str, float]] = []  # (phase, when)
-    with LabCluster(auto_failback=True, **t) as c, HolderMonitor(c) as mon:
+    faults: list[tuple[str, float, str]] = []  # (phase, when, new owner)
+    with LabCluster(auto_failback=True, **t) as c, AddressLog(c) as mon:
         c.start("n1")
         c.start("n2")
         common.settle(c)
@@ -86,7 +123,7 @@ def run_once(scenario: str, deadtime: float, rng: random.Random) -> dict[str, An
             def fault(phase: str, action: Callable[[], Any], new_owner: str) -> None:
                 time.sleep(rng.uniform(0, keepalive))
                 t0 = time.monotonic()
-                faults.append((phase, t0))
+                faults.append((phase, t0, new_owner))
                 action()
                 p.wait_sample(lambda s: s.node == new_owner, after=t0, timeout=wait)
                 c.wait_holder(new_owner, timeout=wait)
@@ -122,7 +159,7 @@ def run_once(scenario: str, deadtime: float, rng: random.Random) -> dict[str, An
             samples = p.stop()
     first = faults[0][1]
     return {
-        "phases": measure(samples, faults),
+        "phases": measure(samples, faults, mon),
         "double_owner": bool(mon.doubles),
         "double_owner_at_ms": [round((d - first) * 1000, 1) for d in mon.doubles],
         "double_owner_ms": [round(o * 1000, 1) for o in mon.overlaps],
@@ -130,24 +167,31 @@ def run_once(scenario: str, deadtime: float, rng: random.Random) -> dict[str, An
     }
 
 
-def measure(samples: list[Sample], faults: list[tuple[str, float]]) -> dict[str, Any]:
-    """Each phase's outage, who answered, and when the new owner first did."""
+def measure(samples: list[Sample], faults: list[tuple[str, float, str]],
+            mon: AddressLog) -> dict[str, Any]:
+    """Each phase's outage, who answered, when the new owner took the address, and how long
+    no node held it."""
     phases = {}
-    for i, (phase, t0) in enumerate(faults):
+    for i, (phase, t0, new_owner) in enumerate(faults):
         t1 = faults[i + 1][1] if i + 1 < len(faults) else None
         window = [s for s in samples if s.t >= t0 and (t1 is None or s.t < t1)]
         found = outages(samples, after=t0, before=t1)
         worst = max(found, key=lambda o: o.duration, default=None)
         changes = [(round((t - t0) * 1000, 1), n) for t, n in owners(window)]
         answered = [s.node for s in window if s.ok]
+        gaps = mon.gaps(t0, t1)
+        added = [t for t, n, holds in mon.changes if n == new_owner and holds and t >= t0]
         phases[phase] = {
             "outage_ms": round(worst.duration * 1000, 1) if worst else 0.0,
             "outage_complete": worst.complete if worst else True,
             "outage_starts_ms": round((worst.start - t0) * 1000, 1) if worst else None,
             "failed_probes": sum(o.failures for o in found),
+            "errors": dict(Counter(s.err for s in window if not s.ok)),
             "outages": len(found),
             "answered_after": answered[-1] if answered else None,
             "owner_changes_ms": changes,  # (ms after the fault, node) at each change
+            "no_holder_ms": round(max(gaps, default=0.0) * 1000, 2),
+            "address_moved_ms": round((min(added) - t0) * 1000, 1) if added else None,
         }
     return phases
 
@@ -188,16 +232,19 @@ def summarize(results: list[dict[str, Any]], deadtimes: list[float]) -> list[dic
             mine = [r for r in results if r["scenario"] == scenario
                     and r["deadtime_ms"] == round(d * 1000)]
             ok = [r for r in mine if "error" not in r]
-            values = [r["phases"][phase]["outage_ms"] for r in ok if phase in r["phases"]]
+            done = [r["phases"][phase] for r in ok if phase in r["phases"]]
+            values = [ph["outage_ms"] for ph in done]
             goal = target(phase, d) * 1000
             rows.append({
                 "scenario": scenario, "phase": phase, "label": label, "planned": planned,
                 "deadtime_ms": round(d * 1000), "outage_ms": common.summary(values),
+                "no_holder_ms": common.summary([ph["no_holder_ms"] for ph in done]),
+                "address_moved_ms": common.summary([ph["address_moved_ms"] for ph in done
+                                                    if ph["address_moved_ms"] is not None]),
                 "target_ms": round(goal), "within_target": sum(v <= goal for v in values),
                 "failed_runs": len(mine) - len(ok),
                 "double_owner_runs": sum(r["double_owner"] for r in ok),
-                "answered_after": sorted({r["phases"][phase]["answered_after"] for r in ok
-                                          if phase in r["phases"]} - {None}),
+                "answered_after": sorted({ph["answered_after"] for ph in done} - {None}),
                 "reference_keepalived_adv_0.1s|1s": REFERENCE[phase][0],
                 "reference_heartbeat_200ms/1s": REFERENCE[phase][1],
             })
@@ -207,16 +254,22 @@ def summarize(results: list[dict[str, Any]], deadtimes: list[float]) -> list[dic
 def render(rows: list[dict[str, Any]]) -> str:
     def f(v: float | None) -> str:
         return "-" if v is None else f"{v:.0f}"
+
+    def g(v: float | None) -> str:
+        return "-" if v is None else f"{v:.1f}"
     table = [[r["label"], common.ms(r["deadtime_ms"] / 1000), f(r["outage_ms"]["median"]),
               f(r["outage_ms"]["min"]), f(r["outage_ms"]["max"]), r["target_ms"],
-              f"{r['within_target']}/{r['outage_ms']['n']}", ",".join(r["answered_after"]),
+              f"{r['within_target']}/{r['outage_ms']['n']}",
+              f"{f(r['address_moved_ms']['median'])} / {f(r['address_moved_ms']['max'])}",
+              f"{g(r['no_holder_ms']['median'])} / {g(r['no_holder_ms']['max'])}",
+              ",".join(r["answered_after"]),
               f"{r['double_owner_runs']}" + (f" ({r['failed_runs']} failed)"
                                              if r["failed_runs"] else ""),
               r["reference_keepalived_adv_0.1s|1s"], r["reference_heartbeat_200ms/1s"]]
              for r in rows]
     return common.table(["scenario", "deadtime", "median ms", "min", "max", "target ms",
-                         "in target", "then", "double", "keepalived adv 0.1s | 1s",
-                         "heartbeat 200ms/1s"], table)
+                         "in target", "moved med/max", "no holder med/max", "then", "double",
+                         "keepalived adv 0.1s | 1s", "heartbeat 200ms/1s"], table)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -237,9 +290,13 @@ def main(argv: list[str] | None = None) -> int:
     rows = summarize(results, deadtimes)
     print()
     print(render(rows))
-    print(f"\nseed {seed}; outage = longest client-visible gap after the fault (10 ms probes, "
-          f"100 ms timeout); target: link cut deadtime + {UNPLANNED_MARGIN * 1000:.0f} ms, "
-          f"planned {PLANNED_TARGET * 1000:.0f} ms; reference figures: PLATFORM-NOTES.md")
+    print(f"\nseed {seed}\n"
+          "outage: longest client-visible gap after the fault, ms (probes every 10 ms, 100 ms\n"
+          "  timeout: one SYN lost in a hand-over shows as ~110-120 ms)\n"
+          "moved: ms from the fault to the address on the new owner; no holder: ms with the\n"
+          "  address on neither node (both from netlink address events)\n"
+          f"targets: link cut deadtime + {UNPLANNED_MARGIN * 1000:.0f} ms, planned "
+          f"{PLANNED_TARGET * 1000:.0f} ms; reference figures: PLATFORM-NOTES.md (median of 5)")
     doubles = sum(1 for r in results if r.get("double_owner"))
     print(f"double owner (both nodes held the address): {doubles} of {len(results)} runs")
     data: dict[str, Any] = {"machine": info, "seed": seed, "runs": args.runs,
@@ -252,6 +309,7 @@ def main(argv: list[str] | None = None) -> int:
         print()
         data["idle"] = idle.measure(args.idle_seconds)
         print(idle.render(data["idle"]))
+    data["loadavg_at_end"] = os.getloadavg()  # other work on the machine shows here
     common.write_json(args.out, data)
     failed = sum(1 for r in results if "error" in r)
     return 1 if failed or doubles else 0

@@ -23,7 +23,7 @@ Nothing here reads a clock, a socket or a file: the caller passes the views in.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Mapping, Union
+from typing import Callable, Mapping, Union
 
 from vigil.membership import Liveness, NodeView
 from vigil.model import Cluster
@@ -170,6 +170,13 @@ class RequestResult:
     error: str | None = None  # a refusal: nothing was changed
 
 
+def _move(v: View, names: list[str], to: str, can_run: Callable[[str], bool]) -> \
+        tuple[dict[str, Assignment], list[str]]:
+    """Reassign `names` to `to` (one epoch up each), except those `to` cannot run."""
+    changes = {n: Assignment(v.assignments[n].epoch + 1, v.me, to) for n in names if can_run(n)}
+    return changes, [n for n in names if n not in changes]
+
+
 def standby(v: View, cluster: Cluster) -> RequestResult:
     """Hand every group this node is assigned to the peer (Heartbeat's hb_standby)."""
     mine = [g.name for g in cluster.groups if v.assignments[g.name].owner == v.me]
@@ -178,15 +185,14 @@ def standby(v: View, cluster: Cluster) -> RequestResult:
     if not _peer_up(v):
         return RequestResult({}, "", f"{v.peer.name} is not up; standby would leave "
                                      f"{', '.join(mine)} without a node")
-    changes: dict[str, Assignment] = {}
-    refused: list[str] = []
-    for name in mine:
-        report = v.report.group(name) if v.report else None
-        if report is None or not report.eligible:
-            refused.append(name)
-            continue
-        a = v.assignments[name]
-        changes[name] = Assignment(a.epoch + 1, v.me, v.peer.name)
+    report = v.report
+    assert report is not None  # _peer_up
+
+    def peer_can(name: str) -> bool:
+        r = report.group(name)
+        return r is not None and r.eligible
+
+    changes, refused = _move(v, mine, v.peer.name, peer_can)
     if not changes:
         return RequestResult({}, "", f"{v.peer.name} cannot run {', '.join(refused)}")
     msg = f"handing {', '.join(changes)} to {v.peer.name}"
@@ -202,14 +208,7 @@ def takeover(v: View, cluster: Cluster) -> RequestResult:
         return RequestResult({}, "this node already holds every group")
     if v.status is not NodeStatus.UP:
         return RequestResult({}, "", "this node is not up")
-    changes: dict[str, Assignment] = {}
-    refused: list[str] = []
-    for name in theirs:
-        if not v.groups[name].eligible:
-            refused.append(name)
-            continue
-        a = v.assignments[name]
-        changes[name] = Assignment(a.epoch + 1, v.me, v.me)
+    changes, refused = _move(v, theirs, v.me, lambda n: v.groups[n].eligible)
     if not changes:
         return RequestResult({}, "", f"this node cannot run {', '.join(refused)}")
     msg = f"taking over {', '.join(changes)}"
