@@ -30,6 +30,7 @@ demo: venv
 	$(VENV)/bin/python -m vigil.lab.demo
 
 test: venv
+	$(VENV)/bin/mypy
 	$(VENV)/bin/python -m pytest -q -p no:cacheprovider tests
 
 unit: venv

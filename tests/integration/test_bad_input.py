@@ -293,7 +293,7 @@ def assert_refused_cleanly(c: LabCluster, r: subprocess.CompletedProcess[str],
 
 def test_broken_configs_and_keys_are_refused_with_file_line_and_key() -> None:
     with LabCluster() as c:
-        good = config_text(c.lab, c.key)
+        good = config_text(c.lab, c.key, c.vip)
         addresses = c.lab.addresses("n1")
         ok = c.dir / "good.toml"
         ok.write_text(good)
@@ -324,7 +324,7 @@ def test_broken_configs_and_keys_are_refused_with_file_line_and_key() -> None:
         loose.write_bytes(c.key.read_bytes())
         loose.chmod(0o644)
         bad_key = c.dir / "loose.toml"
-        bad_key.write_text(config_text(c.lab, loose))
+        bad_key.write_text(config_text(c.lab, loose, c.vip))
         for r in (cli(c, bad_key, "check-config"),
                   cli(c, bad_key, "daemon", "--no-realtime", in_lab=True)):
             assert r.returncode == 2, r.stderr

@@ -87,7 +87,7 @@ def group_toml(c: LabCluster, *execs: str) -> str:
 
 
 def configure(c: LabCluster, groups: str, **kw: object) -> None:
-    c.config_path.write_text(config_text(c.lab, c.key, groups=groups, **kw))  # type: ignore[arg-type]
+    c.config_path.write_text(config_text(c.lab, c.key, c.vip, groups=groups, **kw))  # type: ignore[arg-type]
 
 
 def wait_for(what: str, cond: Callable[[], bool], timeout: float = 10.0) -> None:

@@ -259,6 +259,7 @@ class Daemon:
     async def _act(self, agent: Agent, action: str) -> str | None:
         """Run one agent action with its timeout; log one line; return an error or None."""
         t0 = time.monotonic()
+        error: str | None
         try:
             async with asyncio.timeout(agent.timeout):
                 await getattr(agent, action)()

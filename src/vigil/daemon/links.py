@@ -9,6 +9,7 @@ arrived on is what names the link, whatever the frame claims.
 from __future__ import annotations
 
 import asyncio
+import functools
 import ipaddress
 import logging
 import socket
@@ -108,7 +109,7 @@ async def open_links(cluster: Cluster, me: str, links: list[Link], receive: Rece
             raise VigilError(f"heartbeat link {link.name}: cannot open socket: {e.strerror}") \
                 from None
         transport, _ = await loop.create_datagram_endpoint(
-            lambda i=link.index: _Protocol(i, receive), sock=sock)
+            functools.partial(_Protocol, link.index, receive), sock=sock)
         link.transport = transport
 
 

@@ -24,11 +24,11 @@ VIGIL = [sys.executable, "-m", "vigil"]
 WEB_PORT = 80
 
 
-def config_text(lab: Lab, key_file: Path, *, keepalive: str = "100ms", warntime: str = "250ms",
+def config_text(lab: Lab, key_file: Path, vip: str, *, keepalive: str = "100ms",
+                warntime: str = "250ms",
                 deadtime: str = "500ms", initdead: str = "2s", auto_failback: bool = True,
-                vip: str | None = None, links: int = 1, extra: str = "",
+                links: int = 1, extra: str = "",
                 groups: str | None = None) -> str:
-    vip = vip or lab.vip
     nodes = "".join(
         f'[[node]]\nname = "{n}"\naddress = '
         f'{json.dumps([lab.address(n, k) for k in range(links)])}\n\n'
@@ -47,23 +47,20 @@ class LabCluster:
 
     def __init__(self, links: int = 1, **config: Any) -> None:
         self.lab = Lab.create(["n1", "n2", "client"], links=links)
-        self.lab.vip = _vip(self.lab)  # type: ignore[attr-defined]
+        self.vip = _vip(self.lab)
         self.dir = Path(tempfile.mkdtemp(prefix=f"{self.lab.prefix}-"))
         self.key = self.dir / "authkey"
         self.key.write_text("lab-secret-" + os.urandom(16).hex() + "\n")
         self.key.chmod(0o600)
         self.config_path = self.dir / "vigil.toml"
-        self.config_path.write_text(config_text(self.lab, self.key, links=links, **config))
+        self.config_path.write_text(config_text(self.lab, self.key, self.vip, links=links,
+                                                **config))
         self.daemons: dict[str, subprocess.Popen[bytes]] = {}
         self.webs: dict[str, subprocess.Popen[bytes]] = {}
         self.logs: dict[str, Path] = {}
         for n in ("n1", "n2"):
             (self.dir / n).mkdir()
             self.logs[n] = self.dir / n / "vigil.log"
-
-    @property
-    def vip(self) -> str:
-        return self.lab.vip  # type: ignore[attr-defined, no-any-return]
 
     def __enter__(self) -> LabCluster:
         return self
