@@ -173,9 +173,7 @@ class Daemon:
         assert self.node is not None and self.host is not None
         while True:
             for link in self.links:
-                iface = await self.host.interface(link.ifname)
-                notes = self.node.set_link_local(link.index, bool(iface and iface.up and
-                                                                  iface.carrier),
+                notes = self.node.set_link_local(link.index, self.host.usable(link.ifname),
                                                  time.monotonic())
                 if notes:
                     self._log(notes)

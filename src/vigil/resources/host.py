@@ -12,6 +12,9 @@ daemon runs in.
 from __future__ import annotations
 
 import errno
+import fcntl
+import socket
+import struct
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -45,12 +48,35 @@ class Interface:
         return bool(self.flags & IFF_LOWER_UP)
 
 
+IFF_RUNNING = 0x40  # operationally up: carrier present (what SIOCGIFFLAGS reports)
+SIOCGIFFLAGS = 0x8913
+
+
 class Host:
     """One open `AsyncIPRoute` (opening one costs ~10 ms: keep it) and the `Announcer`."""
 
     def __init__(self, ipr: AsyncIPRoute, announcer: Announcer) -> None:
         self.ipr = ipr
         self.announcer = announcer
+        self._ioctl_sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+
+    def usable(self, name: str) -> bool:
+        """The interface exists, is up and has carrier (IFF_UP and IFF_RUNNING).
+
+        One ioctl instead of a netlink request: the daemon asks this for every link and
+        address every keepalive, and decoding a netlink reply in Python cost ~0.5 % of a
+        core per interface at a 200 ms keepalive (bench/idle.py), half the idle budget.
+        """
+        ifreq = struct.pack("16sH14x", name.encode()[:15], 0)
+        try:
+            res = fcntl.ioctl(self._ioctl_sock.fileno(), SIOCGIFFLAGS, ifreq)
+        except OSError:
+            return False  # no such interface
+        flags = struct.unpack_from("16sH", res)[1]
+        return bool(flags & IFF_UP) and bool(flags & IFF_RUNNING)
+
+    def close(self) -> None:
+        self._ioctl_sock.close()
 
     @classmethod
     @asynccontextmanager
@@ -62,9 +88,11 @@ class Host:
         announcer = Announcer(sender)
         try:
             ipr = AsyncIPRoute()
+            host = cls(ipr, announcer)
             try:
-                yield cls(ipr, announcer)
+                yield host
             finally:
+                host.close()
                 ipr.close()
         finally:
             announcer.close()

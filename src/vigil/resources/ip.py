@@ -89,8 +89,7 @@ class IpAgent(Agent):
 
         False when this node's own link is cut, so that it can hand the address over.
         """
-        link = await self._interface()
-        return link is not None and link.up and link.carrier
+        return self.host.usable(self.resource.interface)
 
     async def _interface(self) -> Interface | None:
         try:
