@@ -39,6 +39,7 @@ from typing import Any
 
 from bench import common
 from vigil.config.duration import parse_duration
+from vigil.lab.netns import exit_on_sigterm
 from vigil.lab.cluster import HolderMonitor, LabCluster
 from vigil.lab.probe import Prober, Sample, outages, owners
 
@@ -273,6 +274,7 @@ def render(rows: list[dict[str, Any]]) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
+    exit_on_sigterm()
     ap = argparse.ArgumentParser(prog="python -m bench.failover", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--runs", type=int, default=5, help="runs per scenario and deadtime")

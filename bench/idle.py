@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from bench import common
+from vigil.lab.netns import exit_on_sigterm
 from vigil.lab.cluster import LabCluster
 
 TIMINGS = {"keepalive": "200ms", "warntime": "500ms", "deadtime": "1s", "initdead": "3s"}
@@ -71,6 +72,7 @@ def render(r: dict[str, Any]) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
+    exit_on_sigterm()
     ap = argparse.ArgumentParser(prog="python -m bench.idle", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--seconds", type=float, default=30.0)

@@ -26,6 +26,7 @@ from typing import Any
 
 from bench import common
 from vigil.config.duration import parse_duration
+from vigil.lab.netns import exit_on_sigterm
 from vigil.lab.cluster import LabCluster
 
 DEFAULT_CANDIDATES = "50ms/200ms,100ms/300ms,100ms/500ms,200ms/1s"
@@ -126,6 +127,7 @@ def render(r: dict[str, Any]) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
+    exit_on_sigterm()
     ap = argparse.ArgumentParser(prog="python -m bench.timings_soak", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--minutes", type=float, default=10.0)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import sys
 import time
 
+from vigil.lab.netns import exit_on_sigterm
 from vigil.lab.cluster import LabCluster
 from vigil.lab.probe import Prober, outages, owners
 
@@ -27,6 +28,7 @@ def show(c: LabCluster, node: str) -> None:
 
 
 def main() -> int:
+    exit_on_sigterm()
     say("vigil demo: two nodes (n1, n2) and a client in network namespaces, one bridge.")
     with LabCluster(keepalive="200ms", warntime="500ms", deadtime="1s", initdead="3s") as c:
         say(f"namespaces {c.lab.prefix}-*, floating IP {c.vip}, config {c.config_path}")

@@ -471,3 +471,14 @@ def _signal_group(pgid: int, sig: signal.Signals) -> None:
         os.killpg(pgid, sig)
     except (ProcessLookupError, PermissionError):
         pass
+
+
+def exit_on_sigterm() -> None:
+    """Make SIGTERM unwind like Ctrl-C (SystemExit through every `with Lab...`), so that a
+    benchmark or demo stopped from outside still removes its namespaces. For entry points."""
+    import sys
+
+    def _exit(signum: int, frame: object) -> None:
+        sys.exit(128 + signum)
+
+    signal.signal(signal.SIGTERM, _exit)
