@@ -344,3 +344,23 @@ class Node:
                     self._dirty = True
                     self._failback_due.update(self.assignments)
         return notes
+
+
+def frame_problem(cluster: Cluster) -> str | None:
+    """Why this cluster's heartbeats could not fit in one frame (None when they do).
+
+    A heartbeat carries every group, so the number of groups and the length of their names
+    are bounded by wire.MAX_FRAME; checked with the longest state and epoch a group can show.
+    """
+    worst = Assignment(2**62 - 1, max((n.name for n in cluster.nodes), key=len),
+                       max((n.name for n in cluster.nodes), key=len))
+    hb = Heartbeat(NodeStatus.LEAVING, tuple(
+        GroupReport(g.name, GroupState.STOPPING, worst, True) for g in cluster.groups))
+    payload = serialize(hb)
+    try:
+        wire.encode(wire.Frame(wire.FrameKind.HEARTBEAT, cluster.name, worst.owner, 2**64 - 1,
+                               2**64 - 1, 255, payload), b"k")
+    except ValueError as e:
+        return (f"{len(cluster.groups)} groups do not fit in one heartbeat frame ({e}); "
+                f"use fewer groups or shorter group names")
+    return None

@@ -197,3 +197,11 @@ def test_a_second_host_under_our_name_is_reported_not_obeyed():
     # Our own frame looped back (same generation) is silently ignored, not counted.
     assert n1.receive(n1.frame(0), 0, sim.now) == []
     assert n1.rejected["duplicate_node"] == 1
+
+
+def test_frame_limit_is_checked_before_start():
+    from vigil.node import frame_problem
+
+    assert frame_problem(make_cluster(groups=2)) is None
+    problem = frame_problem(make_cluster(groups=40))
+    assert problem and "40 groups do not fit in one heartbeat frame" in problem

@@ -93,9 +93,14 @@ def _load(c: Ctx) -> Any:
 @common
 def check_config(c: Ctx) -> None:
     """Check the configuration and the key file; exit non-zero on any problem."""
+    from vigil.errors import ConfigProblem
+    from vigil.node import frame_problem
     from vigil.wire.auth import load_key
     try:
         cluster = _load(c)
+        too_big = frame_problem(cluster)
+        if too_big:
+            raise ConfigError(ConfigProblem(str(c.config), None, "group", too_big))
         load_key(cluster.key_file)
     except VigilError as e:
         _fail(e, c.debug)

@@ -11,6 +11,7 @@ from vigil.daemon.engine import Daemon
 from vigil.daemon.state import next_generation
 from vigil.errors import ConfigError, ConfigProblem
 from vigil.model import Cluster
+from vigil.node import frame_problem
 from vigil.wire.auth import load_key
 
 log = logging.getLogger("vigil")
@@ -24,6 +25,9 @@ def run(cluster: Cluster, me: str, socket_path: Path, state_dir: Path,
             cluster.source, None, "node",
             f"this host is node {me!r}, which is not listed (nodes: "
             f"{', '.join(n.name for n in cluster.nodes)}); use --node NAME"))
+    too_big = frame_problem(cluster)
+    if too_big:
+        raise ConfigError(ConfigProblem(cluster.source, None, "group", too_big))
     key = load_key(cluster.key_file)
     daemon = Daemon(cluster, me, key, lambda: next_generation(state_dir), socket_path, realtime)
     try:
