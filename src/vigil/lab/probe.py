@@ -5,9 +5,10 @@
 
 Run inside the client namespace (`Prober` does that). Every probe opens a NEW TCP
 connection, sends a minimal ``HTTP/1.0`` GET and reads to EOF, all within ``timeout``
-seconds. Probes are started on a fixed schedule ``t0 + k * interval``: there is no drift, and
-slots missed while a probe ran (a failing probe can take ``timeout``) are skipped, not made
-up. One JSON line per probe goes to stdout, flushed at once::
+seconds. Probes are started on a fixed schedule ``t0 + k * interval`` with no drift, each
+without waiting for the ones before it (several are in flight while the service is down), so
+the first success after an outage is seen within one interval. One JSON line per probe goes
+to stdout when it finishes (so not always in ``t`` order), flushed at once::
 
     {"t": 12345.678901, "node": "n1", "ms": 0.412, "err": null}
 
@@ -20,7 +21,7 @@ up. One JSON line per probe goes to stdout, flushed at once::
   lower-case errno name of any other socket error (``eperm``...).
 
 It stops by itself after ``duration`` seconds (no probe starts later than that) or ``count``
-probes, or on SIGTERM/SIGINT (at the latest when the probe in flight ends), and exits 0.
+probes, or on SIGTERM/SIGINT (after the probes in flight end), and exits 0.
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ import errno
 import json
 import math
 import os
-import select
+import selectors
 import signal
 import socket
 import subprocess
@@ -39,7 +40,7 @@ import threading
 import time
 import urllib.parse
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
 from typing import IO, TYPE_CHECKING, Any, Self
@@ -184,32 +185,6 @@ _ERRNO_NAMES = {
 }
 
 
-def probe_once(target: Target, timeout: float) -> tuple[str | None, str | None]:
-    """Connect, send, read to EOF, all within `timeout` seconds: ``(node, err)``."""
-    deadline = time.monotonic() + timeout
-    sock = socket.socket(target.family, socket.SOCK_STREAM)
-    try:
-        sock.settimeout(timeout)
-        sock.connect(target.sockaddr)
-        sock.settimeout(max(deadline - time.monotonic(), 1e-6))
-        sock.sendall(target.request)
-        chunks: list[bytes] = []
-        while True:
-            sock.settimeout(max(deadline - time.monotonic(), 1e-6))
-            data = sock.recv(65536)
-            if not data:
-                break
-            chunks.append(data)
-    except TimeoutError:
-        return None, "timeout"
-    except OSError as e:
-        code = e.errno or 0
-        return None, _ERRNO_NAMES.get(code, errno.errorcode.get(code, "oserror").lower())
-    finally:
-        sock.close()
-    return _parse_response(b"".join(chunks))
-
-
 def _parse_response(raw: bytes) -> tuple[str | None, str | None]:
     head, sep, body = raw.partition(b"\r\n\r\n")
     status = head.split(b"\r\n", 1)[0].split()
@@ -224,31 +199,110 @@ def _parse_response(raw: bytes) -> tuple[str | None, str | None]:
 # -- the prober loop ------------------------------------------------------------------------
 
 
+@dataclass
+class _Flight:
+    """One probe in flight: a non-blocking connection, from connect to EOF."""
+
+    sock: socket.socket
+    start: float
+    deadline: float
+    connected: bool = False
+    chunks: list[bytes] = field(default_factory=list)
+
+
 def run(target: Target, interval: float, timeout: float, duration: float,
         count: int | None, out: IO[str], stopping: Callable[[], bool],
-        sleep: Callable[[float], None]) -> int:
-    """Probe on schedule until `duration`, `count` or `stopping()`; return probes made.
-    `sleep` may return early (on a stop signal)."""
+        wake_fd: int | None = None) -> int:
+    """Start a probe every `interval` seconds until `duration`, `count` or `stopping()`,
+    without waiting for earlier ones: each runs on its own with its own `timeout`. So while
+    the service is down the schedule still holds, and the first probe to succeed tells when
+    service came back to within one interval (one at a time, a lost SYN would hide the
+    recovery for a whole timeout). Samples are written as probes finish; `t` is each one's
+    start. `wake_fd` (readable on a stop signal) ends a wait early. Returns probes made."""
+    sel = selectors.DefaultSelector()
+    if wake_fd is not None:
+        sel.register(wake_fd, selectors.EVENT_READ, None)
+    flights: dict[int, _Flight] = {}
     t0 = time.monotonic()
     end = t0 + duration
     k = made = 0
-    while not stopping() and (count is None or made < count):
-        slot = t0 + k * interval
-        if slot >= end:
-            break
-        delay = slot - time.monotonic()
-        if delay > 0:
-            sleep(delay)
-            if stopping():
-                break
-        start = time.monotonic()
-        node, err = probe_once(target, timeout)
+
+    def finish(f: _Flight, node: str | None, err: str | None) -> None:
+        nonlocal made
+        sel.unregister(f.sock)
+        f.sock.close()
         done = time.monotonic()
-        out.write(Sample(start, node, round((done - start) * 1000, 3), err).to_json() + "\n")
+        out.write(Sample(f.start, node, round((done - f.start) * 1000, 3), err).to_json() + "\n")
         out.flush()
         made += 1
-        k = k + 1 if interval <= 0 else max(k + 1, math.ceil((done - t0) / interval))
-    return made
+
+    def launch(now: float) -> None:
+        sock = socket.socket(target.family, socket.SOCK_STREAM)
+        sock.setblocking(False)
+        f = _Flight(sock, now, now + timeout)
+        rc = sock.connect_ex(target.sockaddr)
+        flights[id(f)] = f
+        sel.register(sock, selectors.EVENT_WRITE, f)
+        if rc not in (0, errno.EINPROGRESS):
+            flights.pop(id(f))
+            finish(f, None, _errname(rc))
+
+    while True:
+        now = time.monotonic()
+        more = not stopping() and (count is None or k < count) and t0 + k * interval < end
+        while more and t0 + k * interval <= now:
+            launch(now)
+            k = k + 1 if interval <= 0 else max(k + 1, math.floor((now - t0) / interval) + 1)
+            more = (count is None or k < count) and t0 + k * interval < end
+        if not more and not flights:
+            return made
+        wake = min([f.deadline for f in flights.values()] +
+                   ([t0 + k * interval] if more else []))
+        for key, _mask in sel.select(max(0.0, wake - time.monotonic())):
+            f = key.data
+            if f is None:  # the stop pipe: drain it; stopping() says the rest
+                try:
+                    os.read(wake_fd, 512)  # type: ignore[arg-type]
+                except OSError:
+                    pass
+                continue
+            _advance(f, target, sel, flights, finish)
+        now = time.monotonic()
+        for f in [f for f in flights.values() if now >= f.deadline]:
+            flights.pop(id(f))
+            finish(f, None, "timeout")
+
+
+def _errname(code: int) -> str:
+    return _ERRNO_NAMES.get(code, errno.errorcode.get(code, "oserror").lower())
+
+
+def _advance(f: _Flight, target: Target, sel: selectors.BaseSelector,
+             flights: dict[int, _Flight], finish: Callable[[_Flight, str | None, str | None],
+                                                           None]) -> None:
+    """Move one probe on: connected -> request sent -> response read to EOF."""
+    try:
+        if not f.connected:
+            code = f.sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
+            if code:
+                flights.pop(id(f))
+                finish(f, None, _errname(code))
+                return
+            f.connected = True
+            f.sock.send(target.request)  # a few dozen bytes: one send on a fresh socket
+            sel.modify(f.sock, selectors.EVENT_READ, f)
+            return
+        data = f.sock.recv(65536)
+    except OSError as e:
+        flights.pop(id(f))
+        finish(f, None, _errname(e.errno or 0))
+        return
+    if data:
+        f.chunks.append(data)
+        return
+    flights.pop(id(f))
+    node, err = _parse_response(b"".join(f.chunks))
+    finish(f, node, err)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -273,13 +327,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
 
-    def sleep(seconds: float) -> None:
-        # The wakeup fd turns a stop signal into a readable pipe: the sleep ends at once.
-        select.select([rfd], [], [], seconds)
-
     try:
+        # The wakeup fd turns a stop signal into a readable pipe: a wait ends at once.
         run(target, args.interval, args.timeout, args.duration, args.count, sys.stdout,
-            stop.is_set, sleep)
+            stop.is_set, rfd)
     except BrokenPipeError:
         # Whoever read our output is gone; nothing left to tell anyone.
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
