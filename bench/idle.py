@@ -21,13 +21,21 @@ from vigil.lab.netns import exit_on_sigterm
 from vigil.lab.cluster import LabCluster
 
 TIMINGS = {"keepalive": "200ms", "warntime": "500ms", "deadtime": "1s", "initdead": "3s"}
+
+
+def timings_for(keepalive_ms: int) -> dict[str, str]:
+    """The same proportions as TIMINGS (warntime 2.5, deadtime 5 keepalives) at another
+    keepalive: how the idle cost grows with the heartbeat rate."""
+    return {"keepalive": f"{keepalive_ms}ms", "warntime": f"{keepalive_ms * 5 // 2}ms",
+            "deadtime": f"{keepalive_ms * 5}ms", "initdead": f"{max(keepalive_ms * 15, 1000)}ms"}
 CPU_TARGET = 1.0  # % of one core
 RSS_TARGET_MB = 60.0
 
 
-def measure(seconds: float = 30.0) -> dict[str, Any]:
-    print(f"idle: keepalive 200ms / deadtime 1s, {seconds:g} s...", flush=True)
-    with LabCluster(**TIMINGS) as c:
+def measure(seconds: float = 30.0, timings: dict[str, str] = TIMINGS) -> dict[str, Any]:
+    print(f"idle: keepalive {timings['keepalive']} / deadtime {timings['deadtime']}, "
+          f"{seconds:g} s...", flush=True)
+    with LabCluster(**timings) as c:
         c.start("n1")
         c.start("n2")
         common.settle(c)
@@ -51,7 +59,7 @@ def measure(seconds: float = 30.0) -> dict[str, Any]:
                 "threads": common.status_kb(pid, "Threads"),
                 "scheduler": common.sched_policy(pid),
             }
-    return {"timings": TIMINGS, "seconds": round(wall, 1), "holders": holders,
+    return {"timings": timings, "seconds": round(wall, 1), "holders": holders,
             "clk_tck": common.CLK_TCK, "targets": {"cpu_percent": CPU_TARGET,
                                                    "rss_mb": RSS_TARGET_MB},
             "nodes": nodes,
@@ -65,7 +73,9 @@ def render(r: dict[str, Any]) -> str:
              f"{v['rss_peak_mb']:.1f}", v["scheduler"], goal,
              "yes" if v["cpu_percent"] < CPU_TARGET and v["rss_mb"] < RSS_TARGET_MB else "NO"]
             for n, v in r["nodes"].items()]
-    head = (f"idle cost over {r['seconds']:g} s, keepalive 200ms / deadtime 1s "
+    t = r["timings"]
+    head = (f"idle cost over {r['seconds']:g} s, keepalive {t['keepalive']} / deadtime "
+            f"{t['deadtime']} "
             f"(keepalived adv 1 s: 13 MB, ~0% CPU; Heartbeat 200ms/1s: 0.47% CPU)\n")
     return head + common.table(["node", "role", "CPU % of a core", "RSS MB", "peak RSS MB",
                                 "scheduler", "target", "ok"], rows)
@@ -77,9 +87,11 @@ def main(argv: list[str] | None = None) -> int:
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--seconds", type=float, default=30.0)
     ap.add_argument("--out", type=Path, default=Path("bench/idle.json"))
+    ap.add_argument("--keepalive-ms", type=int, default=200,
+                    help="heartbeat interval; the other timings keep TIMINGS' proportions")
     args = ap.parse_args(argv)
     info = common.machine()
-    r = measure(args.seconds)
+    r = measure(args.seconds, timings_for(args.keepalive_ms))
     print(render(r))
     common.write_json(args.out, {"machine": info, "idle": r})
     return 0 if r["within_target"] else 1

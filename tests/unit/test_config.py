@@ -358,9 +358,9 @@ def test_same_floating_address_in_two_groups() -> None:
 def test_timing_invariants_are_reported_at_the_key_or_the_header() -> None:
     found = problems(in_cluster('keepalive = "1s"'))
     assert {(p.line, p.key) for p in found} == {(1, "cluster.deadtime"), (1, "cluster.warntime")}
-    assert found[0].message == ("1s must be at least twice keepalive (1s), "
+    assert found[0].message == ("300ms must be at least twice keepalive (1s), "
                                 "or one late heartbeat kills a live link")
-    assert where(in_cluster('deadtime = "300ms"')) == {(4, "cluster.deadtime"),
+    assert where(in_cluster('deadtime = "150ms"')) == {(4, "cluster.deadtime"),
                                                         (1, "cluster.warntime")}
     assert where(in_cluster('keepalive = "5ms"', 'warntime = "6ms"', 'deadtime = "20ms"')) == {
         (4, "cluster.keepalive")}
