@@ -163,3 +163,23 @@ def test_peer_that_never_comes_is_declared_dead_after_initdead() -> None:
         assert time.monotonic() - t0 >= 1.5
         assert "node n1: is dead (initdead)" in c.log("n2")
         assert "taking over group web: n1 is dead" in c.log("n2")
+
+
+def test_control_socket_is_root_only() -> None:
+    import os
+    import subprocess
+
+    with LabCluster() as c:
+        c.start("n1")
+        sock = c.socket("n1")
+        assert oct(os.stat(sock).st_mode & 0o777) == "0o600"
+        # Open the way to the socket itself, so that only its own mode stands in between.
+        os.chmod(c.dir, 0o755)
+        os.chmod(sock.parent, 0o755)
+        r = subprocess.run(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups",
+                            *c.argv("n1", "status")], capture_output=True, text=True,
+                           timeout=30)
+        assert r.returncode == 4, (r.returncode, r.stderr)
+        assert "permission denied (root only)" in r.stderr
+        assert "Traceback" not in r.stderr
+        assert c.vigil("n1", "status").returncode == 0

@@ -35,12 +35,12 @@ def common(f: Any) -> Any:
     (`vigil status --socket X` as well as `vigil --socket X status`)."""
     import functools
 
-    @click.option("--config", "-c", "o_config", type=click.Path(path_type=Path),
+    @click.option("--config", "-c", "o_config", type=click.Path(path_type=Path, readable=False),
                   help="Cluster configuration file.")
     @click.option("--node", "o_node", help="This node's name.")
-    @click.option("--socket", "o_socket", type=click.Path(path_type=Path),
+    @click.option("--socket", "o_socket", type=click.Path(path_type=Path, readable=False),
                   help="The daemon's control socket.")
-    @click.option("--state-dir", "o_state", type=click.Path(path_type=Path),
+    @click.option("--state-dir", "o_state", type=click.Path(path_type=Path, readable=False),
                   help="State directory.")
     @click.pass_obj
     @functools.wraps(f)
@@ -68,12 +68,12 @@ def _fail(e: VigilError, debug: bool) -> NoReturn:
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
-@click.option("--config", "-c", type=click.Path(path_type=Path), default=DEFAULT_CONFIG,
+@click.option("--config", "-c", type=click.Path(path_type=Path, readable=False), default=DEFAULT_CONFIG,
               show_default=True, help="Cluster configuration file.")
 @click.option("--node", help="This node's name (default: uname -n).")
-@click.option("--socket", type=click.Path(path_type=Path), default=DEFAULT_SOCKET,
+@click.option("--socket", type=click.Path(path_type=Path, readable=False), default=DEFAULT_SOCKET,
               show_default=True, help="The daemon's control socket.")
-@click.option("--state-dir", type=click.Path(path_type=Path), default=DEFAULT_STATE,
+@click.option("--state-dir", type=click.Path(path_type=Path, readable=False), default=DEFAULT_STATE,
               show_default=True, help="Where the daemon keeps its generation counter.")
 @click.option("--debug", is_flag=True, help="Debug logging; tracebacks on errors.")
 @click.version_option(__version__, prog_name="vigil")
@@ -170,7 +170,7 @@ def cleanup(c: Ctx, group: str | None) -> None:
 
 
 @cli.command()
-@click.argument("path", type=click.Path(path_type=Path))
+@click.argument("path", type=click.Path(path_type=Path, readable=False))
 @common
 def keygen(c: Ctx, path: Path) -> None:
     """Write a new random cluster key to PATH (mode 0600; never overwrites)."""
