@@ -32,6 +32,7 @@ from __future__ import annotations
 import argparse
 import os
 import random
+import signal
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -58,6 +59,10 @@ PHASES = [
     ("linkcut", "linkcut_failback", "link restored (failback)", True),
     ("standby", "standby", "vigil standby", True),
     ("standby", "takeover", "vigil takeover", True),
+    ("kill9", "kill9", "kill -9 of the owner's daemon", False),
+    ("kill9", "kill9_restart", "daemon restarted (failback)", True),
+    ("freeze", "freeze", "owner's daemon frozen (SIGSTOP)", False),
+    ("freeze", "freeze_resume", "resumed (SIGCONT, failback)", True),
 ]
 SCENARIOS = list(dict.fromkeys(s for s, *_ in PHASES))
 
@@ -71,12 +76,21 @@ REFERENCE = {
     "linkcut_failback": ("0 | 0", "16 s"),
     "standby": ("-", "-"),
     "takeover": ("-", "-"),
+    # keepalived and Heartbeat leave the address on the killed daemon's node for good.
+    "kill9": ("never (two MACs)", "never"),
+    "kill9_restart": ("-", "-"),
+    "freeze": ("-", "-"),
+    "freeze_resume": ("-", "-"),
 }
+# Issue 3's target for a killed (or frozen) daemon: deadtime + this.
+KILLED_MARGIN = 0.200
 
 
 def target(phase: str, deadtime: float) -> float:
     planned = next(p for _, k, _, p in PHASES if k == phase)
-    return PLANNED_TARGET if planned else deadtime + UNPLANNED_MARGIN
+    if planned:
+        return PLANNED_TARGET
+    return deadtime + (KILLED_MARGIN if phase in ("kill9", "freeze") else UNPLANNED_MARGIN)
 
 
 class AddressLog(HolderMonitor):
@@ -151,6 +165,23 @@ def run_once(scenario: str, deadtime: float, rng: random.Random) -> dict[str, An
                 elif scenario == "standby":
                     fault("standby", lambda: cli("standby"), "n2")
                     fault("takeover", lambda: cli("takeover"), "n1")
+                elif scenario == "kill9":
+                    pid = c.daemons["n1"].pid
+                    fault("kill9", lambda: os.kill(pid, signal.SIGKILL), "n2")
+                    c.daemons.pop("n1").wait(5)
+                    fault("kill9_restart", lambda: c.start("n1"), "n1")
+                elif scenario == "freeze":
+                    pid = c.daemons["n1"].pid
+                    try:
+                        fault("freeze", lambda: os.kill(pid, signal.SIGSTOP), "n2")
+                        time.sleep(deadtime)  # frozen well past deadtime
+                    finally:
+                        t_cont = time.monotonic()
+                        os.kill(pid, signal.SIGCONT)
+                    # The thawed node waits one deadtime for fresh news, then fails back.
+                    faults.append(("freeze_resume", t_cont, "n1"))
+                    p.wait_sample(lambda s: s.node == "n1", after=t_cont, timeout=wait)
+                    c.wait_holder("n1", timeout=wait)
                 else:
                     raise ValueError(scenario)
                 time.sleep(TAIL)
@@ -200,10 +231,11 @@ def measure(samples: list[Sample], faults: list[tuple[str, float, str]],
 
 # --- the whole benchmark -----------------------------------------------------------------------
 
-def run(runs: int, deadtimes: list[float], rng: random.Random) -> list[dict[str, Any]]:
+def run(runs: int, deadtimes: list[float], rng: random.Random,
+        scenarios: list[str] = SCENARIOS) -> list[dict[str, Any]]:
     results = []
     for d in deadtimes:
-        for scenario in SCENARIOS:
+        for scenario in scenarios:
             for i in range(runs):
                 t0 = time.monotonic()
                 try:
@@ -286,13 +318,20 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", type=Path, default=Path("bench/results.json"))
     ap.add_argument("--no-idle", action="store_true", help="skip the idle cost measurement")
     ap.add_argument("--idle-seconds", type=float, default=30.0)
+    ap.add_argument("--scenarios", default=",".join(SCENARIOS),
+                    help=f"comma-separated, of {', '.join(SCENARIOS)}")
     args = ap.parse_args(argv)
+    scenarios = [x.strip() for x in args.scenarios.split(",") if x.strip()]
+    unknown = set(scenarios) - set(SCENARIOS)
+    if unknown:
+        ap.error(f"unknown scenario(s) {', '.join(sorted(unknown))}; known: "
+                 f"{', '.join(SCENARIOS)}")
     deadtimes = common.durations(args.deadtimes)
     seed = args.seed if args.seed is not None else random.SystemRandom().randrange(2**32)
     print(f"seed: {seed}", flush=True)
     info = common.machine()
-    results = run(args.runs, deadtimes, random.Random(seed))
-    rows = summarize(results, deadtimes)
+    results = run(args.runs, deadtimes, random.Random(seed), scenarios)
+    rows = [r for r in summarize(results, deadtimes) if r["scenario"] in scenarios]
     print()
     print(render(rows))
     print(f"\nseed {seed}\n"

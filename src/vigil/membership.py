@@ -119,6 +119,14 @@ class Membership:
                 l.evidence_from = now + self._t.deadtime
             l.local_up = up
 
+    def grace(self, now: float) -> None:
+        """We ourselves were not running (frozen, starved): what we did not hear meanwhile is
+        no evidence. Every link counts as evidence again only `deadtime` from now."""
+        self._now = max(self._now, now)
+        for p in self._peers.values():
+            for l in p.links.values():
+                l.evidence_from = max(l.evidence_from, now + self._t.deadtime)
+
     def _evidence(self, p: _Peer, now: float) -> bool:
         """Does the silence of p's links say anything? Only on a link that works here."""
         return any(l.local_up and now >= l.evidence_from for l in p.links.values())

@@ -25,8 +25,8 @@ from vigil.membership import (Event, HeartbeatLate, LinkDead, LinkUp, Membership
 from vigil.model import Cluster
 from vigil.policy import Action, Start, Stop
 from vigil.wire import frame as wire
-from vigil.wire.messages import (Assignment, GroupReport, GroupState, Heartbeat, NodeStatus,
-                                 parse, serialize)
+from vigil.wire.messages import (ACTIVE_STATES, Assignment, GroupReport, GroupState, Heartbeat,
+                                 NodeStatus, parse, serialize)
 from vigil.wire.replay import ReplayGuard
 
 
@@ -77,16 +77,20 @@ class Node:
         self.received = 0
         self._dirty = True
         self._reannounce: set[str] = set()
-        self._failback_due: set[str] = set()
-        self._link_local: dict[str, bool] = {}  # groups that may go home (see policy.failback)
+        self._failback_due: set[str] = set()  # groups that may go home (see policy.failback)
+        self._link_local: dict[str, bool] = {}  # our side of each link: carrier up?
+        self._last_sent: float | None = None  # when we last sent a heartbeat
+        self._hold_starts_until = 0.0  # after a stall: start nothing before this
+        self._later: list[Note] = []  # notes from frame(), logged with the next step
 
     # --- inputs ----------------------------------------------------------------------------
 
     def receive(self, data: bytes, link: int, now: float) -> list[Note]:
         """One datagram from link `link`. Bad input is counted and changes nothing else."""
+        stall = self._check_stall(now)
         got = wire.decode(data, self.key)
         if isinstance(got, wire.Rejected):
-            return self._reject(got.reason, link, got.detail)
+            return stall + self._reject(got.reason, link, got.detail)
         f = got
         if f.cluster != self.cluster.name:
             return self._reject(wire.RejectReason.WRONG_CLUSTER, link, f.cluster)
@@ -110,7 +114,7 @@ class Node:
             return self._reject(wire.RejectReason.GARBLED, link, "payload")
         self.guard.accept(f.sender, f.generation, f.seq)
         self.received += 1
-        notes: list[Note] = []
+        notes: list[Note] = stall
         key = (f.generation, f.seq)
         if key > self._report_key:
             self._adopt_report(hb, key)
@@ -120,7 +124,12 @@ class Node:
         return notes
 
     def tick(self, now: float) -> list[Note]:
-        return self._on_events(self.membership.on_tick(now))
+        stall = self._check_stall(now)
+        if self._hold_starts_until and now >= self._hold_starts_until:
+            self._hold_starts_until = 0.0  # the deadtime after a stall is over:
+            self._dirty = True  # we may run groups again, so they may come home
+            self._failback_due.update(self.assignments)
+        return stall + self._on_events(self.membership.on_tick(now))
 
     def probed(self, states: dict[str, GroupState]) -> list[Note]:
         """The start-up probe found these states; from now on this node takes part."""
@@ -201,14 +210,41 @@ class Node:
         self._dirty = True
         return self.local[group] is GroupState.FAILED
 
-    def reprobed(self, group: str, found: GroupState) -> list[Note]:
-        """What a probe after `cleanup` found; the normal rules take it from there."""
+    def reprobed(self, group: str, found: GroupState, why: str = "cleaned up") -> list[Note]:
+        """What a probe found after `cleanup` or after the guard stopped the group; the normal
+        rules take it from there. Only a settled state is replaced (not an action under way)."""
         assert found in (GroupState.RUNNING, GroupState.STOPPED)
-        if self.local[group] is not GroupState.FAILED:
+        if self.local[group] not in (GroupState.FAILED, GroupState.RUNNING):
             return []
         self.local[group] = found
         self._dirty = True
-        return [Note(Level.INFO, f"group {group} cleaned up: probe found it {found.value}")]
+        return [Note(Level.WARNING, f"group {group} {why}: probe found it {found.value}")]
+
+    def active_groups(self) -> list[str]:
+        """Groups that may hold resources here: what the guard must stop if we die."""
+        return [g for g, s in self.local.items()
+                if s in ACTIVE_STATES or s is GroupState.FAILED]
+
+    def _check_stall(self, now: float) -> list[Note]:
+        """Did this daemon not run for a while (frozen by SIGSTOP, starved)? Heartbeats go out
+        every keepalive, so a long gap since the last one means we were not running. Then
+        what we did not hear meanwhile says nothing about the peer, and what we did hear is
+        old news queued in our sockets (the peer may have taken over since): for one
+        deadtime, declare nobody dead and start nothing. Checked at every input, before
+        anything else, because after a SIGCONT the queued frames and the overdue timers
+        come in no fixed order."""
+        t = self.cluster.timings
+        if self._last_sent is None or now - self._last_sent <= max(2 * t.keepalive,
+                                                                   t.deadtime / 2):
+            return []
+        gap = now - self._last_sent
+        self._last_sent = now
+        self.membership.grace(now)
+        self._hold_starts_until = now + t.deadtime
+        self._dirty = True
+        return [Note(Level.WARNING, f"this daemon did not run for {gap * 1000:.0f} ms (frozen "
+                                    f"or starved): judging nothing and starting nothing for "
+                                    f"one deadtime")]
 
     def request(self, what: str) -> policy.RequestResult:
         view = self.view()
@@ -229,14 +265,14 @@ class Node:
     # --- outputs ---------------------------------------------------------------------------
 
     def step(self, now: float) -> Step:
-        notes = []
+        notes, self._later = self._later + self._check_stall(now), []
         if self._failback_due and self.status is NodeStatus.UP:
             result = policy.failback(self.view(), self.cluster, frozenset(self._failback_due))
             self._failback_due.clear()
             if result.assignments:
                 notes.append(Note(Level.INFO, result.message))
                 self._assign(result.assignments)
-        decision = policy.decide(self.view(), self.cluster)
+        decision = policy.decide(self.view(now), self.cluster)
         notes += [Note(Level.INFO, r) for r in decision.reasons]
         self._assign(decision.assignments)
         actions: list[Action] = []
@@ -261,14 +297,21 @@ class Node:
             # Until every group is released, a leaving node still reports itself up, or the
             # peer would stop listening to it before it reports the groups stopped.
             status = NodeStatus.UP if self.status is not NodeStatus.STARTING else self.status
+        # While starts are held after a stall we cannot take a group: say so, or the peer
+        # would hand one over (failback) only for it to wait out the hold, unserved.
+        able = self.status is NodeStatus.UP and not self._hold_starts_until
         groups = tuple(
             GroupReport(g.name, self.local[g.name], self.assignments[g.name],
-                        self.eligible[g.name] and self.status is NodeStatus.UP)
+                        self.eligible[g.name] and able)
             for g in self.cluster.groups
         )
         return Heartbeat(status, groups)
 
-    def frame(self, link: int) -> bytes:
+    def frame(self, link: int, now: float) -> bytes:
+        # The first heartbeat after a SIGCONT is often what runs first: notice the stall
+        # before it hides it (its notes go out with the next step).
+        self._later += self._check_stall(now)
+        self._last_sent = now
         self.seq += 1
         payload = serialize(self.heartbeat())
         return wire.encode(wire.Frame(wire.FrameKind.HEARTBEAT, self.cluster.name, self.me,
@@ -279,16 +322,19 @@ class Node:
         return all(s in (GroupState.STOPPED, GroupState.FAILED, GroupState.UNKNOWN)
                    for s in self.local.values())
 
-    def view(self) -> policy.View:
+    def view(self, now: float | None = None) -> policy.View:
         return policy.View(
             me=self.me, status=self.status,
             groups={n: policy.LocalGroup(s, self.eligible[n]) for n, s in self.local.items()},
             assignments=dict(self.assignments),
             peer=self.membership.view(self.peer), report=self.report,
+            may_start=now is None or now >= self._hold_starts_until,
         )
 
     def next_deadline(self) -> float | None:
-        return self.membership.next_deadline()
+        times = [t for t in (self.membership.next_deadline(), self._hold_starts_until or None)
+                 if t is not None]
+        return min(times) if times else None
 
     # --- internals -------------------------------------------------------------------------
 

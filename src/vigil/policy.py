@@ -57,6 +57,7 @@ class View:
     peer: NodeView
     report: Heartbeat | None  # the peer's latest heartbeat (of its current life)
     takeover_allowed: bool = True
+    may_start: bool = True  # False for a while after this daemon was frozen (node.py)
 
 
 @dataclass(frozen=True, slots=True)
@@ -128,7 +129,8 @@ def decide(v: View, cluster: Cluster) -> Decision:
 
         if a.owner == v.me and can_hold:
             if local.state is GroupState.STOPPED:
-                why_not = _why_not_start(v, a, report, peer_dead)
+                why_not = _why_not_start(v, a, report, peer_dead) if v.may_start else \
+                    "just resumed after a stall: waiting one deadtime for fresh news"
                 if why_not is None:
                     actions.append(Start(g.name, f"from {peer} ("
                                          + ("it is dead)" if peer_dead else "it released it)")))

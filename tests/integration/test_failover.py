@@ -21,6 +21,20 @@ pytestmark = pytest.mark.integration
 DEADTIME = 0.5  # LabCluster's default
 
 
+def gone(pid: int, timeout: float) -> bool:
+    """The process has exited (a zombie awaiting its new parent's reaping counts)."""
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        try:
+            with open(f"/proc/{pid}/stat") as f:
+                if f.read().rsplit(")", 1)[1].split()[0] == "Z":
+                    return True
+        except FileNotFoundError:
+            return True
+        time.sleep(0.02)
+    return False
+
+
 def answered_by(p: Prober, node: str, after: float, timeout: float = 5.0) -> float:
     return p.wait_sample(lambda s: s.node == node, after=after, timeout=timeout).t
 
@@ -183,3 +197,66 @@ def test_control_socket_is_root_only() -> None:
         assert "permission denied (root only)" in r.stderr
         assert "Traceback" not in r.stderr
         assert c.vigil("n1", "status").returncode == 0
+
+
+def test_kill_9_of_the_owner_the_guard_releases_and_the_peer_takes_over() -> None:
+    """Seed test 5 (killall -9 heartbeat): Heartbeat and keepalived leave the address on the
+    dead daemon's node for good; vigil's guard removes it at once, the peer takes over after
+    deadtime, and the address is never on both."""
+    import os
+    import signal
+
+    with LabCluster() as c, HolderMonitor(c) as mon:
+        c.start("n1")
+        c.start("n2")
+        c.wait_holder("n1")
+        guard = c.status("n1")["guard"]
+        assert guard["alive"] and guard["timeout_ms"] < DEADTIME * 1000
+        with Prober(c.lab, "client", c.url(), duration=30) as p:
+            answered_by(p, "n1", 0)
+            t0 = time.monotonic()
+            os.kill(c.daemons["n1"].pid, signal.SIGKILL)
+            c.wait_holder(None, timeout=DEADTIME)  # the guard: long before the peer's deadtime
+            t1 = answered_by(p, "n2", t0)
+            samples = p.stop()
+        assert "guard: daemon died: stopping web" in c.log("n1")
+        assert "taking over group web: n1 is dead" in c.log("n2")
+        assert t1 - t0 < DEADTIME + 0.3
+        assert max(o.duration for o in outages(samples, after=t0)) < DEADTIME + 0.2
+        assert gone(guard["pid"], timeout=3), "the guard leaves once the daemon is gone"
+        c.daemons["n1"].wait(5)
+        # A new daemon finds nothing left behind, and (auto_failback) takes the group home.
+        c.start("n1")
+        c.wait_holder("n1")
+    assert not mon.doubles, mon.doubles
+
+
+def test_frozen_owner_does_not_come_back_believing_it_owns() -> None:
+    """The classic pause: kill -STOP of the owner's daemon for longer than deadtime. The
+    guard stops its group before the peer takes over; on SIGCONT the daemon learns what
+    happened, sees the larger assignment and stays off. Never both."""
+    import os
+    import signal
+
+    with LabCluster(auto_failback=False) as c, HolderMonitor(c) as mon:
+        c.start("n1")
+        c.start("n2")
+        c.wait_holder("n1")
+        pid = c.daemons["n1"].pid
+        os.kill(pid, signal.SIGSTOP)
+        try:
+            c.wait_holder("n2", timeout=5)
+            time.sleep(DEADTIME)
+        finally:
+            os.kill(pid, signal.SIGCONT)
+        time.sleep(1.0)
+        assert c.holders() == ["n2"]
+        log1 = c.log("n1")
+        assert "guard: daemon silent for" in log1
+        assert "the guard stopped it: probe found it stopped" in log1
+        assert "did not run for" in log1
+        s1 = c.status("n1")
+        assert s1["groups"][0]["owner"] == "n2" and s1["groups"][0]["state"] == "stopped"
+        assert s1["nodes"][1]["state"] == "up"
+        assert s1["guard"]["alive"]
+    assert not mon.doubles, mon.doubles

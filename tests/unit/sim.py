@@ -71,6 +71,9 @@ class Sim:
         self.log: list[str] = []
         self.violations: list[str] = []
         self.partitioned_ever = False
+        self.frozen: set[str] = set()  # nodes whose daemon is stopped (SIGSTOP)
+        self.backlog: dict[str, list[_Msg]] = {}  # what queued in a frozen node's sockets
+        self.start_log: list[tuple[float, str, str]] = []  # (time, node, group) of each Start
         self.starts: dict[str, int] = {}
         self.stops: dict[str, int] = {}
         for name in ("n1", "n2"):
@@ -102,7 +105,7 @@ class Sim:
         node = self.nodes[src]
         dst = "n2" if src == "n1" else "n1"
         for link in range(len(LINKS)):
-            data = node.frame(link)
+            data = node.frame(link, self.now)
             copies = 1 + (self.rng.random() < self.dup)
             for _ in range(copies):
                 if (dst, link) in self.cut or self.rng.random() < self.loss:
@@ -118,6 +121,7 @@ class Sim:
         for act in out.actions:
             if isinstance(act, Start):
                 self._check_start(name, act.group)
+                self.start_log.append((self.now, name, act.group))
                 ok = self.rng.random() >= self.fail_start
                 self.starts[act.group] = self.starts.get(act.group, 0) + 1
             else:
@@ -162,6 +166,8 @@ class Sim:
     def _next_event(self) -> float:
         times = [self.queue[0].at] if self.queue else []
         for name, node in self.nodes.items():
+            if name in self.frozen:
+                continue
             due = node.next_deadline()
             if due is not None:
                 times.append(due)
@@ -180,12 +186,16 @@ class Sim:
             self.now = t
             while self.queue and self.queue[0].at <= self.now:
                 m = heapq.heappop(self.queue)
-                if m.dst in self.nodes:
+                if m.dst in self.frozen:
+                    self.backlog.setdefault(m.dst, []).append(m)
+                elif m.dst in self.nodes:
                     node = self.nodes[m.dst]
                     self.log += [f"{self.now:.3f} {m.dst}: {n.text}"
                                  for n in node.receive(m.data, m.link, self.now)]
                     self._step(m.dst)
             for name in list(self.nodes):
+                if name in self.frozen:
+                    continue
                 node = self.nodes[name]
                 due = node.next_deadline()
                 if due is not None and due <= self.now:
@@ -198,6 +208,31 @@ class Sim:
                 if self.next_hb[name] <= self.now:
                     self.next_hb[name] = self.now + self.cluster.timings.keepalive
                     self.send_all(name)
+
+    def freeze(self, name: str) -> None:
+        self.frozen.add(name)
+
+    def thaw(self, name: str, guard_stopped: list[str], tick_first: bool) -> None:
+        """SIGCONT: the queued frames, the overdue timers and the guard's news arrive in an
+        order nobody fixes; the guard's news is placed at a random point among them."""
+        self.frozen.discard(name)
+        node = self.nodes[name]
+        backlog = self.backlog.pop(name, [])
+        where = self.rng.randint(0, len(backlog))
+        if tick_first:
+            self.log += [f"{self.now:.3f} {name}: {n.text}" for n in node.tick(self.now)]
+            self._step(name)
+        for i in range(len(backlog) + 1):
+            if i == where:
+                for g in guard_stopped:
+                    node.reprobed(g, GroupState.STOPPED, "the guard stopped it")
+                self._step(name)
+            if i < len(backlog):
+                m = backlog[i]
+                self.log += [f"{self.now:.3f} {name}: {n.text}"
+                             for n in node.receive(m.data, m.link, self.now)]
+                self._step(name)
+        self.next_hb[name] = self.now
 
     @staticmethod
     def _result(node: Node, job: _Job) -> GroupState:

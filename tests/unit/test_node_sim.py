@@ -191,11 +191,11 @@ def test_a_second_host_under_our_name_is_reported_not_obeyed():
     n1 = sim.nodes["n1"]
     impostor = Node(sim.cluster, "n1", KEY, n1.generation + 5, LINKS, sim.now)
     impostor.probed({"g1": GroupState.STOPPED, "g2": GroupState.STOPPED})
-    notes = n1.receive(impostor.frame(0), 0, sim.now)
+    notes = n1.receive(impostor.frame(0, sim.now), 0, sim.now)
     assert n1.rejected["duplicate_node"] == 1
     assert any(n.level is Level.ERROR and "two nodes share one name" in n.text for n in notes)
     # Our own frame looped back (same generation) is silently ignored, not counted.
-    assert n1.receive(n1.frame(0), 0, sim.now) == []
+    assert n1.receive(n1.frame(0, sim.now), 0, sim.now) == []
     assert n1.rejected["duplicate_node"] == 1
 
 
@@ -205,3 +205,48 @@ def test_frame_limit_is_checked_before_start():
     assert frame_problem(make_cluster(groups=2)) is None
     problem = frame_problem(make_cluster(groups=40))
     assert problem and "40 groups do not fit in one heartbeat frame" in problem
+
+
+@SETTINGS
+@given(seed=st.integers(0, 2**32), frozen_for=st.floats(1.2, 4.0), tick_first=st.booleans())
+def test_a_frozen_owner_does_not_start_on_stale_news_when_it_wakes(seed, frozen_for,
+                                                                     tick_first):
+    """The classic pause (kill -STOP longer than deadtime): meanwhile the guard stopped the
+    group and the peer took it over. On SIGCONT the frames queued in n1's sockets are old
+    news: the oldest still acknowledge n1's assignment with the group stopped. n1 must not
+    start on them (it did, for 1 ms, until node.py learned to hold starts after a stall)."""
+    sim = Sim(seed, make_cluster(auto_failback=False))
+    sim.run(1.0)
+    assert sim.runners("g1") == ["n1"]
+    sim.freeze("n1")
+    t0 = sim.now
+    sim.run(frozen_for)
+    assert sim.runners("g1") == ["n2"] or sim.nodes["n1"].local["g1"] is GroupState.RUNNING
+    sim.thaw("n1", ["g1"], tick_first)
+    sim.run(3.0)
+    assert [s for s in sim.start_log if s[1] == "n1" and s[2] == "g1" and s[0] > t0] == [], \
+        sim.log[-20:]
+    assert sim.runners("g1") == ["n2"]
+    assert not sim.violations
+
+
+@SETTINGS
+@given(seed=st.integers(0, 2**32), frozen_for=st.floats(1.2, 4.0), tick_first=st.booleans())
+def test_a_thawed_home_node_gets_its_group_back_as_a_planned_hand_over(seed, frozen_for,
+                                                                       tick_first):
+    """With auto_failback the group goes home once the thawed node may start again, and the
+    peer keeps serving until then: never handed to a node that must still wait."""
+    sim = Sim(seed, make_cluster(auto_failback=True), max_delay=0.002, action_time=0.003)
+    sim.run(1.0)
+    sim.freeze("n1")
+    sim.run(frozen_for)
+    thawed = sim.now
+    sim.thaw("n1", ["g1"], tick_first)
+    served_by: list[tuple[float, list[str]]] = []
+    while sim.now < thawed + 3.0:
+        sim.run(0.005)
+        served_by.append((sim.now, sim.runners("g1")))
+    gaps = [t for t, r in served_by if not r]
+    assert len(gaps) <= 2, f"unserved for {len(gaps) * 5} ms after the thaw"  # one hand-over
+    assert sim.runners("g1") == ["n1"]
+    assert not sim.violations

@@ -7,6 +7,7 @@ Tasks, all in one TaskGroup (none outlives `run`):
   health         every keepalive, asks each group's agents whether this node can run it
   group <name>   one per group: runs its Start/Stop actions one at a time, in order
   control        the UNIX control socket
+  guard          hears from the guard process (daemon/guard.py) when it stopped groups
   shutdown       on SIGTERM/SIGINT: release everything, say goodbye, end the TaskGroup
 
 Concurrency rule: everything that touches `self.node` is synchronous code between awaits, so
@@ -26,7 +27,7 @@ from typing import Any, Callable
 
 from vigil import __version__
 from vigil.control import protocol as p
-from vigil.daemon import control_server, links as links_mod, realtime
+from vigil.daemon import control_server, guard as guard_mod, links as links_mod, realtime
 from vigil.model import Cluster, Group, IpResource
 from vigil.node import Level, Node, Note
 from vigil.policy import Start
@@ -49,7 +50,8 @@ class _Shutdown(Exception):
 class Daemon:
     def __init__(self, cluster: Cluster, me: str, key: bytes,
                  new_generation: Callable[[], int], socket_path: Path,
-                 realtime_enabled: bool | None = None) -> None:
+                 realtime_enabled: bool | None = None,
+                 guard_link: guard_mod.GuardLink | None = None) -> None:
         self.cluster = cluster
         self.me = me
         self.key = key
@@ -67,6 +69,7 @@ class Daemon:
         self.host: Host | None = None
         self.started_at = time.monotonic()
         self.leaving = False
+        self.guard = guard_link
 
     # --- life cycle --------------------------------------------------------------------------
 
@@ -103,6 +106,8 @@ class Daemon:
                             tg.create_task(self._group_worker(g), name=f"group {g.name}")
                         tg.create_task(control_server.serve(sock, self._handle), name="control")
                         tg.create_task(self._shutdown_on_signal(), name="shutdown")
+                        if self.guard is not None:
+                            tg.create_task(self._guard_watch(self.guard), name="guard")
                         self._process()
                 except* _Shutdown:
                     pass
@@ -135,6 +140,8 @@ class Daemon:
                       "here", self.node.peer, ", ".join(failed))
         else:
             log.info("all groups released; goodbye sent to %s", self.node.peer)
+        if self.guard is not None:
+            self.guard.bye()
         raise _Shutdown
 
     # --- inputs --------------------------------------------------------------------------------
@@ -145,6 +152,7 @@ class Daemon:
         self._process()
 
     async def _heartbeats(self) -> None:
+        assert self.node is not None
         loop = asyncio.get_running_loop()
         interval = self.cluster.timings.keepalive
         due = loop.time()
@@ -217,7 +225,34 @@ class Daemon:
     def _send_all(self) -> None:
         assert self.node is not None
         for link in self.links:
-            link.send(self.node.frame(link.index))
+            link.send(self.node.frame(link.index, time.monotonic()))
+        if self.guard is not None:  # the guard hears we live exactly when the peer does
+            self.guard.feed(self.node.active_groups())
+
+    async def _guard_watch(self, g: guard_mod.GuardLink) -> None:
+        """After a stall the guard may have stopped groups: probe them, never assume."""
+        assert self.node is not None
+        loop = asyncio.get_running_loop()
+        readable = asyncio.Event()
+        loop.add_reader(g.fired_fd, readable.set)
+        try:
+            while True:
+                await readable.wait()
+                readable.clear()
+                fired = g.read_fired()
+                if fired is None:
+                    log.error("the guard process exited: this node's groups are no longer "
+                              "stopped if the daemon dies")
+                    return
+                for name in fired:
+                    if name not in self.kicks or self.pending[name]:
+                        continue
+                    found = await self._probe_group(self.cluster.group(name))
+                    self._log(self.node.reprobed(name, found, "the guard stopped it"))
+                if fired:
+                    self._process()
+        finally:
+            loop.remove_reader(g.fired_fd)
 
     async def _group_worker(self, group: Group) -> None:
         assert self.node is not None
@@ -373,6 +408,9 @@ class Daemon:
                        "send_errors": l.send_errors} for l in self.links],
             "groups": groups,
             "frames": {"received": node.received, "rejected": dict(node.rejected)},
+            "guard": None if self.guard is None else {
+                "pid": self.guard.pid, "alive": self.guard.alive(),
+                "timeout_ms": round(guard_mod.timeout_for(self.cluster.timings) * 1000)},
         }
 
     def _log(self, notes: list[Note]) -> None:

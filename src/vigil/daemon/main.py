@@ -7,6 +7,7 @@ import logging
 from pathlib import Path
 
 from vigil import log as vlog
+from vigil.daemon import guard
 from vigil.daemon.engine import Daemon
 from vigil.daemon.state import next_generation
 from vigil.errors import ConfigError, ConfigProblem
@@ -29,7 +30,10 @@ def run(cluster: Cluster, me: str, socket_path: Path, state_dir: Path,
     if too_big:
         raise ConfigError(ConfigProblem(cluster.source, None, "group", too_big))
     key = load_key(cluster.key_file)
-    daemon = Daemon(cluster, me, key, lambda: next_generation(state_dir), socket_path, realtime)
+    # Forked first, while this process has no thread and no event loop (see guard.py).
+    guard_link = guard.spawn(cluster, me)
+    daemon = Daemon(cluster, me, key, lambda: next_generation(state_dir), socket_path, realtime,
+                    guard_link)
     try:
         asyncio.run(daemon.run())
     except KeyboardInterrupt:

@@ -1,0 +1,201 @@
+"""The guard: a small process that stops this node's groups when its daemon is gone or hung.
+
+DESIGN.md rule 2, "nothing unsupervised". Heartbeat and keepalived leave the floating address
+on a node whose daemon was killed with -9 (PLATFORM-NOTES: two MACs answer ARP for good), and
+a frozen daemon's address stays up while the peer takes over. The guard closes both holes:
+
+- The daemon forks it before anything else starts (no threads, no event loop yet), so it is a
+  separate process that a kill -9 or a SIGSTOP of the daemon does not touch.
+- The daemon feeds it through a pipe with every heartbeat it sends: one line naming the groups
+  that are active on this node (`held web,db`), or `bye` on a clean shutdown.
+- End of file on that pipe (the daemon died) or no line for `timeout` seconds (it hangs or is
+  frozen) makes the guard stop every held group, resources in reverse order, each with its
+  timeout, exactly as the daemon would. `timeout` is shorter than deadtime, so this happens
+  before the peer declares the node dead and takes over.
+- After a stall the guard tells the daemon (`fired web,db` on the return pipe) so that, should
+  it wake up, it probes those groups instead of believing they still run; then it watches on.
+
+The guard ignores SIGINT and SIGTERM: a Ctrl-C or a stop sent to the daemon's process group
+must not take the guard with it before the daemon has released everything. It leaves on `bye`
+or, after having stopped everything, when the daemon is gone.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import select
+import signal
+import sys
+import time
+from collections.abc import Sequence
+
+from vigil.model import Cluster, Timings
+
+log = logging.getLogger("vigil.guard")
+
+
+def timeout_for(t: Timings) -> float:
+    """How long the daemon may stay silent before the guard acts: a keepalive before the peer
+    could declare it dead, and never less than half-way between keepalive and deadtime (one
+    late heartbeat must not fire it)."""
+    return max(t.deadtime - t.keepalive, (t.deadtime + t.keepalive) / 2)
+
+
+class GuardLink:
+    """The daemon's end: feed the guard, hear when it fired. Never blocks the daemon."""
+
+    def __init__(self, pid: int, feed_fd: int, fired_fd: int) -> None:
+        self.pid = pid
+        self.feed_fd = feed_fd
+        self.fired_fd = fired_fd
+        self.dropped = 0
+        self._last: bytes | None = None
+
+    def feed(self, held: Sequence[str]) -> None:
+        self._write(b"held " + ",".join(held).encode() + b"\n")
+
+    def bye(self) -> None:
+        self._write(b"bye\n")
+
+    def _write(self, line: bytes) -> None:
+        try:
+            os.write(self.feed_fd, line)
+        except BlockingIOError:
+            self.dropped += 1  # the guard is not reading: it will fire, as it should
+        except OSError:
+            self.dropped += 1  # the guard is gone; alive() says so
+
+    def read_fired(self) -> list[str] | None:
+        """Groups the guard stopped (after a stall); [] when nothing new; None at EOF."""
+        try:
+            data = os.read(self.fired_fd, 4096)
+        except BlockingIOError:
+            return []
+        if not data:
+            return None
+        groups: list[str] = []
+        for line in data.decode(errors="replace").splitlines():
+            if line.startswith("fired"):
+                groups += [g for g in line[5:].strip().split(",") if g]
+        return groups
+
+    def alive(self) -> bool:
+        try:
+            pid, _ = os.waitpid(self.pid, os.WNOHANG)
+        except ChildProcessError:
+            return False
+        return pid == 0
+
+    def close(self) -> None:
+        for fd in (self.feed_fd, self.fired_fd):
+            try:
+                os.close(fd)
+            except OSError:
+                pass
+        try:
+            os.waitpid(self.pid, 0)  # after bye it exits at once
+        except ChildProcessError:
+            pass
+
+
+def spawn(cluster: Cluster, me: str) -> GuardLink:
+    """Fork the guard. Call before any thread or event loop exists in this process."""
+    feed_r, feed_w = os.pipe()
+    fired_r, fired_w = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the guard
+        code = 0
+        try:
+            os.close(feed_w)
+            os.close(fired_r)
+            code = _run(cluster, me, feed_r, fired_w)
+        except BaseException:  # never return into the daemon's code in the child
+            log.exception("guard: failed")
+            code = 1
+        finally:
+            logging.shutdown()
+            os._exit(code)
+    os.close(feed_r)
+    os.close(fired_w)
+    os.set_blocking(feed_w, False)
+    os.set_blocking(fired_r, False)
+    return GuardLink(pid, feed_w, fired_r)
+
+
+def _run(cluster: Cluster, me: str, feed: int, fired: int) -> int:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    if cluster.realtime:  # it must act in time under load too
+        from vigil.daemon.realtime import make_realtime
+        make_realtime()
+    timeout = timeout_for(cluster.timings)
+    held: list[str] = []
+    buf = b""
+    armed = True  # False after firing on a stall, until the daemon speaks again
+    last = time.monotonic()
+    while True:
+        wait = max(0.0, last + timeout - time.monotonic()) if armed else None
+        ready, _, _ = select.select([feed], [], [], wait)
+        if not ready:
+            if held:
+                log.error("guard: daemon silent for %.0f ms: stopping %s before the peer "
+                          "takes over",
+                          (time.monotonic() - last) * 1000, ", ".join(held))
+                _stop(cluster, held)
+                _tell(fired, held)
+            armed = False
+            held = []
+            continue
+        chunk = os.read(feed, 65536)
+        if not chunk:  # the daemon is gone
+            if held:
+                log.error("guard: daemon died: stopping %s", ", ".join(held))
+                _stop(cluster, held)
+            return 0
+        buf += chunk
+        *lines, buf = buf.split(b"\n")
+        for line in lines:
+            if line == b"bye":
+                return 0
+            if line.startswith(b"held"):
+                names = line[4:].decode(errors="replace").strip()
+                held = [g for g in names.split(",") if g]
+        if not armed:
+            log.warning("guard: daemon is back after a stall; watching again")
+        armed = True
+        last = time.monotonic()
+
+
+def _tell(fd: int, groups: list[str]) -> None:
+    try:
+        os.write(fd, b"fired " + ",".join(groups).encode() + b"\n")
+    except OSError:
+        pass
+
+
+def _stop(cluster: Cluster, held: list[str]) -> None:
+    """Stop the held groups, each resource in reverse order with its timeout."""
+    asyncio.run(_stop_async(cluster, held))
+
+
+async def _stop_async(cluster: Cluster, held: list[str]) -> None:
+    from vigil.resources import build
+    from vigil.resources.host import Host
+
+    async with Host.open() as host:
+        for g in cluster.groups:
+            if g.name not in held:
+                continue
+            for r in reversed(g.resources):
+                agent = build(r, host)
+                t0 = time.monotonic()
+                try:
+                    async with asyncio.timeout(agent.timeout):
+                        await agent.stop()
+                    log.warning("guard: %s stop: ok in %.0f ms", agent.name,
+                                (time.monotonic() - t0) * 1000)
+                except Exception as e:
+                    log.error("guard: %s stop: failed: %s", agent.name, e or type(e).__name__)
+    sys.stderr.flush()
