@@ -59,6 +59,16 @@ def check_timings(t: Timings) -> list[tuple[str, str]]:
     return problems
 
 
+def watchdog_seconds(t: Timings) -> int:
+    """A watchdog resets the node when the daemon stops feeding it for this long. The guard
+    acts within deadtime; the watchdog is the backstop for the guard and the kernel, so it
+    may be slower, but it must still fire long before an operator would: twice deadtime,
+    rounded up to whole seconds (what the Linux API counts), at least 2 s."""
+    import math
+
+    return max(2, math.ceil(2 * t.deadtime))
+
+
 def fmt_duration(seconds: float) -> str:
     """200ms, 1s, 1.5s: the inverse of config's duration parser, for messages."""
     ms = round(seconds * 1000)
@@ -146,6 +156,8 @@ class Cluster:
     links: tuple[ExtraLink, ...] = ()
     realtime: bool = True  # SCHED_FIFO + mlockall, like Heartbeat's `realtime on`
     log_file: Path | None = None
+    watchdog: Path | None = None  # e.g. /dev/watchdog: fed with every heartbeat
+    watchdog_timeout: int | None = None  # seconds; default watchdog_seconds(timings)
     source: str = "<memory>"  # the file this came from, for messages
 
     def node(self, name: str) -> Node:

@@ -260,3 +260,32 @@ def test_frozen_owner_does_not_come_back_believing_it_owns() -> None:
         assert s1["nodes"][1]["state"] == "up"
         assert s1["guard"]["alive"]
     assert not mon.doubles, mon.doubles
+
+
+def test_watchdog_is_fed_with_heartbeats_and_disarmed_only_on_a_clean_exit() -> None:
+    """No watchdog device exists in this kernel: a stand-in file takes the writes (the daemon
+    warns that it refuses the timeout ioctl). Fed with every heartbeat; the magic "V" on a
+    clean stop only, so after a kill -9 a real watchdog would reset the node."""
+    import os
+    import signal
+
+    with LabCluster() as c:
+        dog = c.dir / "watchdog-stand-in"
+        dog.write_bytes(b"")
+        c.config_path.write_text(c.config_path.read_text().replace(
+            "[cluster]\n", f'[cluster]\nwatchdog = "{dog}"\n'))
+        c.start("n1")
+        time.sleep(1.0)
+        s = c.status("n1")["watchdog"]
+        assert s["path"] == str(dog) and s["timeout_s"] >= 2 and s["feeds"] > 5
+        assert "is not a watchdog device" in c.log("n1")
+        assert c.stop("n1") == 0
+        data = dog.read_bytes()
+        assert data.endswith(b"V") and data.count(b"\0") > 5, data[-20:]
+        dog.write_bytes(b"")
+        c.start("n1")
+        time.sleep(0.5)
+        os.kill(c.daemons["n1"].pid, signal.SIGKILL)
+        c.daemons.pop("n1").wait(5)
+        data = dog.read_bytes()
+        assert data.count(b"\0") > 2 and not data.endswith(b"V"), "killed: left armed"

@@ -123,7 +123,7 @@ def test_example_parses_to_the_expected_model() -> None:
         links=(model.ExtraLink("mcast", "eth1", ip("239.0.0.42"), 1),
                model.ExtraLink("bcast", "eth2")),
         realtime=True,
-        log_file=Path("/var/log/vigil.log"),
+        log_file=Path("/var/log/vigil.log"), watchdog=Path("/dev/watchdog"), watchdog_timeout=2,
         source=str(EXAMPLE),
     )
     assert toml.load(EXAMPLE) == expected
@@ -581,3 +581,12 @@ def test_mutated_example_gives_a_cluster_or_a_config_error(data: st.DataObject) 
             parent[path[-1]] = data.draw(_values)
     text, _ = dumps(doc)
     check_outcome(text)
+
+
+def test_watchdog_path_and_whole_second_timeout() -> None:
+    c = toml.parse(in_cluster('watchdog = "/dev/watchdog"', 'watchdog_timeout = "5s"'), "t.toml")
+    assert c.watchdog == Path("/dev/watchdog") and c.watchdog_timeout == 5
+    assert toml.parse(BASE, "t.toml").watchdog is None
+    for bad in ('"1500ms"', '"500ms"', '0'):
+        p = only(in_cluster('watchdog = "/dev/watchdog"', f"watchdog_timeout = {bad}"))
+        assert (p.line, p.key) == (5, "cluster.watchdog_timeout") and "whole seconds" in p.message

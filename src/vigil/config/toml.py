@@ -35,7 +35,8 @@ _SYNTAX_AT = re.compile(r"\s*\(at line (\d+), column (\d+)\)\s*$")
 
 _TOP_KEYS = ("cluster", "node", "link", "group")
 _CLUSTER_KEYS = ("name", "key_file", "keepalive", "warntime", "deadtime", "initdead",
-                 "auto_failback", "port", "realtime", "log_file")
+                 "auto_failback", "port", "realtime", "log_file", "watchdog",
+                 "watchdog_timeout")
 _NODE_KEYS = ("name", "address")
 _LINK_KEYS = ("mode", "interface", "group", "ttl")
 _GROUP_KEYS = ("name", "home", "resource")
@@ -138,6 +139,14 @@ def _as_name(v: object) -> str:
         raise ValueError(f"{s!r} is not a valid name: 1-63 characters of letters, digits, "
                          "'_', '.' and '-', starting with a letter or digit")
     return s
+
+
+def _as_watchdog_timeout(v: object) -> int:
+    """Linux watchdogs count whole seconds."""
+    seconds = _as_duration(v)
+    if seconds < 1 or seconds != int(seconds):
+        raise ValueError(f"a watchdog counts whole seconds (at least 1s), not {v!r}")
+    return int(seconds)
 
 
 def _as_path(v: object) -> Path:
@@ -333,6 +342,8 @@ class _Checker:
         port = self.field(c, p, "port", _int_in(1, 65535))
         realtime = self.field(c, p, "realtime", _as_bool)
         log_file = self.field(c, p, "log_file", _as_path)
+        watchdog = self.field(c, p, "watchdog", _as_path)
+        watchdog_timeout = self.field(c, p, "watchdog_timeout", _as_watchdog_timeout)
         nodes = self.nodes(doc)
         links = self.links(doc)
         if nodes is not None and not links and not any(n.addresses for n in nodes):
@@ -344,7 +355,8 @@ class _Checker:
             name=name, key_file=key_file, nodes=nodes, groups=groups, timings=timings,
             auto_failback=True if auto_failback is None else auto_failback,
             port=port or 694, links=links, realtime=True if realtime is None else realtime,
-            log_file=log_file, source=self.source,
+            log_file=log_file, watchdog=watchdog, watchdog_timeout=watchdog_timeout,
+            source=self.source,
         )
 
     def timings(self, c: Table, p: KeyPath) -> model.Timings:

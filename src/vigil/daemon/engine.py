@@ -28,7 +28,8 @@ from typing import Any, Callable
 from vigil import __version__
 from vigil.control import protocol as p
 from vigil.daemon import control_server, guard as guard_mod, links as links_mod, realtime
-from vigil.model import Cluster, Group, IpResource
+from vigil.daemon.watchdog import Watchdog
+from vigil.model import Cluster, Group, IpResource, watchdog_seconds
 from vigil.node import Level, Node, Note
 from vigil.policy import Start
 from vigil.resources import build
@@ -70,6 +71,7 @@ class Daemon:
         self.started_at = time.monotonic()
         self.leaving = False
         self.guard = guard_link
+        self.watchdog: Watchdog | None = None
 
     # --- life cycle --------------------------------------------------------------------------
 
@@ -78,7 +80,16 @@ class Daemon:
         async with Host.open() as host:
             self.host = host
             self.links = await links_mod.plan(self.cluster, self.me, host)
-            sock = control_server.bind(self.socket_path)
+            if self.cluster.watchdog is not None:
+                self.watchdog = Watchdog(self.cluster.watchdog,
+                                         self.cluster.watchdog_timeout or
+                                         watchdog_seconds(self.cluster.timings))
+                self.watchdog.open()
+            try:
+                sock = control_server.bind(self.socket_path)
+            except BaseException:
+                self._disarm()  # refusing to start is no reason to reset the node
+                raise
             try:
                 self.generation = self.new_generation()
                 self.agents = {g.name: [build(r, host) for r in g.resources]
@@ -117,7 +128,15 @@ class Daemon:
                         l.transport.close()
                 sock.close()
                 self.socket_path.unlink(missing_ok=True)
+                self._disarm()
                 log.info("vigil stopped")
+
+    def _disarm(self) -> None:
+        """Any exit that passes through Python disarms the watchdog: the guard covers what
+        was running. Only a hang or a kill -9 leaves it armed, which is its job."""
+        if self.watchdog is not None:
+            self.watchdog.close()
+            self.watchdog = None
 
     async def _shutdown_on_signal(self) -> None:
         loop = asyncio.get_running_loop()
@@ -228,6 +247,8 @@ class Daemon:
             link.send(self.node.frame(link.index, time.monotonic()))
         if self.guard is not None:  # the guard hears we live exactly when the peer does
             self.guard.feed(self.node.active_groups())
+        if self.watchdog is not None:
+            self.watchdog.feed()
 
     async def _guard_watch(self, g: guard_mod.GuardLink) -> None:
         """After a stall the guard may have stopped groups: probe them, never assume."""
@@ -408,6 +429,9 @@ class Daemon:
                        "send_errors": l.send_errors} for l in self.links],
             "groups": groups,
             "frames": {"received": node.received, "rejected": dict(node.rejected)},
+            "watchdog": None if self.watchdog is None else {
+                "path": str(self.watchdog.path), "timeout_s": self.watchdog.timeout,
+                "feeds": self.watchdog.feeds, "errors": self.watchdog.errors},
             "guard": None if self.guard is None else {
                 "pid": self.guard.pid, "alive": self.guard.alive(),
                 "timeout_ms": round(guard_mod.timeout_for(self.cluster.timings) * 1000)},
