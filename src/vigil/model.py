@@ -145,6 +145,37 @@ class Group:
 
 
 @dataclass(frozen=True, slots=True)
+class Fencing:
+    """STONITH: how a survivor makes sure a peer it declared dead really is, before taking over.
+
+    agent: "manual" (an operator runs `vigil fence confirm NODE`), "external" (`command` + the
+    action + the node's name as arguments) or a fence_* program of Debian's fence-agents
+    (`params` and the node's `node_params` sent on stdin as key=value lines with action=...).
+    """
+
+    agent: str
+    action: Literal["off", "reboot"] = "reboot"
+    command: tuple[str, ...] = ()
+    params: tuple[tuple[str, str], ...] = ()
+    node_params: tuple[tuple[str, tuple[tuple[str, str], ...]], ...] = ()
+    timeout: float = 30.0
+    retry_interval: float = 5.0
+    # "block": the group stays down while fencing fails (never two owners); "takeover": take
+    # over after a failed attempt anyway (the service comes back, at the risk of running twice
+    # if the peer was not dead).
+    on_failure: Literal["block", "takeover"] = "block"
+    # In a partition both nodes want to fence each other. The one that runs no group waits
+    # this long before shooting a peer that ran groups, so the peer that serves wins.
+    delay: float = 2.0
+
+    def params_for(self, node: str) -> tuple[tuple[str, str], ...]:
+        for name, extra in self.node_params:
+            if name == node:
+                return self.params + extra
+        return self.params
+
+
+@dataclass(frozen=True, slots=True)
 class Cluster:
     name: str
     key_file: Path
@@ -158,6 +189,7 @@ class Cluster:
     log_file: Path | None = None
     watchdog: Path | None = None  # e.g. /dev/watchdog: fed with every heartbeat
     watchdog_timeout: int | None = None  # seconds; default watchdog_seconds(timings)
+    fencing: Fencing | None = None
     source: str = "<memory>"  # the file this came from, for messages
 
     def node(self, name: str) -> Node:

@@ -82,6 +82,11 @@ class Node:
         self._last_sent: float | None = None  # when we last sent a heartbeat
         self._hold_starts_until = 0.0  # after a stall: start nothing before this
         self._later: list[Note] = []  # notes from frame(), logged with the next step
+        # Fencing of the peer after an unclean death: None (not needed), "needed", "running",
+        # "manual" (waiting for an operator), "failed" (retried at _fence_retry), "done".
+        self.fence_state: str | None = None
+        self.fence_detail = ""
+        self._fence_retry = 0.0
 
     # --- inputs ----------------------------------------------------------------------------
 
@@ -125,6 +130,8 @@ class Node:
 
     def tick(self, now: float) -> list[Note]:
         stall = self._check_stall(now)
+        if self.fence_state == "failed" and now >= self._fence_retry:
+            self.fence_state = "needed"  # try the agent again
         if self._hold_starts_until and now >= self._hold_starts_until:
             self._hold_starts_until = 0.0  # the deadtime after a stall is over:
             self._dirty = True  # we may run groups again, so they may come home
@@ -201,6 +208,51 @@ class Node:
             return [Note(Level.INFO, f"our side of link {name} is up again")]
         return [Note(Level.WARNING, f"our side of link {name} is down: its silence says "
                                     f"nothing about {self.peer}")]
+
+    def fence_started(self) -> float | None:
+        """The daemon asks whether to run the fence agent now; marks it running and returns
+        how long to wait first (the fence race: see model.Fencing.delay), or None."""
+        if self.fence_state != "needed":
+            return None
+        self.fence_state = "running"
+        f = self.cluster.fencing
+        assert f is not None
+        peer_served = self.report is not None and any(
+            r.state in ACTIVE_STATES for r in self.report.groups)
+        i_serve = bool(self.active_groups())
+        return f.delay if peer_served and not i_serve else 0.0
+
+    def fence_result(self, ok: bool, detail: str, now: float) -> list[Note]:
+        if self.fence_state != "running":
+            return []  # the peer came back meanwhile
+        self._dirty = True
+        if ok:
+            self.fence_state, self.fence_detail = "done", detail
+            return [Note(Level.WARNING, f"{self.peer} fenced: {detail}".rstrip(": "))]
+        f = self.cluster.fencing
+        assert f is not None
+        self.fence_state, self.fence_detail = "failed", detail
+        self._fence_retry = now + f.retry_interval
+        then = ("taking over anyway (on_failure = takeover)" if f.on_failure == "takeover"
+                else f"its groups stay down; retrying in {f.retry_interval:g} s")
+        return [Note(Level.ERROR, f"FENCING {self.peer} FAILED: {detail}; {then}")]
+
+    def fence_confirm(self, node: str) -> str | None:
+        """An operator says `node` is off. Returns an error, or None when accepted."""
+        if node != self.peer:
+            return f"{node} is not the peer of this node ({self.peer})"
+        if self.fence_state in (None, "done"):
+            return f"{node} does not need fencing now"
+        self.fence_state, self.fence_detail = "done", "confirmed by an operator"
+        self._dirty = True
+        return None
+
+    def _takeover_allowed(self) -> bool:
+        f = self.cluster.fencing
+        if f is None or self.fence_state is None:
+            return True
+        return self.fence_state == "done" or (self.fence_state == "failed" and
+                                              f.on_failure == "takeover")
 
     def cleanup(self, group: str) -> bool:
         """An operator cleared the group's failures. True when the caller must probe the
@@ -329,11 +381,13 @@ class Node:
             assignments=dict(self.assignments),
             peer=self.membership.view(self.peer), report=self.report,
             may_start=now is None or now >= self._hold_starts_until,
+            takeover_allowed=self._takeover_allowed(),
         )
 
     def next_deadline(self) -> float | None:
-        times = [t for t in (self.membership.next_deadline(), self._hold_starts_until or None)
-                 if t is not None]
+        retry = self._fence_retry if self.fence_state == "failed" else None
+        times = [t for t in (self.membership.next_deadline(), self._hold_starts_until or None,
+                             retry) if t is not None]
         return min(times) if times else None
 
     # --- internals -------------------------------------------------------------------------
@@ -382,8 +436,17 @@ class Node:
                                                      f"{gap * 1000:.0f} ms"))
                 case NodeDead(node, reason):
                     notes.append(Note(Level.WARNING, f"node {node}: is dead ({reason})"))
+                    f = self.cluster.fencing
+                    if f is not None and reason != "shutdown":
+                        self.fence_state = "manual" if f.agent == "manual" else "needed"
+                        self.fence_detail = ""
+                        notes.append(Note(Level.WARNING, (
+                            f"{node} must be fenced before its groups are taken over" +
+                            (f": waiting for `vigil fence confirm {node}`"
+                             if f.agent == "manual" else f" ({f.agent} {f.action})"))))
                     self._dirty = True
                 case NodeUp(node, generation, restarted):
+                    self.fence_state, self.fence_detail = None, ""
                     how = "restarted" if restarted else "up"
                     notes.append(Note(Level.INFO,
                                       f"node {node}: is {how} (generation {generation})"))

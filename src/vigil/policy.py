@@ -112,7 +112,9 @@ def decide(v: View, cluster: Cluster) -> Decision:
         can_hold = _can_hold(v, g.name)
         peer_dead = v.peer.liveness is Liveness.DEAD
 
-        if a.owner == peer and peer_dead and can_hold and v.takeover_allowed:
+        if a.owner == peer and peer_dead and can_hold and not v.takeover_allowed:
+            waiting[g.name] = f"{peer} is dead but not fenced yet"
+        elif a.owner == peer and peer_dead and can_hold and v.takeover_allowed:
             if v.peer.left and report is not None and report.state is not GroupState.STOPPED:
                 waiting[g.name] = (f"{peer} left with {g.name} {report.state.value}; "
                                    f"not taking it over")
@@ -147,7 +149,7 @@ def _why_not_start(v: View, a: Assignment, report: GroupReport | None,
     peer = v.peer.name
     if peer_dead:
         if not v.takeover_allowed:
-            return f"{peer} is dead but takeover is not allowed yet"
+            return f"{peer} is dead but not fenced yet"
         if v.peer.left and report is not None and report.state is not GroupState.STOPPED:
             return f"{peer} left with it {report.state.value}"
         return None

@@ -124,6 +124,12 @@ def test_example_parses_to_the_expected_model() -> None:
                model.ExtraLink("bcast", "eth2")),
         realtime=True,
         log_file=Path("/var/log/vigil.log"), watchdog=Path("/dev/watchdog"), watchdog_timeout=2,
+        fencing=model.Fencing(
+            agent="fence_ipmilan", action="reboot",
+            params=(("ip", "10.0.0.9"), ("username", "admin"), ("password", "secret"),
+                    ("lanplus", "1")),
+            node_params=(("n1", (("plug", "1"),)), ("n2", (("plug", "2"),))),
+            timeout=30.0, retry_interval=5.0, on_failure="block", delay=2.0),
         source=str(EXAMPLE),
     )
     assert toml.load(EXAMPLE) == expected
@@ -590,3 +596,23 @@ def test_watchdog_path_and_whole_second_timeout() -> None:
     for bad in ('"1500ms"', '"500ms"', '0'):
         p = only(in_cluster('watchdog = "/dev/watchdog"', f"watchdog_timeout = {bad}"))
         assert (p.line, p.key) == (5, "cluster.watchdog_timeout") and "whole seconds" in p.message
+
+
+def test_fencing_table() -> None:
+    c = toml.parse(BASE + '[fencing]\nagent = "fence_ipmilan"\naction = "off"\n'
+                          'params = { ip = "10.0.0.9", username = "admin", lanplus = 1 }\n'
+                          'nodes = { n1 = { plug = "1" }, n2 = { plug = "2" } }\n', "t.toml")
+    f = c.fencing
+    assert f is not None and f.agent == "fence_ipmilan" and f.action == "off"
+    assert f.params_for("n2") == (("ip", "10.0.0.9"), ("username", "admin"), ("lanplus", "1"),
+                                  ("plug", "2"))
+    assert f.on_failure == "block" and f.timeout == 30.0
+    assert toml.parse(BASE, "t.toml").fencing is None
+    keys = {p.key for p in problems(BASE + '[fencing]\nagent = "stonith"\n')}
+    assert keys == {"fencing.agent"}
+    keys = {p.key for p in problems(BASE + '[fencing]\nagent = "external"\n'
+                                           'on_failure = "pray"\n')}
+    assert keys == {"fencing.command", "fencing.on_failure"}
+    keys = {p.key for p in problems(BASE + '[fencing]\nagent = "manual"\n'
+                                           'nodes = { n7 = { plug = "7" } }\n')}
+    assert keys == {"fencing.nodes.n7"}

@@ -250,3 +250,30 @@ def test_a_thawed_home_node_gets_its_group_back_as_a_planned_hand_over(seed, fro
     assert len(gaps) <= 2, f"unserved for {len(gaps) * 5} ms after the thaw"  # one hand-over
     assert sim.runners("g1") == ["n1"]
     assert not sim.violations
+
+
+def test_no_takeover_before_the_fence_agent_succeeds():
+    import dataclasses
+
+    from vigil.model import Fencing
+
+    cluster = dataclasses.replace(make_cluster(), fencing=Fencing("fence_dummy", delay=0.0,
+                                                                retry_interval=0.5))
+    sim = Sim(5, cluster)
+    sim.run(1.0)
+    sim.crash("n1")
+    sim.run(2.0)
+    n2 = sim.nodes["n2"]
+    assert sim.runners("g1") == [] and n2.fence_state == "needed"
+    assert n2.waiting["g1"] == "n1 is dead but not fenced yet"
+    assert n2.fence_started() == 0.0 and n2.fence_state == "running"
+    n2.fence_result(False, "no answer", sim.now)
+    sim._step("n2")
+    sim.run(1.0)
+    assert sim.runners("g1") == [], "a failed fence blocks (on_failure = block)"
+    assert n2.fence_state == "needed", "retried after retry_interval"
+    n2.fence_started()
+    n2.fence_result(True, "Powered OFF", sim.now)
+    sim._step("n2")
+    sim.run(0.1)
+    assert sim.runners("g1") == ["n2"]

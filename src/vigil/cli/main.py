@@ -169,6 +169,20 @@ def cleanup(c: Ctx, group: str | None) -> None:
     click.echo(_call(c, "cleanup", group=group)["message"])
 
 
+@cli.group()
+def fence() -> None:
+    """Fencing (STONITH) of the peer."""
+
+
+@fence.command()
+@click.argument("node")
+@common
+def confirm(c: Ctx, node: str) -> None:
+    """Tell this node that NODE is off (manual fencing, or after a fence agent failed); it then
+    takes over NODE's groups. Say it only when NODE is really off: both would run them."""
+    click.echo(_call(c, "fence_confirm", node=node)["message"])
+
+
 @cli.command()
 @click.argument("path", type=click.Path(path_type=Path, readable=False))
 @common

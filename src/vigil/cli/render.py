@@ -44,6 +44,11 @@ def status_text(s: dict[str, Any]) -> str:
             out.append("    this node cannot run it now (interface down?)")
         for r in g["resources"]:
             out.append(f"    - {r}")
+    fen = s.get("fencing")
+    if fen:
+        state = fen["peer"] or "not needed"
+        out.append(f"fencing: {fen['agent']} {fen['action']} (on failure: {fen['on_failure']}); "
+                   f"peer: {state}" + (f" ({fen['detail']})" if fen["detail"] else ""))
     f = s["frames"]
     rejected = {k: v for k, v in f["rejected"].items() if v}
     out.append(f"frames: {f['received']} accepted, rejected "

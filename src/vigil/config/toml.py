@@ -33,7 +33,9 @@ _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,62}")
 _BARE_KEY = re.compile(r"[A-Za-z0-9_-]+")
 _SYNTAX_AT = re.compile(r"\s*\(at line (\d+), column (\d+)\)\s*$")
 
-_TOP_KEYS = ("cluster", "node", "link", "group")
+_TOP_KEYS = ("cluster", "node", "link", "group", "fencing")
+_FENCING_KEYS = ("agent", "action", "command", "params", "nodes", "timeout", "retry_interval",
+                 "on_failure", "delay")
 _CLUSTER_KEYS = ("name", "key_file", "keepalive", "warntime", "deadtime", "initdead",
                  "auto_failback", "port", "realtime", "log_file", "watchdog",
                  "watchdog_timeout")
@@ -139,6 +141,50 @@ def _as_name(v: object) -> str:
         raise ValueError(f"{s!r} is not a valid name: 1-63 characters of letters, digits, "
                          "'_', '.' and '-', starting with a letter or digit")
     return s
+
+
+def _as_fence_agent(v: object) -> str:
+    s = _as_nonempty(v)
+    if s in ("manual", "external") or re.fullmatch(r"(/[^\0]+/)?fence_[A-Za-z0-9_]+", s):
+        return s
+    raise ValueError(f"agent must be \"manual\", \"external\" or a fence_* program of "
+                     f"fence-agents (such as \"fence_ipmilan\"), not {s!r}")
+
+
+def _as_fence_action(v: object) -> Literal["off", "reboot"]:
+    if v == "off":
+        return "off"
+    if v == "reboot":
+        return "reboot"
+    raise ValueError(f"action must be \"off\" or \"reboot\", not {v!r}")
+
+
+def _as_on_failure(v: object) -> Literal["block", "takeover"]:
+    if v == "block":
+        return "block"
+    if v == "takeover":
+        return "takeover"
+    raise ValueError(f"on_failure must be \"block\" or \"takeover\", not {v!r}")
+
+
+def _as_params(v: object) -> tuple[tuple[str, str], ...]:
+    if not isinstance(v, dict):
+        raise ValueError(f"expected a table of key = \"value\", found {_found(v)}")
+    out = []
+    for key, value in v.items():
+        if isinstance(value, bool) or not isinstance(value, (str, int, float)):
+            raise ValueError(f"{key}: expected a string or number, found {_found(value)}")
+        text = str(value)
+        if "\n" in text or "\0" in text or "\n" in key or "=" in key:
+            raise ValueError(f"{key}: no newline, NUL or '=' allowed (sent as key=value lines)")
+        out.append((key, text))
+    return tuple(out)
+
+
+def _as_node_params(v: object) -> tuple[tuple[str, tuple[tuple[str, str], ...]], ...]:
+    if not isinstance(v, dict):
+        raise ValueError(f"expected a table of node = {{ key = \"value\" }}, found {_found(v)}")
+    return tuple((node, _as_params(params)) for node, params in v.items())
 
 
 def _as_watchdog_timeout(v: object) -> int:
@@ -349,6 +395,7 @@ class _Checker:
         if nodes is not None and not links and not any(n.addresses for n in nodes):
             self.report(("node",), "no heartbeat link: give the nodes an address or add a [[link]]")
         groups = self.groups(doc)
+        fencing = self.fencing(doc, nodes)
         if name is None or key_file is None or nodes is None or groups is None:
             return None
         return model.Cluster(
@@ -356,8 +403,43 @@ class _Checker:
             auto_failback=True if auto_failback is None else auto_failback,
             port=port or 694, links=links, realtime=True if realtime is None else realtime,
             log_file=log_file, watchdog=watchdog, watchdog_timeout=watchdog_timeout,
+            fencing=fencing,
             source=self.source,
         )
+
+    def fencing(self, doc: Table, nodes: tuple[model.Node, ...] | None) -> model.Fencing | None:
+        f = doc.get("fencing")
+        if f is None:
+            return None
+        p: KeyPath = ("fencing",)
+        if not isinstance(f, dict):
+            self.report(p, f"expected the [fencing] table, found {_found(f)}")
+            return None
+        self.unknown(f, p, _FENCING_KEYS, "[fencing]")
+        agent = self.field(f, p, "agent", _as_fence_agent, required=True)
+        action = self.field(f, p, "action", _as_fence_action)
+        command = self.field(f, p, "command", _as_argv)
+        params = self.field(f, p, "params", _as_params)
+        per_node = self.field(f, p, "nodes", _as_node_params)
+        timeout = self.field(f, p, "timeout", _as_timeout)
+        retry = self.field(f, p, "retry_interval", _as_timeout)
+        on_failure = self.field(f, p, "on_failure", _as_on_failure)
+        delay = self.field(f, p, "delay", _as_duration)
+        if agent == "external" and not command:
+            self.report((*p, "command"), "an external fence agent needs command = [argv...]")
+        if agent is not None and agent != "external" and command:
+            self.report((*p, "command"), "command is for agent = \"external\" only")
+        names = {n.name for n in nodes or ()}
+        for node, _ in per_node or ():
+            if nodes is not None and node not in names:
+                self.report((*p, "nodes", node), f"no node named {node!r}")
+        if agent is None:
+            return None
+        return model.Fencing(agent=agent, action=action or "reboot", command=command or (),
+                             params=params or (), node_params=per_node or (),
+                             timeout=timeout or 30.0, retry_interval=retry or 5.0,
+                             on_failure=on_failure or "block",
+                             delay=2.0 if delay is None else delay)
 
     def timings(self, c: Table, p: KeyPath) -> model.Timings:
         default = model.Timings()

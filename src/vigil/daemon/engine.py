@@ -8,6 +8,7 @@ Tasks, all in one TaskGroup (none outlives `run`):
   group <name>   one per group: runs its Start/Stop actions one at a time, in order
   control        the UNIX control socket
   guard          hears from the guard process (daemon/guard.py) when it stopped groups
+  fencing        runs the fence agent when the peer died uncleanly (resources/fence.py)
   shutdown       on SIGTERM/SIGINT: release everything, say goodbye, end the TaskGroup
 
 Concurrency rule: everything that touches `self.node` is synchronous code between awaits, so
@@ -32,7 +33,7 @@ from vigil.daemon.watchdog import Watchdog
 from vigil.model import Cluster, Group, IpResource, watchdog_seconds
 from vigil.node import Level, Node, Note
 from vigil.policy import Start
-from vigil.resources import build
+from vigil.resources import build, fence as fence_mod
 from vigil.resources.base import Agent
 from vigil.resources.host import Host
 from vigil.wire.messages import GroupState
@@ -65,6 +66,7 @@ class Daemon:
         self.pending: dict[str, list[Any]] = {g.name: [] for g in cluster.groups}
         self.kicks = {g.name: asyncio.Event() for g in cluster.groups}
         self.changed = asyncio.Event()
+        self.fence_kick = asyncio.Event()
         self.quiet = asyncio.Event()
         self.node: Node | None = None
         self.host: Host | None = None
@@ -119,6 +121,8 @@ class Daemon:
                         tg.create_task(self._shutdown_on_signal(), name="shutdown")
                         if self.guard is not None:
                             tg.create_task(self._guard_watch(self.guard), name="guard")
+                        if self.cluster.fencing is not None:
+                            tg.create_task(self._fencing(), name="fencing")
                         self._process()
                 except* _Shutdown:
                     pass
@@ -238,6 +242,8 @@ class Daemon:
                     log.info("re-announcing %s after %s released it", r.address.ip,
                              self.node.peer)
         self.changed.set()
+        if self.node.fence_state == "needed":
+            self.fence_kick.set()
         if self.leaving and self.node.quiescent() and not any(self.pending.values()):
             self.quiet.set()
 
@@ -249,6 +255,39 @@ class Daemon:
             self.guard.feed(self.node.active_groups())
         if self.watchdog is not None:
             self.watchdog.feed()
+
+    async def _fencing(self) -> None:
+        """Whenever the node says the peer must be fenced, run the agent with its timeout."""
+        assert self.node is not None and self.cluster.fencing is not None
+        f = self.cluster.fencing
+        while True:
+            await self.fence_kick.wait()
+            self.fence_kick.clear()
+            delay = self.node.fence_started()
+            if delay is None:
+                continue
+            peer = self.node.peer
+            if delay:
+                log.warning("%s was running groups and this node runs none: waiting %g s "
+                            "before fencing it, so that it wins a fence race", peer, delay)
+                await asyncio.sleep(delay)
+                if self.node.fence_state != "running":
+                    continue  # it came back meanwhile
+            log.warning("fencing %s: %s %s", peer, f.agent, f.action)
+            t0 = time.monotonic()
+            try:
+                async with asyncio.timeout(f.timeout):
+                    detail = await fence_mod.fence(f, peer)
+                ok = True
+            except TimeoutError:
+                ok, detail = False, f"no answer within {f.timeout:g} s"
+            except Exception as e:
+                ok, detail = False, str(e) or type(e).__name__
+            log.log(logging.WARNING if ok else logging.ERROR, "fence agent %s %s %s: %s in "
+                    "%.0f ms%s", f.agent, f.action, peer, "ok" if ok else "FAILED",
+                    (time.monotonic() - t0) * 1000, f": {detail}" if detail else "")
+            self._log(self.node.fence_result(ok, detail, time.monotonic()))
+            self._process()
 
     async def _guard_watch(self, g: guard_mod.GuardLink) -> None:
         """After a stall the guard may have stopped groups: probe them, never assume."""
@@ -357,6 +396,14 @@ class Daemon:
             return p.Response(False, None, p.ErrorCode.REFUSED, "this node is shutting down")
         if req.cmd == "cleanup":
             return await self._cleanup(req.args.get("group"))
+        if req.cmd == "fence_confirm":
+            node = str(req.args.get("node", ""))
+            error = self.node.fence_confirm(node)
+            if error:
+                return p.Response(False, None, p.ErrorCode.REFUSED, error)
+            log.warning("an operator confirmed that %s is fenced", node)
+            self._process()
+            return p.Response(True, {"message": f"{node} confirmed fenced; taking over"})
         result = self.node.request(req.cmd)
         if result.error:
             log.warning("%s refused: %s", req.cmd, result.error)
@@ -429,6 +476,10 @@ class Daemon:
                        "send_errors": l.send_errors} for l in self.links],
             "groups": groups,
             "frames": {"received": node.received, "rejected": dict(node.rejected)},
+            "fencing": None if self.cluster.fencing is None else {
+                "agent": self.cluster.fencing.agent, "action": self.cluster.fencing.action,
+                "on_failure": self.cluster.fencing.on_failure,
+                "peer": node.fence_state, "detail": node.fence_detail},
             "watchdog": None if self.watchdog is None else {
                 "path": str(self.watchdog.path), "timeout_s": self.watchdog.timeout,
                 "feeds": self.watchdog.feeds, "errors": self.watchdog.errors},

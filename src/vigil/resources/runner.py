@@ -68,10 +68,11 @@ async def run(
     *,
     env: Mapping[str, str] | None = None,
     grace: float = 2.0,
+    stdin: bytes | None = None,
 ) -> Completed:
     """Run `argv` to completion and return its exit status and output.
 
-    stdin is /dev/null; the child leads its own session and process group; `env` replaces the
+    stdin is /dev/null, or `stdin` (from a file, never a pipe that could fill); the child leads its own session and process group; `env` replaces the
     environment (None inherits the daemon's). A program that cannot be executed raises
     `AgentError` naming it. Cancel to stop it early (see the module docstring).
     """
@@ -79,12 +80,15 @@ async def run(
     if not args:
         raise AgentError("cannot run an empty command")
     loop = asyncio.get_running_loop()
-    with _output_file() as out, _output_file() as err:
+    with _output_file() as out, _output_file() as err, _output_file() as inp:
+        if stdin:
+            inp.write(stdin)
+            inp.seek(0)
         started = loop.time()
         try:
             proc = await asyncio.create_subprocess_exec(
                 *args,
-                stdin=asyncio.subprocess.DEVNULL,
+                stdin=inp if stdin else asyncio.subprocess.DEVNULL,
                 stdout=out,
                 stderr=err,
                 env=dict(env) if env is not None else None,
