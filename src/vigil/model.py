@@ -59,6 +59,15 @@ def check_timings(t: Timings) -> list[tuple[str, str]]:
     return problems
 
 
+def partition_warning(cluster: "Cluster") -> str | None:
+    """Heartbeat's "No STONITH device configured.": what check-config and the daemon say when
+    nothing protects against a partition (fencing now; a witness and a disk heartbeat later)."""
+    if cluster.fencing is not None:
+        return None
+    return ("no fencing configured: if the nodes lose each other while both live (every "
+            "heartbeat link cut), both run the groups (split brain); configure [fencing]")
+
+
 def watchdog_seconds(t: Timings) -> int:
     """A watchdog resets the node when the daemon stops feeding it for this long. The guard
     acts within deadtime; the watchdog is the backstop for the guard and the kernel, so it

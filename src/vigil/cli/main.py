@@ -104,6 +104,10 @@ def check_config(c: Ctx) -> None:
         load_key(cluster.key_file)
     except VigilError as e:
         _fail(e, c.debug)
+    from vigil.model import partition_warning
+    warning = partition_warning(cluster)
+    if warning:
+        click.echo(f"warning: {warning}", err=True)
     click.echo(f"{c.config}: OK: cluster {cluster.name}, nodes "
                f"{', '.join(n.name for n in cluster.nodes)}, "
                f"{len(cluster.groups)} group(s)")

@@ -30,7 +30,7 @@ from vigil import __version__
 from vigil.control import protocol as p
 from vigil.daemon import control_server, guard as guard_mod, links as links_mod, realtime
 from vigil.daemon.watchdog import Watchdog
-from vigil.model import Cluster, Group, IpResource, watchdog_seconds
+from vigil.model import Cluster, Group, IpResource, partition_warning, watchdog_seconds
 from vigil.node import Level, Node, Note
 from vigil.policy import Start
 from vigil.resources import build, fence as fence_mod
@@ -105,6 +105,9 @@ class Daemon:
                 log.info("vigil %s started: node %s, cluster %s, generation %d, links %s",
                          __version__, self.me, self.cluster.name, self.generation,
                          ", ".join(f"{l.name} ({l.kind} to {l.dest[0]})" for l in self.links))
+                warning = partition_warning(self.cluster)
+                if warning:
+                    log.warning("%s", warning)
                 if self.realtime:
                     for what in realtime.make_realtime():
                         log.info("real-time: %s", what)
