@@ -199,6 +199,11 @@ class Cluster:
     watchdog: Path | None = None  # e.g. /dev/watchdog: fed with every heartbeat
     watchdog_timeout: int | None = None  # seconds; default watchdog_seconds(timings)
     fencing: Fencing | None = None
+    # Ping nodes (Heartbeat's ping/ipfail): addresses both nodes should reach (routers); the
+    # node that reaches fewer while its peer reaches more hands its groups over.
+    ping: tuple[IPAddress, ...] = ()
+    ping_interval: float = 1.0
+    deadping: float = 3.0  # a ping node is unreachable after this long without a reply
     source: str = "<memory>"  # the file this came from, for messages
 
     def node(self, name: str) -> Node:

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from typing import Sequence
 
 from vigil import policy
-from vigil.membership import (Event, HeartbeatLate, LinkDead, LinkUp, Membership,
+from vigil.membership import (Event, HeartbeatLate, LinkDead, LinkUp, Liveness, Membership,
                               NodeDead, NodeUp)
 from vigil.model import Cluster
 from vigil.policy import Action, Start, Stop
@@ -84,6 +84,7 @@ class Node:
         self._later: list[Note] = []  # notes from frame(), logged with the next step
         # Fencing of the peer after an unclean death: None (not needed), "needed", "running",
         # "manual" (waiting for an operator), "failed" (retried at _fence_retry), "done".
+        self.ping_count: int | None = None  # ping nodes we reach (None: unknown / none)
         self.fence_state: str | None = None
         self.fence_detail = ""
         self._fence_retry = 0.0
@@ -189,12 +190,40 @@ class Node:
         return []
 
     def _update_eligible(self, group: str) -> None:
-        new = self.healthy[group] and group not in self.failed_start
+        new = self.healthy[group] and group not in self.failed_start and not self._ping_worse()
         if new != self.eligible[group]:
             self.eligible[group] = new
             self._dirty = True
             if new:
                 self._failback_due.add(group)
+
+    def set_ping(self, count: int | None) -> list[Note]:
+        """How many ping nodes this node reaches now (daemon/ping.py)."""
+        if count == self.ping_count:
+            return []
+        self.ping_count = count
+        self._dirty = True
+        before = dict(self.eligible)
+        self._update_all_eligible()
+        notes = [Note(Level.INFO if count else Level.WARNING,
+                      f"ping nodes reachable: {count} of {len(self.cluster.ping)}")]
+        if self.eligible != before and not all(self.eligible.values()):
+            notes.append(Note(Level.WARNING, f"{self.peer} reaches more ping nodes than this "
+                                             f"node: handing over what it can run"))
+        return notes
+
+    def _ping_worse(self) -> bool:
+        """ipfail: the peer is up and reaches more ping nodes than we do."""
+        if not self.cluster.ping or self.ping_count is None or self.report is None or \
+                self.report.ping is None:
+            return False
+        if self.membership.view(self.peer).liveness is not Liveness.UP:
+            return False
+        return self.report.ping > self.ping_count
+
+    def _update_all_eligible(self) -> None:
+        for g in self.eligible:
+            self._update_eligible(g)
 
     def set_link_local(self, link: int, up: bool, now: float) -> list[Note]:
         """Our own interface of `link` lost or regained carrier (see membership)."""
@@ -357,7 +386,7 @@ class Node:
                         self.eligible[g.name] and able)
             for g in self.cluster.groups
         )
-        return Heartbeat(status, groups)
+        return Heartbeat(status, groups, self.ping_count if self.cluster.ping else None)
 
     def frame(self, link: int, now: float) -> bytes:
         # The first heartbeat after a SIGCONT is often what runs first: notice the stall
@@ -415,6 +444,7 @@ class Node:
                                         self.local[r.name]):
                 self._reannounce.add(r.name)
         self._assign(changes)
+        self._update_all_eligible()  # the peer's ping count may have changed
 
     def _assign(self, changes: dict[str, Assignment]) -> None:
         for name, a in changes.items():
@@ -436,6 +466,7 @@ class Node:
                                                      f"{gap * 1000:.0f} ms"))
                 case NodeDead(node, reason):
                     notes.append(Note(Level.WARNING, f"node {node}: is dead ({reason})"))
+                    self._update_all_eligible()  # a dead peer's ping count says nothing
                     f = self.cluster.fencing
                     if f is not None and reason != "shutdown":
                         self.fence_state = "manual" if f.agent == "manual" else "needed"
@@ -447,6 +478,7 @@ class Node:
                     self._dirty = True
                 case NodeUp(node, generation, restarted):
                     self.fence_state, self.fence_detail = None, ""
+                    self._update_all_eligible()
                     how = "restarted" if restarted else "up"
                     notes.append(Note(Level.INFO,
                                       f"node {node}: is {how} (generation {generation})"))

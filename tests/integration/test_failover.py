@@ -289,3 +289,32 @@ def test_watchdog_is_fed_with_heartbeats_and_disarmed_only_on_a_clean_exit() -> 
         c.daemons.pop("n1").wait(5)
         data = dog.read_bytes()
         assert data.count(b"\0") > 2 and not data.endswith(b"V"), "killed: left armed"
+
+
+def test_ping_nodes_move_the_group_off_a_node_cut_from_its_router() -> None:
+    """Seed test 2 (ipfail): n1's interface stays up, but it loses its router (here the
+    client host stands for it), while the heartbeat path to n2 stays. n1 reaches fewer ping
+    nodes than n2, so it hands the group over; when the path is back, the group fails back.
+    The ICMP comes from the daemon itself (a raw socket), never from `ping`."""
+    with LabCluster(auto_failback=True) as c, HolderMonitor(c) as mon:
+        router = c.lab.address("client")
+        c.config_path.write_text(c.config_path.read_text().replace(
+            "[cluster]\n", f'[cluster]\nping = ["{router}"]\nping_interval = "100ms"\n'
+                           f'deadping = "400ms"\n'))
+        c.start("n1")
+        c.start("n2")
+        c.wait_holder("n1")
+        deadline = time.monotonic() + 5
+        while c.status("n1")["ping"]["reachable"] != 1:
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        c.lab.drop("n1", "both", peer=router)
+        c.wait_holder("n2", timeout=5)
+        s1 = c.status("n1")
+        assert s1["ping"] == {"nodes": [router], "reachable": 0, "peer": 1}
+        assert s1["nodes"][1]["state"] == "up", "the heartbeat path never broke"
+        assert "n2 reaches more ping nodes than this node" in c.log("n1")
+        assert "ping nodes: " in c.vigil("n1", "status").stdout
+        c.lab.undrop("n1")
+        c.wait_holder("n1", timeout=5)
+    assert not mon.doubles

@@ -44,6 +44,11 @@ def status_text(s: dict[str, Any]) -> str:
             out.append("    this node cannot run it now (interface down?)")
         for r in g["resources"]:
             out.append(f"    - {r}")
+    ping = s.get("ping")
+    if ping:
+        out.append(f"ping nodes: {', '.join(ping['nodes'])}: this node reaches "
+                   f"{'?' if ping['reachable'] is None else ping['reachable']}, the peer "
+                   f"{'?' if ping['peer'] is None else ping['peer']}")
     fen = s.get("fencing")
     if fen:
         state = fen["peer"] or "not needed"

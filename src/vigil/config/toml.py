@@ -38,7 +38,7 @@ _FENCING_KEYS = ("agent", "action", "command", "params", "nodes", "timeout", "re
                  "on_failure", "delay")
 _CLUSTER_KEYS = ("name", "key_file", "keepalive", "warntime", "deadtime", "initdead",
                  "auto_failback", "port", "realtime", "log_file", "watchdog",
-                 "watchdog_timeout")
+                 "watchdog_timeout", "ping", "ping_interval", "deadping")
 _NODE_KEYS = ("name", "address")
 _LINK_KEYS = ("mode", "interface", "group", "ttl")
 _GROUP_KEYS = ("name", "home", "resource")
@@ -257,6 +257,14 @@ def _as_addresses(v: object) -> tuple[model.IPAddress, ...]:
     return tuple(_as_address(x) for x in v)
 
 
+def _as_ipv4_addresses(v: object) -> tuple[model.IPAddress, ...]:
+    addresses = _as_addresses(v)
+    for a in addresses:
+        if a.version != 4:
+            raise ValueError(f"ping nodes are IPv4 for now, not {a}")
+    return addresses
+
+
 def _as_mcast_group(v: object) -> model.IPAddress:
     addr = _ip(_as_str(v))
     if not addr.is_multicast:
@@ -390,6 +398,12 @@ class _Checker:
         log_file = self.field(c, p, "log_file", _as_path)
         watchdog = self.field(c, p, "watchdog", _as_path)
         watchdog_timeout = self.field(c, p, "watchdog_timeout", _as_watchdog_timeout)
+        ping = self.field(c, p, "ping", _as_ipv4_addresses)
+        ping_interval = self.field(c, p, "ping_interval", _as_timeout)
+        deadping = self.field(c, p, "deadping", _as_timeout)
+        if ping_interval and deadping and deadping < 2 * ping_interval:
+            self.report((*p, "deadping"), "must be at least twice ping_interval, or one lost "
+                                          "reply marks a ping node unreachable")
         nodes = self.nodes(doc)
         links = self.links(doc)
         if nodes is not None and not links and not any(n.addresses for n in nodes):
@@ -403,7 +417,8 @@ class _Checker:
             auto_failback=True if auto_failback is None else auto_failback,
             port=port or 694, links=links, realtime=True if realtime is None else realtime,
             log_file=log_file, watchdog=watchdog, watchdog_timeout=watchdog_timeout,
-            fencing=fencing,
+            fencing=fencing, ping=ping or (), ping_interval=ping_interval or 1.0,
+            deadping=deadping or 3.0,
             source=self.source,
         )
 

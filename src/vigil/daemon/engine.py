@@ -9,6 +9,7 @@ Tasks, all in one TaskGroup (none outlives `run`):
   control        the UNIX control socket
   guard          hears from the guard process (daemon/guard.py) when it stopped groups
   fencing        runs the fence agent when the peer died uncleanly (resources/fence.py)
+  ping           ICMP echo to the ping nodes (daemon/ping.py); health reads its count
   shutdown       on SIGTERM/SIGINT: release everything, say goodbye, end the TaskGroup
 
 Concurrency rule: everything that touches `self.node` is synchronous code between awaits, so
@@ -29,6 +30,7 @@ from typing import Any, Callable
 from vigil import __version__
 from vigil.control import protocol as p
 from vigil.daemon import control_server, guard as guard_mod, links as links_mod, realtime
+from vigil.daemon.ping import Pinger
 from vigil.daemon.watchdog import Watchdog
 from vigil.model import Cluster, Group, IpResource, partition_warning, watchdog_seconds
 from vigil.node import Level, Node, Note
@@ -74,6 +76,8 @@ class Daemon:
         self.leaving = False
         self.guard = guard_link
         self.watchdog: Watchdog | None = None
+        self.pinger = (Pinger(cluster.ping, cluster.ping_interval, cluster.deadping)
+                       if cluster.ping else None)
 
     # --- life cycle --------------------------------------------------------------------------
 
@@ -126,6 +130,8 @@ class Daemon:
                             tg.create_task(self._guard_watch(self.guard), name="guard")
                         if self.cluster.fencing is not None:
                             tg.create_task(self._fencing(), name="fencing")
+                        if self.pinger is not None:
+                            tg.create_task(self.pinger.run(), name="ping")
                         self._process()
                 except* _Shutdown:
                     pass
@@ -206,6 +212,11 @@ class Daemon:
     async def _health(self) -> None:
         assert self.node is not None and self.host is not None
         while True:
+            if self.pinger is not None:
+                notes = self.node.set_ping(self.pinger.count(time.monotonic()))
+                if notes:
+                    self._log(notes)
+                    self._process()
             for link in self.links:
                 notes = self.node.set_link_local(link.index, self.host.usable(link.ifname),
                                                  time.monotonic())
@@ -483,6 +494,9 @@ class Daemon:
                 "agent": self.cluster.fencing.agent, "action": self.cluster.fencing.action,
                 "on_failure": self.cluster.fencing.on_failure,
                 "peer": node.fence_state, "detail": node.fence_detail},
+            "ping": None if self.pinger is None else {
+                "nodes": self.pinger.targets, "reachable": node.ping_count,
+                "peer": node.report.ping if node.report else None},
             "watchdog": None if self.watchdog is None else {
                 "path": str(self.watchdog.path), "timeout_s": self.watchdog.timeout,
                 "feeds": self.watchdog.feeds, "errors": self.watchdog.errors},

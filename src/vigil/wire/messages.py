@@ -57,6 +57,7 @@ class GroupReport:
 class Heartbeat:
     status: NodeStatus
     groups: tuple[GroupReport, ...]
+    ping: int | None = None  # ping nodes the sender reaches (None: none configured / unknown)
 
     def group(self, name: str) -> GroupReport | None:
         for g in self.groups:
@@ -66,7 +67,7 @@ class Heartbeat:
 
 
 def serialize(hb: Heartbeat) -> bytes:
-    doc = {
+    doc: dict[str, object] = {
         "s": hb.status.value,
         "g": [
             [g.name, g.state.value, g.assignment.owner, g.assignment.epoch, g.assignment.by,
@@ -74,6 +75,8 @@ def serialize(hb: Heartbeat) -> bytes:
             for g in hb.groups
         ],
     }
+    if hb.ping is not None:
+        doc["p"] = hb.ping
     return json.dumps(doc, separators=(",", ":")).encode()
 
 
@@ -85,7 +88,10 @@ def parse(payload: bytes) -> Heartbeat | None:
         doc = json.loads(payload)
     except (ValueError, UnicodeDecodeError, RecursionError):
         return None
-    if not isinstance(doc, dict) or set(doc) != {"s", "g"}:
+    if not isinstance(doc, dict) or not {"s", "g"} <= set(doc) <= {"s", "g", "p"}:
+        return None
+    ping = doc.get("p")
+    if ping is not None and (type(ping) is not int or not 0 <= ping <= 255):
         return None
     try:
         status = NodeStatus(doc["s"])
@@ -112,4 +118,4 @@ def parse(payload: bytes) -> Heartbeat | None:
             return None
         names.add(name)
         groups.append(GroupReport(name, st, Assignment(epoch, by, owner), bool(eligible)))
-    return Heartbeat(status, tuple(groups))
+    return Heartbeat(status, tuple(groups), ping)
