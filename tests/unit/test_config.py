@@ -616,3 +616,14 @@ def test_fencing_table() -> None:
     keys = {p.key for p in problems(BASE + '[fencing]\nagent = "manual"\n'
                                            'nodes = { n7 = { plug = "7" } }\n')}
     assert keys == {"fencing.nodes.n7"}
+
+
+def test_ping_nodes() -> None:
+    c = toml.parse(in_cluster('ping = ["10.0.0.1", "10.0.0.2"]', 'ping_interval = "500ms"'),
+                   "t.toml")
+    assert [str(a) for a in c.ping] == ["10.0.0.1", "10.0.0.2"] and c.ping_interval == 0.5
+    assert c.deadping == 3.0
+    p = only(in_cluster('ping = ["10.0.0.1"]', 'ping_interval = "2s"'))
+    assert p.key == "cluster.deadping" and "3s must be at least twice ping_interval" in p.message
+    p = only(in_cluster('ping = ["fd00::1"]'))
+    assert p.key == "cluster.ping" and "IPv4" in p.message

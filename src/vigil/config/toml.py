@@ -401,9 +401,12 @@ class _Checker:
         ping = self.field(c, p, "ping", _as_ipv4_addresses)
         ping_interval = self.field(c, p, "ping_interval", _as_timeout)
         deadping = self.field(c, p, "deadping", _as_timeout)
-        if ping_interval and deadping and deadping < 2 * ping_interval:
-            self.report((*p, "deadping"), "must be at least twice ping_interval, or one lost "
-                                          "reply marks a ping node unreachable")
+        ping_interval = ping_interval or 1.0
+        deadping = deadping or 3.0
+        if deadping < 2 * ping_interval:
+            self.report((*p, "deadping"), f"{model.fmt_duration(deadping)} must be at least "
+                                          f"twice ping_interval, or one lost reply marks a "
+                                          f"ping node unreachable")
         nodes = self.nodes(doc)
         links = self.links(doc)
         if nodes is not None and not links and not any(n.addresses for n in nodes):
@@ -417,8 +420,7 @@ class _Checker:
             auto_failback=True if auto_failback is None else auto_failback,
             port=port or 694, links=links, realtime=True if realtime is None else realtime,
             log_file=log_file, watchdog=watchdog, watchdog_timeout=watchdog_timeout,
-            fencing=fencing, ping=ping or (), ping_interval=ping_interval or 1.0,
-            deadping=deadping or 3.0,
+            fencing=fencing, ping=ping or (), ping_interval=ping_interval, deadping=deadping,
             source=self.source,
         )
 

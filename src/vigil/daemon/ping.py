@@ -17,17 +17,9 @@ import time
 from collections.abc import Sequence
 
 from vigil.model import IPAddress
+from vigil.resources.announce import inet_checksum as checksum
 
 ECHO_REQUEST, ECHO_REPLY = 8, 0
-
-
-def checksum(data: bytes) -> int:
-    if len(data) % 2:
-        data += b"\0"
-    total: int = sum(struct.unpack(f"!{len(data) // 2}H", data))
-    while total >> 16:
-        total = (total & 0xFFFF) + (total >> 16)
-    return ~total & 0xFFFF
 
 
 def echo_request(ident: int, seq: int) -> bytes:

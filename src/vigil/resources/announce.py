@@ -83,16 +83,20 @@ def unsolicited_na_frame(mac: bytes, ip6: IPv6Address) -> bytes:
     return eth + ip_header + icmp
 
 
-def icmpv6_checksum(src: IPv6Address, dst: IPv6Address, message: bytes) -> int:
-    """RFC 4443 2.3: one's complement sum over the pseudo-header and the message."""
-    pseudo = src.packed + dst.packed + struct.pack("!IxxxB", len(message), ICMPV6)
-    data = pseudo + message
+def inet_checksum(data: bytes) -> int:
+    """RFC 1071: the one's complement of the one's complement sum of 16-bit words."""
     if len(data) % 2:
         data += b"\x00"
     total: int = sum(struct.unpack(f"!{len(data) // 2}H", data))
     while total >> 16:
         total = (total & 0xFFFF) + (total >> 16)
     return ~total & 0xFFFF
+
+
+def icmpv6_checksum(src: IPv6Address, dst: IPv6Address, message: bytes) -> int:
+    """RFC 4443 2.3: the internet checksum over the pseudo-header and the message."""
+    pseudo = src.packed + dst.packed + struct.pack("!IxxxB", len(message), ICMPV6)
+    return inet_checksum(pseudo + message)
 
 
 def _check_mac(mac: bytes) -> None:
