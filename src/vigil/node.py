@@ -444,7 +444,8 @@ class Node:
                                         self.local[r.name]):
                 self._reannounce.add(r.name)
         self._assign(changes)
-        self._update_all_eligible()  # the peer's ping count may have changed
+        if self.cluster.ping:
+            self._update_all_eligible()  # the peer's ping count may have changed
 
     def _assign(self, changes: dict[str, Assignment]) -> None:
         for name, a in changes.items():
