@@ -107,7 +107,6 @@ class Membership:
         self._t = timings
         self._started = now
         self._peers = {p: _Peer({name: _Link() for name in links}) for p in peers}
-        self._links = tuple(links)
         self._now = now  # the latest time any input carried
 
     def set_local(self, link: str, up: bool, now: float) -> None:

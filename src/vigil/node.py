@@ -62,7 +62,6 @@ class Node:
         self.peer = cluster.peers(me)[0].name
         self.status = NodeStatus.STARTING
         self.seq = 0
-        self.started_at = now
         self.membership = Membership([self.peer], self.link_names, cluster.timings, now)
         self.guard = ReplayGuard()
         self.report: Heartbeat | None = None
@@ -82,9 +81,9 @@ class Node:
         self._last_sent: float | None = None  # when we last sent a heartbeat
         self._hold_starts_until = 0.0  # after a stall: start nothing before this
         self._later: list[Note] = []  # notes from frame(), logged with the next step
+        self.ping_count: int | None = None  # ping nodes we reach (None: unknown / none)
         # Fencing of the peer after an unclean death: None (not needed), "needed", "running",
         # "manual" (waiting for an operator), "failed" (retried at _fence_retry), "done".
-        self.ping_count: int | None = None  # ping nodes we reach (None: unknown / none)
         self.fence_state: str | None = None
         self.fence_detail = ""
         self._fence_retry = 0.0
@@ -93,10 +92,12 @@ class Node:
 
     def receive(self, data: bytes, link: int, now: float) -> list[Note]:
         """One datagram from link `link`. Bad input is counted and changes nothing else."""
-        stall = self._check_stall(now)
+        return self._check_stall(now) + self._receive(data, link, now)
+
+    def _receive(self, data: bytes, link: int, now: float) -> list[Note]:
         got = wire.decode(data, self.key)
         if isinstance(got, wire.Rejected):
-            return stall + self._reject(got.reason, link, got.detail)
+            return self._reject(got.reason, link, got.detail)
         f = got
         if f.cluster != self.cluster.name:
             return self._reject(wire.RejectReason.WRONG_CLUSTER, link, f.cluster)
@@ -120,14 +121,12 @@ class Node:
             return self._reject(wire.RejectReason.GARBLED, link, "payload")
         self.guard.accept(f.sender, f.generation, f.seq)
         self.received += 1
-        notes: list[Note] = stall
         key = (f.generation, f.seq)
         if key > self._report_key:
             self._adopt_report(hb, key)
         events = self.membership.on_heartbeat(f.sender, self.link_names[link], f.generation, now,
                                               leaving=hb.status is NodeStatus.LEAVING)
-        notes += self._on_events(events)
-        return notes
+        return self._on_events(events)
 
     def tick(self, now: float) -> list[Note]:
         stall = self._check_stall(now)

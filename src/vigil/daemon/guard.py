@@ -51,7 +51,6 @@ class GuardLink:
         self.feed_fd = feed_fd
         self.fired_fd = fired_fd
         self.dropped = 0
-        self._last: bytes | None = None
 
     def feed(self, held: Sequence[str]) -> None:
         self._write(b"held " + ",".join(held).encode() + b"\n")
@@ -89,13 +88,15 @@ class GuardLink:
         return pid == 0
 
     def close(self) -> None:
+        """Close both pipes and reap the guard. After `bye` it has already left; otherwise
+        the end of file makes it stop whatever this daemon still held, then leave."""
         for fd in (self.feed_fd, self.fired_fd):
             try:
                 os.close(fd)
             except OSError:
                 pass
         try:
-            os.waitpid(self.pid, 0)  # after bye it exits at once
+            os.waitpid(self.pid, 0)
         except ChildProcessError:
             pass
 

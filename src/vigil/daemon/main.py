@@ -38,4 +38,6 @@ def run(cluster: Cluster, me: str, socket_path: Path, state_dir: Path,
         asyncio.run(daemon.run())
     except KeyboardInterrupt:
         pass
+    finally:
+        guard_link.close()  # every child reaped (STYLE.md rule 8)
     return 0

@@ -11,43 +11,17 @@ daemon runs in.
 
 from __future__ import annotations
 
-import errno
 import fcntl
 import socket
 import struct
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
 
 from pyroute2 import AsyncIPRoute
-from pyroute2.netlink.exceptions import NetlinkError
 
 from vigil.resources.announce import Announcer, FrameSender
 
 IFF_UP = 0x1
-IFF_LOWER_UP = 0x10000  # carrier, as the kernel reports it to userspace
-
-
-@dataclass(frozen=True, slots=True)
-class Interface:
-    """One network interface as netlink reported it."""
-
-    name: str
-    index: int
-    mac: bytes  # b"" when it has no hardware address
-    flags: int  # IFF_*
-
-    @property
-    def up(self) -> bool:
-        """Administratively up (IFF_UP)."""
-        return bool(self.flags & IFF_UP)
-
-    @property
-    def carrier(self) -> bool:
-        """The link is up (IFF_LOWER_UP): for a veth, its peer is up too."""
-        return bool(self.flags & IFF_LOWER_UP)
-
-
 IFF_RUNNING = 0x40  # operationally up: carrier present (what SIOCGIFFLAGS reports)
 SIOCGIFFLAGS = 0x8913
 
@@ -96,21 +70,3 @@ class Host:
                 ipr.close()
         finally:
             announcer.close()
-
-    async def interface(self, name: str) -> Interface | None:
-        """Look up an interface by name; None when there is none (or the name is invalid)."""
-        try:
-            links = await self.ipr.link("get", ifname=name)
-        except NetlinkError as e:
-            if e.code in (errno.ENODEV, errno.ERANGE, errno.EINVAL):
-                return None  # ERANGE: a name longer than IFNAMSIZ
-            raise
-        for link in links:
-            mac = link.get("address")
-            return Interface(
-                name=link.get("ifname") or name,
-                index=int(link["index"]),
-                mac=bytes.fromhex(mac.replace(":", "")) if mac else b"",
-                flags=int(link["flags"]),
-            )
-        return None

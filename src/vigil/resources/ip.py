@@ -85,7 +85,7 @@ class IpAgent(Agent):
         return found
 
     async def healthy(self) -> bool:
-        """The interface exists, is administratively up and has carrier (IFF_UP, IFF_LOWER_UP).
+        """The interface exists, is administratively up and has carrier (IFF_UP, IFF_RUNNING).
 
         False when this node's own link is cut, so that it can hand the address over.
         """
