@@ -3,7 +3,7 @@ SHELL := /bin/bash
 PYTHON ?= $(shell test -x /usr/bin/python3 && echo /usr/bin/python3 || command -v python3)
 VENV := .venv
 STAMP := $(VENV)/.installed
-DEBS := python3-venv iproute2 nftables tcpdump procps psmisc util-linux fence-agents
+DEBS := python3-venv iproute2 nftables tcpdump procps psmisc util-linux fence-agents socat
 
 .PHONY: all deps venv demo test unit integration bench clean
 

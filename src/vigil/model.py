@@ -61,11 +61,13 @@ def check_timings(t: Timings) -> list[tuple[str, str]]:
 
 def partition_warning(cluster: "Cluster") -> str | None:
     """Heartbeat's "No STONITH device configured.": what check-config and the daemon say when
-    nothing protects against a partition (fencing now; a witness and a disk heartbeat later)."""
-    if cluster.fencing is not None:
+    nothing protects against a partition: no fencing, no witness and no disk heartbeat."""
+    if cluster.fencing is not None or cluster.witness is not None or \
+            any(isinstance(l, DiskLink) for l in cluster.links):
         return None
-    return ("no fencing configured: if the nodes lose each other while both live (every "
-            "heartbeat link cut), both run the groups (split brain); configure [fencing]")
+    return ("no fencing, witness or disk heartbeat configured: if the nodes lose each other "
+            "while both live (every heartbeat link cut), both run the groups (split brain); "
+            "configure [fencing], a [witness] or a disk [[link]]")
 
 
 def watchdog_seconds(t: Timings) -> int:
@@ -76,6 +78,14 @@ def watchdog_seconds(t: Timings) -> int:
     import math
 
     return max(2, math.ceil(2 * t.deadtime))
+
+
+def poison_wait(t: Timings) -> float:
+    """How long a node that wrote a poison pill waits before it counts the peer as fenced.
+    A live peer reads its mailbox every keepalive and stops at once; a peer whose disk hangs
+    notices within deadtime / 2 and stops too (node.py); a frozen one is stopped by its guard
+    within deadtime. Twice deadtime covers all three."""
+    return 2 * t.deadtime
 
 
 def fmt_duration(seconds: float) -> str:
@@ -103,6 +113,56 @@ class ExtraLink:
     interface: str
     group: IPAddress | None = None  # mcast only
     ttl: int = 1  # mcast only
+
+
+@dataclass(frozen=True, slots=True)
+class DiskLink:
+    """A shared block device or file as one more heartbeat link (daemon/disk.py): one slot
+    per node, plus the mailbox that carries the poison pill ([fencing] agent = "disk")."""
+
+    device: Path
+    mode: Literal["disk"] = "disk"
+    per_node: tuple[tuple[str, Path], ...] = ()  # where a node sees it under another name
+
+    def device_for(self, node: str) -> Path:
+        return dict(self.per_node).get(node, self.device)
+
+
+SERIAL_BAUDS = (1200, 2400, 4800, 9600, 19200, 38400, 57600, 115200, 230400)
+
+
+@dataclass(frozen=True, slots=True)
+class SerialLink:
+    """A serial line (null-modem cable) as one more heartbeat link (daemon/serial.py)."""
+
+    device: Path
+    baud: int = 19200
+    mode: Literal["serial"] = "serial"
+    per_node: tuple[tuple[str, Path], ...] = ()  # e.g. ttyS0 on one node, ttyS1 on the other
+
+    def device_for(self, node: str) -> Path:
+        return dict(self.per_node).get(node, self.device)
+
+
+AnyLink = Union[ExtraLink, DiskLink, SerialLink]
+
+
+@dataclass(frozen=True, slots=True)
+class Witness:
+    """A third host that grants, per group, a lease to at most one node (arbiter.py)."""
+
+    address: IPAddress
+    port: int = 6940
+    lease: float | None = None  # default witness_lease(): 2 x deadtime
+    name: str = "witness"
+
+
+def witness_lease(cluster: "Cluster") -> float:
+    """Twice deadtime: a lease (held by the node for half of it) then survives a lost reply
+    or two at every keepalive, and a dead holder's groups come free one deadtime after the
+    survivor declared it dead."""
+    assert cluster.witness is not None
+    return cluster.witness.lease or 2 * cluster.timings.deadtime
 
 
 @dataclass(frozen=True, slots=True)
@@ -193,12 +253,13 @@ class Cluster:
     timings: Timings = field(default_factory=Timings)
     auto_failback: bool = True
     port: int = 694
-    links: tuple[ExtraLink, ...] = ()
+    links: tuple[AnyLink, ...] = ()
     realtime: bool = True  # SCHED_FIFO + mlockall, like Heartbeat's `realtime on`
     log_file: Path | None = None
     watchdog: Path | None = None  # e.g. /dev/watchdog: fed with every heartbeat
     watchdog_timeout: int | None = None  # seconds; default watchdog_seconds(timings)
     fencing: Fencing | None = None
+    witness: Witness | None = None
     # Ping nodes (Heartbeat's ping/ipfail): addresses both nodes should reach (routers); the
     # node that reaches fewer while its peer reaches more hands its groups over.
     ping: tuple[IPAddress, ...] = ()

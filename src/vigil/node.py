@@ -22,12 +22,16 @@ from typing import Sequence
 from vigil import policy
 from vigil.membership import (Event, HeartbeatLate, LinkDead, LinkUp, Liveness, Membership,
                               NodeDead, NodeUp)
-from vigil.model import Cluster
+from vigil.model import Cluster, witness_lease
 from vigil.policy import Action, Start, Stop
 from vigil.wire import frame as wire
 from vigil.wire.messages import (ACTIVE_STATES, Assignment, GroupReport, GroupState, Heartbeat,
                                  NodeStatus, parse, serialize)
 from vigil.wire.replay import ReplayGuard
+from vigil.wire.votes import (Ask, Poison, parse_poison, parse_reply, poison_applies,
+                              serialize_ask, serialize_poison)
+
+ASKS_KEPT = 32  # outstanding witness asks a reply may answer (older ones are forgotten)
 
 
 class Level(enum.IntEnum):
@@ -53,12 +57,14 @@ class Step:
 
 class Node:
     def __init__(self, cluster: Cluster, me: str, key: bytes, generation: int,
-                 link_names: Sequence[str], now: float) -> None:
+                 link_names: Sequence[str], now: float, disk_links: Sequence[int] = ()) -> None:
         self.cluster = cluster
         self.me = me
         self.key = key
         self.generation = generation
         self.link_names = tuple(link_names)
+        self.disk_links = frozenset(self.link_names[i] for i in disk_links)
+        self.partitioned = False  # every network link to the peer is dead, its disk slot moves
         self.peer = cluster.peers(me)[0].name
         self.status = NodeStatus.STARTING
         self.seq = 0
@@ -87,11 +93,23 @@ class Node:
         self.fence_state: str | None = None
         self.fence_detail = ""
         self._fence_retry = 0.0
+        self._now = now  # the latest time any input carried
+        self._dead_at: float | None = None  # when the peer was last declared dead
+        # The witness (arbiter.py): group -> until when this node holds its lease; the asks
+        # a reply may answer (seq -> when sent); what the latest reply said.
+        self.leases: dict[str, float] = {}
+        self._asks: dict[int, float] = {}
+        self.witness_seen: float | None = None
+        self.witness_holders: dict[str, str] = {}
+        self.witness_starting = False
+        self._refusals: set[str] = set()  # groups the witness refused us since the peer died
+        self.poisoned: str | None = None  # who told this node to stop (disk poison pill)
 
     # --- inputs ----------------------------------------------------------------------------
 
     def receive(self, data: bytes, link: int, now: float) -> list[Note]:
         """One datagram from link `link`. Bad input is counted and changes nothing else."""
+        self._now = max(self._now, now)
         return self._check_stall(now) + self._receive(data, link, now)
 
     def _receive(self, data: bytes, link: int, now: float) -> list[Note]:
@@ -126,9 +144,10 @@ class Node:
             self._adopt_report(hb, key)
         events = self.membership.on_heartbeat(f.sender, self.link_names[link], f.generation, now,
                                               leaving=hb.status is NodeStatus.LEAVING)
-        return self._on_events(events)
+        return self._on_events(events, now)
 
     def tick(self, now: float) -> list[Note]:
+        self._now = max(self._now, now)
         stall = self._check_stall(now)
         if self.fence_state == "failed" and now >= self._fence_retry:
             self.fence_state = "needed"  # try the agent again
@@ -136,7 +155,8 @@ class Node:
             self._hold_starts_until = 0.0  # the deadtime after a stall is over:
             self._dirty = True  # we may run groups again, so they may come home
             self._failback_due.update(self.assignments)
-        return stall + self._on_events(self.membership.on_tick(now))
+        notes = stall + self._on_events(self.membership.on_tick(now), now)
+        return notes + self._update_all_eligible()
 
     def probed(self, states: dict[str, GroupState]) -> list[Note]:
         """The start-up probe found these states; from now on this node takes part."""
@@ -188,13 +208,32 @@ class Node:
             return [Note(Level.WARNING, f"this node {state} run group {group} now")]
         return []
 
-    def _update_eligible(self, group: str) -> None:
-        new = self.healthy[group] and group not in self.failed_start and not self._ping_worse()
-        if new != self.eligible[group]:
-            self.eligible[group] = new
-            self._dirty = True
-            if new:
-                self._failback_due.add(group)
+    def _update_eligible(self, group: str) -> list[Note]:
+        lapsed = self._lease_lapsed(group)
+        new = self.healthy[group] and group not in self.failed_start and \
+            not self._ping_worse() and not lapsed and not self._disk_lost()
+        if new == self.eligible[group]:
+            return []
+        self.eligible[group] = new
+        self._dirty = True
+        if new:
+            self._failback_due.add(group)
+        elif lapsed and self.local[group] in ACTIVE_STATES:
+            dead = "is dead" if self._peer_dead() else "counts this node dead"
+            return [Note(Level.ERROR, f"{self.peer} {dead} and this node holds no lease of "
+                                      f"the witness on group {group}: stopping it, so that "
+                                      f"it never runs on both nodes")]
+        elif self._disk_lost() and self.local[group] in ACTIVE_STATES:
+            return [Note(Level.ERROR, f"{self.peer} is dead and this node lost its disk "
+                                      f"heartbeat, where a poison pill would reach it: "
+                                      f"stopping group {group}")]
+        return []
+
+    def _disk_lost(self) -> bool:
+        """Our side of a disk link fails while the peer is dead: the peer may be alive,
+        may count us dead and may poison us through the disk, which we cannot read. Stop."""
+        return bool(self.disk_links) and self._peer_dead() and \
+            not all(self._link_local.get(n, True) for n in self.disk_links)
 
     def set_ping(self, count: int | None) -> list[Note]:
         """How many ping nodes this node reaches now (daemon/ping.py)."""
@@ -203,9 +242,9 @@ class Node:
         self.ping_count = count
         self._dirty = True
         before = dict(self.eligible)
-        self._update_all_eligible()
         notes = [Note(Level.INFO if count else Level.WARNING,
                       f"ping nodes reachable: {count} of {len(self.cluster.ping)}")]
+        notes += self._update_all_eligible()
         if self.eligible != before and not all(self.eligible.values()):
             notes.append(Note(Level.WARNING, f"{self.peer} reaches more ping nodes than this "
                                              f"node: handing over what it can run"))
@@ -220,9 +259,8 @@ class Node:
             return False
         return self.report.ping > self.ping_count
 
-    def _update_all_eligible(self) -> None:
-        for g in self.eligible:
-            self._update_eligible(g)
+    def _update_all_eligible(self) -> list[Note]:
+        return [n for g in self.eligible for n in self._update_eligible(g)]
 
     def set_link_local(self, link: int, up: bool, now: float) -> list[Note]:
         """Our own interface of `link` lost or regained carrier (see membership)."""
@@ -233,9 +271,10 @@ class Node:
         self.membership.set_local(name, up, now)
         self._dirty = True
         if up:
-            return [Note(Level.INFO, f"our side of link {name} is up again")]
+            return [Note(Level.INFO, f"our side of link {name} is up again")] + \
+                self._update_all_eligible()
         return [Note(Level.WARNING, f"our side of link {name} is down: its silence says "
-                                    f"nothing about {self.peer}")]
+                                    f"nothing about {self.peer}")] + self._update_all_eligible()
 
     def fence_started(self) -> float | None:
         """The daemon asks whether to run the fence agent now; marks it running and returns
@@ -275,12 +314,144 @@ class Node:
         self._dirty = True
         return None
 
-    def _takeover_allowed(self) -> bool:
+    def _fence_blocks(self) -> str | None:
         f = self.cluster.fencing
         if f is None or self.fence_state is None:
-            return True
-        return self.fence_state == "done" or (self.fence_state == "failed" and
-                                              f.on_failure == "takeover")
+            return None
+        if self.fence_state == "done" or (self.fence_state == "failed" and
+                                          f.on_failure == "takeover"):
+            return None
+        return f"{self.peer} is dead but not fenced yet"
+
+    # --- the witness -----------------------------------------------------------------------
+
+    def _peer_dead(self) -> bool:
+        return self.membership.view(self.peer).liveness is Liveness.DEAD
+
+    def _lease_ok(self, group: str, now: float) -> bool:
+        return self.leases.get(group, 0.0) > now
+
+    def _lease_lapsed(self, group: str) -> bool:
+        """With a witness, a node whose peer is dead, or counts it dead (a one-way cut: it
+        may take the group over as soon as the witness lets it), keeps a group only under
+        its lease. (Taking one over is for `_witness_blocks`: this node stays eligible.)"""
+        if self.cluster.witness is None or self.local[group] not in ACTIVE_STATES or \
+                self._lease_ok(group, self._now):
+            return False
+        return self._peer_dead() or (self.report is not None and not self.report.hears_you)
+
+    def wanted(self) -> tuple[str, ...]:
+        """The groups to hold a lease on: those active here, and, while the peer is dead,
+        those this node would take over."""
+        active = set(self.active_groups())
+        dead = self._peer_dead() and self.status is NodeStatus.UP
+        return tuple(g.name for g in self.cluster.groups if g.name in active or (
+            dead and self.healthy[g.name] and g.name not in self.failed_start))
+
+    def witness_ask(self, now: float) -> bytes:
+        """The frame to send the witness now (every keepalive)."""
+        self._now = max(self._now, now)
+        self.seq += 1
+        self._asks[self.seq] = now
+        while len(self._asks) > ASKS_KEPT:
+            del self._asks[next(iter(self._asks))]
+        payload = serialize_ask(Ask(self.wanted()))
+        return wire.encode(wire.Frame(wire.FrameKind.WITNESS_ASK, self.cluster.name, self.me,
+                                      self.generation, self.seq, 0, payload), self.key)
+
+    def witness_reply(self, data: bytes, now: float) -> list[Note]:
+        """The witness answered an ask. A reply to no outstanding ask changes nothing."""
+        self._now = max(self._now, now)
+        w = self.cluster.witness
+        assert w is not None
+        got = wire.decode(data, self.key)
+        if isinstance(got, wire.Rejected):
+            return self._reject(got.reason, -1, "from the witness")
+        f = got
+        if f.cluster != self.cluster.name or f.sender != w.name or \
+                f.kind is not wire.FrameKind.WITNESS_REPLY:
+            return self._reject(wire.RejectReason.UNKNOWN_SENDER, -1, f"{f.sender} (witness)")
+        r = parse_reply(f.payload)
+        if r is None:
+            return self._reject(wire.RejectReason.GARBLED, -1, "witness reply")
+        if r.generation != self.generation or r.seq not in self._asks:
+            return self._reject(wire.RejectReason.REPLAY, -1, "witness reply to no open ask")
+        sent = self._asks.pop(r.seq)
+        notes = []
+        if self.witness_seen is None or now - self.witness_seen > witness_lease(self.cluster):
+            notes.append(Note(Level.INFO, f"the witness {w.address}:{w.port} answers"))
+        self.witness_seen = now
+        self.witness_starting = r.starting
+        holders = dict(r.holders)
+        until = sent + witness_lease(self.cluster) / 2
+        for g in r.granted:
+            if g in self.leases or g in self.local:
+                if not self._lease_ok(g, now) and self._peer_dead():
+                    notes.append(Note(Level.WARNING, f"the witness grants group {g} to this "
+                                                     f"node while {self.peer} is dead"))
+                self.leases[g] = max(self.leases.get(g, 0.0), until)
+        for g, holder in holders.items():
+            if holder != self.me and self._peer_dead() and g not in self._refusals:
+                self._refusals.add(g)  # said once per death of the peer
+                notes.append(Note(Level.WARNING, f"the witness gives group {g} to {holder}: "
+                                                 f"{holder} lives on its side; not taking "
+                                                 f"it over"))
+        self.witness_holders = holders
+        return notes + self._update_all_eligible()
+
+    def _witness_blocks(self, group: str, now: float) -> str | None:
+        if self.cluster.witness is None or self._lease_ok(group, now):
+            return None
+        holder = self.witness_holders.get(group)
+        if self.witness_seen is None or now - self.witness_seen > witness_lease(self.cluster):
+            return f"{self.peer} is dead but the witness does not answer"
+        if self.witness_starting:
+            return f"{self.peer} is dead; the witness has just started and grants nothing yet"
+        if holder and holder != self.me:
+            return f"{self.peer} is dead to this node but holds the witness's lease"
+        return f"{self.peer} is dead; waiting for the witness's lease"
+
+    def _settling(self, now: float) -> str | None:
+        """A peer declared dead without being fenced may still run the group for a moment:
+        it notices the loss of its peer and of the witness only about one deadtime after we
+        did, and a peer that still hears us learns our new assignment only once we publish
+        it. So a takeover that rests on the witness (not on fencing) is published at once
+        and started one deadtime after the death."""
+        if self.cluster.witness is None or self._dead_at is None or self.fence_state == "done":
+            return None
+        if now < self._dead_at + self.cluster.timings.deadtime:
+            return f"{self.peer} was declared dead just now: giving it one deadtime to stop"
+        return None
+
+    # --- the disk poison pill --------------------------------------------------------------
+
+    def poison_frame(self, now_ms: int) -> bytes:
+        """The pill to write into the peer's disk mailbox ([fencing] agent = "disk")."""
+        self.seq += 1
+        gen = self.membership.view(self.peer).generation
+        payload = serialize_poison(Poison(self.peer, gen, now_ms))
+        return wire.encode(wire.Frame(wire.FrameKind.POISON, self.cluster.name, self.me,
+                                      self.generation, self.seq, 0, payload), self.key)
+
+    def mail(self, data: bytes) -> list[Note]:
+        """Our disk mailbox changed. A valid pill for this life sets `poisoned`: the daemon
+        then releases everything and stops."""
+        got = wire.decode(data, self.key)
+        if isinstance(got, wire.Rejected):
+            return self._reject(got.reason, -1, "in the disk mailbox")
+        f = got
+        if f.cluster != self.cluster.name or f.sender != self.peer or \
+                f.kind is not wire.FrameKind.POISON:
+            return self._reject(wire.RejectReason.UNKNOWN_SENDER, -1, f"{f.sender} (mailbox)")
+        p = parse_poison(f.payload)
+        if p is None:
+            return self._reject(wire.RejectReason.GARBLED, -1, "poison pill")
+        if not poison_applies(p, self.me, self.generation):
+            return [Note(Level.INFO, f"ignoring a poison pill from {f.sender} meant for "
+                                     f"{p.target} generation {p.generation}")]
+        self.poisoned = f.sender
+        return [Note(Level.ERROR, f"POISONED by {f.sender} through the disk: releasing "
+                                  f"everything and stopping")]
 
     def cleanup(self, group: str) -> bool:
         """An operator cleared the group's failures. True when the caller must probe the
@@ -345,6 +516,7 @@ class Node:
     # --- outputs ---------------------------------------------------------------------------
 
     def step(self, now: float) -> Step:
+        self._now = max(self._now, now)
         notes, self._later = self._later + self._check_stall(now), []
         if self._failback_due and self.status is NodeStatus.UP:
             result = policy.failback(self.view(), self.cluster, frozenset(self._failback_due))
@@ -385,7 +557,8 @@ class Node:
                         self.eligible[g.name] and able)
             for g in self.cluster.groups
         )
-        return Heartbeat(status, groups, self.ping_count if self.cluster.ping else None)
+        hears = self.membership.view(self.peer).liveness is not Liveness.DEAD
+        return Heartbeat(status, groups, self.ping_count if self.cluster.ping else None, hears)
 
     def frame(self, link: int, now: float) -> bytes:
         # The first heartbeat after a SIGCONT is often what runs first: notice the stall
@@ -409,20 +582,41 @@ class Node:
             assignments=dict(self.assignments),
             peer=self.membership.view(self.peer), report=self.report,
             may_start=now is None or now >= self._hold_starts_until,
-            takeover_allowed=self._takeover_allowed(),
+            takeover_blocked=self._blocked(now),
+            start_blocked=self._start_blocked(now),
         )
+
+    def _blocked(self, now: float | None) -> dict[str, str]:
+        t = self._now if now is None else now
+        out = {}
+        fence = self._fence_blocks()
+        for g in self.cluster.groups:
+            why = fence or self._witness_blocks(g.name, t)
+            if why:
+                out[g.name] = why
+        return out
+
+    def _start_blocked(self, now: float | None) -> dict[str, str]:
+        why = self._settling(self._now if now is None else now)
+        return {g.name: why for g in self.cluster.groups} if why else {}
 
     def next_deadline(self) -> float | None:
         retry = self._fence_retry if self.fence_state == "failed" else None
         times = [t for t in (self.membership.next_deadline(), self._hold_starts_until or None,
                              retry) if t is not None]
+        if self.cluster.witness is not None and self._peer_dead():
+            # a lease running out, and the end of the settle time, change decisions
+            times += [t for t in self.leases.values() if t > self._now]
+            if self._dead_at is not None and self._dead_at + \
+                    self.cluster.timings.deadtime > self._now:
+                times.append(self._dead_at + self.cluster.timings.deadtime)
         return min(times) if times else None
 
     # --- internals -------------------------------------------------------------------------
 
     def _reject(self, reason: wire.RejectReason, link: int, detail: str) -> list[Note]:
         self.rejected[reason.value] += 1
-        name = self.link_names[link] if 0 <= link < len(self.link_names) else str(link)
+        name = self.link_names[link] if 0 <= link < len(self.link_names) else "a side channel"
         return [Note(Level.DEBUG, f"dropped frame on {name}: {reason.value} {detail}".rstrip())]
 
     def _adopt_report(self, hb: Heartbeat, key: tuple[int, int]) -> None:
@@ -443,8 +637,9 @@ class Node:
                                         self.local[r.name]):
                 self._reannounce.add(r.name)
         self._assign(changes)
-        if self.cluster.ping:
-            self._update_all_eligible()  # the peer's ping count may have changed
+        if self.cluster.ping or self.cluster.witness:
+            # the peer's ping count, or whether it counts us dead, may have changed
+            self._later += self._update_all_eligible()
 
     def _assign(self, changes: dict[str, Assignment]) -> None:
         for name, a in changes.items():
@@ -452,21 +647,46 @@ class Node:
                 self.assignments[name] = a
                 self._dirty = True
 
-    def _on_events(self, events: list[Event]) -> list[Note]:
+    def _check_partition(self) -> list[Note]:
+        """The disk heartbeat's alarm: the peer writes its slot, so it lives, but every
+        network link to it is dead. It is not taken over (it is not dead); an operator must
+        look at the network."""
+        if not self.disk_links:
+            return []
+        links = self.membership.view(self.peer).links
+        disk_up = any(l.status is Liveness.UP for l in links if l.name in self.disk_links)
+        net = [l for l in links if l.name not in self.disk_links]
+        now = disk_up and bool(net) and all(l.status is Liveness.DEAD for l in net)
+        if now == self.partitioned:
+            return []
+        self.partitioned = now
+        if now:
+            return [Note(Level.ERROR, f"NETWORK PARTITION: every network link to {self.peer} "
+                                      f"is dead but its disk heartbeat moves: {self.peer} is "
+                                      f"alive and keeps what it runs; not taking over")]
+        return [Note(Level.WARNING, f"network partition over: a network link to {self.peer} "
+                                    f"is up again" if disk_up else
+                                    f"network partition over: {self.peer}'s disk heartbeat "
+                                    f"stopped too")]
+
+    def _on_events(self, events: list[Event], now: float) -> list[Note]:
         notes: list[Note] = []
         for e in events:
             match e:
                 case LinkUp(node, link):
                     notes.append(Note(Level.INFO, f"Link {node}:{link} up."))
+                    notes += self._check_partition()
                 case LinkDead(node, link, silent):
                     notes.append(Note(Level.WARNING,
                                       f"Link {node}:{link} dead. silent_ms={silent * 1000:.0f}"))
+                    notes += self._check_partition()
                 case HeartbeatLate(node, link, gap):
                     notes.append(Note(Level.WARNING, f"Late heartbeat from {node} on {link}: "
                                                      f"{gap * 1000:.0f} ms"))
                 case NodeDead(node, reason):
                     notes.append(Note(Level.WARNING, f"node {node}: is dead ({reason})"))
-                    self._update_all_eligible()  # a dead peer's ping count says nothing
+                    self._dead_at = now
+                    notes += self._update_all_eligible()  # a dead peer's ping: no news
                     f = self.cluster.fencing
                     if f is not None and reason != "shutdown":
                         self.fence_state = "manual" if f.agent == "manual" else "needed"
@@ -478,13 +698,47 @@ class Node:
                     self._dirty = True
                 case NodeUp(node, generation, restarted):
                     self.fence_state, self.fence_detail = None, ""
-                    self._update_all_eligible()
+                    self._dead_at = None
+                    self._refusals.clear()
+                    notes += self._update_all_eligible()
                     how = "restarted" if restarted else "up"
                     notes.append(Note(Level.INFO,
                                       f"node {node}: is {how} (generation {generation})"))
                     self._dirty = True
                     self._failback_due.update(self.assignments)
         return notes
+
+
+def serial_problem(cluster: Cluster) -> str | None:
+    """Why a serial link could not carry one heartbeat per keepalive (None when it can).
+
+    Sized with the largest heartbeat this cluster can send; its JSON payload is ASCII (never
+    escaped on the line) and only the binary fields may double (wire/stream.py)."""
+    from vigil.model import SerialLink, fmt_duration
+    from vigil.wire import stream
+
+    serial = [l for l in cluster.links if isinstance(l, SerialLink)]
+    if not serial:
+        return None
+    size = _worst_frame_size(cluster)
+    binary = wire.MAC_SIZE + 8 + 8 + 1 + 2
+    for l in serial:
+        seconds = stream.airtime(size, l.baud) * (size + binary) / (2 * size)
+        if seconds > cluster.timings.keepalive:
+            return (f"serial link {l.device}: a heartbeat of up to {size} bytes takes "
+                    f"{seconds * 1000:.0f} ms at {l.baud} baud, longer than keepalive "
+                    f"({fmt_duration(cluster.timings.keepalive)}); raise baud or keepalive")
+    return None
+
+
+def _worst_frame_size(cluster: Cluster) -> int:
+    worst = Assignment(2**62 - 1, max((n.name for n in cluster.nodes), key=len),
+                       max((n.name for n in cluster.nodes), key=len))
+    hb = Heartbeat(NodeStatus.LEAVING, tuple(
+        GroupReport(g.name, GroupState.STOPPING, worst, True) for g in cluster.groups),
+        255 if cluster.ping else None, False)
+    return len(wire.encode(wire.Frame(wire.FrameKind.HEARTBEAT, cluster.name, worst.owner,
+                                      2**64 - 1, 2**64 - 1, 255, serialize(hb)), b"k"))
 
 
 def frame_problem(cluster: Cluster) -> str | None:

@@ -7,12 +7,14 @@ failback and on a node that can no longer hold a group. Every change raises the 
 
 Safety rule (DESIGN.md rule 1, "one owner"). A node starts a group only when the group is
 assigned to it and either
-  (a) the peer is alive and its latest report *acknowledges that same assignment* with the
-      group STOPPED; once the peer has adopted an assignment naming us it never starts the
+  (a) the peer is alive, its latest report says it hears us (a report made while it counted
+      us dead may be followed by its takeover at any moment) and *acknowledges that same
+      assignment* with the group STOPPED; once the peer has adopted an assignment naming us it never starts the
       group until a larger assignment names it, which we must acknowledge in turn, or
-  (b) the peer is dead (deadtime or initdead passed, and the caller's `takeover_allowed`:
-      where fencing, a witness or a disk heartbeat are configured they decide it), or it
-      left cleanly with the group reported STOPPED.
+  (b) the peer is dead (deadtime or initdead passed, and the caller does not block the
+      takeover: where fencing or a witness is configured they decide it; a disk heartbeat is
+      one more link, so a peer still writing to the disk is not dead), or it left cleanly
+      with the group reported STOPPED.
 A node stops a group as soon as it is assigned elsewhere or the node cannot hold it. So,
 while both nodes can talk, the group is never active (starting, running or stopping) on both.
 tests/unit/test_policy_sim.py checks this over random interleavings of frames and requests.
@@ -56,7 +58,12 @@ class View:
     assignments: Mapping[str, Assignment]
     peer: NodeView
     report: Heartbeat | None  # the peer's latest heartbeat (of its current life)
-    takeover_allowed: bool = True
+    # group -> why it may not be taken from a dead peer yet (fencing, the witness's lease):
+    # neither reassigned nor started.
+    takeover_blocked: Mapping[str, str] = field(default_factory=dict)
+    # group -> why a takeover, once decided, may not start yet (the peer may still be
+    # stopping it: see node.py, "settle"). The new assignment is published meanwhile.
+    start_blocked: Mapping[str, str] = field(default_factory=dict)
     may_start: bool = True  # False for a while after this daemon was frozen (node.py)
 
 
@@ -112,9 +119,10 @@ def decide(v: View, cluster: Cluster) -> Decision:
         can_hold = _can_hold(v, g.name)
         peer_dead = v.peer.liveness is Liveness.DEAD
 
-        if a.owner == peer and peer_dead and can_hold and not v.takeover_allowed:
-            waiting[g.name] = f"{peer} is dead but not fenced yet"
-        elif a.owner == peer and peer_dead and can_hold and v.takeover_allowed:
+        blocked = v.takeover_blocked.get(g.name)
+        if a.owner == peer and peer_dead and can_hold and blocked:
+            waiting[g.name] = blocked
+        elif a.owner == peer and peer_dead and can_hold:
             if v.peer.left and report is not None and report.state is not GroupState.STOPPED:
                 waiting[g.name] = (f"{peer} left with {g.name} {report.state.value}; "
                                    f"not taking it over")
@@ -131,7 +139,7 @@ def decide(v: View, cluster: Cluster) -> Decision:
 
         if a.owner == v.me and can_hold:
             if local.state is GroupState.STOPPED:
-                why_not = _why_not_start(v, a, report, peer_dead) if v.may_start else \
+                why_not = _why_not_start(v, g.name, a, report, peer_dead) if v.may_start else \
                     "just resumed after a stall: waiting one deadtime for fresh news"
                 if why_not is None:
                     actions.append(Start(g.name, f"from {peer} ("
@@ -144,12 +152,13 @@ def decide(v: View, cluster: Cluster) -> Decision:
     return Decision(changes, tuple(actions), tuple(reasons), waiting)
 
 
-def _why_not_start(v: View, a: Assignment, report: GroupReport | None,
+def _why_not_start(v: View, group: str, a: Assignment, report: GroupReport | None,
                    peer_dead: bool) -> str | None:
     peer = v.peer.name
     if peer_dead:
-        if not v.takeover_allowed:
-            return f"{peer} is dead but not fenced yet"
+        blocked = v.takeover_blocked.get(group) or v.start_blocked.get(group)
+        if blocked:
+            return blocked
         if v.peer.left and report is not None and report.state is not GroupState.STOPPED:
             return f"{peer} left with it {report.state.value}"
         return None
@@ -157,6 +166,8 @@ def _why_not_start(v: View, a: Assignment, report: GroupReport | None,
         return f"waiting for {peer} to come up"
     if report is None:
         return f"{peer} does not report this group (configuration differs?)"
+    if not v.report or not v.report.hears_you:
+        return f"waiting for {peer} to hear this node (it may still count it dead)"
     if report.assignment != a:
         return f"waiting for {peer} to acknowledge the assignment"
     if report.state is not GroupState.STOPPED:

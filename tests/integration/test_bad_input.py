@@ -301,7 +301,8 @@ def test_broken_configs_and_keys_are_refused_with_file_line_and_key() -> None:
         assert r.returncode == 0 and "OK" in r.stdout, r.stderr
         assert "Traceback" not in r.stderr
         # Nothing protects this cluster against a partition: check-config says so.
-        assert "warning: no fencing configured" in r.stderr and "split brain" in r.stderr
+        assert "warning: no fencing, witness or disk heartbeat configured" in r.stderr
+        assert "split brain" in r.stderr
         fenced = c.dir / "fenced.toml"
         fenced.write_text(good + '\n[fencing]\nagent = "manual"\n')
         r = cli(c, fenced, "check-config")

@@ -272,7 +272,7 @@ def test_multicast_link_beside_the_unicast_one() -> None:
         kinds = {l["name"]: l["kind"] for l in s["links"]}
         assert kinds == {"eth0": "ucast", "eth1": "mcast"}, s["links"]
         mcast = next(l for l in s["links"] if l["kind"] == "mcast")
-        assert mcast["dest"] == "239.77.0.1"
+        assert mcast["via"] == "mcast to 239.77.0.1"
         time.sleep(0.5)
         later = next(l for l in c.status("n2")["links"] if l["kind"] == "mcast")
         assert later["sent"] >= mcast["sent"] + 3, (mcast, later)

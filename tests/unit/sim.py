@@ -12,7 +12,9 @@ import ipaddress
 import random
 from dataclasses import dataclass, field
 
-from vigil.model import Cluster, ExecResource, Group, Node as NodeModel, Timings
+from vigil.arbiter import Arbiter
+from vigil.model import (Cluster, ExecResource, Group, Node as NodeModel, Timings, Witness,
+                         witness_lease)
 from vigil.node import Node
 from vigil.policy import Start, Stop
 from vigil.wire.messages import ACTIVE_STATES, GroupState
@@ -22,7 +24,8 @@ LINKS = ("eth0", "eth1")
 
 
 def make_cluster(groups: int = 2, auto_failback: bool = True,
-                 timings: Timings = Timings(0.2, 0.5, 1.0, 3.0)) -> Cluster:
+                 timings: Timings = Timings(0.2, 0.5, 1.0, 3.0),
+                 witness: Witness | None = None) -> Cluster:
     nodes = tuple(
         NodeModel(n, (ipaddress.ip_address(f"10.0.0.{i}"), ipaddress.ip_address(f"10.0.1.{i}")))
         for i, n in ((1, "n1"), (2, "n2"))
@@ -33,7 +36,7 @@ def make_cluster(groups: int = 2, auto_failback: bool = True,
         for i in range(1, groups + 1)
     )
     return Cluster("sim", __import__("pathlib").Path("/dev/null"), nodes, gs, timings,
-                   auto_failback=auto_failback)
+                   auto_failback=auto_failback, witness=witness)
 
 
 @dataclass(order=True)
@@ -43,6 +46,7 @@ class _Msg:
     dst: str = field(compare=False)
     link: int = field(compare=False)
     data: bytes = field(compare=False)
+    src: str = field(default="", compare=False)
 
 
 @dataclass
@@ -76,6 +80,13 @@ class Sim:
         self.start_log: list[tuple[float, str, str]] = []  # (time, node, group) of each Start
         self.starts: dict[str, int] = {}
         self.stops: dict[str, int] = {}
+        # The witness (when the cluster has one): nodes cut from it, both ways.
+        self.witness: Arbiter | None = None
+        self.witness_cut: set[str] = set()
+        self.asked: dict[str, tuple[str, ...]] = {}
+        self.strict = self.cluster.witness is not None  # check() even through partitions
+        if self.cluster.witness is not None:
+            self.restart_witness()
         for name in ("n1", "n2"):
             self.boot(name)
 
@@ -98,6 +109,34 @@ class Sim:
         self.next_hb.pop(name)
         return {g: (GroupState.RUNNING if s in ACTIVE_STATES else GroupState.STOPPED)
                 for g, s in node.local.items()}
+
+    def restart_witness(self) -> None:
+        assert self.cluster.witness is not None
+        self.generation += 1
+        self.witness = Arbiter(self.cluster.name, ("n1", "n2"),
+                               tuple(g.name for g in self.cluster.groups), KEY,
+                               self.cluster.witness.name, witness_lease(self.cluster),
+                               self.generation, self.now)
+
+    def ask_witness(self, src: str) -> None:
+        node = self.nodes[src]
+        self.asked[src] = node.wanted()
+        data = node.witness_ask(self.now)
+        if src in self.witness_cut or self.rng.random() < self.loss:
+            return
+        self._order += 1
+        at = self.now + self.rng.uniform(0, self.max_delay)
+        heapq.heappush(self.queue, _Msg(at, self._order, "witness", -1, data, src))
+
+    def _to_witness(self, m: _Msg) -> None:
+        assert self.witness is not None
+        src = m.src
+        reply, _ = self.witness.receive(m.data, self.now)
+        if reply is None or src in self.witness_cut or self.rng.random() < self.loss:
+            return
+        self._order += 1
+        at = self.now + self.rng.uniform(0, self.max_delay)
+        heapq.heappush(self.queue, _Msg(at, self._order, src, -1, reply))
 
     # --- the world -------------------------------------------------------------------------
 
@@ -132,6 +171,8 @@ class Sim:
             self.jobs[name].append(_Job(at, act.group, ok))
         if out.send:
             self.send_all(name)
+        if self.witness is not None and node.wanted() != self.asked.get(name):
+            self.ask_witness(name)  # as the daemon does: at once when the wish changed
         self.check()
 
     def _connected(self) -> bool:
@@ -151,9 +192,10 @@ class Sim:
         """Safety, continuously: never a group active on both while they can talk, as long as
         neither ever declared the other dead (a partition can leave a double owner, which the
         heal then resolves; _check_start covers that part)."""
-        if not self._connected():
-            if len(self.nodes) == 2:
-                self.partitioned_ever = True
+        if len(self.nodes) < 2:
+            return
+        if not self._connected() and not self.strict:
+            self.partitioned_ever = True
             return
         if self.partitioned_ever:
             return
@@ -186,8 +228,15 @@ class Sim:
             self.now = t
             while self.queue and self.queue[0].at <= self.now:
                 m = heapq.heappop(self.queue)
-                if m.dst in self.frozen:
+                if m.dst == "witness":
+                    self._to_witness(m)
+                elif m.dst in self.frozen:
                     self.backlog.setdefault(m.dst, []).append(m)
+                elif m.dst in self.nodes and m.link == -1:
+                    node = self.nodes[m.dst]
+                    self.log += [f"{self.now:.3f} {m.dst}: {n.text}"
+                                 for n in node.witness_reply(m.data, self.now)]
+                    self._step(m.dst)
                 elif m.dst in self.nodes:
                     node = self.nodes[m.dst]
                     self.log += [f"{self.now:.3f} {m.dst}: {n.text}"
@@ -208,6 +257,8 @@ class Sim:
                 if self.next_hb[name] <= self.now:
                     self.next_hb[name] = self.now + self.cluster.timings.keepalive
                     self.send_all(name)
+                    if self.witness is not None:
+                        self.ask_witness(name)
 
     def freeze(self, name: str) -> None:
         self.frozen.add(name)

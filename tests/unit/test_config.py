@@ -256,14 +256,48 @@ CASES: list[tuple[str, str, int | None, str, str]] = [
      "not a multicast address"),
     ("bcast with group", BASE + '[[link]]\nmode = "bcast"\ninterface = "eth1"\n'
                                 'group = "239.1.1.1"\n', NEXT + 3, "link[0].group",
-     "mcast links only"),
+     "not a key of bcast links"),
     ("bcast with ttl", BASE + '[[link]]\nmode = "bcast"\ninterface = "eth1"\nttl = 2\n',
-     NEXT + 3, "link[0].ttl", "mcast links only"),
+     NEXT + 3, "link[0].ttl", "not a key of bcast links"),
     ("ttl range", BASE + '[[link]]\nmode = "mcast"\ninterface = "eth1"\n'
                          'group = "239.1.1.1"\nttl = 256\n', NEXT + 4, "link[0].ttl",
      "expected 1 to 255"),
     ("link mode", BASE + '[[link]]\nmode = "ucast"\ninterface = "eth1"\n', NEXT + 1,
-     "link[0].mode", 'expected "mcast" or "bcast"'),
+     "link[0].mode", 'expected "mcast", "bcast", "disk" or "serial"'),
+    ("disk link without device", BASE + '[[link]]\nmode = "disk"\n', NEXT, "link[0].device",
+     "missing"),
+    ("disk link with interface", BASE + '[[link]]\nmode = "disk"\ndevice = "/dev/sdb1"\n'
+                                        'interface = "eth1"\n', NEXT + 3, "link[0].interface",
+     "not a key of disk links (they take device)"),
+    ("relative device", BASE + '[[link]]\nmode = "disk"\ndevice = "sdb1"\n', NEXT + 2,
+     "link[0].device", "absolute path"),
+    ("serial baud", BASE + '[[link]]\nmode = "serial"\ndevice = "/dev/ttyS0"\nbaud = 19201\n',
+     NEXT + 3, "link[0].baud", "baud must be one of"),
+    ("serial baud type", BASE + '[[link]]\nmode = "serial"\ndevice = "/dev/ttyS0"\n'
+                                'baud = "fast"\n', NEXT + 3, "link[0].baud", "baud must be one of"),
+    ("same device twice", BASE + '[[link]]\nmode = "serial"\ndevice = "/dev/ttyS0"\n'
+                                 '[[link]]\nmode = "serial"\ndevice = "/dev/ttyS0"\n', NEXT + 5,
+     "link[1].device", "used by two links"),
+    ("device table missing a node", BASE + '[[link]]\nmode = "serial"\n'
+                                          'device = { n1 = "/dev/ttyS0" }\n', NEXT + 2,
+     "link[0].device", "missing: n2"),
+    ("device table unknown node", BASE + '[[link]]\nmode = "serial"\ndevice = { n1 = '
+                                         '"/dev/ttyS0", n2 = "/dev/ttyS1", n3 = "/dev/ttyS2" }\n',
+     NEXT + 2, "link[0].device.n3", "no node named 'n3'"),
+    ("disk fencing without disk", BASE + '[fencing]\nagent = "disk"\n', NEXT + 1,
+     "fencing.agent", 'add a [[link]] with mode = "disk"'),
+    ("witness address", BASE + '[witness]\naddress = "witness.example"\n', NEXT + 1,
+     "witness.address", "not an IPv4 or IPv6 address"),
+    ("witness missing address", BASE + '[witness]\nport = 6940\n', NEXT, "witness.address",
+     "missing"),
+    ("witness ipv6", BASE + '[witness]\naddress = "fd00::9"\n', NEXT + 1, "witness.address",
+     "IPv4 for now"),
+    ("witness lease", BASE + '[witness]\naddress = "10.0.0.9"\nlease = "100ms"\n', NEXT + 2,
+     "witness.lease", "at least twice keepalive"),
+    ("witness named like a node", BASE + '[witness]\naddress = "10.0.0.9"\nname = "n1"\n',
+     NEXT + 2, "witness.name", "also a node's name"),
+    ("witness unknown key", BASE + '[witness]\naddress = "10.0.0.9"\nttl = 3\n', NEXT + 2,
+     "witness.ttl", "unknown key"),
     ("link interface", BASE + '[[link]]\nmode = "bcast"\n', NEXT, "link[0].interface",
      "missing"),
     ("interface name", BASE + '[[link]]\nmode = "bcast"\ninterface = "a-very-long-ifname"\n',
@@ -627,3 +661,49 @@ def test_ping_nodes() -> None:
     assert p.key == "cluster.deadping" and "3s must be at least twice ping_interval" in p.message
     p = only(in_cluster('ping = ["fd00::1"]'))
     assert p.key == "cluster.ping" and "IPv4" in p.message
+
+
+def test_disk_serial_links_witness_and_disk_fencing_parse() -> None:
+    c = toml.parse(BASE + '''
+[[link]]
+mode = "disk"
+device = "/dev/sdb1"
+
+[[link]]
+mode = "serial"
+device = { n1 = "/dev/ttyS0", n2 = "/dev/ttyS1" }
+baud = 115200
+
+[witness]
+address = "10.0.0.9"
+lease = "2s"
+
+[fencing]
+agent = "disk"
+''' + GROUP, "t.toml")
+    disk, serial = c.links
+    assert isinstance(disk, model.DiskLink) and disk.device_for("n2") == Path("/dev/sdb1")
+    assert isinstance(serial, model.SerialLink) and serial.baud == 115200
+    assert serial.device_for("n1") == Path("/dev/ttyS0")
+    assert serial.device_for("n2") == Path("/dev/ttyS1")
+    assert c.witness == model.Witness(ipaddress.ip_address("10.0.0.9"), 6940, 2.0, "witness")
+    assert model.witness_lease(c) == 2.0
+    assert c.fencing is not None and c.fencing.agent == "disk"
+    assert model.partition_warning(c) is None
+
+
+@pytest.mark.parametrize("keepalive,baud,ok", [("100ms", 19200, False), ("100ms", 115200, True),
+                                               ("200ms", 19200, True)])
+def test_a_serial_link_must_carry_one_heartbeat_per_keepalive(keepalive: str, baud: int,
+                                                               ok: bool) -> None:
+    from vigil.node import serial_problem
+    c = toml.parse(BASE.replace('key_file = "/etc/vigil/authkey"\n',
+                                f'key_file = "/etc/vigil/authkey"\nkeepalive = "{keepalive}"\n'
+                                f'warntime = "500ms"\ndeadtime = "1s"\n') +
+                   f'[[link]]\nmode = "serial"\ndevice = "/dev/ttyS0"\nbaud = {baud}\n' + GROUP,
+                   "t.toml")
+    problem = serial_problem(c)
+    assert (problem is None) == ok, problem
+    if not ok:
+        assert problem is not None and "/dev/ttyS0" in problem and "raise baud or keepalive" \
+            in problem

@@ -94,13 +94,16 @@ def _load(c: Ctx) -> Any:
 def check_config(c: Ctx) -> None:
     """Check the configuration and the key file; exit non-zero on any problem."""
     from vigil.errors import ConfigProblem
-    from vigil.node import frame_problem
+    from vigil.node import frame_problem, serial_problem
     from vigil.wire.auth import load_key
     try:
         cluster = _load(c)
         too_big = frame_problem(cluster)
         if too_big:
             raise ConfigError(ConfigProblem(str(c.config), None, "group", too_big))
+        too_slow = serial_problem(cluster)
+        if too_slow:
+            raise ConfigError(ConfigProblem(str(c.config), None, "link", too_slow))
         load_key(cluster.key_file)
     except VigilError as e:
         _fail(e, c.debug)
@@ -123,6 +126,20 @@ def daemon(c: Ctx, no_realtime: bool) -> None:
         cluster = _load(c)
         sys.exit(run(cluster, c.me, c.socket, c.state_dir, c.debug,
                      False if no_realtime else None))
+    except VigilError as e:
+        _fail(e, c.debug)
+
+
+@cli.command()
+@click.option("--listen", metavar="ADDRESS",
+              help="Address to listen on (default: the [witness] address of the config).")
+@common
+def witness(c: Ctx, listen: str | None) -> None:
+    """Run the witness of a two-node cluster (on a third host), in the foreground: while the
+    nodes cannot talk, it lets at most one of them run each group."""
+    from vigil.daemon.witness import run
+    try:
+        sys.exit(run(_load(c), listen, c.debug))
     except VigilError as e:
         _fail(e, c.debug)
 

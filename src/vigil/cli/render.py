@@ -23,6 +23,8 @@ def status_text(s: dict[str, Any]) -> str:
             out.append(f"  {n['name']:<12} {n['state']:<8} (this node)")
             continue
         left = " (left cleanly)" if n.get("left") else ""
+        if n.get("partitioned"):
+            left += " NETWORK PARTITION: alive on the disk heartbeat only"
         out.append(f"  {n['name']:<12} {n['state']:<8} last heartbeat "
                    f"{_ms(n['last_heartbeat_ms'])}{left}")
         for link in n["links"]:
@@ -49,6 +51,13 @@ def status_text(s: dict[str, Any]) -> str:
         out.append(f"ping nodes: {', '.join(ping['nodes'])}: this node reaches "
                    f"{'?' if ping['reachable'] is None else ping['reachable']}, the peer "
                    f"{'?' if ping['peer'] is None else ping['peer']}")
+    w = s.get("witness")
+    if w:
+        held = ", ".join(f"{g} ({ms} ms left)" for g, ms in sorted(w["leases_ms"].items()))
+        out.append(f"witness {w['address']}: last reply {_ms(w['last_reply_ms'])}; leases "
+                   f"held here: {held or 'none'}")
+        for g, holder in sorted(w["holders"].items()):
+            out.append(f"    {g}: held by {holder}")
     fen = s.get("fencing")
     if fen:
         state = fen["peer"] or "not needed"

@@ -33,14 +33,17 @@ _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,62}")
 _BARE_KEY = re.compile(r"[A-Za-z0-9_-]+")
 _SYNTAX_AT = re.compile(r"\s*\(at line (\d+), column (\d+)\)\s*$")
 
-_TOP_KEYS = ("cluster", "node", "link", "group", "fencing")
+_TOP_KEYS = ("cluster", "node", "link", "group", "fencing", "witness")
+_WITNESS_KEYS = ("address", "port", "lease", "name")
 _FENCING_KEYS = ("agent", "action", "command", "params", "nodes", "timeout", "retry_interval",
                  "on_failure", "delay")
 _CLUSTER_KEYS = ("name", "key_file", "keepalive", "warntime", "deadtime", "initdead",
                  "auto_failback", "port", "realtime", "log_file", "watchdog",
                  "watchdog_timeout", "ping", "ping_interval", "deadping")
 _NODE_KEYS = ("name", "address")
-_LINK_KEYS = ("mode", "interface", "group", "ttl")
+_LINK_KEYS = ("mode", "interface", "group", "ttl", "device", "baud")
+_LINK_MODE_KEYS = {"mcast": ("mode", "interface", "group", "ttl"), "bcast": ("mode", "interface"),
+                   "disk": ("mode", "device"), "serial": ("mode", "device", "baud")}
 _GROUP_KEYS = ("name", "home", "resource")
 _IP_KEYS = ("type", "address", "interface", "label", "arp_count", "arp_interval",
             "arp_repeat_delay", "arp_repeat_count", "arp_refresh", "timeout")
@@ -145,10 +148,10 @@ def _as_name(v: object) -> str:
 
 def _as_fence_agent(v: object) -> str:
     s = _as_nonempty(v)
-    if s in ("manual", "external") or re.fullmatch(r"(/[^\0]+/)?fence_[A-Za-z0-9_]+", s):
+    if s in ("manual", "external", "disk") or re.fullmatch(r"(/[^\0]+/)?fence_[A-Za-z0-9_]+", s):
         return s
-    raise ValueError(f"agent must be \"manual\", \"external\" or a fence_* program of "
-                     f"fence-agents (such as \"fence_ipmilan\"), not {s!r}")
+    raise ValueError(f"agent must be \"manual\", \"external\", \"disk\" or a fence_* program "
+                     f"of fence-agents (such as \"fence_ipmilan\"), not {s!r}")
 
 
 def _as_fence_action(v: object) -> Literal["off", "reboot"]:
@@ -311,12 +314,43 @@ def _as_argv(v: object) -> tuple[str, ...]:
     return tuple(v)
 
 
-def _mode(v: object) -> Literal["mcast", "bcast"]:
-    if v == "mcast":
-        return "mcast"
-    if v == "bcast":
-        return "bcast"
-    raise ValueError(f'expected "mcast" or "bcast", found {_found(v)}')
+def _mode(v: object) -> str:
+    if isinstance(v, str) and v in _LINK_MODE_KEYS:
+        return v
+    raise ValueError(f'expected "mcast", "bcast", "disk" or "serial", found {_found(v)}')
+
+
+def _as_device(v: object) -> Path:
+    s = _as_nonempty(v)
+    if not s.startswith("/") or "\0" in s:
+        raise ValueError(f"{s!r} must be an absolute path (a device such as /dev/ttyS0 or "
+                         f"/dev/sdb1, or a file)")
+    return Path(s)
+
+
+def _as_devices(v: object) -> tuple[Path, tuple[tuple[str, Path], ...]]:
+    """One path for every node, or a table of them by node name (the first is the default,
+    for messages only: every node must be listed)."""
+    if isinstance(v, dict):
+        if not v:
+            raise ValueError("the table of devices by node is empty")
+        pairs = tuple((_as_name(k), _as_device(d)) for k, d in v.items())
+        return pairs[0][1], pairs
+    return _as_device(v), ()
+
+
+def _as_baud(v: object) -> int:
+    if type(v) is not int or v not in model.SERIAL_BAUDS:
+        raise ValueError(f"baud must be one of {', '.join(map(str, model.SERIAL_BAUDS))}, "
+                         f"found {_found(v)}")
+    return v
+
+
+def _as_ipv4(v: object) -> model.IPAddress:
+    addr = _as_address(v)
+    if addr.version != 4:
+        raise ValueError(f"the witness is reached over IPv4 for now, not {addr}")
+    return addr
 
 
 class _Checker:
@@ -413,6 +447,14 @@ class _Checker:
             self.report(("node",), "no heartbeat link: give the nodes an address or add a [[link]]")
         groups = self.groups(doc)
         fencing = self.fencing(doc, nodes)
+        witness = self.witness(doc, timings)
+        if fencing is not None and fencing.agent == "disk" and \
+                not any(isinstance(l, model.DiskLink) for l in links):
+            self.report(("fencing", "agent"), "agent = \"disk\" writes a poison pill through "
+                                              "the disk heartbeat: add a [[link]] with mode = "
+                                              "\"disk\"")
+        if witness is not None and witness.name in (self.node_names or ()):
+            self.report(("witness", "name"), f"{witness.name!r} is also a node's name")
         if name is None or key_file is None or nodes is None or groups is None:
             return None
         return model.Cluster(
@@ -420,7 +462,7 @@ class _Checker:
             auto_failback=True if auto_failback is None else auto_failback,
             port=port or 694, links=links, realtime=True if realtime is None else realtime,
             log_file=log_file, watchdog=watchdog, watchdog_timeout=watchdog_timeout,
-            fencing=fencing, ping=ping or (), ping_interval=ping_interval, deadping=deadping,
+            fencing=fencing, witness=witness, ping=ping or (), ping_interval=ping_interval, deadping=deadping,
             source=self.source,
         )
 
@@ -457,6 +499,28 @@ class _Checker:
                              timeout=timeout or 30.0, retry_interval=retry or 5.0,
                              on_failure=on_failure or "block",
                              delay=2.0 if delay is None else delay)
+
+    def witness(self, doc: Table, timings: model.Timings) -> model.Witness | None:
+        w = doc.get("witness")
+        if w is None:
+            return None
+        p: KeyPath = ("witness",)
+        if not isinstance(w, dict):
+            self.report(p, f"expected the [witness] table, found {_found(w)}")
+            return None
+        self.unknown(w, p, _WITNESS_KEYS, "[witness]")
+        address = self.field(w, p, "address", _as_ipv4, required=True)
+        port = self.field(w, p, "port", _int_in(1, 65535))
+        lease = self.field(w, p, "lease", _as_timeout)
+        name = self.field(w, p, "name", _as_name)
+        if lease is not None and lease < 2 * timings.keepalive:
+            self.report((*p, "lease"), f"{model.fmt_duration(lease)} must be at least twice "
+                                       f"keepalive: nodes hold a lease for half of it and "
+                                       f"renew it every keepalive")
+        if address is None:
+            return None
+        return model.Witness(address=address, port=port or 6940, lease=lease,
+                             name=name or "witness")
 
     def timings(self, c: Table, p: KeyPath) -> model.Timings:
         default = model.Timings()
@@ -508,22 +572,46 @@ class _Checker:
             return None
         return tuple(nodes)
 
-    def links(self, doc: Table) -> tuple[model.ExtraLink, ...]:
-        links: list[model.ExtraLink] = []
+    def links(self, doc: Table) -> tuple[model.AnyLink, ...]:
+        links: list[model.AnyLink] = []
+        devices: set[Path] = set()
         for p, t in self.tables(doc, "link", "[[link]]"):
             self.unknown(t, p, _LINK_KEYS, "[[link]]")
             mode = self.field(t, p, "mode", _mode, required=True)
+            if mode is None:
+                continue
+            for key in t:
+                if key in _LINK_KEYS and key not in _LINK_MODE_KEYS[mode]:
+                    self.report((*p, key), f"{key!r} is not a key of {mode} links (they take "
+                                           f"{', '.join(_LINK_MODE_KEYS[mode][1:])})")
+            if mode in ("disk", "serial"):
+                found = self.field(t, p, "device", _as_devices, required=True)
+                baud = self.field(t, p, "baud", _as_baud)
+                if found is None:
+                    continue
+                device, per_node = found
+                for node, _ in per_node:
+                    if self.node_names is not None and node not in self.node_names:
+                        self.report((*p, "device", node), f"no node named {node!r}")
+                missing = [n for n in self.node_names or () if per_node and
+                           n not in dict(per_node)]
+                if missing:
+                    self.report((*p, "device"), f"a table of devices must name every node; "
+                                                f"missing: {', '.join(missing)}")
+                for d in {device, *(d for _, d in per_node)}:
+                    if d in devices:
+                        self.report((*p, "device"), f"{d} is used by two links")
+                    devices.add(d)
+                links.append(model.DiskLink(device, per_node=per_node) if mode == "disk"
+                             else model.SerialLink(device, baud or 19200, per_node=per_node))
+                continue
             interface = self.field(t, p, "interface", _as_ifname, required=True)
             group = ttl = None
-            if mode == "bcast":
-                for key in ("group", "ttl"):
-                    if key in t:
-                        self.report((*p, key), f"{key!r} is for mcast links only")
-            elif mode == "mcast":
+            if mode == "mcast":
                 group = self.field(t, p, "group", _as_mcast_group, required=True)
                 ttl = self.field(t, p, "ttl", _int_in(1, 255))
-            if mode is not None and interface is not None:
-                links.append(model.ExtraLink(mode=mode, interface=interface, group=group,
+            if interface is not None:
+                links.append(model.ExtraLink(mode="mcast" if mode == "mcast" else "bcast", interface=interface, group=group,
                                              ttl=1 if ttl is None else ttl))
         return tuple(links)
 

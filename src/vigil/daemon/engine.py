@@ -29,10 +29,13 @@ from typing import Any, Callable
 
 from vigil import __version__
 from vigil.control import protocol as p
-from vigil.daemon import control_server, guard as guard_mod, links as links_mod, realtime
+from vigil.daemon import (control_server, disk as disk_mod, guard as guard_mod,
+                          links as links_mod, realtime)
 from vigil.daemon.ping import Pinger
 from vigil.daemon.watchdog import Watchdog
-from vigil.model import Cluster, Group, IpResource, partition_warning, watchdog_seconds
+from vigil.errors import AgentError, VigilError
+from vigil.model import (Cluster, Group, IpResource, Witness, partition_warning, poison_wait,
+                         watchdog_seconds)
 from vigil.node import Level, Node, Note
 from vigil.policy import Start
 from vigil.resources import build, fence as fence_mod
@@ -63,13 +66,16 @@ class Daemon:
         self.generation = 0
         self.socket_path = socket_path
         self.realtime = cluster.realtime if realtime_enabled is None else realtime_enabled
-        self.links: list[links_mod.Link] = []
+        self.links: list[links_mod.HeartbeatLink] = []
         self.agents: dict[str, list[Agent]] = {}
         self.pending: dict[str, list[Any]] = {g.name: [] for g in cluster.groups}
         self.kicks = {g.name: asyncio.Event() for g in cluster.groups}
         self.changed = asyncio.Event()
         self.fence_kick = asyncio.Event()
         self.quiet = asyncio.Event()
+        self.stop_asked = asyncio.Event()
+        self.witness: asyncio.DatagramTransport | None = None
+        self._asked: tuple[str, ...] | None = None  # what the latest ask to the witness held
         self.node: Node | None = None
         self.host: Host | None = None
         self.started_at = time.monotonic()
@@ -103,12 +109,19 @@ class Daemon:
                 found = {g.name: await self._probe_group(g) for g in self.cluster.groups}
                 now = time.monotonic()
                 self.node = Node(self.cluster, self.me, self.key, self.generation,
-                                 [l.name for l in self.links], now)
+                                 [l.name for l in self.links], now,
+                                 [l.index for l in self.links if l.kind == "disk"])
                 self._log(self.node.probed(found))
-                await links_mod.open_links(self.cluster, self.me, self.links, self._receive)
+                for link in self.links:
+                    if isinstance(link, disk_mod.DiskLink):
+                        await link.open(self._receive, self._mail)
+                    else:
+                        await link.open(self._receive)  # type: ignore[attr-defined]
+                if self.cluster.witness is not None:
+                    await self._open_witness(self.cluster.witness)
                 log.info("vigil %s started: node %s, cluster %s, generation %d, links %s",
                          __version__, self.me, self.cluster.name, self.generation,
-                         ", ".join(f"{l.name} ({l.kind} to {l.dest[0]})" for l in self.links))
+                         ", ".join(f"{l.name} ({l.describe()})" for l in self.links))
                 warning = partition_warning(self.cluster)
                 if warning:
                     log.warning("%s", warning)
@@ -132,13 +145,16 @@ class Daemon:
                             tg.create_task(self._fencing(), name="fencing")
                         if self.pinger is not None:
                             tg.create_task(self.pinger.run(), name="ping")
+                        if self.witness is not None:
+                            tg.create_task(self._witness_asks(), name="witness")
                         self._process()
                 except* _Shutdown:
                     pass
             finally:
                 for l in self.links:
-                    if l.transport is not None:
-                        l.transport.close()
+                    l.close()
+                if self.witness is not None:
+                    self.witness.close()
                 sock.close()
                 self.socket_path.unlink(missing_ok=True)
                 self._disarm()
@@ -156,8 +172,14 @@ class Daemon:
         asked = asyncio.Event()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, asked.set)
-        await asked.wait()
-        log.info("shutdown requested: releasing every group")
+        waits = [asyncio.ensure_future(e.wait()) for e in (asked, self.stop_asked)]
+        try:
+            await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for w in waits:
+                w.cancel()
+        if not self.stop_asked.is_set():
+            log.info("shutdown requested: releasing every group")
         assert self.node is not None
         self.leaving = True
         self.node.leave()
@@ -218,8 +240,7 @@ class Daemon:
                     self._log(notes)
                     self._process()
             for link in self.links:
-                notes = self.node.set_link_local(link.index, self.host.usable(link.ifname),
-                                                 time.monotonic())
+                notes = self.node.set_link_local(link.index, link.usable(), time.monotonic())
                 if notes:
                     self._log(notes)
                     self._process()
@@ -255,6 +276,8 @@ class Daemon:
                 if isinstance(r, IpResource) and self.host.announcer.reannounce(r.address.ip):
                     log.info("re-announcing %s after %s released it", r.address.ip,
                              self.node.peer)
+        if self.witness is not None and self.node.wanted() != self._asked:
+            self._ask_witness()  # at once: a takeover waits for this answer
         self.changed.set()
         if self.node.fence_state == "needed":
             self.fence_kick.set()
@@ -291,7 +314,8 @@ class Daemon:
             t0 = time.monotonic()
             try:
                 async with asyncio.timeout(f.timeout):
-                    detail = await fence_mod.fence(f, peer)
+                    detail = await (self._poison() if f.agent == "disk"
+                                    else fence_mod.fence(f, peer))
                 ok = True
             except TimeoutError:
                 ok, detail = False, f"no answer within {f.timeout:g} s"
@@ -302,6 +326,64 @@ class Daemon:
                     (time.monotonic() - t0) * 1000, f": {detail}" if detail else "")
             self._log(self.node.fence_result(ok, detail, time.monotonic()))
             self._process()
+
+    async def _poison(self) -> str:
+        """Storage-based fencing: write the pill into the peer's disk mailbox, then wait
+        until a live peer must have obeyed it (model.poison_wait). Succeeds when the peer
+        stayed dead meanwhile; a peer heard again is not fenced, and needs no fencing."""
+        assert self.node is not None
+        disk = next(l for l in self.links if isinstance(l, disk_mod.DiskLink))
+        await disk.write_mail(self.node.poison_frame(int(time.time() * 1000)))
+        wait = poison_wait(self.cluster.timings)
+        log.warning("poison pill written for %s on %s; waiting %.0f ms for it to obey",
+                    self.node.peer, disk.name, wait * 1000)
+        await asyncio.sleep(wait)
+        if self.node.fence_state != "running":
+            raise AgentError(f"{self.node.peer} came back while it was poisoned")
+        return f"poison pill written on {disk.name}; no sign of life for {wait * 1000:.0f} ms"
+
+    def _mail(self, data: bytes) -> None:
+        assert self.node is not None
+        self._log(self.node.mail(data))
+        if self.node.poisoned and not self.stop_asked.is_set():
+            self.stop_asked.set()  # releases everything through the clean shutdown path
+
+    # --- the witness ---------------------------------------------------------------------------
+
+    async def _open_witness(self, w: Witness) -> None:
+        loop = asyncio.get_running_loop()
+        receive = self._witness_reply
+
+        class _Proto(asyncio.DatagramProtocol):
+            def datagram_received(self, data: bytes, addr: object) -> None:
+                receive(data)
+
+            def error_received(self, exc: Exception) -> None:
+                pass  # an unreachable witness shows as silence, in status and decisions
+
+        try:
+            self.witness, _ = await loop.create_datagram_endpoint(
+                _Proto, remote_addr=(str(w.address), w.port))
+        except OSError as e:
+            raise VigilError(f"witness {w.address}:{w.port}: {e.strerror}") from None
+
+    def _ask_witness(self) -> None:
+        assert self.node is not None and self.witness is not None
+        self._asked = self.node.wanted()
+        try:
+            self.witness.sendto(self.node.witness_ask(time.monotonic()))
+        except OSError:
+            pass  # no route to the witness right now: its silence is what counts
+
+    def _witness_reply(self, data: bytes) -> None:
+        assert self.node is not None
+        self._log(self.node.witness_reply(data, time.monotonic()))
+        self._process()
+
+    async def _witness_asks(self) -> None:
+        while True:
+            self._ask_witness()
+            await asyncio.sleep(self.cluster.timings.keepalive)
 
     async def _guard_watch(self, g: guard_mod.GuardLink) -> None:
         """After a stall the guard may have stopped groups: probe them, never assume."""
@@ -482,11 +564,12 @@ class Daemon:
                 {"name": self.me, "self": True, "state": node.status.value},
                 {"name": peer.name, "self": False, "state": peer.liveness.value,
                  "generation": peer.generation, "left": peer.left,
+                 "partitioned": node.partitioned,
                  "last_heartbeat_ms": age(peer.last),
                  "links": [{"name": l.name, "state": l.status.value, "age_ms": age(l.last),
                             "local_up": l.local_up} for l in peer.links]},
             ],
-            "links": [{"name": l.name, "kind": l.kind, "dest": l.dest[0], "sent": l.sent,
+            "links": [{"name": l.name, "kind": l.kind, "via": l.describe(), "sent": l.sent,
                        "send_errors": l.send_errors} for l in self.links],
             "groups": groups,
             "frames": {"received": node.received, "rejected": dict(node.rejected)},
@@ -494,6 +577,12 @@ class Daemon:
                 "agent": self.cluster.fencing.agent, "action": self.cluster.fencing.action,
                 "on_failure": self.cluster.fencing.on_failure,
                 "peer": node.fence_state, "detail": node.fence_detail},
+            "witness": None if self.cluster.witness is None else {
+                "address": f"{self.cluster.witness.address}:{self.cluster.witness.port}",
+                "last_reply_ms": age(node.witness_seen),
+                "leases_ms": {g: round((t - now) * 1000) for g, t in node.leases.items()
+                              if t > now},
+                "holders": node.witness_holders},
             "ping": None if self.pinger is None else {
                 "nodes": self.pinger.targets, "reachable": node.ping_count,
                 "peer": node.report.ping if node.report else None},

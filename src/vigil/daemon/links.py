@@ -1,9 +1,10 @@
-"""Heartbeat links: UDP sockets for unicast, multicast and broadcast links.
+"""Heartbeat links: which ones this node has, and the UDP ones (unicast, multicast, broadcast).
 
 Link i of the unicast kind goes from this node's address[i] to the peer's address[i]; extra
-[[link]] entries add a multicast group or the broadcast address on one interface. Each link
-hands every datagram it receives, with its own index, to one callback; which socket a frame
-arrived on is what names the link, whatever the frame claims.
+[[link]] entries add a multicast group or the broadcast address on one interface, a serial
+line (daemon/serial.py) or a shared disk (daemon/disk.py). Each link hands every frame it
+receives, with its own index, to one callback; which link a frame arrived on is what names
+the link, whatever the frame claims.
 """
 
 from __future__ import annotations
@@ -16,9 +17,11 @@ import socket
 import struct
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Protocol
 
+from vigil.daemon import disk as disk_mod, serial as serial_mod
 from vigil.errors import VigilError
-from vigil.model import Cluster, IPAddress
+from vigil.model import Cluster, DiskLink, IPAddress, SerialLink
 from vigil.resources.host import Host
 
 log = logging.getLogger(__name__)
@@ -26,16 +29,43 @@ log = logging.getLogger(__name__)
 Receive = Callable[[bytes, int], None]
 
 
+class HeartbeatLink(Protocol):
+    """What the engine needs of every link, whatever carries it (UDP, serial, disk)."""
+
+    index: int
+    name: str
+    kind: str
+    sent: int
+    send_errors: int
+
+    def send(self, data: bytes) -> None: ...
+    def usable(self) -> bool: ...  # our side of it works (its silence is evidence)
+    def describe(self) -> str: ...
+    def close(self) -> None: ...
+
+
 @dataclass
-class Link:
+class UdpLink:
     index: int
     name: str
     kind: str  # "ucast", "mcast", "bcast"
     dest: tuple[str, int]
     ifname: str
+    host: Host
+    make_socket: Callable[[], socket.socket]
     transport: asyncio.DatagramTransport | None = None
     sent: int = 0
     send_errors: int = 0
+
+    async def open(self, receive: Receive) -> None:
+        try:
+            sock = self.make_socket()
+        except OSError as e:
+            raise VigilError(f"heartbeat link {self.name}: cannot open socket: {e.strerror}") \
+                from None
+        loop = asyncio.get_running_loop()
+        self.transport, _ = await loop.create_datagram_endpoint(
+            functools.partial(_Protocol, self.index, receive), sock=sock)
 
     def send(self, data: bytes) -> None:
         assert self.transport is not None
@@ -45,6 +75,17 @@ class Link:
         except OSError:
             # A link whose interface is down refuses sends: that is what deadtime is for.
             self.send_errors += 1
+
+    def usable(self) -> bool:
+        return self.host.usable(self.ifname)
+
+    def describe(self) -> str:
+        return f"{self.kind} to {self.dest[0]}"
+
+    def close(self) -> None:
+        if self.transport is not None:
+            self.transport.close()
+            self.transport = None
 
 
 class _Protocol(asyncio.DatagramProtocol):
@@ -68,49 +109,44 @@ async def interface_of(host: Host, address: IPAddress) -> str | None:
     return None
 
 
-async def plan(cluster: Cluster, me: str, host: Host) -> list[Link]:
-    """Which links this node has, named for their interface (Heartbeat: `Link n2:eth1`)."""
-    links: list[Link] = []
+async def plan(cluster: Cluster, me: str, host: Host) -> list[HeartbeatLink]:
+    """Which links this node has, named for their interface (Heartbeat: `Link n2:eth1`) or
+    device. Nothing is opened yet."""
+    links: list[HeartbeatLink] = []
     peer = cluster.peers(me)[0]
     mine = cluster.node(me)
+    port = cluster.port
     for i, (local, remote) in enumerate(zip(mine.addresses, peer.addresses)):
         ifname = await interface_of(host, local)
         if ifname is None:
             raise VigilError(f"address {local} of node {me} (heartbeat link {i}) is not "
                              f"configured on any interface of this host")
-        links.append(Link(len(links), ifname, "ucast", (str(remote), cluster.port), ifname))
+        links.append(UdpLink(len(links), ifname, "ucast", (str(remote), port), ifname, host,
+                             functools.partial(_ucast_socket, local, port)))
+    slots = [n.name for n in cluster.nodes]
+    t = cluster.timings
     for extra in cluster.links:
-        if extra.mode == "mcast":
+        n = len(links)
+        if isinstance(extra, DiskLink):
+            links.append(disk_mod.DiskLink(n, extra.device_for(me), slots.index(me),
+                                           slots.index(peer.name), t.keepalive, t.deadtime / 2))
+        elif isinstance(extra, SerialLink):
+            links.append(serial_mod.SerialLink(n, extra.device_for(me), extra.baud))
+        elif extra.mode == "mcast":
             assert extra.group is not None
-            dest = (str(extra.group), cluster.port)
+            links.append(UdpLink(n, extra.interface, "mcast", (str(extra.group), port),
+                                 extra.interface, host,
+                                 functools.partial(_mcast_socket, extra.interface, extra.group,
+                                                   port, extra.ttl)))
         else:
-            dest = ("255.255.255.255", cluster.port)
-        links.append(Link(len(links), extra.interface, extra.mode, dest, extra.interface))
+            links.append(UdpLink(n, extra.interface, "bcast", ("255.255.255.255", port),
+                                 extra.interface, host,
+                                 functools.partial(_bcast_socket, extra.interface, port)))
     names = [l.name for l in links]
     for l in links:
         if names.count(l.name) > 1:
             l.name = f"{l.name}/{l.kind}{l.index}"
     return links
-
-
-async def open_links(cluster: Cluster, me: str, links: list[Link], receive: Receive) -> None:
-    loop = asyncio.get_running_loop()
-    mine = cluster.node(me)
-    extras = iter(cluster.links)
-    for link in links:
-        try:
-            if link.kind == "ucast":
-                sock = _ucast_socket(mine.addresses[link.index], cluster.port)
-            else:
-                extra = next(extras)
-                sock = (_mcast_socket(extra.interface, extra.group, cluster.port, extra.ttl)
-                        if link.kind == "mcast" else _bcast_socket(extra.interface, cluster.port))
-        except OSError as e:
-            raise VigilError(f"heartbeat link {link.name}: cannot open socket: {e.strerror}") \
-                from None
-        transport, _ = await loop.create_datagram_endpoint(
-            functools.partial(_Protocol, link.index, receive), sock=sock)
-        link.transport = transport
 
 
 def _base_socket(family: int) -> socket.socket:

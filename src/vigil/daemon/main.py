@@ -12,10 +12,12 @@ from vigil.daemon.engine import Daemon
 from vigil.daemon.state import next_generation
 from vigil.errors import ConfigError, ConfigProblem
 from vigil.model import Cluster
-from vigil.node import frame_problem
+from vigil.node import frame_problem, serial_problem
 from vigil.wire.auth import load_key
 
 log = logging.getLogger("vigil")
+
+POISONED = 5  # exit status after obeying a disk poison pill (a service manager restarts us)
 
 
 def run(cluster: Cluster, me: str, socket_path: Path, state_dir: Path,
@@ -29,6 +31,9 @@ def run(cluster: Cluster, me: str, socket_path: Path, state_dir: Path,
     too_big = frame_problem(cluster)
     if too_big:
         raise ConfigError(ConfigProblem(cluster.source, None, "group", too_big))
+    too_slow = serial_problem(cluster)
+    if too_slow:
+        raise ConfigError(ConfigProblem(cluster.source, None, "link", too_slow))
     key = load_key(cluster.key_file)
     # Forked first, while this process has no thread and no event loop (see guard.py).
     guard_link = guard.spawn(cluster, me)
@@ -40,4 +45,8 @@ def run(cluster: Cluster, me: str, socket_path: Path, state_dir: Path,
         pass
     finally:
         guard_link.close()  # every child reaped (STYLE.md rule 8)
+    if daemon.node is not None and daemon.node.poisoned:
+        log.error("stopped by the poison pill of %s; a new start joins the cluster afresh",
+                  daemon.node.poisoned)
+        return POISONED
     return 0

@@ -101,6 +101,24 @@ class LabCluster:
         if wait:
             self.wait_socket(node)
 
+    def add_config(self, text: str) -> None:
+        """Append tables ([fencing], [witness], [[link]]...) to the configuration."""
+        self.config_path.write_text(self.config_path.read_text() + "\n" + text)
+
+    def start_witness(self, host: str = "client") -> None:
+        """`vigil witness` on a third host (the client's namespace doubles as it)."""
+        self.logs["witness"] = self.dir / "witness.log"
+        log = open(self.logs["witness"], "ab")
+        self.daemons["witness"] = self.lab.popen(
+            host, [*VIGIL, "--config", str(self.config_path), "witness"], stdout=log,
+            stderr=log)
+        log.close()
+        end = time.monotonic() + 10
+        while "listening on" not in self.log("witness"):
+            if self.daemons["witness"].poll() is not None or time.monotonic() > end:
+                raise RuntimeError(f"vigil witness did not start:\n{self.log('witness')}")
+            time.sleep(0.01)
+
     def wait_socket(self, node: str, timeout: float = 10.0) -> None:
         end = time.monotonic() + timeout
         while not self.socket(node).exists():

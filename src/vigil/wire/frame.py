@@ -35,7 +35,10 @@ MIN_FRAME = len(MAGIC) + 1 + 1 + 1 + 1 + _FIXED.size + MAC_SIZE
 
 
 class FrameKind(enum.IntEnum):
-    HEARTBEAT = 1
+    HEARTBEAT = 1  # node to node, on every link (messages.py)
+    WITNESS_ASK = 2  # node to witness: the groups it holds or wants (votes.py)
+    WITNESS_REPLY = 3  # witness to node: the leases granted (votes.py)
+    POISON = 4  # node to node through a disk mailbox: release everything and stop (votes.py)
 
 
 class RejectReason(str, enum.Enum):

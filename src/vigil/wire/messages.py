@@ -58,6 +58,9 @@ class Heartbeat:
     status: NodeStatus
     groups: tuple[GroupReport, ...]
     ping: int | None = None  # ping nodes the sender reaches (None: none configured / unknown)
+    # Does the sender hear the receiver (sees it up)? A report made while the sender counted
+    # us dead may be followed by its takeover at any moment: policy starts nothing on it.
+    hears_you: bool = True
 
     def group(self, name: str) -> GroupReport | None:
         for g in self.groups:
@@ -77,6 +80,8 @@ def serialize(hb: Heartbeat) -> bytes:
     }
     if hb.ping is not None:
         doc["p"] = hb.ping
+    if not hb.hears_you:
+        doc["d"] = 1
     return json.dumps(doc, separators=(",", ":")).encode()
 
 
@@ -88,7 +93,9 @@ def parse(payload: bytes) -> Heartbeat | None:
         doc = json.loads(payload)
     except (ValueError, UnicodeDecodeError, RecursionError):
         return None
-    if not isinstance(doc, dict) or not {"s", "g"} <= set(doc) <= {"s", "g", "p"}:
+    if not isinstance(doc, dict) or not {"s", "g"} <= set(doc) <= {"s", "g", "p", "d"}:
+        return None
+    if doc.get("d", 1) != 1 or type(doc.get("d", 1)) is not int:
         return None
     ping = doc.get("p")
     if ping is not None and (type(ping) is not int or not 0 <= ping <= 255):
@@ -118,4 +125,4 @@ def parse(payload: bytes) -> Heartbeat | None:
             return None
         names.add(name)
         groups.append(GroupReport(name, st, Assignment(epoch, by, owner), bool(eligible)))
-    return Heartbeat(status, tuple(groups), ping)
+    return Heartbeat(status, tuple(groups), ping, "d" not in doc)

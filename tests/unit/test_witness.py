@@ -1,0 +1,169 @@
+"""The witness: at most one node runs each group whatever the network does (arbiter.py and
+the lease rules in node.py), driven through the two-node simulation (sim.py).
+
+The check here is strict: a group is never active on both nodes at any moment, partitions
+included (with no witness, a partition may leave a double owner until it heals).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+
+from hypothesis import given, settings, strategies as st
+
+from tests.unit.sim import KEY, Sim, make_cluster
+from vigil.arbiter import Arbiter
+from vigil.model import Timings, Witness
+from vigil.wire import frame as wire
+from vigil.wire.messages import ACTIVE_STATES
+from vigil.wire.votes import Ask, parse_reply, serialize_ask
+
+SETTINGS = settings(max_examples=int(__import__("os").environ.get("VIGIL_EXAMPLES", "60")), deadline=None)
+T = Timings(0.2, 0.5, 1.0, 3.0)
+W = Witness(ipaddress.ip_address("10.0.0.9"))
+LEASE = 2 * T.deadtime
+
+
+def make_sim(seed: int, **kw: object) -> Sim:
+    sim = Sim(seed, make_cluster(timings=T, witness=W), **kw)  # type: ignore[arg-type]
+    sim.run(T.initdead + LEASE + 2.0)  # up, each group on its home, leases held
+    return sim
+
+
+def cut_nodes(sim: Sim, one_way: str | None = None) -> None:
+    """Cut every link between the nodes, or only those into `one_way`."""
+    for dst in ("n1", "n2"):
+        if one_way in (None, dst):
+            sim.cut |= {(dst, 0), (dst, 1)}
+
+
+def runners(sim: Sim, group: str) -> list[str]:
+    return [n for n, node in sim.nodes.items() if node.local[group] in ACTIVE_STATES]
+
+
+def test_both_reach_the_witness_so_each_keeps_its_own():
+    sim = make_sim(1)
+    assert runners(sim, "g1") == ["n1"] and runners(sim, "g2") == ["n2"]
+    cut_nodes(sim)
+    sim.run(10.0)
+    assert not sim.violations, sim.violations
+    assert runners(sim, "g1") == ["n1"] and runners(sim, "g2") == ["n2"]
+    assert any("holds the witness's lease" in w for w in sim.nodes["n2"].waiting.values())
+
+
+def test_an_isolated_node_stops_and_the_other_takes_over():
+    sim = make_sim(2)
+    cut_nodes(sim)
+    sim.witness_cut.add("n1")
+    t0 = sim.now
+    sim.run(10.0)
+    assert not sim.violations, sim.violations
+    assert runners(sim, "g1") == ["n2"] and runners(sim, "g2") == ["n2"]
+    took = [t for t, node, g in sim.start_log if node == "n2" and g == "g1" and t > t0]
+    # deadtime to see n1 dead, then n1's lease at the witness runs out (one lease after its
+    # last ask) and the takeover settles for one deadtime: well within deadtime + lease + 2 s
+    assert took and took[0] - t0 <= T.deadtime + LEASE + T.deadtime + 0.5, took
+    assert any("holds no lease" in line for line in sim.log)
+
+
+def test_nobody_runs_anything_when_both_lose_peer_and_witness():
+    sim = make_sim(3)
+    cut_nodes(sim)
+    sim.witness_cut |= {"n1", "n2"}
+    sim.run(10.0)
+    assert not sim.violations, sim.violations
+    assert runners(sim, "g1") == [] and runners(sim, "g2") == []
+
+
+def test_a_dead_owner_is_replaced_after_its_lease():
+    sim = make_sim(4)
+    t0 = sim.now
+    sim.crash("n1")  # what it ran is gone with it (the guard or the power)
+    sim.run(10.0)
+    assert runners(sim, "g1") == ["n2"]
+    took = [t for t, node, g in sim.start_log if node == "n2" and g == "g1" and t > t0]
+    assert took and T.deadtime <= took[0] - t0 <= T.deadtime + LEASE + T.deadtime + 0.5, took
+
+
+def test_witness_down_changes_nothing_while_the_nodes_talk():
+    sim = make_sim(5)
+    sim.witness_cut |= {"n1", "n2"}
+    sim.run(10.0)
+    assert runners(sim, "g1") == ["n1"] and runners(sim, "g2") == ["n2"]
+    sim.request("n1", "standby")  # planned hand-overs need no witness
+    sim.run(2.0)
+    assert runners(sim, "g1") == ["n2"]
+
+
+@SETTINGS
+@given(seed=st.integers(0, 2**32),
+       faults=st.lists(st.tuples(
+           st.sampled_from(["cut", "cut_one_way_n1", "cut_one_way_n2", "heal",
+                            "witness_n1", "witness_n2", "witness_back", "restart_witness",
+                            "standby_n1", "standby_n2"]),
+           st.floats(0.05, 4.0)), max_size=12),
+       loss=st.sampled_from([0.0, 0.05, 0.2]))
+def test_never_active_on_both_whatever_fails(seed, faults, loss):
+    sim = make_sim(seed, loss=loss)
+    for fault, wait in faults:
+        if fault == "cut":
+            cut_nodes(sim)
+        elif fault.startswith("cut_one_way_"):
+            cut_nodes(sim, one_way=fault[-2:])
+        elif fault == "heal":
+            sim.cut.clear()
+        elif fault.startswith("witness_n"):
+            sim.witness_cut.add(fault[-2:])
+        elif fault == "witness_back":
+            sim.witness_cut.clear()
+        elif fault == "restart_witness":
+            sim.restart_witness()
+        else:
+            sim.request(fault[-2:], "standby")
+        sim.run(wait)
+        assert not sim.violations, (sim.violations, sim.log[-40:])
+    # Liveness: once everything heals, each group runs on exactly one node again.
+    sim.cut.clear()
+    sim.witness_cut.clear()
+    sim.run(T.deadtime + LEASE + T.initdead + 3.0)
+    assert not sim.violations, sim.violations
+    for g in ("g1", "g2"):
+        assert len(runners(sim, g)) == 1, (g, sim.log[-40:])
+
+
+def _ask(arb: Arbiter, node: str, hold: tuple[str, ...], seq: int, now: float,
+         gen: int = 1) -> tuple[str, ...] | None:
+    data = wire.encode(wire.Frame(wire.FrameKind.WITNESS_ASK, "sim", node, gen, seq, 0,
+                                  serialize_ask(Ask(hold))), KEY)
+    out, _ = arb.receive(data, now)
+    if out is None:
+        return None
+    f = wire.decode(out, KEY)
+    assert isinstance(f, wire.Frame)
+    r = parse_reply(f.payload)
+    assert r is not None and (r.generation, r.seq) == (gen, seq)
+    return r.granted
+
+
+def test_arbiter_grants_each_group_to_one_node_until_released_or_expired():
+    arb = Arbiter("sim", ("n1", "n2"), ("g1",), KEY, "witness", 2.0, 1, 0.0)
+    assert _ask(arb, "n1", ("g1",), 1, 1.0) == ()  # just started: nothing for one lease
+    assert _ask(arb, "n1", ("g1",), 2, 2.0) == ("g1",)
+    assert _ask(arb, "n2", ("g1",), 1, 2.5) == ()  # n1 holds it
+    assert _ask(arb, "n1", ("g1",), 3, 3.0) == ("g1",)  # renewed until 5.0
+    assert _ask(arb, "n2", ("g1",), 2, 4.9) == ()
+    assert _ask(arb, "n2", ("g1",), 3, 5.0) == ("g1",)  # expired: n2's now
+    assert _ask(arb, "n1", ("g1",), 4, 5.1) == ()
+    assert _ask(arb, "n2", (), 4, 5.2) == ()  # n2 lets go ...
+    assert _ask(arb, "n1", ("g1",), 5, 5.3) == ("g1",)  # ... and n1 may have it at once
+
+
+def test_arbiter_drops_what_it_must_not_answer():
+    arb = Arbiter("sim", ("n1", "n2"), ("g1",), KEY, "witness", 2.0, 1, 0.0)
+    assert _ask(arb, "n1", ("g1",), 7, 3.0) == ("g1",)
+    assert _ask(arb, "n1", ("g1",), 7, 3.1) is None  # a replay
+    assert _ask(arb, "n3", ("g1",), 1, 3.1) is None  # not a node of this cluster
+    assert _ask(arb, "n2", ("nope",), 1, 3.1) is None  # no such group
+    assert arb.receive(b"garbage", 3.2) == (None, arb.receive(b"garbage", 3.2)[1])
+    assert arb.rejected == 5
+    assert arb.leases["g1"].holder == "n1"
