@@ -254,6 +254,34 @@ def test_kill_9_of_the_owner_the_guard_releases_and_the_peer_takes_over() -> Non
     assert not mon.doubles, mon.doubles
 
 
+def test_a_guard_that_dies_is_replaced_and_does_its_job() -> None:
+    """kill -9 of the guard itself: the daemon starts a new one at once; when the daemon is
+    then killed too, the new guard removes the address."""
+    import os
+    import signal
+
+    with LabCluster() as c, HolderMonitor(c) as mon:
+        c.start("n1")
+        c.start("n2")
+        c.wait_holder("n1")
+        old = c.status("n1")["guard"]["pid"]
+        os.kill(old, signal.SIGKILL)
+        end = time.monotonic() + 10
+        while (g := c.status("n1")["guard"])["pid"] == old or not g["alive"]:
+            assert time.monotonic() < end, c.log("n1")[-2000:]
+            time.sleep(0.05)
+        assert f"the guard process (pid {old}) exited: starting a new one" in c.log("n1")
+        assert not os.path.exists(f"/proc/{old}"), "the dead guard was reaped, no zombie"
+        time.sleep(0.5)  # the new guard has been fed
+        assert c.holders() == ["n1"]
+        os.kill(c.daemons["n1"].pid, signal.SIGKILL)
+        c.wait_holder(None, timeout=DEADTIME)
+        assert "guard: daemon died: stopping web" in c.log("n1")
+        c.wait_holder("n2")
+        c.daemons["n1"].wait(5)
+    assert not mon.doubles, mon.doubles
+
+
 def test_frozen_owner_does_not_come_back_believing_it_owns() -> None:
     """The classic pause: kill -STOP of the owner's daemon for longer than deadtime. The
     guard stops its group before the peer takes over; on SIGCONT the daemon learns what

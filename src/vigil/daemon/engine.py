@@ -386,7 +386,25 @@ class Daemon:
             await asyncio.sleep(self.cluster.timings.keepalive)
 
     async def _guard_watch(self, g: guard_mod.GuardLink) -> None:
-        """After a stall the guard may have stopped groups: probe them, never assume."""
+        """After a stall the guard may have stopped groups: probe them, never assume. A
+        guard that died is replaced at once (and retried every second while that fails)."""
+        while True:
+            await self._guard_events(g)
+            g.close()
+            log.error("the guard process (pid %d) exited: starting a new one", g.pid)
+            while True:
+                try:
+                    g = guard_mod.spawn(self.cluster, self.me)
+                    break
+                except OSError as e:
+                    log.error("cannot start a guard: %s; this node's groups are not stopped "
+                              "if the daemon dies; retrying in 1 s", e.strerror or e)
+                    await asyncio.sleep(1.0)
+            self.guard = g
+            self._send_all()  # tell it at once what it guards
+            log.warning("new guard started (pid %d)", g.pid)
+
+    async def _guard_events(self, g: guard_mod.GuardLink) -> None:
         assert self.node is not None
         loop = asyncio.get_running_loop()
         readable = asyncio.Event()
@@ -397,8 +415,6 @@ class Daemon:
                 readable.clear()
                 fired = g.read_fired()
                 if fired is None:
-                    log.error("the guard process exited: this node's groups are no longer "
-                              "stopped if the daemon dies")
                     return
                 for name in fired:
                     if name not in self.kicks or self.pending[name]:

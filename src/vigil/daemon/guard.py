@@ -4,8 +4,10 @@ DESIGN.md rule 2, "nothing unsupervised". Heartbeat and keepalived leave the flo
 on a node whose daemon was killed with -9 (PLATFORM-NOTES: two MACs answer ARP for good), and
 a frozen daemon's address stays up while the peer takes over. The guard closes both holes:
 
-- The daemon forks it before anything else starts (no threads, no event loop yet), so it is a
-  separate process that a kill -9 or a SIGSTOP of the daemon does not touch.
+- The daemon starts it as a separate program (`python -m vigil.daemon.guard`, the cluster
+  model pickled on its stdin, the two pipes passed as descriptors), so a kill -9 or a
+  SIGSTOP of the daemon does not touch it. A fresh program, not a fork, because the daemon
+  restarts a guard that died, by then from a process full of threads.
 - The daemon feeds it through a pipe with every heartbeat it sends: one line naming the groups
   that are active on this node (`held web,db`), or `bye` on a clean shutdown.
 - End of file on that pipe (the daemon died) or no line for `timeout` seconds (it hangs or is
@@ -25,8 +27,10 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import pickle
 import select
 import signal
+import subprocess
 import sys
 import time
 from collections.abc import Sequence
@@ -46,8 +50,9 @@ def timeout_for(t: Timings) -> float:
 class GuardLink:
     """The daemon's end: feed the guard, hear when it fired. Never blocks the daemon."""
 
-    def __init__(self, pid: int, feed_fd: int, fired_fd: int) -> None:
-        self.pid = pid
+    def __init__(self, proc: subprocess.Popen[bytes], feed_fd: int, fired_fd: int) -> None:
+        self.proc = proc
+        self.pid = proc.pid
         self.feed_fd = feed_fd
         self.fired_fd = fired_fd
         self.dropped = 0
@@ -81,11 +86,7 @@ class GuardLink:
         return groups
 
     def alive(self) -> bool:
-        try:
-            pid, _ = os.waitpid(self.pid, os.WNOHANG)
-        except ChildProcessError:
-            return False
-        return pid == 0
+        return self.proc.poll() is None
 
     def close(self) -> None:
         """Close both pipes and reap the guard. After `bye` it has already left; otherwise
@@ -95,34 +96,44 @@ class GuardLink:
                 os.close(fd)
             except OSError:
                 pass
-        try:
-            os.waitpid(self.pid, 0)
-        except ChildProcessError:
-            pass
+        self.proc.wait()
 
 
 def spawn(cluster: Cluster, me: str) -> GuardLink:
-    """Fork the guard. Call before any thread or event loop exists in this process."""
+    """Start a guard for this daemon. Raises OSError when it cannot."""
     feed_r, feed_w = os.pipe()
     fired_r, fired_w = os.pipe()
-    pid = os.fork()
-    if pid == 0:  # the guard
-        code = 0
-        try:
-            os.close(feed_w)
-            os.close(fired_r)
-            code = _run(cluster, me, feed_r, fired_w)
-        except BaseException:  # never return into the daemon's code in the child
-            log.exception("guard: failed")
-            code = 1
-        finally:
-            logging.shutdown()
-            os._exit(code)
-    os.close(feed_r)
-    os.close(fired_w)
+    try:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "vigil.daemon.guard", str(feed_r), str(fired_w)],
+            stdin=subprocess.PIPE, pass_fds=(feed_r, fired_w), start_new_session=True)
+    except BaseException:
+        os.close(feed_w)
+        os.close(fired_r)
+        raise
+    finally:  # the guard's ends: it has its own copies now (or there is no guard)
+        os.close(feed_r)
+        os.close(fired_w)
+    assert proc.stdin is not None
+    # The whole model, as the daemon has it (the file may have changed since it started).
+    proc.stdin.write(pickle.dumps((cluster, me)))
+    proc.stdin.close()
     os.set_blocking(feed_w, False)
     os.set_blocking(fired_r, False)
-    return GuardLink(pid, feed_w, fired_r)
+    return GuardLink(proc, feed_w, fired_r)
+
+
+def main(argv: Sequence[str]) -> int:
+    """`python -m vigil.daemon.guard FEED_FD FIRED_FD`, the model pickled on stdin."""
+    feed, fired = int(argv[0]), int(argv[1])
+    cluster, me = pickle.loads(sys.stdin.buffer.read())
+    from vigil import log as vlog
+    vlog.setup(me, cluster.log_file)
+    try:
+        return _run(cluster, me, feed, fired)
+    except BaseException:
+        log.exception("guard: failed")
+        return 1
 
 
 def _run(cluster: Cluster, me: str, feed: int, fired: int) -> int:
@@ -200,3 +211,7 @@ async def _stop_async(cluster: Cluster, held: list[str]) -> None:
                 except Exception as e:
                     log.error("guard: %s stop: failed: %s", agent.name, e or type(e).__name__)
     sys.stderr.flush()
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

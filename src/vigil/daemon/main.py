@@ -10,7 +10,7 @@ from vigil import log as vlog
 from vigil.daemon import guard
 from vigil.daemon.engine import Daemon
 from vigil.daemon.state import next_generation
-from vigil.errors import ConfigError, ConfigProblem
+from vigil.errors import ConfigError, ConfigProblem, VigilError
 from vigil.model import Cluster
 from vigil.node import frame_problem, serial_problem
 from vigil.wire.auth import load_key
@@ -35,8 +35,10 @@ def run(cluster: Cluster, me: str, socket_path: Path, state_dir: Path,
     if too_slow:
         raise ConfigError(ConfigProblem(cluster.source, None, "link", too_slow))
     key = load_key(cluster.key_file)
-    # Forked first, while this process has no thread and no event loop (see guard.py).
-    guard_link = guard.spawn(cluster, me)
+    try:
+        guard_link = guard.spawn(cluster, me)
+    except OSError as e:
+        raise VigilError(f"cannot start the guard process: {e.strerror or e}") from None
     daemon = Daemon(cluster, me, key, lambda: next_generation(state_dir), socket_path, realtime,
                     guard_link)
     try:
@@ -44,7 +46,7 @@ def run(cluster: Cluster, me: str, socket_path: Path, state_dir: Path,
     except KeyboardInterrupt:
         pass
     finally:
-        guard_link.close()  # every child reaped (STYLE.md rule 8)
+        (daemon.guard or guard_link).close()  # every child reaped (STYLE.md rule 8)
     if daemon.node is not None and daemon.node.poisoned:
         log.error("stopped by the poison pill of %s; a new start joins the cluster afresh",
                   daemon.node.poisoned)
