@@ -234,8 +234,13 @@ class Fencing:
     # if the peer was not dead).
     on_failure: Literal["block", "takeover"] = "block"
     # In a partition both nodes want to fence each other. The one that runs no group waits
-    # this long before shooting a peer that ran groups, so the peer that serves wins.
+    # this long before shooting a peer that ran groups, so the peer that serves wins. (The
+    # config's default is 0 for agent = "disk": nodes that both still reach the disk see
+    # each other alive on it, so there is no race to win.)
     delay: float = 2.0
+    # fence_* agents: how often the daemon checks that the fence device answers
+    # (action=monitor); 0 = never. Also measures how long the agent takes (see `delay`).
+    monitor_interval: float = 60.0
 
     def params_for(self, node: str) -> tuple[tuple[str, str], ...]:
         for name, extra in self.node_params:

@@ -150,3 +150,30 @@ def test_partition_with_fencing_never_two_owners(one_way: bool) -> None:
         assert c.holders() == ["n1"]
         assert "waiting 2 s before fencing it" in c.log("n2") or one_way
     assert not mon.doubles, mon.doubles
+
+
+def test_the_fence_device_is_checked_before_it_is_needed(tmp_path: Path) -> None:
+    """fence_* agents are monitored (action=monitor) every monitor_interval: a device that
+    does not answer is an error in the log and in status long before a node dies, and an
+    agent slower than the fence race's `delay` is reported with the delay it needs."""
+    status_file = tmp_path / "dummy.status"
+    status_file.write_text("garbage\n")  # fence_dummy's monitor fails on it
+    with LabCluster() as c:
+        with_fencing(c, f'[fencing]\nagent = "fence_dummy"\naction = "off"\n'
+                        f'monitor_interval = "200ms"\ndelay = "500ms"\n'
+                        f'params = {{ type = "file", status_file = "{status_file}", '
+                        f'random_sleep_range = "1" }}\n')
+        c.start("n1")
+        deadline = time.monotonic() + 10
+        while "FENCE DEVICE CHECK FAILED" not in c.log("n1"):
+            assert time.monotonic() < deadline, c.log("n1")[-1500:]
+            time.sleep(0.05)
+        dev = c.status("n1")["fencing"]["device"]
+        assert dev["ok"] is False and "rc=1" in dev["detail"], dev
+        assert "fence device: DOES NOT ANSWER" in c.vigil("n1", "status").stdout
+        status_file.write_text("on")
+        while "fence device answers: fence_dummy monitor ok" not in c.log("n1"):
+            assert time.monotonic() < deadline + 10, c.log("n1")[-1500:]
+            time.sleep(0.05)
+        assert c.status("n1")["fencing"]["device"]["ok"] is True
+        assert "longer than [fencing] delay (0.5 s)" in c.log("n1")

@@ -306,3 +306,34 @@ def test_bad_lab_arguments_are_refused_before_anything_is_built() -> None:
     assert lab.address("n2", 1) == "10.77.1.11" and lab.ns("n2") == "vgxx-n2"
     with pytest.raises(KeyError):
         lab.ns("n3")
+
+
+def test_arpwatch_sees_one_mac_and_catches_two() -> None:
+    """The benchmarks' split-brain detector, from the client: one MAC answers ARP for an
+    address one node holds; with the address put on both nodes by hand, both answer."""
+    import subprocess
+    import sys
+
+    from vigil.lab.arpwatch import doubles
+
+    lab = Lab.create(["n1", "n2", "client"])
+    try:
+        vip = lab.address("n1").rsplit(".", 1)[0] + ".100"
+        lab.run("n1", ["ip", "addr", "add", f"{vip}/24", "dev", "eth0"])
+
+        def watch(seconds: float) -> list[str]:
+            p = lab.popen("client", [sys.executable, "-m", "vigil.lab.arpwatch", "--ip", vip,
+                                     "--duration", str(seconds)], stdout=subprocess.PIPE,
+                          text=True)
+            out, _ = p.communicate(timeout=seconds + 10)
+            return out.splitlines()
+
+        lines = watch(0.5)
+        macs = {line.split()[2] for line in lines}
+        assert len(lines) >= 20 and macs == {lab.mac("n1")}, (lines[:5], macs)
+        assert doubles(lines) == []
+        lab.run("n2", ["ip", "addr", "add", f"{vip}/24", "dev", "eth0"])
+        found = doubles(watch(0.5))
+        assert found and found[0][1] == sorted([lab.mac("n1"), lab.mac("n2")])
+    finally:
+        lab.close()

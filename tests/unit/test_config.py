@@ -121,7 +121,10 @@ def test_example_parses_to_the_expected_model() -> None:
         auto_failback=True,
         port=694,
         links=(model.ExtraLink("mcast", "eth1", ip("239.0.0.42"), 1),
-               model.ExtraLink("bcast", "eth2")),
+               model.ExtraLink("bcast", "eth2"),
+               model.DiskLink(Path("/dev/disk/by-id/wwn-0x600a0b80001234-part1")),
+               model.SerialLink(Path("/dev/ttyS0"), 115200)),
+        witness=model.Witness(ip("192.168.10.9"), 6940, 2.0, "witness"),
         realtime=True,
         log_file=Path("/var/log/vigil.log"), watchdog=Path("/dev/watchdog"), watchdog_timeout=2,
         fencing=model.Fencing(
@@ -129,7 +132,8 @@ def test_example_parses_to_the_expected_model() -> None:
             params=(("ip", "10.0.0.9"), ("username", "admin"), ("password", "secret"),
                     ("lanplus", "1")),
             node_params=(("n1", (("plug", "1"),)), ("n2", (("plug", "2"),))),
-            timeout=30.0, retry_interval=5.0, on_failure="block", delay=2.0),
+            timeout=30.0, retry_interval=5.0, on_failure="block", delay=2.0,
+            monitor_interval=60.0),
         source=str(EXAMPLE),
     )
     assert toml.load(EXAMPLE) == expected

@@ -63,6 +63,10 @@ def status_text(s: dict[str, Any]) -> str:
         state = fen["peer"] or "not needed"
         out.append(f"fencing: {fen['agent']} {fen['action']} (on failure: {fen['on_failure']}); "
                    f"peer: {state}" + (f" ({fen['detail']})" if fen["detail"] else ""))
+        dev = fen.get("device")
+        if dev:
+            out.append(f"    fence device: {'answers' if dev['ok'] else 'DOES NOT ANSWER'} "
+                       f"({dev['ms']} ms{': ' + dev['detail'] if dev['detail'] else ''})")
     f = s["frames"]
     rejected = {k: v for k, v in f["rejected"].items() if v}
     out.append(f"frames: {f['received']} accepted, rejected "

@@ -36,7 +36,7 @@ _SYNTAX_AT = re.compile(r"\s*\(at line (\d+), column (\d+)\)\s*$")
 _TOP_KEYS = ("cluster", "node", "link", "group", "fencing", "witness")
 _WITNESS_KEYS = ("address", "port", "lease", "name")
 _FENCING_KEYS = ("agent", "action", "command", "params", "nodes", "timeout", "retry_interval",
-                 "on_failure", "delay")
+                 "on_failure", "delay", "monitor_interval")
 _CLUSTER_KEYS = ("name", "key_file", "keepalive", "warntime", "deadtime", "initdead",
                  "auto_failback", "port", "realtime", "log_file", "watchdog",
                  "watchdog_timeout", "ping", "ping_interval", "deadping")
@@ -484,6 +484,9 @@ class _Checker:
         retry = self.field(f, p, "retry_interval", _as_timeout)
         on_failure = self.field(f, p, "on_failure", _as_on_failure)
         delay = self.field(f, p, "delay", _as_duration)
+        monitor_interval = self.field(f, p, "monitor_interval", _as_duration)
+        if monitor_interval and agent in ("manual", "external", "disk"):
+            self.report((*p, "monitor_interval"), "only fence_* agents have a monitor action")
         if agent == "external" and not command:
             self.report((*p, "command"), "an external fence agent needs command = [argv...]")
         if agent is not None and agent != "external" and command:
@@ -498,7 +501,10 @@ class _Checker:
                              params=params or (), node_params=per_node or (),
                              timeout=timeout or 30.0, retry_interval=retry or 5.0,
                              on_failure=on_failure or "block",
-                             delay=2.0 if delay is None else delay)
+                             delay=(0.0 if agent == "disk" else 2.0) if delay is None
+                             else delay,
+                             monitor_interval=60.0 if monitor_interval is None
+                             else monitor_interval)
 
     def witness(self, doc: Table, timings: model.Timings) -> model.Witness | None:
         w = doc.get("witness")

@@ -34,7 +34,7 @@ from vigil.daemon import (control_server, disk as disk_mod, guard as guard_mod,
 from vigil.daemon.ping import Pinger
 from vigil.daemon.watchdog import Watchdog
 from vigil.errors import AgentError, VigilError
-from vigil.model import (Cluster, Group, IpResource, Witness, partition_warning, poison_wait,
+from vigil.model import (Cluster, Fencing, Group, IpResource, Witness, partition_warning, poison_wait,
                          watchdog_seconds)
 from vigil.node import Level, Node, Note
 from vigil.policy import Start
@@ -74,6 +74,7 @@ class Daemon:
         self.fence_kick = asyncio.Event()
         self.quiet = asyncio.Event()
         self.stop_asked = asyncio.Event()
+        self.fence_check: dict[str, Any] = {}  # the latest fence device monitor
         self.witness: asyncio.DatagramTransport | None = None
         self._asked: tuple[str, ...] | None = None  # what the latest ask to the witness held
         self.node: Node | None = None
@@ -143,6 +144,9 @@ class Daemon:
                             tg.create_task(self._guard_watch(self.guard), name="guard")
                         if self.cluster.fencing is not None:
                             tg.create_task(self._fencing(), name="fencing")
+                            if _monitored(self.cluster.fencing):
+                                tg.create_task(self._fence_monitor(self.cluster.fencing),
+                                               name="fence monitor")
                         if self.pinger is not None:
                             tg.create_task(self.pinger.run(), name="ping")
                         if self.witness is not None:
@@ -326,6 +330,39 @@ class Daemon:
                     (time.monotonic() - t0) * 1000, f": {detail}" if detail else "")
             self._log(self.node.fence_result(ok, detail, time.monotonic()))
             self._process()
+
+    async def _fence_monitor(self, f: Fencing) -> None:
+        """Check the fence device every monitor_interval, and size the fence race with what
+        the check took: a serving node's shot lands within one agent run, so the waiting
+        node's `delay` must be longer than a run, or both may shoot."""
+        assert self.node is not None
+        warned_delay = False
+        while True:
+            t0 = time.monotonic()
+            try:
+                async with asyncio.timeout(f.timeout):
+                    detail = await fence_mod.monitor(f, self.node.peer)
+                ok = True
+            except TimeoutError:
+                ok, detail = False, f"no answer within {f.timeout:g} s"
+            except Exception as e:
+                ok, detail = False, str(e) or type(e).__name__
+            took = time.monotonic() - t0
+            was = self.fence_check.get("ok")
+            self.fence_check = {"ok": ok, "ms": round(took * 1000), "detail": detail}
+            if not ok and was is not False:
+                log.error("FENCE DEVICE CHECK FAILED: %s; fencing %s would fail now",
+                          detail, self.node.peer)
+            elif ok and was is not True:
+                log.info("fence device answers: %s monitor ok in %.0f ms", f.agent,
+                         took * 1000)
+            if ok and 0 < f.delay < took and not warned_delay:
+                warned_delay = True
+                log.warning("the fence agent takes %.1f s, longer than [fencing] delay "
+                            "(%g s): in a partition the waiting node may shoot before the "
+                            "serving node's shot lands; set delay above %.1f s", took,
+                            f.delay, took)
+            await asyncio.sleep(f.monitor_interval)
 
     async def _poison(self) -> str:
         """Storage-based fencing: write the pill into the peer's disk mailbox, then wait
@@ -592,7 +629,8 @@ class Daemon:
             "fencing": None if self.cluster.fencing is None else {
                 "agent": self.cluster.fencing.agent, "action": self.cluster.fencing.action,
                 "on_failure": self.cluster.fencing.on_failure,
-                "peer": node.fence_state, "detail": node.fence_detail},
+                "peer": node.fence_state, "detail": node.fence_detail,
+                "device": self.fence_check or None},
             "witness": None if self.cluster.witness is None else {
                 "address": f"{self.cluster.witness.address}:{self.cluster.witness.port}",
                 "last_reply_ms": age(node.witness_seen),
@@ -613,6 +651,10 @@ class Daemon:
     def _log(self, notes: list[Note]) -> None:
         for n in notes:
             log.log(_LEVELS[n.level], "%s", n.text)
+
+
+def _monitored(f: Fencing) -> bool:
+    return f.agent not in ("manual", "external", "disk") and f.monitor_interval > 0
 
 
 def hostname() -> str:

@@ -235,6 +235,13 @@ class Lab:
         net = ipaddress.IPv4Network(self.subnet(link))
         return str(net.network_address + 10 + i)
 
+    def mac(self, host: str, link: int = 0) -> str:
+        """The MAC address ("aa:bb:...") of `host`'s interface on `link`."""
+        self._check_link(link)
+        out = _run(["ip", "-n", self.ns(self._check_host(host)), "-j", "link", "show",
+                    f"eth{link}"]).stdout
+        return str(json.loads(out)[0]["address"])
+
     def addresses(self, host: str, ifname: str | None = None) -> set[str]:
         """Addresses ("a.b.c.d/len", IPv6 too) on `host`'s interfaces, or only on `ifname`."""
         argv = ["ip", "-n", self.ns(host), "-j", "addr", "show"]

@@ -41,3 +41,16 @@ async def fence(f: Fencing, node: str) -> str:
         raise AgentError(f"fence agent {f.agent} {f.action} {node}: {done.describe_rc()}"
                          + (f": {done.last_stderr_line()}" if done.last_stderr_line() else ""))
     return tail
+
+
+async def monitor(f: Fencing, node: str) -> str:
+    """Ask a fence_* agent whether its device answers (`action=monitor`, as Pacemaker does
+    for its stonith resources): fencing that would fail should be known before it is
+    needed. Raises AgentError when the device does not answer."""
+    assert f.agent not in ("manual", "external", "disk")
+    argv, stdin = argv_and_input(f, node, "monitor")
+    done = await run(argv, stdin=stdin)
+    if done.rc != 0:
+        raise AgentError(f"fence agent {f.agent} monitor: {done.describe_rc()}"
+                         + (f": {done.last_stderr_line()}" if done.last_stderr_line() else ""))
+    return (done.stdout.strip().splitlines() or [""])[-1]
