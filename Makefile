@@ -3,7 +3,7 @@ SHELL := /bin/bash
 PYTHON ?= $(shell test -x /usr/bin/python3 && echo /usr/bin/python3 || command -v python3)
 VENV := .venv
 STAMP := $(VENV)/.installed
-DEBS := python3-venv iproute2 nftables tcpdump procps psmisc util-linux fence-agents socat
+DEBS := python3-venv iproute2 nftables tcpdump procps psmisc util-linux fence-agents socat resource-agents e2fsprogs
 
 .PHONY: all deps venv demo test unit integration bench clean
 

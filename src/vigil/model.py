@@ -183,6 +183,7 @@ class IpResource:
     label: str | None = None
     arp: ArpSettings = field(default_factory=ArpSettings)
     timeout: float = 5.0
+    monitor: "Monitor | None" = field(default_factory=lambda: Monitor())
     kind: Literal["ip"] = "ip"
 
     @property
@@ -196,6 +197,7 @@ class ExecResource:
     stop: tuple[str, ...]
     status: tuple[str, ...] | None = None
     timeout: float = 20.0
+    monitor: "Monitor | None" = None  # needs `status`
     kind: Literal["exec"] = "exec"
 
     @property
@@ -203,7 +205,114 @@ class ExecResource:
         return f"exec {Path(self.start[0]).name}"
 
 
-Resource = Union[IpResource, ExecResource]
+@dataclass(frozen=True, slots=True)
+class Monitor:
+    """How often a running resource is checked, and how long one check may take."""
+
+    interval: float = 10.0
+    timeout: float = 20.0
+
+
+@dataclass(frozen=True, slots=True)
+class OcfResource:
+    """An OCF resource agent: /usr/lib/ocf/resource.d/PROVIDER/TYPE, `agent` = "PROVIDER:TYPE".
+
+    `params` become OCF_RESKEY_name=value; `id` is OCF_RESOURCE_INSTANCE. `timeout` None: each
+    action's timeout comes from the agent's meta-data (its <action timeout=...>)."""
+
+    agent: str
+    id: str
+    params: tuple[tuple[str, str], ...] = ()
+    timeout: float | None = None
+    monitor: Monitor | None = field(default_factory=Monitor)
+    kind: Literal["ocf"] = "ocf"
+
+    @property
+    def provider(self) -> str:
+        return self.agent.split(":", 1)[0]
+
+    @property
+    def type(self) -> str:
+        return self.agent.split(":", 1)[1]
+
+    @property
+    def name(self) -> str:
+        return f"ocf:{self.agent} {self.id}"
+
+
+@dataclass(frozen=True, slots=True)
+class LsbResource:
+    """An LSB init script, /etc/init.d/NAME start|stop|status."""
+
+    script: str
+    timeout: float = 20.0
+    monitor: Monitor | None = field(default_factory=Monitor)
+    directory: Path = Path("/etc/init.d")
+    kind: Literal["lsb"] = "lsb"
+
+    @property
+    def name(self) -> str:
+        return f"lsb:{self.script}"
+
+
+@dataclass(frozen=True, slots=True)
+class SystemdResource:
+    """A systemd unit, through systemctl (start, stop, is-active)."""
+
+    unit: str
+    timeout: float = 100.0  # systemd's own default start timeout is 90 s
+    monitor: Monitor | None = field(default_factory=Monitor)
+    kind: Literal["systemd"] = "systemd"
+
+    @property
+    def name(self) -> str:
+        return f"systemd:{self.unit}"
+
+
+@dataclass(frozen=True, slots=True)
+class HeartbeatResource:
+    """A Heartbeat resource.d script: SCRIPT ARG... start|stop|status (`IPaddr::a/b/c`)."""
+
+    script: str
+    args: tuple[str, ...] = ()
+    timeout: float = 20.0
+    monitor: Monitor | None = field(default_factory=Monitor)
+    directories: tuple[Path, ...] = (Path("/etc/ha.d/resource.d"), Path("/etc/init.d"))
+    kind: Literal["heartbeat"] = "heartbeat"
+
+    @property
+    def name(self) -> str:
+        return "::".join(("heartbeat:" + self.script, *self.args))
+
+
+@dataclass(frozen=True, slots=True)
+class FilesystemResource:
+    """A mount, built in: device (or image file) on mountpoint with fstype and options."""
+
+    device: Path
+    mountpoint: Path
+    fstype: str
+    options: str = ""
+    timeout: float = 60.0
+    kill_grace: float = 5.0  # holders of a busy mount get SIGTERM, then SIGKILL after this
+    monitor: Monitor | None = field(default_factory=Monitor)
+    kind: Literal["filesystem"] = "filesystem"
+
+    @property
+    def name(self) -> str:
+        return f"filesystem {self.device} on {self.mountpoint}"
+
+
+Resource = Union[IpResource, ExecResource, OcfResource, LsbResource, SystemdResource,
+                 HeartbeatResource, FilesystemResource]
+
+
+@dataclass(frozen=True, slots=True)
+class GroupPolicy:
+    """What repeated failures of a group's resources do (Pacemaker's meta attributes)."""
+
+    migration_threshold: int = 3  # failures on one node before the group leaves it
+    failure_timeout: float = 600.0  # failures older than this are forgotten; 0 = never
 
 
 @dataclass(frozen=True, slots=True)
@@ -211,6 +320,7 @@ class Group:
     name: str
     home: str
     resources: tuple[Resource, ...]
+    policy: GroupPolicy = field(default_factory=GroupPolicy)
 
 
 @dataclass(frozen=True, slots=True)

@@ -16,6 +16,7 @@ elsewhere while this node lives, because its report says FAILED).
 from __future__ import annotations
 
 import enum
+import math
 from dataclasses import dataclass
 from typing import Sequence
 
@@ -23,7 +24,7 @@ from vigil import policy
 from vigil.membership import (Event, HeartbeatLate, LinkDead, LinkUp, Liveness, Membership,
                               NodeDead, NodeUp)
 from vigil.model import Cluster, witness_lease
-from vigil.policy import Action, Start, Stop
+from vigil.policy import Action, Recover, Start, Stop
 from vigil.wire import frame as wire
 from vigil.wire.messages import (ACTIVE_STATES, Assignment, GroupReport, GroupState, Heartbeat,
                                  NodeStatus, parse, serialize)
@@ -77,6 +78,13 @@ class Node:
         self.eligible = {g.name: True for g in cluster.groups}
         self.healthy = {g.name: True for g in cluster.groups}
         self.failed_start: dict[str, str] = {}
+        # Monitor failures here (times, forgotten after the group's failure_timeout), groups
+        # kept off this node after migration_threshold of them (until when), and restarts
+        # in place waiting for the next step (group -> first resource to restart).
+        self.failures: dict[str, list[float]] = {g.name: [] for g in cluster.groups}
+        self.banned: dict[str, float] = {}
+        self._recover: dict[str, int] = {}
+        self._recovering: set[str] = set()
         self.waiting: dict[str, str] = {}
         self.rejected: dict[str, int] = {r.value: 0 for r in wire.RejectReason}
         self.received = 0
@@ -149,6 +157,12 @@ class Node:
     def tick(self, now: float) -> list[Note]:
         self._now = max(self._now, now)
         stall = self._check_stall(now)
+        for group, until in list(self.banned.items()):
+            if now >= until:
+                del self.banned[group]
+                self.fail_count(group, now)
+                stall.append(Note(Level.INFO, f"group {group}: failure_timeout passed; this "
+                                              f"node may run it again"))
         if self.fence_state == "failed" and now >= self._fence_retry:
             self.fence_state = "needed"  # try the agent again
         if self._hold_starts_until and now >= self._hold_starts_until:
@@ -189,8 +203,11 @@ class Node:
             self._update_eligible(group)
         verb = "start" if st is GroupState.STARTING else "stop"
         took = "" if ms is None else f" in {ms:.0f} ms"
+        recovered = group in self._recovering
+        self._recovering.discard(group)
         if result is GroupState.RUNNING:
-            return [Note(Level.INFO, f"group {group} acquired{took}")]
+            return [Note(Level.INFO, f"group {group} {'recovered' if recovered else 'acquired'}"
+                                     f"{took}")]
         if result is GroupState.STOPPED and st is GroupState.STOPPING:
             return [Note(Level.INFO, f"group {group} released{took}")]
         if result is GroupState.STOPPED:
@@ -208,10 +225,16 @@ class Node:
             return [Note(Level.WARNING, f"this node {state} run group {group} now")]
         return []
 
+    def _may_run(self, group: str) -> bool:
+        """Nothing about this node itself keeps it off the group (its interfaces, a failed
+        start, too many failures)."""
+        return self.healthy[group] and group not in self.failed_start and \
+            group not in self.banned
+
     def _update_eligible(self, group: str) -> list[Note]:
         lapsed = self._lease_lapsed(group)
-        new = self.healthy[group] and group not in self.failed_start and \
-            not self._ping_worse() and not lapsed and not self._disk_lost()
+        new = self._may_run(group) and not self._ping_worse() and not lapsed and \
+            not self._disk_lost()
         if new == self.eligible[group]:
             return []
         self.eligible[group] = new
@@ -346,7 +369,7 @@ class Node:
         active = set(self.active_groups())
         dead = self._peer_dead() and self.status is NodeStatus.UP
         return tuple(g.name for g in self.cluster.groups if g.name in active or (
-            dead and self.healthy[g.name] and g.name not in self.failed_start))
+            dead and self._may_run(g.name)))
 
     def witness_ask(self, now: float) -> bytes:
         """The frame to send the witness now (every keepalive)."""
@@ -453,10 +476,50 @@ class Node:
         return [Note(Level.ERROR, f"POISONED by {f.sender} through the disk: releasing "
                                   f"everything and stopping")]
 
+    # --- monitor failures ------------------------------------------------------------------
+
+    def fail_count(self, group: str, now: float) -> int:
+        timeout = self.cluster.group(group).policy.failure_timeout
+        if timeout:
+            self.failures[group] = [t for t in self.failures[group] if now - t < timeout]
+        return len(self.failures[group])
+
+    def resource_failed(self, group: str, index: int, kind: str, detail: str,
+                        now: float) -> list[Note]:
+        """A monitor of resource `index` of `group` failed: kind "not_running" (it died),
+        "soft" (it failed; a restart may help), "hard" (it cannot run on this node) or
+        "fatal" (its configuration is wrong). Restart in place, or, after
+        migration_threshold failures within failure_timeout (or at once for hard and fatal
+        ones), keep this node off the group: policy then hands it to the peer."""
+        self._now = max(self._now, now)
+        if self.local[group] is not GroupState.RUNNING:
+            return []  # news about a state already left
+        g = self.cluster.group(group)
+        what = g.resources[index].name
+        self.failures[group].append(now)
+        count = self.fail_count(group, now)
+        threshold = g.policy.migration_threshold
+        if kind in ("hard", "fatal") or count >= threshold:
+            timeout = g.policy.failure_timeout
+            self.banned[group] = now + timeout if timeout else math.inf
+            why = (f"it cannot run on this node ({kind})" if kind in ("hard", "fatal") else
+                   f"{count} failures here reach migration_threshold {threshold}")
+            until = (f"for {timeout:g} s (failure_timeout)" if timeout else
+                     "until `vigil resource cleanup " + group + "`")
+            notes = [Note(Level.ERROR, f"{what} failed: {detail}; {why}: moving group {group} "
+                                       f"off this node {until}")]
+            return notes + self._update_eligible(group)
+        self._recover[group] = min(index, self._recover.get(group, index))
+        self._dirty = True
+        return [Note(Level.WARNING, f"{what} failed: {detail}; restarting it in place "
+                                    f"(failure {count} of {threshold} on this node)")]
+
     def cleanup(self, group: str) -> bool:
         """An operator cleared the group's failures. True when the caller must probe the
         group again (a failed stop: only a probe can tell what is still there)."""
         self.failed_start.pop(group, None)
+        self.failures[group] = []
+        self.banned.pop(group, None)
         self._update_eligible(group)
         self._dirty = True
         return self.local[group] is GroupState.FAILED
@@ -528,8 +591,22 @@ class Node:
         notes += [Note(Level.INFO, r) for r in decision.reasons]
         self._assign(decision.assignments)
         actions: list[Action] = []
+        stopping = {a.group for a in decision.actions if isinstance(a, Stop)}
+        for group, index in sorted(self._recover.items()):
+            a = self.assignments[group]
+            if group not in stopping and self.local[group] is GroupState.RUNNING and \
+                    a.owner == self.me and self.eligible[group]:
+                decision = policy.Decision(decision.assignments, decision.actions + (
+                    Recover(group, index, "a resource failed its monitor"),),
+                    decision.reasons, decision.waiting)
+        self._recover.clear()
         for act in decision.actions:
-            if isinstance(act, Start):
+            if isinstance(act, Recover):
+                self.local[act.group] = GroupState.STARTING
+                self._recovering.add(act.group)
+                first = self.cluster.group(act.group).resources[act.index].name
+                notes.append(Note(Level.INFO, f"recovering group {act.group} from {first}"))
+            elif isinstance(act, Start):
                 self.local[act.group] = GroupState.STARTING
                 notes.append(Note(Level.INFO, f"acquiring group {act.group} {act.reason}"))
             elif isinstance(act, Stop):
@@ -604,6 +681,7 @@ class Node:
         retry = self._fence_retry if self.fence_state == "failed" else None
         times = [t for t in (self.membership.next_deadline(), self._hold_starts_until or None,
                              retry) if t is not None]
+        times += [t for t in self.banned.values() if t != math.inf]
         if self.cluster.witness is not None and self._peer_dead():
             # a lease running out, and the end of the settle time, change decisions
             times += [t for t in self.leases.values() if t > self._now]

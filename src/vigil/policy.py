@@ -79,7 +79,17 @@ class Stop:
     reason: str
 
 
-Action = Union[Start, Stop]
+@dataclass(frozen=True, slots=True)
+class Recover:
+    """Restart a running group in place from resource `index` on (node.py decides it after a
+    failed monitor): stop that resource and the later ones in reverse, start them in order."""
+
+    group: str
+    index: int
+    reason: str
+
+
+Action = Union[Start, Stop, Recover]
 
 
 @dataclass(frozen=True, slots=True)

@@ -16,7 +16,7 @@ from vigil.arbiter import Arbiter
 from vigil.model import (Cluster, ExecResource, Group, Node as NodeModel, Timings, Witness,
                          witness_lease)
 from vigil.node import Node
-from vigil.policy import Start, Stop
+from vigil.policy import Recover, Start, Stop
 from vigil.wire.messages import ACTIVE_STATES, GroupState
 
 KEY = b"k" * 32
@@ -80,6 +80,7 @@ class Sim:
         self.start_log: list[tuple[float, str, str]] = []  # (time, node, group) of each Start
         self.starts: dict[str, int] = {}
         self.stops: dict[str, int] = {}
+        self.recovers: dict[str, int] = {}
         # The witness (when the cluster has one): nodes cut from it, both ways.
         self.witness: Arbiter | None = None
         self.witness_cut: set[str] = set()
@@ -158,7 +159,10 @@ class Sim:
         out = node.step(self.now)
         self.log += [f"{self.now:.3f} {name}: {n.text}" for n in out.notes]
         for act in out.actions:
-            if isinstance(act, Start):
+            if isinstance(act, Recover):  # restarted in place: the group stays ours
+                ok = self.rng.random() >= self.fail_start
+                self.recovers[act.group] = self.recovers.get(act.group, 0) + 1
+            elif isinstance(act, Start):
                 self._check_start(name, act.group)
                 self.start_log.append((self.now, name, act.group))
                 ok = self.rng.random() >= self.fail_start
@@ -252,7 +256,8 @@ class Sim:
                     self._step(name)
                 for job in [j for j in self.jobs[name] if j.at <= self.now]:
                     self.jobs[name].remove(job)
-                    node.finished(job.group, self._result(node, job), "simulated failure")
+                    self.log += [f"{self.now:.3f} {name}: {n.text}" for n in node.finished(
+                        job.group, self._result(node, job), "simulated failure")]
                     self._step(name)
                 if self.next_hb[name] <= self.now:
                     self.next_hb[name] = self.now + self.cluster.timings.keepalive
@@ -301,6 +306,13 @@ class Sim:
         if name in self.nodes:
             self.nodes[name].set_eligible(group, ok)
             self._step(name)
+
+    def fail(self, name: str, group: str, kind: str = "not_running", index: int = 0) -> None:
+        """A monitor of `group`'s resource `index` on `name` failed."""
+        self.log += [f"{self.now:.3f} {name}: {n.text}" for n in
+                     self.nodes[name].resource_failed(group, index, kind, "simulated",
+                                                      self.now)]
+        self._step(name)
 
     def runners(self, group: str) -> list[str]:
         return [n for n, node in self.nodes.items() if node.local[group] is GroupState.RUNNING]

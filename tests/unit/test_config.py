@@ -115,7 +115,8 @@ def test_example_parses_to_the_expected_model() -> None:
                              arp=model.ArpSettings(3, 0.01, 1.0, 3, 0.0), timeout=5.0),
             model.ExecResource(start=("/usr/local/bin/web", "start"),
                                stop=("/usr/local/bin/web", "stop"),
-                               status=("/usr/local/bin/web", "status"), timeout=20.0),
+                               status=("/usr/local/bin/web", "status"), timeout=20.0,
+                               monitor=model.Monitor()),
         )),),
         timings=model.Timings(keepalive=0.2, warntime=0.5, deadtime=1.0, initdead=3.0),
         auto_failback=True,
@@ -314,12 +315,13 @@ CASES: list[tuple[str, str, int | None, str, str]] = [
      "group[0].resource", "at least one [[group.resource]]"),
     ("empty resource list", BASE + GROUP[: GROUP.index("[[group.resource]]")] + "resource = []\n",
      NEXT + 3, "group[0].resource", "at least one"),
-    ("group policy", BASE + GROUP + "[group.policy]\nx = 1\n", NEXT + 7, "group[0].policy",
-     "unknown key 'policy' in [[group]]; valid keys: name, home, resource"),
+    ("group policy", BASE + GROUP + "[group.policy]\nx = 1\n", NEXT + 8, "group[0].policy.x",
+     "unknown key 'x' in [group.policy]; valid keys: migration_threshold, failure_timeout"),
     ("duplicate group", BASE + GROUP + replace("200/", "201/", GROUP), NEXT + 8, "group[1].name",
      "defined twice"),
-    ("resource type", BASE + replace('"ip"', '"lsb"', GROUP), NEXT + 4,
-     "group[0].resource[0].type", "unknown resource type 'lsb'; valid types: exec, ip"),
+    ("resource type", BASE + replace('"ip"', '"lxc"', GROUP), NEXT + 4,
+     "group[0].resource[0].type", "unknown resource type 'lxc'; valid types: exec, "
+                                  "filesystem, heartbeat, ip, lsb, ocf, systemd"),
     ("resource type missing", BASE + replace('type = "ip"\n', "", GROUP), NEXT + 3,
      "group[0].resource[0].type", "required key is missing"),
     ("no prefix", BASE + replace("/24", "", GROUP), NEXT + 5, "group[0].resource[0].address",
@@ -711,3 +713,93 @@ def test_a_serial_link_must_carry_one_heartbeat_per_keepalive(keepalive: str, ba
     if not ok:
         assert problem is not None and "/dev/ttyS0" in problem and "raise baud or keepalive" \
             in problem
+
+
+def test_agent_resources_and_group_policy_parse() -> None:
+    c = toml.parse(BASE + '''
+[[group]]
+name = "web"
+home = "n1"
+[group.policy]
+migration_threshold = 2
+failure_timeout = "5m"
+[[group.resource]]
+type = "ocf"
+agent = "ocf:heartbeat:Filesystem"
+params = { device = "/dev/sdb5", directory = "/webdata", fstype = "ext3", force_unmount = true }
+monitor = { interval = "5s" }
+[[group.resource]]
+type = "lsb"
+name = "httpd"
+monitor = false
+[[group.resource]]
+type = "systemd"
+unit = "tomcat.service"
+[[group.resource]]
+type = "heartbeat"
+script = "IPaddr::192.168.60.200/24/eth0"
+[[group.resource]]
+type = "heartbeat"
+script = "drbddisk"
+args = ["r0"]
+[[group.resource]]
+type = "filesystem"
+device = "/dev/sdb5"
+mountpoint = "/webdata"
+fstype = "ext3"
+options = "noatime"
+''', "t.toml")
+    g = c.groups[0]
+    assert g.policy == model.GroupPolicy(2, 300.0)
+    ocf, lsb, unit, ipaddr, drbd, fs = g.resources
+    assert ocf == model.OcfResource("heartbeat:Filesystem", "web-0-filesystem", (
+        ("device", "/dev/sdb5"), ("directory", "/webdata"), ("fstype", "ext3"),
+        ("force_unmount", "true")), None, model.Monitor(5.0, 20.0))
+    assert lsb == model.LsbResource("httpd", 20.0, None)
+    assert unit == model.SystemdResource("tomcat.service")
+    assert ipaddr.name == "heartbeat:IPaddr::192.168.60.200/24/eth0"
+    assert drbd == model.HeartbeatResource("drbddisk", ("r0",))
+    assert fs == model.FilesystemResource(Path("/dev/sdb5"), Path("/webdata"), "ext3",
+                                          "noatime")
+
+
+RESOURCE_PROBLEMS = [
+    ('type = "ocf"\nagent = "IPaddr2"\n', "agent", "provider:type"),
+    ('type = "ocf"\nagent = "heartbeat:Dummy"\nparams = { "bad-name" = "x" }\n', "params",
+     "environment variable name"),
+    ('type = "ocf"\nagent = "heartbeat:Dummy"\nparams = { state = [1] }\n', "params",
+     "expected a string or number"),
+    ('type = "ocf"\nagent = "heartbeat:Dummy"\nmonitor = { every = "1s" }\n', "monitor",
+     "unknown key 'every'"),
+    ('type = "ocf"\nagent = "heartbeat:Dummy"\nmonitor = "often"\n', "monitor",
+     "true or false"),
+    ('type = "lsb"\nname = "../../bin/sh"\n', "name", "not a script name"),
+    ('type = "systemd"\nunit = "tomcat"\n', "unit", "not a systemd unit name"),
+    ('type = "heartbeat"\nscript = "/etc/ha.d/resource.d/IPaddr"\n', "script",
+     "not a script name"),
+    ('type = "filesystem"\ndevice = "/dev/sdb5"\nmountpoint = "/"\nfstype = "ext4"\n',
+     "mountpoint", "root filesystem"),
+    ('type = "filesystem"\ndevice = "/dev/sdb5"\nmountpoint = "/d"\nfstype = "ext4"\n'
+     'options = "ro, noatime"\n', "options", "one comma-separated word"),
+    ('type = "filesystem"\ndevice = "/dev/sdb5"\nmountpoint = "/d"\n', "fstype", "missing"),
+    ('type = "exec"\nstart = ["/bin/true"]\nstop = ["/bin/true"]\nmonitor = true\n', "monitor",
+     "add status"),
+]
+
+
+@pytest.mark.parametrize("body,key,message", RESOURCE_PROBLEMS,
+                         ids=[m for _, _, m in RESOURCE_PROBLEMS])
+def test_bad_agent_resources_are_named(body: str, key: str, message: str) -> None:
+    with pytest.raises(ConfigError) as e:
+        toml.parse(BASE + '[[group]]\nname = "web"\nhome = "n1"\n[[group.resource]]\n' + body,
+                   "t.toml")
+    found = [(p.key, p.message) for p in e.value.problems]
+    assert any(k == f"group[0].resource[0].{key}" and message in m for k, m in found), found
+
+
+def test_group_policy_problems() -> None:
+    with pytest.raises(ConfigError) as e:
+        toml.parse(BASE + GROUP.replace('home = "n1"\n', 'home = "n1"\n[group.policy]\n'
+                                        'migration_threshold = 0\nfailover = 1\n'), "t.toml")
+    keys = {p.key for p in e.value.problems}
+    assert keys == {"group[0].policy.migration_threshold", "group[0].policy.failover"}, keys

@@ -40,6 +40,12 @@ def status_text(s: dict[str, Any]) -> str:
         out.append(line)
         if g["waiting"]:
             out.append(f"    waiting: {g['waiting']}")
+        if g.get("fail_count"):
+            out.append(f"    failures here: {g['fail_count']} of {g['migration_threshold']}")
+        if g.get("banned_s") is not None:
+            left = g["banned_s"]
+            out.append("    kept off this node " + ("until `vigil resource cleanup`"
+                                                    if left == "forever" else f"for {left} s"))
         if g["failed_start"]:
             out.append(f"    start failed here: {g['failed_start']}")
         elif not g["eligible"]:

@@ -44,11 +44,24 @@ _NODE_KEYS = ("name", "address")
 _LINK_KEYS = ("mode", "interface", "group", "ttl", "device", "baud")
 _LINK_MODE_KEYS = {"mcast": ("mode", "interface", "group", "ttl"), "bcast": ("mode", "interface"),
                    "disk": ("mode", "device"), "serial": ("mode", "device", "baud")}
-_GROUP_KEYS = ("name", "home", "resource")
+_GROUP_KEYS = ("name", "home", "resource", "policy")
+_POLICY_KEYS = ("migration_threshold", "failure_timeout")
+_MONITOR_KEYS = ("interval", "timeout")
 _IP_KEYS = ("type", "address", "interface", "label", "arp_count", "arp_interval",
             "arp_repeat_delay", "arp_repeat_count", "arp_refresh", "timeout")
-_EXEC_KEYS = ("type", "start", "stop", "status", "timeout")
-_RESOURCE_KEYS: dict[str, tuple[str, ...]] = {"exec": _EXEC_KEYS, "ip": _IP_KEYS}
+_EXEC_KEYS = ("type", "start", "stop", "status", "timeout", "monitor")
+_RESOURCE_KEYS: dict[str, tuple[str, ...]] = {
+    "exec": _EXEC_KEYS, "ip": (*_IP_KEYS, "monitor"),
+    "ocf": ("type", "agent", "id", "params", "timeout", "monitor"),
+    "lsb": ("type", "name", "timeout", "monitor"),
+    "systemd": ("type", "unit", "timeout", "monitor"),
+    "heartbeat": ("type", "script", "args", "timeout", "monitor"),
+    "filesystem": ("type", "device", "mountpoint", "fstype", "options", "timeout",
+                   "kill_grace", "monitor"),
+}
+_OCF_AGENT = re.compile(r"(?:ocf:)?([A-Za-z0-9_.-]+):([A-Za-z0-9_.-]+)")
+_SCRIPT = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.@+-]*")
+_UNIT = re.compile(r"[A-Za-z0-9:_.@\\-]+\.(service|socket|mount|target|timer|path)")
 
 
 def load(path: str | os.PathLike[str]) -> model.Cluster:
@@ -640,15 +653,35 @@ class _Checker:
             if t.get("resource", []) == []:
                 self.report((*p, "resource"), "a group needs at least one [[group.resource]]")
             for n, rt in entries:
-                r = self.resource(rt, (*p, *n), floating)
+                r = self.resource(rt, (*p, *n), floating, f"{name}-{n[-1]}")
                 if r is not None:
                     resources.append(r)
+            ids = [r.id for r in resources if isinstance(r, model.OcfResource)]
+            for rid in {i for i in ids if ids.count(i) > 1}:
+                self.report((*p, "resource"), f"two OCF resources share the id {rid!r}")
+            policy = self.group_policy(t, p)
             if name is not None and home is not None:
-                groups.append(model.Group(name=name, home=home, resources=tuple(resources)))
+                groups.append(model.Group(name=name, home=home, resources=tuple(resources),
+                                          policy=policy))
         return None if len(self.problems) != before else tuple(groups)
 
-    def resource(self, t: Table, p: KeyPath,
-                 floating: dict[model.IPAddress, str]) -> model.Resource | None:
+    def group_policy(self, t: Table, p: KeyPath) -> model.GroupPolicy:
+        d = model.GroupPolicy()
+        pol = t.get("policy")
+        if pol is None:
+            return d
+        pp: KeyPath = (*p, "policy")
+        if not isinstance(pol, dict):
+            self.report(pp, f"expected the [group.policy] table, found {_found(pol)}")
+            return d
+        self.unknown(pol, pp, _POLICY_KEYS, "[group.policy]")
+        threshold = self.field(pol, pp, "migration_threshold", _int_in(1, 1000))
+        timeout = self.field(pol, pp, "failure_timeout", _as_duration)
+        return model.GroupPolicy(_default(threshold, d.migration_threshold),
+                                 _default(timeout, d.failure_timeout))
+
+    def resource(self, t: Table, p: KeyPath, floating: dict[model.IPAddress, str],
+                 index: str = "r") -> model.Resource | None:
         kind = self.field(t, p, "type", _as_str, required=True)
         if kind is None:
             return None
@@ -658,14 +691,23 @@ class _Checker:
             return None
         self.unknown(t, p, _RESOURCE_KEYS[kind], f"a resource of type {kind!r}")
         timeout = self.field(t, p, "timeout", _as_timeout)
+        monitor: model.Monitor | None = model.Monitor()
+        if "monitor" in t:
+            monitor = self.field(t, p, "monitor", _as_monitor)
         if kind == "exec":
             start = self.field(t, p, "start", _as_argv, required=True)
             stop = self.field(t, p, "stop", _as_argv, required=True)
             status = self.field(t, p, "status", _as_argv)
+            if status is None and t.get("monitor") not in (None, False):
+                self.report((*p, "monitor"), "an exec resource is monitored with its status "
+                                             "command: add status = [argv...]")
             if start is None or stop is None:
                 return None
             return model.ExecResource(start=start, stop=stop, status=status,
-                                      timeout=timeout or 20.0)
+                                      timeout=timeout or 20.0,
+                                      monitor=monitor if status is not None else None)
+        if kind != "ip":
+            return self.agent_resource(kind, t, p, timeout, monitor, index)
         address = self.field(t, p, "address", _as_interface, required=True)
         interface = self.field(t, p, "interface", _as_ifname, required=True)
         label = self.field(t, p, "label", _as_nonempty)
@@ -690,7 +732,129 @@ class _Checker:
         if address is None or interface is None:
             return None
         return model.IpResource(address=address, interface=interface, label=label, arp=arp,
-                                timeout=timeout or 5.0)
+                                timeout=timeout or 5.0, monitor=monitor)
+
+    def agent_resource(self, kind: str, t: Table, p: KeyPath, timeout: float | None,
+                       monitor: model.Monitor | None, index: str) -> model.Resource | None:
+        """ocf, lsb, systemd, heartbeat and filesystem resources."""
+        if kind == "ocf":
+            agent = self.field(t, p, "agent", _as_ocf_agent, required=True)
+            rid = self.field(t, p, "id", _as_name)
+            params = self.field(t, p, "params", _as_ocf_params)
+            if agent is None:
+                return None
+            return model.OcfResource(agent, rid or f"{index}-{agent.split(':')[1].lower()}",
+                                     params or (), timeout, monitor)
+        if kind == "lsb":
+            script = self.field(t, p, "name", _as_script, required=True)
+            return None if script is None else model.LsbResource(script, timeout or 20.0,
+                                                                  monitor)
+        if kind == "systemd":
+            unit = self.field(t, p, "unit", _as_unit, required=True)
+            return None if unit is None else model.SystemdResource(unit, timeout or 100.0,
+                                                                   monitor)
+        if kind == "heartbeat":
+            script = self.field(t, p, "script", _as_nonempty, required=True)
+            args = self.field(t, p, "args", _as_args) or ()
+            if script is None:
+                return None
+            name, *inline = script.split("::")  # "IPaddr::10.0.0.1/24/eth0" as haresources
+            try:
+                _as_script(name)
+            except ValueError as e:
+                self.report((*p, "script"), str(e))
+                return None
+            return model.HeartbeatResource(name, (*inline, *args), timeout or 20.0, monitor)
+        device = self.field(t, p, "device", _as_device, required=True)
+        mountpoint = self.field(t, p, "mountpoint", _as_device, required=True)
+        fstype = self.field(t, p, "fstype", _as_fstype, required=True)
+        options = self.field(t, p, "options", _as_options)
+        grace = self.field(t, p, "kill_grace", _as_timeout)
+        if mountpoint is not None and mountpoint == Path("/"):
+            self.report((*p, "mountpoint"), "refusing to manage the root filesystem")
+        if device is None or mountpoint is None or fstype is None:
+            return None
+        return model.FilesystemResource(device, mountpoint, fstype, options or "",
+                                        timeout or 60.0, 5.0 if grace is None else grace,
+                                        monitor)
+
+
+def _as_monitor(v: object) -> model.Monitor | None:
+    """monitor = { interval = "10s", timeout = "20s" }, true (the defaults) or false (none)."""
+    if v is False:
+        return None
+    if v is True:
+        return model.Monitor()
+    if not isinstance(v, dict):
+        raise ValueError(f"expected {{ interval = \"10s\", timeout = \"20s\" }}, true or false, "
+                         f"found {_found(v)}")
+    bad = [k for k in v if k not in _MONITOR_KEYS]
+    if bad:
+        raise ValueError(f"unknown key {bad[0]!r} in monitor; valid keys: interval, timeout")
+    d = model.Monitor()
+    interval = _as_timeout(v["interval"]) if "interval" in v else d.interval
+    timeout = _as_timeout(v["timeout"]) if "timeout" in v else d.timeout
+    return model.Monitor(interval, timeout)
+
+
+def _as_ocf_agent(v: object) -> str:
+    s = _as_nonempty(v)
+    m = _OCF_AGENT.fullmatch(s)
+    if m is None:
+        raise ValueError(f"{s!r} is not an OCF agent name such as \"heartbeat:IPaddr2\" "
+                         f"(provider:type)")
+    return f"{m.group(1)}:{m.group(2)}"
+
+
+def _as_ocf_params(v: object) -> tuple[tuple[str, str], ...]:
+    if not isinstance(v, dict):
+        raise ValueError(f"expected a table of parameters, found {_found(v)}")
+    out = []
+    for k, x in v.items():
+        if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", k):
+            raise ValueError(f"parameter name {k!r} cannot be an environment variable name")
+        if isinstance(x, bool):
+            x = "true" if x else "false"
+        if not isinstance(x, (str, int, float)) or "\0" in str(x):
+            raise ValueError(f"parameter {k}: expected a string or number, found {_found(x)}")
+        out.append((k, str(x)))
+    return tuple(out)
+
+
+def _as_script(v: object) -> str:
+    s = _as_nonempty(v)
+    if not _SCRIPT.fullmatch(s):
+        raise ValueError(f"{s!r} is not a script name (letters, digits, '_', '.', '-', no '/')")
+    return s
+
+
+def _as_unit(v: object) -> str:
+    s = _as_nonempty(v)
+    if not _UNIT.fullmatch(s):
+        raise ValueError(f"{s!r} is not a systemd unit name such as \"tomcat.service\"")
+    return s
+
+
+def _as_args(v: object) -> tuple[str, ...]:
+    if not isinstance(v, list) or not all(isinstance(x, str) and x and "\0" not in x
+                                          for x in v):
+        raise ValueError(f"expected a list of non-empty strings, found {_found(v)}")
+    return tuple(v)
+
+
+def _as_fstype(v: object) -> str:
+    s = _as_nonempty(v)
+    if not re.fullmatch(r"[a-z0-9._]+", s):
+        raise ValueError(f"{s!r} is not a filesystem type such as \"ext4\"")
+    return s
+
+
+def _as_options(v: object) -> str:
+    s = _as_str(v)
+    if any(c.isspace() for c in s) or "\0" in s:
+        raise ValueError(f"{s!r}: mount options are one comma-separated word, e.g. "
+                         f"\"noatime,nodev\"")
+    return s
 
 
 def _default(value: _T | None, default: _T) -> _T:

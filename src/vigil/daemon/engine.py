@@ -34,10 +34,10 @@ from vigil.daemon import (control_server, disk as disk_mod, guard as guard_mod,
 from vigil.daemon.ping import Pinger
 from vigil.daemon.watchdog import Watchdog
 from vigil.errors import AgentError, VigilError
-from vigil.model import (Cluster, Fencing, Group, IpResource, Witness, partition_warning, poison_wait,
+from vigil.model import (Cluster, Fencing, Group, IpResource, Monitor, Witness, partition_warning, poison_wait,
                          watchdog_seconds)
 from vigil.node import Level, Node, Note
-from vigil.policy import Start
+from vigil.policy import Recover, Start
 from vigil.resources import build, fence as fence_mod
 from vigil.resources.base import Agent
 from vigil.resources.host import Host
@@ -70,6 +70,10 @@ class Daemon:
         self.agents: dict[str, list[Agent]] = {}
         self.pending: dict[str, list[Any]] = {g.name: [] for g in cluster.groups}
         self.kicks = {g.name: asyncio.Event() for g in cluster.groups}
+        # Monitors in flight per group: an action cancels them first (their agents are killed),
+        # so a monitor never runs beside a start or stop, and never delays one.
+        self.checks: dict[str, set[asyncio.Task[tuple[str, str]]]] = {
+            g.name: set() for g in cluster.groups}
         self.changed = asyncio.Event()
         self.fence_kick = asyncio.Event()
         self.quiet = asyncio.Event()
@@ -138,6 +142,10 @@ class Daemon:
                         tg.create_task(self._health(), name="health")
                         for g in self.cluster.groups:
                             tg.create_task(self._group_worker(g), name=f"group {g.name}")
+                            for i, r in enumerate(g.resources):
+                                if r.monitor is not None:
+                                    tg.create_task(self._monitor(g, i, r.monitor),
+                                                   name=f"monitor {r.name}")
                         tg.create_task(control_server.serve(sock, self._handle), name="control")
                         tg.create_task(self._shutdown_on_signal(), name="shutdown")
                         if self.guard is not None:
@@ -252,7 +260,7 @@ class Daemon:
                 ok = True
                 for agent in self.agents[g.name]:
                     try:
-                        async with asyncio.timeout(agent.timeout):
+                        async with asyncio.timeout(agent.timeout_for("monitor")):
                             ok = ok and await agent.healthy()
                     except Exception as e:  # a health check that fails says "cannot run"
                         log.warning("%s health check failed: %s", agent.name, e)
@@ -472,13 +480,76 @@ class Daemon:
             while self.pending[group.name]:
                 act = self.pending[group.name].pop(0)
                 t0 = time.monotonic()
+                checks = self.checks[group.name]
+                for check in checks:
+                    check.cancel()
+                if checks:
+                    await asyncio.wait(checks)
                 if isinstance(act, Start):
                     result, detail = await self._start_group(group)
+                elif isinstance(act, Recover):
+                    result, detail = await self._recover_group(group, act.index)
                 else:
                     result, detail = await self._stop_agents(self.agents[group.name])
                 ms = (time.monotonic() - t0) * 1000
                 self._log(self.node.finished(group.name, result, detail, ms))
                 self._process()
+
+    async def _recover_group(self, group: Group, index: int) -> tuple[GroupState, str]:
+        """Restart resource `index` and the ones after it, as Pacemaker restarts a failed
+        resource and what depends on it. If that fails the whole group is stopped."""
+        agents = self.agents[group.name]
+        result, detail = await self._stop_agents(agents[index:])
+        if result is GroupState.FAILED:
+            return result, detail
+        for agent in agents[index:]:
+            error = await self._act(agent, "start")
+            if error is not None:
+                result, _ = await self._stop_agents(agents)
+                return (GroupState.STOPPED if result is GroupState.STOPPED
+                        else GroupState.FAILED), error
+        return GroupState.RUNNING, ""
+
+    async def _monitor(self, group: Group, index: int, mon: Monitor) -> None:
+        """Check one resource every `mon.interval` while its group runs here."""
+        assert self.node is not None
+        agent = self.agents[group.name][index]
+        while True:
+            await asyncio.sleep(mon.interval)
+            if self.node.local[group.name] is not GroupState.RUNNING or \
+                    self.pending[group.name]:
+                continue
+            t0 = time.monotonic()
+            check = asyncio.create_task(self._check(agent, mon))
+            self.checks[group.name].add(check)
+            try:
+                await asyncio.wait({check})  # no exception when the worker cancels it
+            finally:
+                self.checks[group.name].discard(check)
+            if check.cancelled() or self.node.local[group.name] is not GroupState.RUNNING:
+                continue  # an action began meanwhile: this result says nothing
+            kind, detail = check.result()
+            if kind:
+                log.error("%s monitor: %s in %.0f ms", agent.name, detail,
+                          (time.monotonic() - t0) * 1000)
+                self._log(self.node.resource_failed(group.name, index, kind, detail,
+                                                    time.monotonic()))
+                self._process()
+
+    @staticmethod
+    async def _check(agent: Agent, mon: Monitor) -> tuple[str, str]:
+        """One monitor: ("", "") when fine, else the failure's kind and what it said."""
+        try:
+            async with asyncio.timeout(mon.timeout):
+                if not await agent.monitor():
+                    return "not_running", "not running"
+        except TimeoutError:
+            return "soft", f"monitor timed out after {mon.timeout:g} s"
+        except asyncio.CancelledError:
+            raise
+        except Exception as e:  # an agent failure must never take the daemon down
+            return getattr(e, "kind", "soft"), str(e) or type(e).__name__
+        return "", ""
 
     async def _start_group(self, group: Group) -> tuple[GroupState, str]:
         for i, agent in enumerate(self.agents[group.name]):
@@ -502,11 +573,12 @@ class Daemon:
         """Run one agent action with its timeout; log one line; return an error or None."""
         t0 = time.monotonic()
         error: str | None
+        timeout = agent.timeout_for(action)
         try:
-            async with asyncio.timeout(agent.timeout):
+            async with asyncio.timeout(timeout):
                 await getattr(agent, action)()
         except TimeoutError:
-            error = f"timed out after {agent.timeout:g} s"
+            error = f"timed out after {timeout:g} s"
         except Exception as e:  # an agent failure must never take the daemon down
             error = str(e) or type(e).__name__
         else:
@@ -523,7 +595,7 @@ class Daemon:
         present = []
         for agent in self.agents[group.name]:
             try:
-                async with asyncio.timeout(agent.timeout):
+                async with asyncio.timeout(agent.timeout_for("probe")):
                     present.append(await agent.probe())
             except Exception as e:
                 log.warning("%s probe failed: %s; treating it as present", agent.name, e)
@@ -601,6 +673,11 @@ class Daemon:
                 else None,
                 "eligible": node.eligible[g.name],
                 "failed_start": node.failed_start.get(g.name),
+                "fail_count": node.fail_count(g.name, now),
+                "migration_threshold": g.policy.migration_threshold,
+                "banned_s": None if g.name not in node.banned else (
+                    "forever" if node.banned[g.name] == float("inf")
+                    else round(node.banned[g.name] - now, 1)),
                 "waiting": node.waiting.get(g.name),
                 "resources": [r.name for r in g.resources],
             })

@@ -204,7 +204,7 @@ async def _stop_async(cluster: Cluster, held: list[str]) -> None:
                 agent = build(r, host)
                 t0 = time.monotonic()
                 try:
-                    async with asyncio.timeout(agent.timeout):
+                    async with asyncio.timeout(agent.timeout_for("stop")):
                         await agent.stop()
                     log.warning("guard: %s stop: ok in %.0f ms", agent.name,
                                 (time.monotonic() - t0) * 1000)

@@ -40,6 +40,17 @@ class Agent(abc.ABC):
         """Whether this node can run the resource now. By default it always can."""
         return True
 
+    async def monitor(self) -> bool:
+        """The periodic check of a running resource: True while it runs, False when it is not
+        running (it died: restart it), AgentError when it failed in a way a restart may not
+        cure or the check itself failed. By default the probe."""
+        return await self.probe()
+
+    def timeout_for(self, action: str) -> float:
+        """Seconds the caller should allow `action` ("start", "stop", "monitor", "probe").
+        By default the resource's one `timeout`; OCF agents read theirs from meta-data."""
+        return self.timeout
+
     def error(self, message: str) -> AgentError:
         """An AgentError whose message names this resource."""
         return AgentError(f"{self.name}: {message}")
