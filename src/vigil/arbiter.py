@@ -11,8 +11,10 @@ the granted ask, and stops a group whose lease lapsed when its peer is dead too.
 arrives after it was sent, the holder's own deadline always comes at least `lease / 2`
 before the witness would give the group to the other node: time to stop it.
 
-After a start the witness grants nothing for one lease: leases from its previous life may
-still run, and it does not remember them.
+After a start, for one lease, the witness grants a node only the leases the node says it
+still holds (by its own clock, which runs out first): leases of its previous life may still
+run and it does not remember them, but at most one node can validly claim each, and a node
+running alone must not lose its groups to a witness restart.
 """
 
 from __future__ import annotations
@@ -73,14 +75,16 @@ class Arbiter:
                                           f"{f.generation})"))
         self.last_ask[f.sender] = now
         starting = now < self.started + self.lease
-        granted = [] if starting else [g for g in ask.hold if self._grant(g, f.sender, now, notes)]
+        granted = [g for g in (ask.leased if starting else ask.hold)
+                   if self._grant(g, f.sender, now, notes)]
         for g, lease in list(self.leases.items()):
             if lease.holder == f.sender and g not in ask.hold:
                 del self.leases[g]
                 notes.append(Note(Level.INFO, f"{f.sender} let go of group {g}"))
         holders = tuple(sorted((g, l.holder) for g, l in self.leases.items()
                                if l.expires > now))
-        reply = Reply(f.generation, f.seq, tuple(granted), holders, starting)
+        reply = Reply(f.generation, f.seq, tuple(granted), holders, starting,
+                      round(self.lease * 1000))
         self.seq += 1
         out = wire.encode(wire.Frame(wire.FrameKind.WITNESS_REPLY, self.cluster, self.name,
                                      self.generation, self.seq, 0, serialize_reply(reply)),
@@ -97,14 +101,3 @@ class Arbiter:
                               f"granting group {group} to {node}{was}"))
         self.leases[group] = _Lease(node, now + self.lease)
         return True
-
-    def status(self, now: float) -> dict[str, object]:
-        return {
-            "cluster": self.cluster, "lease_ms": round(self.lease * 1000),
-            "starting": now < self.started + self.lease,
-            "nodes": {n: (None if n not in self.last_ask
-                          else round((now - self.last_ask[n]) * 1000)) for n in self.nodes},
-            "leases": {g: {"holder": l.holder, "left_ms": round((l.expires - now) * 1000)}
-                       for g, l in self.leases.items() if l.expires > now},
-            "rejected": self.rejected,
-        }

@@ -210,7 +210,7 @@ class Monitor:
     """How often a running resource is checked, and how long one check may take."""
 
     interval: float = 10.0
-    timeout: float = 20.0
+    timeout: float | None = None  # None: the agent's own (OCF meta-data), else its timeout
 
 
 @dataclass(frozen=True, slots=True)

@@ -29,13 +29,15 @@ from vigil.wire import frame as wire
 from vigil.wire.messages import (ACTIVE_STATES, Assignment, GroupReport, GroupState, Heartbeat,
                                  NodeStatus, parse, serialize)
 from vigil.wire.replay import ReplayGuard
-from vigil.wire.votes import (Ask, Poison, parse_poison, parse_reply, poison_applies,
-                              serialize_ask, serialize_poison)
+from vigil.wire.votes import (Ask, Poison, Reply, parse_poison, parse_reply, poison_applies,
+                              serialize_ask, serialize_poison, serialize_reply)
 
 ASKS_KEPT = 32  # outstanding witness asks a reply may answer (older ones are forgotten)
 
 
 class Level(enum.IntEnum):
+    """Note levels; the values are the logging module's, so a Note logs as it is."""
+
     DEBUG = 10
     INFO = 20
     WARNING = 30
@@ -242,7 +244,8 @@ class Node:
         if new:
             self._failback_due.add(group)
         elif lapsed and self.local[group] in ACTIVE_STATES:
-            dead = "is dead" if self._peer_dead() else "counts this node dead"
+            dead = ("counts this node dead" if not self._peer_unheard() else
+                    "is dead" if self._peer_dead() else "is not heard on any link")
             return [Note(Level.ERROR, f"{self.peer} {dead} and this node holds no lease of "
                                       f"the witness on group {group}: stopping it, so that "
                                       f"it never runs on both nodes")]
@@ -255,7 +258,7 @@ class Node:
     def _disk_lost(self) -> bool:
         """Our side of a disk link fails while the peer is dead: the peer may be alive,
         may count us dead and may poison us through the disk, which we cannot read. Stop."""
-        return bool(self.disk_links) and self._peer_dead() and \
+        return bool(self.disk_links) and self._peer_unheard() and \
             not all(self._link_local.get(n, True) for n in self.disk_links)
 
     def set_ping(self, count: int | None) -> list[Note]:
@@ -351,6 +354,13 @@ class Node:
     def _peer_dead(self) -> bool:
         return self.membership.view(self.peer).liveness is Liveness.DEAD
 
+    def _peer_unheard(self) -> bool:
+        """Dead, or silent on every link: also when our own cables are out, which keeps the
+        peer from being declared dead here while it may well declare us dead."""
+        view = self.membership.view(self.peer)
+        return view.liveness is Liveness.DEAD or \
+            not any(l.status is Liveness.UP for l in view.links)
+
     def _lease_ok(self, group: str, now: float) -> bool:
         return self.leases.get(group, 0.0) > now
 
@@ -361,7 +371,7 @@ class Node:
         if self.cluster.witness is None or self.local[group] not in ACTIVE_STATES or \
                 self._lease_ok(group, self._now):
             return False
-        return self._peer_dead() or (self.report is not None and not self.report.hears_you)
+        return self._peer_unheard() or (self.report is not None and not self.report.hears_you)
 
     def wanted(self) -> tuple[str, ...]:
         """The groups to hold a lease on: those active here, and, while the peer is dead,
@@ -371,6 +381,9 @@ class Node:
         return tuple(g.name for g in self.cluster.groups if g.name in active or (
             dead and self._may_run(g.name)))
 
+    def _leased(self, now: float) -> tuple[str, ...]:
+        return tuple(g for g, t in self.leases.items() if t > now)
+
     def witness_ask(self, now: float) -> bytes:
         """The frame to send the witness now (every keepalive)."""
         self._now = max(self._now, now)
@@ -378,7 +391,7 @@ class Node:
         self._asks[self.seq] = now
         while len(self._asks) > ASKS_KEPT:
             del self._asks[next(iter(self._asks))]
-        payload = serialize_ask(Ask(self.wanted()))
+        payload = serialize_ask(Ask(self.wanted(), self._leased(now)))
         return wire.encode(wire.Frame(wire.FrameKind.WITNESS_ASK, self.cluster.name, self.me,
                                       self.generation, self.seq, 0, payload), self.key)
 
@@ -406,7 +419,8 @@ class Node:
         self.witness_seen = now
         self.witness_starting = r.starting
         holders = dict(r.holders)
-        until = sent + witness_lease(self.cluster) / 2
+        # Held for half the lease the witness applies, should its configuration differ.
+        until = sent + min(witness_lease(self.cluster), r.lease_ms / 1000) / 2
         for g in r.granted:
             if g in self.leases or g in self.local:
                 if not self._lease_ok(g, now) and self._peer_dead():
@@ -682,7 +696,7 @@ class Node:
         times = [t for t in (self.membership.next_deadline(), self._hold_starts_until or None,
                              retry) if t is not None]
         times += [t for t in self.banned.values() if t != math.inf]
-        if self.cluster.witness is not None and self._peer_dead():
+        if self.cluster.witness is not None:
             # a lease running out, and the end of the settle time, change decisions
             times += [t for t in self.leases.values() if t > self._now]
             if self._dead_at is not None and self._dead_at + \
@@ -711,6 +725,9 @@ class Node:
             prev = before.group(r.name) if before else None
             if prev is not None and r.eligible and not prev.eligible:
                 self._failback_due.add(r.name)  # the peer can run it again
+            if r.state is GroupState.FAILED and (prev is None or
+                                                 prev.state is not GroupState.FAILED):
+                self._later += self._peer_failed_stop(r.name)
             if policy.conflict_resolved(prev.state if prev else None, r.state,
                                         self.local[r.name]):
                 self._reannounce.add(r.name)
@@ -718,6 +735,24 @@ class Node:
         if self.cluster.ping or self.cluster.witness:
             # the peer's ping count, or whether it counts us dead, may have changed
             self._later += self._update_all_eligible()
+
+    def _peer_failed_stop(self, group: str) -> list[Note]:
+        """The peer could not stop `group`: it may still hold its resources. With fencing,
+        shoot it, then take the group; without, the group stays blocked (never started
+        here while the peer lives), and that must be loud."""
+        if self.cluster.fencing is None:
+            return [Note(Level.ERROR, f"{self.peer} failed to stop group {group}: it stays "
+                                      f"blocked (no fencing configured); fix it on "
+                                      f"{self.peer} and run `vigil resource cleanup {group}` "
+                                      f"there")]
+        if self.fence_state in ("needed", "running", "manual", "done"):
+            return []
+        f = self.cluster.fencing
+        self.fence_state = "manual" if f.agent == "manual" else "needed"
+        self.fence_detail = f"{self.peer} failed to stop {group}"
+        self._dirty = True
+        return [Note(Level.ERROR, f"{self.peer} failed to stop group {group}: fencing it, then "
+                                  f"taking the group over")]
 
     def _assign(self, changes: dict[str, Assignment]) -> None:
         for name, a in changes.items():
@@ -766,7 +801,7 @@ class Node:
                     self._dead_at = now
                     notes += self._update_all_eligible()  # a dead peer's ping: no news
                     f = self.cluster.fencing
-                    if f is not None and reason != "shutdown":
+                    if f is not None and reason != "shutdown" and self.fence_state != "done":
                         self.fence_state = "manual" if f.agent == "manual" else "needed"
                         self.fence_detail = ""
                         notes.append(Note(Level.WARNING, (
@@ -809,31 +844,42 @@ def serial_problem(cluster: Cluster) -> str | None:
     return None
 
 
-def _worst_frame_size(cluster: Cluster) -> int:
-    worst = Assignment(2**62 - 1, max((n.name for n in cluster.nodes), key=len),
-                       max((n.name for n in cluster.nodes), key=len))
+def _worst_frames(cluster: Cluster) -> dict[str, tuple[wire.FrameKind, str, bytes]]:
+    """The largest frame of each kind this cluster can send: (kind, sender, payload)."""
+    longest = max((n.name for n in cluster.nodes), key=len)
+    worst = Assignment(2**62 - 1, longest, longest)
     hb = Heartbeat(NodeStatus.LEAVING, tuple(
         GroupReport(g.name, GroupState.STOPPING, worst, True) for g in cluster.groups),
         255 if cluster.ping else None, False)
-    return len(wire.encode(wire.Frame(wire.FrameKind.HEARTBEAT, cluster.name, worst.owner,
-                                      2**64 - 1, 2**64 - 1, 255, serialize(hb)), b"k"))
+    frames = {"heartbeat": (wire.FrameKind.HEARTBEAT, longest, serialize(hb))}
+    if cluster.witness is not None:
+        names = tuple(g.name for g in cluster.groups)
+        frames["witness ask"] = (wire.FrameKind.WITNESS_ASK, longest,
+                                 serialize_ask(Ask(names, names)))
+        frames["witness reply"] = (wire.FrameKind.WITNESS_REPLY, cluster.witness.name,
+                                   serialize_reply(Reply(2**64 - 1, 2**64 - 1, names, tuple(
+                                       (g, longest) for g in names), True, 2**32 - 1)))
+    return frames
+
+
+def _encoded(cluster: Cluster, kind: wire.FrameKind, sender: str, payload: bytes) -> bytes:
+    return wire.encode(wire.Frame(kind, cluster.name, sender, 2**64 - 1, 2**64 - 1, 255,
+                                  payload), b"k")
+
+
+def _worst_frame_size(cluster: Cluster) -> int:
+    kind, sender, payload = _worst_frames(cluster)["heartbeat"]
+    return len(_encoded(cluster, kind, sender, payload))
 
 
 def frame_problem(cluster: Cluster) -> str | None:
-    """Why this cluster's heartbeats could not fit in one frame (None when they do).
-
-    A heartbeat carries every group, so the number of groups and the length of their names
-    are bounded by wire.MAX_FRAME; checked with the longest state and epoch a group can show.
-    """
-    worst = Assignment(2**62 - 1, max((n.name for n in cluster.nodes), key=len),
-                       max((n.name for n in cluster.nodes), key=len))
-    hb = Heartbeat(NodeStatus.LEAVING, tuple(
-        GroupReport(g.name, GroupState.STOPPING, worst, True) for g in cluster.groups))
-    payload = serialize(hb)
-    try:
-        wire.encode(wire.Frame(wire.FrameKind.HEARTBEAT, cluster.name, worst.owner, 2**64 - 1,
-                               2**64 - 1, 255, payload), b"k")
-    except ValueError as e:
-        return (f"{len(cluster.groups)} groups do not fit in one heartbeat frame ({e}); "
-                f"use fewer groups or shorter group names")
+    """Why this cluster's heartbeats (or witness messages) could not fit in one frame (None
+    when they do). They carry every group, so the number of groups and the length of their
+    names are bounded by wire.MAX_FRAME; checked with the longest values each can show."""
+    for what, (kind, sender, payload) in _worst_frames(cluster).items():
+        try:
+            _encoded(cluster, kind, sender, payload)
+        except ValueError as e:
+            return (f"{len(cluster.groups)} groups do not fit in one {what} frame ({e}); "
+                    f"use fewer groups or shorter group names")
     return None

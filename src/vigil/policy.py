@@ -176,7 +176,8 @@ def _why_not_start(v: View, group: str, a: Assignment, report: GroupReport | Non
         return f"waiting for {peer} to come up"
     if report is None:
         return f"{peer} does not report this group (configuration differs?)"
-    if not v.report or not v.report.hears_you:
+    assert v.report is not None  # _peer_up
+    if not v.report.hears_you:
         return f"waiting for {peer} to hear this node (it may still count it dead)"
     if report.assignment != a:
         return f"waiting for {peer} to acknowledge the assignment"

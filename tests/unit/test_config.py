@@ -298,7 +298,7 @@ CASES: list[tuple[str, str, int | None, str, str]] = [
     ("witness ipv6", BASE + '[witness]\naddress = "fd00::9"\n', NEXT + 1, "witness.address",
      "IPv4 for now"),
     ("witness lease", BASE + '[witness]\naddress = "10.0.0.9"\nlease = "100ms"\n', NEXT + 2,
-     "witness.lease", "at least twice keepalive"),
+     "witness.lease", "at least 4 x keepalive"),
     ("witness named like a node", BASE + '[witness]\naddress = "10.0.0.9"\nname = "n1"\n',
      NEXT + 2, "witness.name", "also a node's name"),
     ("witness unknown key", BASE + '[witness]\naddress = "10.0.0.9"\nttl = 3\n', NEXT + 2,
@@ -754,7 +754,7 @@ options = "noatime"
     ocf, lsb, unit, ipaddr, drbd, fs = g.resources
     assert ocf == model.OcfResource("heartbeat:Filesystem", "web-0-filesystem", (
         ("device", "/dev/sdb5"), ("directory", "/webdata"), ("fstype", "ext3"),
-        ("force_unmount", "true")), None, model.Monitor(5.0, 20.0))
+        ("force_unmount", "true")), None, model.Monitor(5.0, None))
     assert lsb == model.LsbResource("httpd", 20.0, None)
     assert unit == model.SystemdResource("tomcat.service")
     assert ipaddr.name == "heartbeat:IPaddr::192.168.60.200/24/eth0"
@@ -803,3 +803,16 @@ def test_group_policy_problems() -> None:
                                         'migration_threshold = 0\nfailover = 1\n'), "t.toml")
     keys = {p.key for p in e.value.problems}
     assert keys == {"group[0].policy.migration_threshold", "group[0].policy.failover"}, keys
+
+
+def test_witness_replies_must_fit_in_a_frame_too() -> None:
+    from vigil.node import frame_problem
+    long_groups = "".join(
+        f'[[group]]\nname = "{chr(97 + i) * 63}"\nhome = "n1"\n[[group.resource]]\n'
+        f'type = "ip"\naddress = "192.168.10.{i + 1}/24"\ninterface = "eth0"\n'
+        for i in range(11))
+    c = toml.parse(BASE + long_groups, "t.toml")
+    assert frame_problem(c) is None  # heartbeats fit
+    c = toml.parse(BASE + '[witness]\naddress = "10.0.0.9"\n' + long_groups, "t.toml")
+    problem = frame_problem(c)
+    assert problem is not None and "one witness" in problem, problem

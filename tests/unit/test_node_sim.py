@@ -277,3 +277,33 @@ def test_no_takeover_before_the_fence_agent_succeeds():
     sim._step("n2")
     sim.run(0.1)
     assert sim.runners("g1") == ["n2"]
+
+
+def test_a_peer_that_fails_to_stop_is_fenced_then_its_group_taken():
+    """Issue 4, item 5: with fencing, a failed stop gets the node shot and the group moved;
+    without, the group stays blocked and both logs say so."""
+    import dataclasses
+
+    from vigil.model import Fencing
+
+    for fencing in (None, Fencing("fence_dummy", delay=0.0)):
+        sim = Sim(7, dataclasses.replace(make_cluster(), fencing=fencing))
+        sim.run(5.0)
+        sim.fail_stop = 1.0
+        sim.request("n1", "standby")
+        sim.run(1.0)
+        n1, n2 = sim.nodes["n1"], sim.nodes["n2"]
+        assert n1.local["g1"] is GroupState.FAILED and sim.runners("g1") == []
+        if fencing is None:
+            assert any("n1 failed to stop group g1: it stays blocked" in l for l in sim.log)
+            sim.run(5.0)
+            assert sim.runners("g1") == [] and n2.local["g1"] is GroupState.STOPPED
+            continue
+        assert n2.fence_state == "needed" and "failed to stop g1" in n2.fence_detail
+        assert n2.fence_started() == 0.0
+        n2.fence_result(True, "Powered OFF", sim.now)
+        sim.crash("n1")  # what the fence agent did
+        sim._step("n2")
+        sim.run(2.0)
+        assert sim.runners("g1") == ["n2"] and n2.fence_state == "done"
+        assert not sim.violations

@@ -167,3 +167,47 @@ def test_arbiter_drops_what_it_must_not_answer():
     assert arb.receive(b"garbage", 3.2) == (None, arb.receive(b"garbage", 3.2)[1])
     assert arb.rejected == 5
     assert arb.leases["g1"].holder == "n1"
+
+
+def test_a_node_whose_own_cables_are_out_needs_the_lease_too():
+    """Review finding: with every heartbeat cable of n1 pulled, n1's silence about n2 is no
+    evidence (n2 is never declared dead there), while n2 declares n1 dead and asks the
+    witness. n1 must stop what it runs unless it holds the lease."""
+    sim = make_sim(6)
+    n1 = sim.nodes["n1"]
+    for link in (0, 1):
+        n1.set_link_local(link, False, sim.now)
+    cut_nodes(sim)
+    sim.witness_cut.add("n1")  # and its path to the witness went with the cables
+    sim.run(10.0)
+    assert not sim.violations, sim.violations
+    assert runners(sim, "g1") == ["n2"]
+    assert n1.membership.view("n2").liveness.value == "up", "never declared dead on n1"
+    assert any("is not heard on any link" in line for line in sim.log)
+
+
+def test_a_witness_restart_does_not_take_down_a_node_running_alone():
+    sim = make_sim(7)
+    sim.crash("n2")
+    sim.run(10.0)
+    assert runners(sim, "g1") == ["n1"] and runners(sim, "g2") == ["n1"]
+    starts = len(sim.start_log)
+    sim.restart_witness()  # it knows nothing of the leases n1 holds
+    sim.run(10.0)
+    assert runners(sim, "g1") == ["n1"] and runners(sim, "g2") == ["n1"]
+    assert len(sim.start_log) == starts, "nothing was stopped and started again"
+
+
+def test_a_witness_with_another_lease_length_is_obeyed():
+    """A node holds half of the shorter of its own and the witness's lease."""
+    sim = make_sim(8)
+    assert sim.witness is not None
+    sim.witness.lease = LEASE / 4  # the witness host's configuration says otherwise
+    sim.run(1.0)
+    n1 = sim.nodes["n1"]
+    left = max(n1.leases.values()) - sim.now
+    assert 0 < left <= LEASE / 8 + 0.01, left
+    cut_nodes(sim)
+    sim.witness_cut.add("n1")
+    sim.run(10.0)
+    assert not sim.violations and runners(sim, "g1") == ["n2"]

@@ -532,10 +532,11 @@ class _Checker:
         port = self.field(w, p, "port", _int_in(1, 65535))
         lease = self.field(w, p, "lease", _as_timeout)
         name = self.field(w, p, "name", _as_name)
-        if lease is not None and lease < 2 * timings.keepalive:
-            self.report((*p, "lease"), f"{model.fmt_duration(lease)} must be at least twice "
+        if lease is not None and lease < 4 * timings.keepalive:
+            self.report((*p, "lease"), f"{model.fmt_duration(lease)} must be at least 4 x "
                                        f"keepalive: nodes hold a lease for half of it and "
-                                       f"renew it every keepalive")
+                                       f"renew it every keepalive, so half of it must "
+                                       f"survive a lost reply")
         if address is None:
             return None
         return model.Witness(address=address, port=port or 6940, lease=lease,
@@ -793,7 +794,7 @@ def _as_monitor(v: object) -> model.Monitor | None:
         raise ValueError(f"unknown key {bad[0]!r} in monitor; valid keys: interval, timeout")
     d = model.Monitor()
     interval = _as_timeout(v["interval"]) if "interval" in v else d.interval
-    timeout = _as_timeout(v["timeout"]) if "timeout" in v else d.timeout
+    timeout = _as_timeout(v["timeout"]) if "timeout" in v else None
     return model.Monitor(interval, timeout)
 
 

@@ -173,6 +173,10 @@ class DiskLink:
                         log.info("disk link up link=%s", self.name)
                     self._ok_at, self.last_error = time.monotonic(), None
                 self._wake.wait(self.interval)
+            try:  # the goodbye sent just before close() should reach the disk too
+                self._write_heartbeat(wbuf)
+            except OSError:
+                pass
         except RuntimeError:  # the event loop is closed: nobody left to deliver to
             pass
         finally:

@@ -36,7 +36,7 @@ from vigil.daemon.watchdog import Watchdog
 from vigil.errors import AgentError, VigilError
 from vigil.model import (Cluster, Fencing, Group, IpResource, Monitor, Witness, partition_warning, poison_wait,
                          watchdog_seconds)
-from vigil.node import Level, Node, Note
+from vigil.node import Node, Note
 from vigil.policy import Recover, Start
 from vigil.resources import build, fence as fence_mod
 from vigil.resources.base import Agent
@@ -45,8 +45,6 @@ from vigil.wire.messages import GroupState
 
 log = logging.getLogger("vigil")
 
-_LEVELS = {Level.DEBUG: logging.DEBUG, Level.INFO: logging.INFO, Level.WARNING: logging.WARNING,
-           Level.ERROR: logging.ERROR}
 GOODBYES = 3  # the last frames of a clean shutdown, on every link
 
 
@@ -111,6 +109,8 @@ class Daemon:
                 self.generation = self.new_generation()
                 self.agents = {g.name: [build(r, host) for r in g.resources]
                                for g in self.cluster.groups}
+                for agent in (a for agents in self.agents.values() for a in agents):
+                    await agent.prepare()  # OCF meta-data: the timeouts of every action
                 found = {g.name: await self._probe_group(g) for g in self.cluster.groups}
                 now = time.monotonic()
                 self.node = Node(self.cluster, self.me, self.key, self.generation,
@@ -202,12 +202,13 @@ class Daemon:
             await asyncio.sleep(0.005)
         failed = [g for g, st in self.node.local.items() if st is GroupState.FAILED]
         if failed:
+            # No goodbye to the guard: at our exit it tries to stop them once more.
             log.error("goodbye sent to %s; %s failed to stop and may still hold resources "
-                      "here", self.node.peer, ", ".join(failed))
+                      "here; the guard tries once more", self.node.peer, ", ".join(failed))
         else:
             log.info("all groups released; goodbye sent to %s", self.node.peer)
-        if self.guard is not None:
-            self.guard.bye()
+            if self.guard is not None:
+                self.guard.bye()
         raise _Shutdown
 
     # --- inputs --------------------------------------------------------------------------------
@@ -325,9 +326,11 @@ class Daemon:
             log.warning("fencing %s: %s %s", peer, f.agent, f.action)
             t0 = time.monotonic()
             try:
-                async with asyncio.timeout(f.timeout):
-                    detail = await (self._poison() if f.agent == "disk"
-                                    else fence_mod.fence(f, peer))
+                if f.agent == "disk":
+                    detail = await self._poison(f.timeout)  # its wait is not the agent's
+                else:
+                    async with asyncio.timeout(f.timeout):
+                        detail = await fence_mod.fence(f, peer)
                 ok = True
             except TimeoutError:
                 ok, detail = False, f"no answer within {f.timeout:g} s"
@@ -372,13 +375,18 @@ class Daemon:
                             f.delay, took)
             await asyncio.sleep(f.monitor_interval)
 
-    async def _poison(self) -> str:
+    async def _poison(self, timeout: float) -> str:
         """Storage-based fencing: write the pill into the peer's disk mailbox, then wait
         until a live peer must have obeyed it (model.poison_wait). Succeeds when the peer
         stayed dead meanwhile; a peer heard again is not fenced, and needs no fencing."""
         assert self.node is not None
         disk = next(l for l in self.links if isinstance(l, disk_mod.DiskLink))
-        await disk.write_mail(self.node.poison_frame(int(time.time() * 1000)))
+        try:
+            async with asyncio.timeout(timeout):
+                await disk.write_mail(self.node.poison_frame(int(time.time() * 1000)))
+        except TimeoutError:
+            raise AgentError(f"writing the poison pill to {disk.name} took over "
+                             f"{timeout:g} s") from None
         wait = poison_wait(self.cluster.timings)
         log.warning("poison pill written for %s on %s; waiting %.0f ms for it to obey",
                     self.node.peer, disk.name, wait * 1000)
@@ -433,10 +441,17 @@ class Daemon:
     async def _guard_watch(self, g: guard_mod.GuardLink) -> None:
         """After a stall the guard may have stopped groups: probe them, never assume. A
         guard that died is replaced at once (and retried every second while that fails)."""
+        backoff = 1.0
         while True:
+            born = time.monotonic()
             await self._guard_events(g)
             g.close()
             log.error("the guard process (pid %d) exited: starting a new one", g.pid)
+            if time.monotonic() - born < 10.0:  # it dies at once: do not spin on it
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, 30.0)
+            else:
+                backoff = 1.0
             while True:
                 try:
                     g = guard_mod.spawn(self.cluster, self.me)
@@ -520,7 +535,8 @@ class Daemon:
                     self.pending[group.name]:
                 continue
             t0 = time.monotonic()
-            check = asyncio.create_task(self._check(agent, mon))
+            check = asyncio.create_task(self._check(agent, mon.timeout or
+                                                    agent.timeout_for("monitor")))
             self.checks[group.name].add(check)
             try:
                 await asyncio.wait({check})  # no exception when the worker cancels it
@@ -537,14 +553,14 @@ class Daemon:
                 self._process()
 
     @staticmethod
-    async def _check(agent: Agent, mon: Monitor) -> tuple[str, str]:
+    async def _check(agent: Agent, timeout: float) -> tuple[str, str]:
         """One monitor: ("", "") when fine, else the failure's kind and what it said."""
         try:
-            async with asyncio.timeout(mon.timeout):
+            async with asyncio.timeout(timeout):
                 if not await agent.monitor():
                     return "not_running", "not running"
         except TimeoutError:
-            return "soft", f"monitor timed out after {mon.timeout:g} s"
+            return "soft", f"monitor timed out after {timeout:g} s"
         except asyncio.CancelledError:
             raise
         except Exception as e:  # an agent failure must never take the daemon down
@@ -727,7 +743,7 @@ class Daemon:
 
     def _log(self, notes: list[Note]) -> None:
         for n in notes:
-            log.log(_LEVELS[n.level], "%s", n.text)
+            log.log(n.level, "%s", n.text)  # Level's values are logging's
 
 
 def _monitored(f: Fencing) -> bool:

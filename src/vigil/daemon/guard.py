@@ -115,9 +115,15 @@ def spawn(cluster: Cluster, me: str) -> GuardLink:
         os.close(feed_r)
         os.close(fired_w)
     assert proc.stdin is not None
-    # The whole model, as the daemon has it (the file may have changed since it started).
-    proc.stdin.write(pickle.dumps((cluster, me)))
-    proc.stdin.close()
+    try:  # the whole model, as the daemon has it (the file may have changed since)
+        proc.stdin.write(pickle.dumps((cluster, me)))
+        proc.stdin.close()
+    except OSError:
+        os.close(feed_w)
+        os.close(fired_r)
+        proc.kill()
+        proc.wait()
+        raise
     os.set_blocking(feed_w, False)
     os.set_blocking(fired_r, False)
     return GuardLink(proc, feed_w, fired_r)
@@ -126,10 +132,10 @@ def spawn(cluster: Cluster, me: str) -> GuardLink:
 def main(argv: Sequence[str]) -> int:
     """`python -m vigil.daemon.guard FEED_FD FIRED_FD`, the model pickled on stdin."""
     feed, fired = int(argv[0]), int(argv[1])
-    cluster, me = pickle.loads(sys.stdin.buffer.read())
-    from vigil import log as vlog
-    vlog.setup(me, cluster.log_file)
     try:
+        cluster, me = pickle.loads(sys.stdin.buffer.read())
+        from vigil import log as vlog
+        vlog.setup(me, cluster.log_file)
         return _run(cluster, me, feed, fired)
     except BaseException:
         log.exception("guard: failed")

@@ -47,7 +47,7 @@ class SerialLink:
 
     def __init__(self, index: int, device: Path, baud: int) -> None:
         if (problem := check_baud(baud)) is not None:
-            raise ValueError(problem)  # config checks with check_baud first: a caller bug
+            raise ValueError(problem)  # config accepts model.SERIAL_BAUDS only: a caller bug
         self.index = index
         self.device = device
         self.baud = baud

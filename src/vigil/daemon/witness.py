@@ -18,13 +18,9 @@ from vigil import log as vlog
 from vigil.arbiter import Arbiter
 from vigil.errors import VigilError
 from vigil.model import Cluster, witness_lease
-from vigil.node import Level
 from vigil.wire.auth import load_key
 
 log = logging.getLogger("vigil")
-
-_LEVELS = {Level.DEBUG: logging.DEBUG, Level.INFO: logging.INFO, Level.WARNING: logging.WARNING,
-           Level.ERROR: logging.ERROR}
 
 
 class _Protocol(asyncio.DatagramProtocol):
@@ -38,7 +34,7 @@ class _Protocol(asyncio.DatagramProtocol):
     def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
         reply, notes = self.arbiter.receive(data, time.monotonic())
         for n in notes:
-            log.log(_LEVELS[n.level], "%s", n.text)
+            log.log(n.level, "%s", n.text)  # Level's values are logging's
         if reply is not None and self.transport is not None:
             self.transport.sendto(reply, addr)
 

@@ -46,6 +46,9 @@ class Agent(abc.ABC):
         cure or the check itself failed. By default the probe."""
         return await self.probe()
 
+    async def prepare(self) -> None:
+        """Learn what the agent needs before its first action (OCF: its meta-data)."""
+
     def timeout_for(self, action: str) -> float:
         """Seconds the caller should allow `action` ("start", "stop", "monitor", "probe").
         By default the resource's one `timeout`; OCF agents read theirs from meta-data."""

@@ -21,7 +21,8 @@ _MAX_INT = 2**64 - 1
 
 @dataclass(frozen=True, slots=True)
 class Ask:
-    hold: tuple[str, ...]
+    hold: tuple[str, ...]  # groups it holds a lease on or wants one for
+    leased: tuple[str, ...] = ()  # those whose lease it holds now by its own clock
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,7 +31,8 @@ class Reply:
     seq: int
     granted: tuple[str, ...]
     holders: tuple[tuple[str, str], ...]  # (group, node) for every group held by anyone
-    starting: bool = False  # the witness has just started and grants nothing yet
+    starting: bool = False  # the witness has just started: it only renews leases still held
+    lease_ms: int = 0  # the lease the witness grants (a node holds half of the shorter one)
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,26 +62,31 @@ def _uint(v: object) -> bool:
 
 
 def serialize_ask(a: Ask) -> bytes:
-    return json.dumps({"h": list(a.hold)}, separators=(",", ":")).encode()
+    return json.dumps({"h": list(a.hold), "l": list(a.leased)},
+                      separators=(",", ":")).encode()
 
 
 def parse_ask(payload: bytes) -> Ask | None:
     doc = _load(payload)
-    if not isinstance(doc, dict) or set(doc) != {"h"}:
+    if not isinstance(doc, dict) or set(doc) != {"h", "l"}:
         return None
-    hold = _names(doc["h"])
-    return None if hold is None else Ask(hold)
+    hold, leased = _names(doc["h"]), _names(doc["l"])
+    if hold is None or leased is None or not set(leased) <= set(hold):
+        return None
+    return Ask(hold, leased)
 
 
 def serialize_reply(r: Reply) -> bytes:
     return json.dumps({"a": [r.generation, r.seq], "g": list(r.granted),
-                       "o": [list(h) for h in r.holders], "s": int(r.starting)},
-                      separators=(",", ":")).encode()
+                       "o": [list(h) for h in r.holders], "s": int(r.starting),
+                       "t": r.lease_ms}, separators=(",", ":")).encode()
 
 
 def parse_reply(payload: bytes) -> Reply | None:
     doc = _load(payload)
-    if not isinstance(doc, dict) or set(doc) != {"a", "g", "o", "s"}:
+    if not isinstance(doc, dict) or set(doc) != {"a", "g", "o", "s", "t"}:
+        return None
+    if not _uint(doc["t"]) or not 0 < doc["t"] < 2**32:
         return None
     ask, granted, holders = doc["a"], _names(doc["g"]), doc["o"]
     if not (isinstance(ask, list) and len(ask) == 2 and all(_uint(x) for x in ask)):
@@ -89,11 +96,11 @@ def parse_reply(payload: bytes) -> Reply | None:
     if not isinstance(holders, list) or len(holders) > 255:
         return None
     pairs = []
-    for h in holders:
-        if not (isinstance(h, list) and len(h) == 2 and _names(h) is not None):
+    for h in holders:  # (group, node): a group may well be named like a node
+        if not (isinstance(h, list) and len(h) == 2 and _names(h[:1]) and _names(h[1:])):
             return None
         pairs.append((h[0], h[1]))
-    return Reply(ask[0], ask[1], granted, tuple(pairs), bool(doc["s"]))
+    return Reply(ask[0], ask[1], granted, tuple(pairs), bool(doc["s"]), doc["t"])
 
 
 def serialize_poison(p: Poison) -> bytes:
