@@ -12,6 +12,7 @@ from typing import Any, NoReturn
 import click
 
 from vigil import __version__
+from vigil.cli.agent_cmd import agent as agent_group
 from vigil.errors import ConfigError, VigilError
 
 DEFAULT_CONFIG = Path("/etc/vigil/vigil.toml")
@@ -215,6 +216,9 @@ def keygen(c: Ctx, path: Path) -> None:
     except VigilError as e:
         _fail(e, c.debug)
     click.echo(f"wrote a new key to {path}; copy it to every node (mode 0600)")
+
+
+cli.add_command(agent_group)
 
 
 def main() -> None:

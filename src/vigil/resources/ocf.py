@@ -38,6 +38,7 @@ Choices:
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import re
 from collections.abc import Sequence
@@ -59,7 +60,7 @@ from vigil.resources.ocf_meta import (
 )
 
 __all__ = [
-    "DEFAULT_TIMEOUT", "EXIT_CODES", "Kind", "OcfAgent", "OcfCode", "OcfError",
+    "DEFAULT_TIMEOUT", "EXIT_CODES", "FailureKind", "Kind", "OcfAgent", "OcfCode", "OcfError",
     "clear_meta_data_cache", "describe_rc",
 ]
 
@@ -117,24 +118,30 @@ def describe_rc(rc: int) -> OcfCode:
     return OcfCode(rc, "UNKNOWN", f"exit status {rc} is not an OCF code", "soft")
 
 
+FailureKind = Literal["soft", "hard", "fatal"]
+"""The kinds an `OcfError` carries: a code that is "ok" or "not_running" in the table but
+wrong for the action (start exiting 7 or 190) is a "soft" failure of that action."""
+
+
 class OcfError(AgentError):
     """An OCF action failed. `code` is the exit status (see `EXIT_CODES`; < 0 when killed by a
-    signal), `kind` what the engine should do (see `Kind`), `reason` the agent's exit reason or
-    last stderr line ("" when none)."""
+    signal), `kind` what the engine should do (see `Kind`), `action` the action that failed
+    ("probe" for a probe; "validate-all" when the check before a start failed), `reason` the
+    agent's exit reason or last stderr line ("" when none)."""
 
-    def __init__(self, message: str, *, action: str, code: int, kind: Kind,
+    def __init__(self, message: str, *, action: str, code: int, kind: FailureKind,
                  reason: str = "") -> None:
         super().__init__(message)
         self.action = action
         self.code = code
-        self.kind: Kind = kind
+        self.kind: FailureKind = kind
         self.reason = reason
 
 
-# Meta-data per agent path, shared by every OcfAgent of this process. Only successful loads are
-# kept: a broken agent is asked again (it is cheap) and may have been fixed meanwhile.
-_meta_cache: dict[Path, AgentInfo] = {}
-_meta_warned: set[Path] = set()
+# Meta-data per agent path, shared by every OcfAgent of this process: None when the agent
+# exists but its meta-data failed or did not parse (warned about once; defaults apply until
+# `clear_meta_data_cache`). A missing agent is not cached: it may be installed later.
+_meta_cache: dict[Path, AgentInfo | None] = {}
 
 _PARAM_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
@@ -142,7 +149,6 @@ _PARAM_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 def clear_meta_data_cache() -> None:
     """Forget every agent's meta-data (after agents were upgraded; in tests)."""
     _meta_cache.clear()
-    _meta_warned.clear()
 
 
 class OcfAgent(Agent):
@@ -164,10 +170,15 @@ class OcfAgent(Agent):
 
     # -- timeouts -------------------------------------------------------------------------
 
-    @property  # type: ignore[override]
+    @property
     def timeout(self) -> float:
-        """The longest of start, stop and monitor: for callers that want one number."""
+        """The longest of start, stop and monitor: for callers that want one number. Prefer
+        `timeout_for`. Read-only (it is derived from the resource and the meta-data)."""
         return max(self.timeout_for(a) for a in ("start", "stop", "monitor"))
+
+    @timeout.setter
+    def timeout(self, value: float) -> None:
+        raise AttributeError("OcfAgent.timeout is derived: set OcfResource.timeout instead")
 
     def timeout_for(self, action: str) -> float:
         """resource.timeout if set; else the agent's meta-data timeout for `action` (probe
@@ -183,7 +194,7 @@ class OcfAgent(Agent):
 
     async def start(self) -> None:
         if not self._validated:
-            info = await self._meta()
+            info = await self.load_meta_data()
             if info is not None and info.advertises("validate-all"):
                 done = await self._call("validate-all")
                 if done.rc not in (0, 3):
@@ -203,8 +214,14 @@ class OcfAgent(Agent):
 
     async def probe(self) -> bool:
         """A monitor with interval 0: True running (0, 190), False stopped (7), else
-        OcfError (the engine treats a failed probe as "present")."""
-        return await self._monitor("probe", interval_ms=0)
+        OcfError (the engine treats a failed probe as "present"). As in Pacemaker, an agent
+        that is not installed here (5) means "not running": nothing of it can run."""
+        try:
+            return await self._monitor("probe", interval_ms=0)
+        except OcfError as e:
+            if e.code == 5:
+                return False
+            raise
 
     async def monitor(self) -> bool:
         """The recurring monitor: True running (0, 190), False stopped (7), else OcfError."""
@@ -240,13 +257,16 @@ class OcfAgent(Agent):
 
     async def _call(self, action: str, *, interval_ms: int = 0,
                     timeout_of: str | None = None) -> runner.Completed:
-        """Run `<agent> action`; an agent that is missing or cannot be executed is an OcfError
-        (5 not installed, 4 no permission) without running anything."""
+        """Run `<agent> action`. A missing agent is OCF_ERR_INSTALLED (5) without running
+        anything; one the kernel refuses to execute is OCF_ERR_PERM (4) when permission is
+        denied, else 5; both "hard"."""
         what = timeout_of or action
         if not self.path.is_file():
             raise OcfError(
                 f"{self.name}: {what} failed: OCF_ERR_INSTALLED (not installed): no agent"
                 f" {self.path}", action=what, code=5, kind="hard")
+        if self.resource.timeout is None:
+            await self.load_meta_data()  # warm the cache without blocking: env() reads timeouts
         env = self.env(what, interval_ms)
         try:
             return await runner.run([*self.wrap, str(self.path), action], env=env)
@@ -254,17 +274,21 @@ class OcfAgent(Agent):
             code = 4 if isinstance(e.__cause__, PermissionError) else 5
             c = EXIT_CODES[code]
             raise OcfError(f"{self.name}: {what} failed: {c.name} ({c.meaning}): {e}",
-                           action=what, code=code, kind=c.kind) from e
+                           action=what, code=code, kind="hard") from e
 
     def _failed(self, action: str, done: runner.Completed) -> OcfError:
         """The error for a failed `action`, its stderr logged at WARNING."""
         self._log_stderr(done, warn=True)
         c = describe_rc(done.rc)
+        # start exiting 7 or 190 is a failure of the start: "soft"
+        kind: FailureKind = "soft"
+        if c.kind == "hard" or c.kind == "fatal":
+            kind = c.kind
         reason = exit_reason(done.stderr)
         rc = f"rc={done.rc} " if done.rc >= 0 else ""
         message = f"{self.name}: {action} failed: {rc}{c.name} ({c.meaning})"
         return OcfError(message + (f": {reason}" if reason else ""),
-                        action=action, code=done.rc, kind=c.kind, reason=reason)
+                        action=action, code=done.rc, kind=kind, reason=reason)
 
     def _log_stderr(self, done: runner.Completed, *, warn: bool) -> None:
         level = logging.WARNING if warn else logging.DEBUG
@@ -279,50 +303,43 @@ class OcfAgent(Agent):
     def _meta_sync(self) -> AgentInfo | None:
         if self.path in _meta_cache:
             return _meta_cache[self.path]
+        return self._load_meta_data()
+
+    async def prepare(self) -> None:
+        await self.load_meta_data()
+
+    async def load_meta_data(self) -> AgentInfo | None:
+        """Load (once per agent path) and return the agent's meta-data without blocking the
+        event loop; None when the agent is missing or its meta-data unusable. The engine may
+        call it right after building the agent so that `timeout_for` never has to block.
+
+        The call runs in a worker thread, not through `runner.run`: the runner keeps only the
+        last 4 KiB of stdout and meta-data is longer (IPaddr2's is ~15 KiB). The thread is
+        bounded by META_DATA_TIMEOUT, when it kills the agent's process group; if our task is
+        cancelled meanwhile, the thread still runs to its end on its own.
+        """
+        if self.path in _meta_cache:
+            return _meta_cache[self.path]
+        return await asyncio.to_thread(self._load_meta_data)
+
+    def _load_meta_data(self) -> AgentInfo | None:
+        """Run meta-data (blocking), parse it and cache the result (None on failure)."""
+        if not self.path.is_file():
+            return None  # not cached: it may be installed later; actions report it
         try:
             text = read_meta_data(self.ocf_root, self.resource.agent, wrap=self.wrap,
                                   env=self._meta_env())
+            info: AgentInfo | None = parse_meta_data(text, self.resource.agent)
         except AgentError as e:
-            self._meta_failed(str(e))
-            return None
-        return self._meta_parse(text)
-
-    async def _meta(self) -> AgentInfo | None:
-        if self.path in _meta_cache:
-            return _meta_cache[self.path]
-        if not self.path.is_file():
-            return None  # the action itself reports it
-        try:
-            done = await runner.run([*self.wrap, str(self.path), "meta-data"],
-                                    env=self._meta_env())
-        except AgentError as e:
-            self._meta_failed(str(e))
-            return None
-        if done.rc != 0:
-            self._meta_failed(f"meta-data failed ({done.describe_rc()})")
-            return None
-        return self._meta_parse(done.stdout)
+            log.warning("%s: no usable meta-data (%s); using %g s timeouts, no validate-all",
+                        self.name, e, DEFAULT_TIMEOUT)
+            info = None
+        _meta_cache[self.path] = info
+        return info
 
     def _meta_env(self) -> dict[str, str]:
         r = self.resource
         return base_env(self.ocf_root, r.provider, r.type, r.id)
-
-    def _meta_parse(self, text: str) -> AgentInfo | None:
-        try:
-            info = parse_meta_data(text, self.resource.agent)
-        except AgentError as e:
-            self._meta_failed(str(e))
-            return None
-        _meta_cache[self.path] = info
-        return info
-
-    def _meta_failed(self, why: str) -> None:
-        """Warn once per agent path: its timeouts fall back to DEFAULT_TIMEOUT and
-        validate-all is skipped."""
-        if self.path not in _meta_warned:
-            _meta_warned.add(self.path)
-            log.warning("%s: no usable meta-data (%s); using %g s timeouts, no validate-all",
-                        self.name, why, DEFAULT_TIMEOUT)
 
 
 def exit_reason(stderr: str) -> str:

@@ -88,7 +88,8 @@ class AgentInfo:
         several are advertised; otherwise the first. None when not advertised."""
         found = [a for a in self.actions if a.name == name]
         plain = [a for a in found if a.role is None and a.depth in (None, 0)]
-        return (plain or found or [None])[0]
+        chosen = plain or found
+        return chosen[0] if chosen else None
 
     def timeout_for(self, action: str) -> float | None:
         """The advertised timeout of `action` in seconds, or None."""
@@ -177,13 +178,15 @@ def read_meta_data(
     path = _existing(ocf_root, name)
     provider, type_ = split_name(name)
     argv = [*wrap, str(path), "meta-data"]
+    if env is None:
+        env = base_env(ocf_root, provider, type_, "RESOURCE_ID")
     try:
         proc = subprocess.Popen(
             argv,
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
-            env=dict(env) if env is not None else base_env(ocf_root, provider, type_, "RESOURCE_ID"),
+            env=dict(env),
             start_new_session=True,
         )
     except OSError as e:
