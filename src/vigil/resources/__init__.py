@@ -6,11 +6,17 @@ anything; the engine calls them (see `base.Agent` for the contract).
 
 from __future__ import annotations
 
-from vigil.model import ExecResource, IpResource, Resource
+from vigil.model import (ExecResource, FilesystemResource, HeartbeatResource, IpResource,
+                         LsbResource, OcfResource, Resource, SystemdResource)
 from vigil.resources.base import Agent
 from vigil.resources.exec import ExecAgent
+from vigil.resources.filesystem import FilesystemAgent
+from vigil.resources.heartbeat import HeartbeatAgent
 from vigil.resources.host import Host
 from vigil.resources.ip import IpAgent
+from vigil.resources.lsb import LsbAgent
+from vigil.resources.ocf import OcfAgent
+from vigil.resources.systemd import SystemdAgent
 
 __all__ = ["Agent", "Host", "build"]
 
@@ -22,4 +28,14 @@ def build(resource: Resource, host: Host) -> Agent:
             return IpAgent(resource, host)
         case ExecResource():
             return ExecAgent(resource)
+        case OcfResource():
+            return OcfAgent(resource)
+        case LsbResource():
+            return LsbAgent(resource)
+        case SystemdResource():
+            return SystemdAgent(resource)
+        case HeartbeatResource():
+            return HeartbeatAgent(resource)
+        case FilesystemResource():
+            return FilesystemAgent(resource)
     raise AssertionError(f"no agent for {resource!r}")

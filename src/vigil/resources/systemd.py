@@ -35,8 +35,8 @@ from vigil.resources.base import Agent
 log = logging.getLogger(__name__)
 
 NOT_LOADED = 5  # systemctl's (LSB) "program is not installed": the unit does not exist
-RUNNING = {"active": True, "reloading": True, "refreshing": True,
-           "activating": True, "deactivating": True, "inactive": False}
+STATES = {"active": True, "reloading": True, "refreshing": True,  # is-active -> running?
+          "activating": True, "deactivating": True, "inactive": False}
 
 
 def is_booted() -> bool:
@@ -89,8 +89,8 @@ class SystemdAgent(Agent):
     async def _active(self, action: str) -> bool:
         done = await self._ctl("is-active")
         state = done.stdout.strip()
-        if state in RUNNING:
-            return RUNNING[state]
+        if state in STATES:
+            return STATES[state]
         if state == "failed":
             if action == "probe":
                 return False
