@@ -5,7 +5,8 @@ VENV := .venv
 STAMP := $(VENV)/.installed
 DEBS := python3-venv iproute2 nftables tcpdump procps psmisc util-linux fence-agents socat resource-agents e2fsprogs
 
-.PHONY: all deps venv demo test unit integration bench clean
+.PHONY: all deps venv demo test unit integration bench bench-failover bench-partition \
+	bench-agents clean
 
 all: venv
 
@@ -39,8 +40,17 @@ unit: venv
 integration: venv
 	$(VENV)/bin/python -m pytest -q tests/integration
 
-bench: venv
+# The README's figures; each part also runs alone (about 25, 45 and 5 minutes).
+bench: bench-failover bench-partition bench-agents
+
+bench-failover: venv
 	$(VENV)/bin/python -m bench.failover
+
+bench-partition: venv
+	$(VENV)/bin/python -m bench.partition
+
+bench-agents: venv
+	$(VENV)/bin/python -m bench.agents
 
 clean:
 	rm -rf $(VENV) build src/*.egg-info

@@ -46,6 +46,7 @@ from typing import Any
 from bench import common
 from vigil.lab.arpwatch import doubles as arp_doubles
 from vigil.lab.cluster import HolderMonitor, LabCluster
+from vigil.lab.disk import loop_device
 from vigil.lab.netns import exit_on_sigterm
 from vigil.lab.probe import Prober, outages
 
@@ -94,12 +95,7 @@ def setup(c: LabCluster, scenario: str, stack: ExitStack) -> dict[str, Any]:
         c.add_config(f'[witness]\naddress = "{c.lab.address("client")}"\n')
         c.start_witness()
     elif scenario in ("cut_disk", "poison"):
-        image = c.dir / "disk.img"
-        with open(image, "wb") as f:
-            f.truncate(1 << 20)
-        dev = subprocess.run(["losetup", "--find", "--show", str(image)], capture_output=True,
-                             text=True, check=True).stdout.strip()
-        stack.callback(subprocess.run, ["losetup", "-d", dev], check=False)
+        dev = stack.enter_context(loop_device(c.dir / "disk.img"))
         c.add_config(f'[[link]]\nmode = "disk"\ndevice = "{dev}"\n' +
                      ('\n[fencing]\nagent = "disk"\n' if scenario == "poison" else ""))
     elif scenario == "cut_serial":

@@ -400,13 +400,9 @@ class Node:
         self._now = max(self._now, now)
         w = self.cluster.witness
         assert w is not None
-        got = wire.decode(data, self.key)
-        if isinstance(got, wire.Rejected):
-            return self._reject(got.reason, -1, "from the witness")
-        f = got
-        if f.cluster != self.cluster.name or f.sender != w.name or \
-                f.kind is not wire.FrameKind.WITNESS_REPLY:
-            return self._reject(wire.RejectReason.UNKNOWN_SENDER, -1, f"{f.sender} (witness)")
+        f = self._side_frame(data, w.name, wire.FrameKind.WITNESS_REPLY, "witness reply")
+        if isinstance(f, list):
+            return f
         r = parse_reply(f.payload)
         if r is None:
             return self._reject(wire.RejectReason.GARBLED, -1, "witness reply")
@@ -435,6 +431,18 @@ class Node:
                                                  f"it over"))
         self.witness_holders = holders
         return notes + self._update_all_eligible()
+
+    def _side_frame(self, data: bytes, sender: str, kind: wire.FrameKind,
+                    where: str) -> wire.Frame | list[Note]:
+        """A frame that comes other than on a heartbeat link (the witness, the mailbox):
+        authentic, of this cluster, from `sender`, of `kind`; else the reject notes."""
+        got = wire.decode(data, self.key)
+        if isinstance(got, wire.Rejected):
+            return self._reject(got.reason, -1, f"({where})")
+        if got.cluster != self.cluster.name or got.sender != sender or got.kind is not kind:
+            return self._reject(wire.RejectReason.UNKNOWN_SENDER, -1,
+                                f"{got.sender} ({where})")
+        return got
 
     def _witness_blocks(self, group: str, now: float) -> str | None:
         if self.cluster.witness is None or self._lease_ok(group, now):
@@ -473,13 +481,9 @@ class Node:
     def mail(self, data: bytes) -> list[Note]:
         """Our disk mailbox changed. A valid pill for this life sets `poisoned`: the daemon
         then releases everything and stops."""
-        got = wire.decode(data, self.key)
-        if isinstance(got, wire.Rejected):
-            return self._reject(got.reason, -1, "in the disk mailbox")
-        f = got
-        if f.cluster != self.cluster.name or f.sender != self.peer or \
-                f.kind is not wire.FrameKind.POISON:
-            return self._reject(wire.RejectReason.UNKNOWN_SENDER, -1, f"{f.sender} (mailbox)")
+        f = self._side_frame(data, self.peer, wire.FrameKind.POISON, "disk mailbox")
+        if isinstance(f, list):
+            return f
         p = parse_poison(f.payload)
         if p is None:
             return self._reject(wire.RejectReason.GARBLED, -1, "poison pill")

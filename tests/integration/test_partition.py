@@ -14,13 +14,12 @@ import shutil
 import signal
 import subprocess
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
 
 from vigil.lab.cluster import HolderMonitor, LabCluster
+from vigil.lab.disk import loop_device
 
 pytestmark = pytest.mark.integration
 
@@ -113,21 +112,8 @@ def test_without_the_witness_the_nodes_carry_on_and_say_so() -> None:
 # --- the disk heartbeat -------------------------------------------------------------------
 
 
-@contextmanager
-def loop_device(directory: Path) -> Iterator[str]:
-    image = directory / "shared-disk.img"
-    with open(image, "wb") as f:
-        f.truncate(1 << 20)
-    dev = subprocess.run(["losetup", "--find", "--show", str(image)], capture_output=True,
-                         text=True, check=True).stdout.strip()
-    try:
-        yield dev
-    finally:
-        subprocess.run(["losetup", "-d", dev], check=False)
-
-
 def test_disk_heartbeat_says_partition_not_death() -> None:
-    with LabCluster(**FAST) as c, loop_device(c.dir) as dev, HolderMonitor(c) as mon:
+    with LabCluster(**FAST) as c, loop_device(c.dir / "shared-disk.img") as dev, HolderMonitor(c) as mon:
         c.add_config(f'[[link]]\nmode = "disk"\ndevice = "{dev}"\n')
         c.start("n1")
         c.start("n2")
@@ -153,7 +139,7 @@ def test_poison_pill_stops_a_frozen_node_that_wakes_up() -> None:
     """n1 freezes (SIGSTOP: network and disk heartbeats stop together). n2 writes the pill
     into n1's mailbox, waits until a live n1 must have obeyed, takes over. When n1 wakes, it
     reads the pill before anything else can happen: it releases everything and exits."""
-    with LabCluster(**FAST) as c, loop_device(c.dir) as dev, HolderMonitor(c) as mon:
+    with LabCluster(**FAST) as c, loop_device(c.dir / "shared-disk.img") as dev, HolderMonitor(c) as mon:
         c.add_config(f'[[link]]\nmode = "disk"\ndevice = "{dev}"\n\n'
                      f'[fencing]\nagent = "disk"\n')
         c.start("n1")

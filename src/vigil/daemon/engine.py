@@ -40,6 +40,7 @@ from vigil.node import Node, Note
 from vigil.policy import Recover, Start
 from vigil.resources import build, fence as fence_mod
 from vigil.resources.base import Agent
+from vigil.resources.ip import IpAgent
 from vigil.resources.host import Host
 from vigil.wire.messages import GroupState
 
@@ -568,21 +569,25 @@ class Daemon:
         return "", ""
 
     async def _start_group(self, group: Group) -> tuple[GroupState, str]:
-        for i, agent in enumerate(self.agents[group.name]):
-            error = await self._act(agent, "start")
-            if error is not None:
-                # Undo in reverse, the failed one included (it may be half-started).
-                result, _ = await self._stop_agents(self.agents[group.name][: i + 1])
+        agents = self.agents[group.name]
+        done = 0
+        for batch in _batches(agents):
+            errors = [e for e in await asyncio.gather(*(self._act(a, "start") for a in batch))
+                      if e is not None]
+            done += len(batch)
+            if errors:
+                # Undo in reverse, the failed ones included (they may be half-started).
+                result, _ = await self._stop_agents(agents[:done])
                 return (GroupState.STOPPED if result is GroupState.STOPPED
-                        else GroupState.FAILED), error
+                        else GroupState.FAILED), "; ".join(errors)
         return GroupState.RUNNING, ""
 
     async def _stop_agents(self, agents: list[Agent]) -> tuple[GroupState, str]:
         errors = []
-        for agent in reversed(agents):
-            error = await self._act(agent, "stop")
-            if error is not None:
-                errors.append(error)  # keep stopping the rest: release as much as we can
+        for batch in reversed(_batches(agents)):
+            # keep stopping the rest after a failure: release as much as we can
+            errors += [e for e in await asyncio.gather(*(self._act(a, "stop") for a in batch))
+                       if e is not None]
         return (GroupState.FAILED, "; ".join(errors)) if errors else (GroupState.STOPPED, "")
 
     async def _act(self, agent: Agent, action: str) -> str | None:
@@ -744,6 +749,19 @@ class Daemon:
     def _log(self, notes: list[Note]) -> None:
         for n in notes:
             log.log(n.level, "%s", n.text)  # Level's values are logging's
+
+
+def _batches(agents: list[Agent]) -> list[list[Agent]]:
+    """The group's agents in order, consecutive addresses together: addresses do not depend
+    on one another, so a group of 64 of them moves in the time of a few, not of 64 (each
+    is a netlink request and an ARP burst). Everything else stays one at a time, in order."""
+    out: list[list[Agent]] = []
+    for a in agents:
+        if out and isinstance(a, IpAgent) and isinstance(out[-1][0], IpAgent):
+            out[-1].append(a)
+        else:
+            out.append([a])
+    return out
 
 
 def _monitored(f: Fencing) -> bool:

@@ -119,6 +119,17 @@ class LabCluster:
                 raise RuntimeError(f"vigil witness did not start:\n{self.log('witness')}")
             time.sleep(0.01)
 
+    def daemon_pid(self, node: str) -> int:
+        """The vigil daemon's pid (`ip netns exec` execs it, so the Popen's pid is it)."""
+        return self.daemons[node].pid
+
+    def in_daemon(self, node: str, argv: Sequence[str], **kw: Any) -> \
+            subprocess.CompletedProcess[str]:
+        """Run argv in the daemon's network and mount namespaces: the mounts its agents
+        made (`ip netns exec` gives each command a mount namespace of its own)."""
+        return subprocess.run(["nsenter", "-t", str(self.daemon_pid(node)), "-m", "-n",
+                               *argv], capture_output=True, text=True, timeout=30, **kw)
+
     def wait_socket(self, node: str, timeout: float = 10.0) -> None:
         end = time.monotonic() + timeout
         while not self.socket(node).exists():
