@@ -56,7 +56,7 @@ def test_ipaddr2_is_restarted_in_place_then_moved_after_the_threshold() -> None:
         c.start("n1")
         c.start("n2")
         c.wait_holder("n1")
-        assert "ocf:heartbeat:IPaddr2 vip start: ok" in c.log("n1")
+        wait_for("the start", lambda: "ocf:heartbeat:IPaddr2 vip start: ok" in c.log("n1"))
         with Prober(c.lab, "client", c.url(), duration=60) as p:
             p.wait_sample(lambda s: s.node == "n1", timeout=5)
             # The address vanishes behind vigil's back: the monitor notices, IPaddr2 puts it
@@ -156,7 +156,10 @@ def test_lsb_and_heartbeat_scripts_restart_in_order() -> None:
         os.kill(first, signal.SIGKILL)
         wait_for("the restart", lambda: "group web recovered" in c.log("n1"))
         log1 = c.log("n1")
-        tail = log1[log1.index(f"lsb:{lsb} failed: not running"):]
+        assert re.search(rf"lsb:{lsb} failed: .*(not running|dead but its pid file exists)"
+                         rf".*restarting it in place", log1), log1[-2000:]
+        assert f"lsb:{lsb}: appd started" in log1, "the script's stderr, under its name"
+        tail = log1[log1.index(f"recovering group web from lsb:{lsb}"):]
         order = [m.group(0) for m in re.finditer(
             rf"(heartbeat:{hb}::hello|lsb:{lsb}|ip \S+ on eth0) (start|stop)", tail)]
         assert order == [f"heartbeat:{hb}::hello stop", f"lsb:{lsb} stop",

@@ -529,7 +529,7 @@ def test_stderr_is_logged(fake: Fake, caplog: pytest.LogCaptureFixture) -> None:
     lines = [(r.levelname, r.getMessage()) for r in caplog.records if r.name == "vigil"]
     me = "ocf:test:fake fake1"
     assert lines == [
-        ("DEBUG", f"{me}: INFO: starting"), ("DEBUG", f"{me}: ocf-exit-reason:nope"),
+        ("INFO", f"{me}: INFO: starting"), ("INFO", f"{me}: ocf-exit-reason:nope"),  # start
         ("DEBUG", f"{me}: DEGRADED: half"),      # probe, 0
         ("WARNING", f"{me}: DEGRADED: half"),    # monitor, 190
         ("DEBUG", f"{me}: DEGRADED: half"),      # probe, 7: expected

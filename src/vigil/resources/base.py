@@ -14,8 +14,17 @@ leaves nothing running (a cancelled command is killed and reaped).
 from __future__ import annotations
 
 import abc
+import logging
+from typing import TYPE_CHECKING
 
 from vigil.errors import AgentError
+
+if TYPE_CHECKING:
+    from vigil.resources.runner import Completed
+
+log = logging.getLogger("vigil")
+# Checks that run every few seconds: their chatter is debug, unless they fail.
+_QUIET = frozenset({"monitor", "probe", "status", "is-active", "validate-all", "meta-data"})
 
 
 class Agent(abc.ABC):
@@ -53,6 +62,19 @@ class Agent(abc.ABC):
         """Seconds the caller should allow `action` ("start", "stop", "monitor", "probe").
         By default the resource's one `timeout`; OCF agents read theirs from meta-data."""
         return self.timeout
+
+    def log_output(self, action: str, done: "Completed") -> None:
+        """Keep the agent's own stderr in the log, each line under the resource's name:
+        start and stop at info, checks at debug, and anything that failed as a warning
+        (for checks, 3 and 7 are the "not running" answers, not failures)."""
+        quiet = action in _QUIET
+        fine = done.rc == 0 or (quiet and done.rc in (3, 7))
+        level = logging.WARNING if not fine else logging.DEBUG if quiet else logging.INFO
+        if not log.isEnabledFor(level):
+            return
+        for line in done.stderr.splitlines():
+            if line.strip():
+                log.log(level, "%s: %s", self.name, line.rstrip())
 
     def error(self, message: str) -> AgentError:
         """An AgentError whose message names this resource."""

@@ -56,6 +56,8 @@ class ExecAgent(Agent):
 
     async def _spawn(self, action: str, argv: Sequence[str]) -> runner.Completed:
         try:
-            return await runner.run(argv)
+            done = await runner.run(argv)
         except AgentError as e:
             raise self.error(f"{action}: {e}") from e
+        self.log_output(action, done)
+        return done

@@ -122,9 +122,11 @@ class ScriptAgent(Agent):
 
     async def _run(self, action: str, path: Path) -> runner.Completed:
         try:
-            return await runner.run(self.argv(path, action))
+            done = await runner.run(self.argv(path, action))
         except AgentError as e:
             raise self.error(f"{action}: {e}") from e
+        self.log_output(action, done)
+        return done
 
 
 def _detail(done: runner.Completed) -> str:

@@ -199,7 +199,7 @@ class OcfAgent(Agent):
                 done = await self._call("validate-all")
                 if done.rc not in (0, 3):
                     raise self._failed("validate-all", done)
-                self._log_stderr(done, warn=False)
+                self._log_stderr(done, warn=False, quiet=True)
             self._validated = True
         done = await self._call("start")
         if done.rc != 0:
@@ -232,10 +232,10 @@ class OcfAgent(Agent):
         done = await self._call("monitor", interval_ms=interval_ms, timeout_of=action)
         kind = describe_rc(done.rc).kind
         if kind == "ok":
-            self._log_stderr(done, warn=done.rc != 0)  # degraded
+            self._log_stderr(done, warn=done.rc != 0, quiet=True)  # rc != 0: degraded
             return True
         if kind == "not_running":
-            self._log_stderr(done, warn=action == "monitor")  # it died
+            self._log_stderr(done, warn=action == "monitor", quiet=True)  # it died
             return False
         raise self._failed(action, done)
 
@@ -290,8 +290,8 @@ class OcfAgent(Agent):
         return OcfError(message + (f": {reason}" if reason else ""),
                         action=action, code=done.rc, kind=kind, reason=reason)
 
-    def _log_stderr(self, done: runner.Completed, *, warn: bool) -> None:
-        level = logging.WARNING if warn else logging.DEBUG
+    def _log_stderr(self, done: runner.Completed, *, warn: bool, quiet: bool = False) -> None:
+        level = logging.WARNING if warn else logging.DEBUG if quiet else logging.INFO
         if not log.isEnabledFor(level):
             return
         for line in done.stderr.splitlines():

@@ -103,9 +103,11 @@ class SystemdAgent(Agent):
             raise self.error(f"systemd is not running on this host (PID 1 is {pid1_name()}): "
                              "systemd resources need it")
         try:
-            return await runner.run([self.systemctl, command, "--", self.resource.unit])
+            done = await runner.run([self.systemctl, command, "--", self.resource.unit])
         except AgentError as e:
             raise self.error(f"{command}: {e}") from e
+        self.log_output(command, done)
+        return done
 
 
 def _detail(done: runner.Completed) -> str:
