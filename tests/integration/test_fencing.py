@@ -179,3 +179,32 @@ def test_the_fence_device_is_checked_before_it_is_needed(tmp_path: Path) -> None
             time.sleep(0.05)
         assert c.status("n1")["fencing"]["device"]["ok"] is True
         assert "longer than [fencing] delay (0.5 s)" in c.log("n1")
+
+
+def test_a_node_whose_stop_failed_is_fenced_and_its_group_taken() -> None:
+    """Issue 4, item 5: a failed stop may leave the group's resources held; with fencing
+    configured the peer shoots that node, then takes the group."""
+    with LabCluster() as c, HolderMonitor(c) as mon:
+        agent = c.dir / "fence-lab"
+        agent.write_text(PLUG_PULLER)
+        agent.chmod(0o755)
+        c.config_path.write_text(c.config_path.read_text() + (
+            '[[group.resource]]\ntype = "exec"\nstart = ["/bin/true"]\n'
+            'stop = ["/bin/sh", "-c", "echo cannot stop >&2; exit 1"]\n'))
+        with_fencing(c, f'[fencing]\nagent = "external"\naction = "off"\n'
+                        f'command = ["{agent}", "{c.lab.prefix}", "{c.vip}"]\n')
+        c.start("n1")
+        c.start("n2")
+        c.wait_holder("n1")
+        c.vigil("n1", "standby", check=True)
+        deadline = time.monotonic() + 15
+        while not (c.dir / "fenced").exists():
+            assert time.monotonic() < deadline, (c.log("n1")[-1500:], c.log("n2")[-1500:])
+            time.sleep(0.05)
+        assert (c.dir / "fenced").read_text().split() == ["off", "n1"]
+        c.daemons.pop("n1")  # shot: its processes are gone
+        c.wait_holder("n2", timeout=10)
+        assert "n1 failed to stop group web: fencing it, then taking the group over" in \
+            c.log("n2")
+        assert "exec true: stop failed (rc=1): cannot stop" in c.log("n1")
+    assert not mon.doubles, mon.overlaps
