@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 DEBS := python3-venv iproute2 nftables tcpdump procps psmisc util-linux fence-agents socat resource-agents e2fsprogs
 
 .PHONY: all deps venv demo test unit integration bench bench-failover bench-partition \
-	bench-agents clean
+	bench-agents soak clean
 
 all: venv
 
@@ -39,6 +39,12 @@ unit: venv
 
 integration: venv
 	$(VENV)/bin/python -m pytest -q tests/integration
+
+# An hour of random faults on a test cluster (README: "Torture"), then a long fuzz.
+soak: venv
+	$(VENV)/bin/vigil torture --duration 60m --out torture-soak
+	VIGIL_FUZZ_EXAMPLES=50000 $(VENV)/bin/python -m pytest -q -p no:cacheprovider \
+	  tests/unit/test_fuzz.py
 
 # The README's figures; each part also runs alone (about 25, 45 and 5 minutes).
 bench: bench-failover bench-partition bench-agents

@@ -94,16 +94,8 @@ def target(phase: str, deadtime: float) -> float:
 
 
 class AddressLog(HolderMonitor):
-    """A HolderMonitor that also keeps every change of who holds the floating address, so the
-    time with no holder at all (the servers' side of a hand-over) can be measured."""
-
-    def __init__(self, cluster: LabCluster) -> None:
-        super().__init__(cluster)
-        self.changes: list[tuple[float, str, bool]] = []  # (monotonic time, node, holds)
-
-    def _changed(self, node: str, held: bool, now: float) -> None:
-        self.changes.append((now, node, held))
-        super()._changed(node, held, now)
+    """A HolderMonitor that measures, from its record of every change, the time with no
+    holder at all (the servers' side of a hand-over)."""
 
     def gaps(self, after: float, before: float | None) -> list[float]:
         """Lengths of the spans with no holder that end within [after, before)."""

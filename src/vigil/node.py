@@ -802,7 +802,8 @@ class Node:
                                                      f"{gap * 1000:.0f} ms"))
                 case NodeDead(node, reason):
                     notes.append(Note(Level.WARNING, f"node {node}: is dead ({reason})"))
-                    self._dead_at = now
+                    # A peer that left cleanly reported its groups stopped: nothing to settle.
+                    self._dead_at = None if reason == "shutdown" else now
                     notes += self._update_all_eligible()  # a dead peer's ping: no news
                     f = self.cluster.fencing
                     if f is not None and reason != "shutdown" and self.fence_state != "done":

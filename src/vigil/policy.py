@@ -33,6 +33,12 @@ from vigil.wire.messages import (ACTIVE_STATES, Assignment, GroupReport, GroupSt
                                  NodeStatus)
 
 
+# A deliberately broken build for the torture test to catch (issue 5): start a group the
+# peer has acknowledged without waiting for it to be released. Set only by daemon/main.py
+# from VIGIL_UNSAFE_SKIP_RELEASE_WAIT=1, never in production: the daemon says so loudly.
+UNSAFE_SKIP_RELEASE_WAIT = False
+
+
 def initial_assignment(home: str) -> Assignment:
     """What both nodes assume before anyone decided anything: the group's home node."""
     return Assignment(0, "", home)
@@ -181,7 +187,7 @@ def _why_not_start(v: View, group: str, a: Assignment, report: GroupReport | Non
         return f"waiting for {peer} to hear this node (it may still count it dead)"
     if report.assignment != a:
         return f"waiting for {peer} to acknowledge the assignment"
-    if report.state is not GroupState.STOPPED:
+    if report.state is not GroupState.STOPPED and not UNSAFE_SKIP_RELEASE_WAIT:
         return f"waiting for {peer} to release it ({report.state.value})"
     return None
 

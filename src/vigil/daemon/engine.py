@@ -27,7 +27,7 @@ import time
 from pathlib import Path
 from typing import Any, Callable
 
-from vigil import __version__
+from vigil import __version__, policy
 from vigil.control import protocol as p
 from vigil.daemon import (control_server, disk as disk_mod, guard as guard_mod,
                           links as links_mod, realtime)
@@ -131,6 +131,9 @@ class Daemon:
                 warning = partition_warning(self.cluster)
                 if warning:
                     log.warning("%s", warning)
+                if policy.UNSAFE_SKIP_RELEASE_WAIT:
+                    log.error("UNSAFE TEST BUILD: VIGIL_UNSAFE_SKIP_RELEASE_WAIT=1: groups are "
+                              "started without waiting for the peer to release them")
                 if self.realtime:
                     for what in realtime.make_realtime():
                         log.info("real-time: %s", what)

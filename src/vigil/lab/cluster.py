@@ -91,12 +91,14 @@ class LabCluster:
                    str(WEB_PORT)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         self.lab.wait_listening(node, WEB_PORT)
 
-    def start(self, node: str, *extra: str, wait: bool = True) -> None:
+    def start(self, node: str, *extra: str, wait: bool = True,
+              env: dict[str, str] | None = None) -> None:
         if node not in self.webs:
             self.start_web(node)
         log = open(self.logs[node], "ab")
         self.daemons[node] = self.lab.popen(node, self.argv(node, "daemon", *extra),
-                                            stdout=log, stderr=log)
+                                            stdout=log, stderr=log,
+                                            env=None if env is None else {**os.environ, **env})
         log.close()
         if wait:
             self.wait_socket(node)
@@ -229,6 +231,7 @@ class HolderMonitor:
         self.tolerance = tolerance
         self.doubles: list[float] = []  # start time of each overlap
         self.overlaps: list[float] = []  # and its length
+        self.changes: list[tuple[float, str, bool]] = []  # (monotonic time, node, holds)
         self.events = 0
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="holder-monitor", daemon=True)
@@ -264,6 +267,7 @@ class HolderMonitor:
             self._overlap_from = max(a, b)
 
     def _changed(self, node: str, held: bool, now: float) -> None:
+        self.changes.append((now, node, held))
         other = "n2" if node == "n1" else "n1"
         was = self._since[node]
         if held and was is None:

@@ -1,0 +1,467 @@
+"""`vigil torture`: random faults on a real cluster for a while, invariants checked all along.
+
+A LabCluster (nodes n1 and n2 on two links, a client that doubles as the witness's host) runs
+a group made of the floating address and a real daemon (`appd`, monitored, slow to stop so
+that a broken release is visible). A generator seeded with `--seed` (printed, so any run can
+be replayed) injects one fault at a time, each followed by its undo and a recovery wait:
+
+  kill9, freeze_long, freeze_short, link, oneway, loss, cut, standby, takeover, restart,
+  resource_kill, both_restart
+
+Checked throughout (every 10 ms by the observers, after each fault by the checker):
+  double_owner   both nodes held the address at once (kernel address events)
+  double_arp     two MACs answered one ARP request for it, seen from the client
+  outage         the client's longest gap in a fault's window exceeds what the fault
+                 explains (deadtime, the witness's lease, initdead, an agent's time...)
+  no_recovery    after the undo, the cluster did not return to one holder, both nodes up
+  log            a traceback, or an error line no injected fault explains
+  start_stop     a resource started twice on a node without a stop in between
+A violation stops the run and leaves a report (seed, fault timeline, the last lines of
+every log) in the output directory, next to the summary (JSON) and a timeline (PNG).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import re
+import signal
+import statistics
+import subprocess
+import sys
+import time
+from collections import Counter
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Literal
+
+from vigil.lab.arpwatch import doubles as arp_doubles
+from vigil.lab.cluster import HolderMonitor, LabCluster
+from vigil.lab.netns import exit_on_sigterm
+from vigil.lab.probe import Prober, Sample, outages
+
+KEEPALIVE, DEADTIME, INITDEAD = 0.1, 0.3, 1.0
+TIMINGS = dict(keepalive="100ms", warntime="150ms", deadtime="300ms", initdead="1s")
+LEASE = 2 * DEADTIME
+MARGIN = 0.2  # the issue's allowance beyond what a fault explains
+STOP_DELAY = 0.2  # appd takes this long to stop: a start before the release shows
+FAULTS: dict[str, int] = {  # kind -> weight
+    "kill9": 3, "freeze_long": 3, "freeze_short": 2, "link": 3, "oneway": 2, "loss": 2,
+    "cut": 2, "standby": 3, "takeover": 3, "restart": 2, "resource_kill": 2,
+    "both_restart": 1,
+}
+# Error lines each fault may cause (beyond it, an ERROR line is a violation).
+EXPECTED_ERRORS = [
+    r"guard: daemon (died|silent)", r"holds no lease of the witness", r"monitor: ",
+    r"failed: .*not running", r"did not run for", r"UNSAFE TEST BUILD",
+    r"the guard process .* exited",
+]
+
+APPD = """#!/bin/sh
+# The torture's service: a daemon with a pid file per lab node, slow to stop.
+PIDFILE="{dir}/$(ip netns identify $$)-appd.pid"
+running() {{ [ -f "$PIDFILE" ] && kill -0 "$(cat "$PIDFILE")" 2>/dev/null; }}
+case "$1" in
+  start) running && exit 0
+         setsid sleep 100000 </dev/null >/dev/null 2>&1 & echo $! > "$PIDFILE" ;;
+  stop)  if running; then kill "$(cat "$PIDFILE")"; sleep {stop_delay}; fi
+         rm -f "$PIDFILE" ;;
+  status) running ;;
+esac
+"""
+
+
+@dataclass
+class Fault:
+    kind: str
+    node: str
+    t0: float  # monotonic, when injected
+    t1: float = 0.0  # when undone
+    t2: float = 0.0  # when the cluster had recovered
+    detail: str = ""
+    outage_ms: float = 0.0
+    allowed_ms: float = 0.0
+
+
+@dataclass
+class Run:
+    seed: int
+    duration: float
+    out: Path
+    unsafe: bool = False
+    faults: list[Fault] = field(default_factory=list)
+    violations: list[dict[str, Any]] = field(default_factory=list)
+    started: float = 0.0
+
+
+class Torture:
+    def __init__(self, run: Run) -> None:
+        self.run = run
+        self.rng = random.Random(run.seed)
+        self.c: LabCluster | None = None
+        self.mon: HolderMonitor | None = None
+        self.probe: Prober | None = None
+        self.arp: subprocess.Popen[str] | None = None
+        self.arp_lines: list[str] = []
+        self.env = {"VIGIL_UNSAFE_SKIP_RELEASE_WAIT": "1"} if run.unsafe else None
+        self.samples: list[Sample] = []
+
+    # --- the cluster ----------------------------------------------------------------------
+
+    def build(self) -> LabCluster:
+        c = LabCluster(links=2, groups="", **TIMINGS)
+        appd = c.dir / "appd"
+        appd.write_text(APPD.format(dir=c.dir, stop_delay=STOP_DELAY))
+        appd.chmod(0o755)
+        c.add_config(
+            f'[witness]\naddress = "{c.lab.address("client")}"\n\n'
+            f'[[group]]\nname = "web"\nhome = "n1"\n'
+            f'[[group.resource]]\ntype = "ip"\naddress = "{c.vip}/24"\ninterface = "eth0"\n'
+            f'[[group.resource]]\ntype = "exec"\nstart = ["{appd}", "start"]\n'
+            f'stop = ["{appd}", "stop"]\nstatus = ["{appd}", "status"]\n'
+            f'monitor = {{ interval = "1s" }}\n'
+            f'[group.policy]\nmigration_threshold = 1000\n')
+        return c
+
+    def start_node(self, node: str) -> None:
+        assert self.c is not None
+        self.c.start(node, env=self.env)
+
+    def healthy(self) -> bool:
+        """One holder, both daemons up and seeing each other, the group running."""
+        c = self.c
+        assert c is not None
+        if len(c.holders()) != 1 or set(c.daemons) < {"n1", "n2"}:
+            return False
+        try:
+            s1, s2 = c.status("n1"), c.status("n2")
+        except Exception:
+            return False
+        return s1["nodes"][1]["state"] == "up" and s2["nodes"][1]["state"] == "up" and \
+            any(g["state"] == "running" for s in (s1, s2) for g in s["groups"])
+
+    def owner(self) -> str:
+        assert self.c is not None
+        holders = self.c.holders()
+        return holders[0] if holders else "n1"
+
+    # --- faults ---------------------------------------------------------------------------
+
+    def inject(self, kind: str) -> Fault:
+        c = self.c
+        assert c is not None
+        rng = self.rng
+        owner = self.owner()
+        node = owner if rng.random() < 0.7 else ("n2" if owner == "n1" else "n1")
+        other = "n2" if node == "n1" else "n1"
+        f = Fault(kind, node, time.monotonic())
+        self.run.faults.append(f)
+        undo: Callable[[], None] = lambda: None
+        hold = rng.uniform(0.5, 2.0)
+        if kind == "kill9":
+            os.kill(c.daemons[node].pid, signal.SIGKILL)
+            c.daemons.pop(node).wait(5)
+            undo = lambda: self.start_node(node)  # noqa: E731
+        elif kind in ("freeze_long", "freeze_short"):
+            pid = c.daemons[node].pid
+            hold = rng.uniform(2 * DEADTIME, 4 * DEADTIME) if kind == "freeze_long" else \
+                rng.uniform(0.02, DEADTIME / 3)
+            os.kill(pid, signal.SIGSTOP)
+            undo = lambda: os.kill(pid, signal.SIGCONT)  # noqa: E731
+        elif kind == "link":
+            link = rng.randrange(2)
+            f.detail = f"eth{link}"
+            c.lab.link_down(node, link)
+            undo = lambda: c.lab.link_up(node, link)  # noqa: E731
+        elif kind in ("oneway", "cut", "loss"):
+            percent = rng.randrange(5, 51) if kind == "loss" else 100
+            direction: Literal["in", "both"] = "in" if kind == "oneway" else "both"
+            f.detail = f"{percent}% {direction}"
+            for link in range(2):
+                c.lab.drop(node, direction, percent, link=link,
+                           peer=c.lab.address(other, link) if kind != "loss" else None)
+            undo = lambda: c.lab.undrop(node)  # noqa: E731
+        elif kind in ("standby", "takeover"):
+            r = c.vigil(node, kind)
+            f.detail = (r.stdout or r.stderr).strip()[:80]
+            hold = 0.0
+        elif kind == "restart":
+            c.stop(node)
+            hold = rng.uniform(0.1, 1.0)
+            undo = lambda: self.start_node(node)  # noqa: E731
+        elif kind == "resource_kill":
+            pidfile = c.dir / f"{c.lab.ns(owner)}-appd.pid"
+            f.node = owner
+            try:
+                os.kill(int(pidfile.read_text()), signal.SIGKILL)
+            except (FileNotFoundError, ValueError, ProcessLookupError):
+                f.detail = "no appd to kill"
+            hold = 0.0
+        elif kind == "both_restart":
+            c.stop("n1")
+            c.stop("n2")
+            f.node = "both"
+            hold = rng.uniform(0.1, 1.0)
+
+            def both() -> None:
+                self.start_node("n1")
+                self.start_node("n2")
+            undo = both
+        else:
+            raise ValueError(kind)
+        time.sleep(hold)
+        undo()
+        f.t1 = time.monotonic()
+        f.allowed_ms = self.allowed(kind) * 1000
+        return f
+
+    @staticmethod
+    def allowed(kind: str) -> float:
+        """The longest client outage the fault explains."""
+        unplanned = DEADTIME + LEASE + DEADTIME + MARGIN  # detect, the lease, the settle
+        return {
+            "standby": MARGIN + STOP_DELAY, "takeover": MARGIN + STOP_DELAY,
+            "restart": MARGIN + STOP_DELAY + 2.0,  # the restart's own hold, at most 1 s
+            "resource_kill": MARGIN,  # appd is not what the client talks to
+            "both_restart": INITDEAD + 1.0 + 2.0 + MARGIN,
+            "freeze_short": MARGIN,
+            "loss": unplanned + 2.0,  # lost heartbeats may look like a death, briefly
+        }.get(kind, unplanned + 2.0 if kind in ("link", "oneway", "cut") else unplanned)
+
+    # --- checks ---------------------------------------------------------------------------
+
+    def violation(self, what: str, detail: str) -> None:
+        self.run.violations.append({"kind": what, "detail": detail,
+                                    "at_s": round(time.monotonic() - self.run.started, 3)})
+
+    def check_observers(self) -> None:
+        assert self.mon is not None
+        if self.mon.doubles:
+            self.violation("double_owner", f"both nodes held the address: overlaps "
+                                           f"{[round(o * 1000, 1) for o in self.mon.overlaps]} ms")
+        found = arp_doubles(self.arp_lines)
+        if found:
+            self.violation("double_arp", f"requests answered by two MACs: {found[:3]}")
+
+    def check_fault(self, f: Fault, samples: list[Sample]) -> None:
+        gaps = outages(samples, after=f.t0, before=f.t2)
+        f.outage_ms = round(max((o.duration for o in gaps), default=0.0) * 1000, 1)
+        if f.outage_ms > f.allowed_ms:
+            self.violation("outage", f"{f.kind} on {f.node}: client outage {f.outage_ms} ms, "
+                                     f"more than the {f.allowed_ms:.0f} ms it explains")
+
+    def check_logs(self) -> None:
+        c = self.c
+        assert c is not None
+        allowed = re.compile("|".join(EXPECTED_ERRORS))
+        for node in ("n1", "n2"):
+            text = c.log(node)
+            if "Traceback" in text:
+                self.violation("log", f"traceback in {node}'s log")
+            for line in text.splitlines():
+                if ": ERROR: " in line and not allowed.search(line):
+                    self.violation("log", f"unexplained error on {node}: {line[-200:]}")
+                    break
+            self.check_start_stop(node, text)
+
+    def check_start_stop(self, node: str, text: str) -> None:
+        """Each resource's starts and stops alternate on a node (the guard's stops count)."""
+        running: dict[str, bool] = {}
+        for m in re.finditer(r"(?:guard: )?(ip \S+ on eth0|exec appd) (start|stop): ok", text):
+            name, action = m.group(1), m.group(2)
+            if action == "start" and running.get(name):
+                self.violation("start_stop", f"{name} started twice on {node} without a stop")
+                return
+            running[name] = action == "start"
+
+    # --- the run --------------------------------------------------------------------------
+
+    def __call__(self) -> Run:
+        run = self.run
+        run.out.mkdir(parents=True, exist_ok=True)
+        print(f"vigil torture: seed {run.seed}, {run.duration:.0f} s, output {run.out}"
+              + (" (UNSAFE build: release wait skipped)" if run.unsafe else ""), flush=True)
+        with self.build() as c:
+            self.c = c
+            c.start_witness()
+            self.start_node("n1")
+            self.start_node("n2")
+            c.wait_holder("n1", timeout=15)
+            end = time.monotonic() + 15
+            while not self.healthy():
+                if time.monotonic() > end:
+                    raise RuntimeError("the cluster did not come up")
+                time.sleep(0.05)
+            time.sleep(LEASE + 0.2)  # past the witness's first lease
+            with HolderMonitor(c) as mon, Prober(c.lab, "client", c.url(), interval=0.01,
+                                                 timeout=0.1, duration=run.duration + 600) as p:
+                self.mon, self.probe = mon, p
+                self.arp = c.lab.popen("client", [sys.executable, "-m", "vigil.lab.arpwatch",
+                                                  "--ip", c.vip, "--duration",
+                                                  str(run.duration + 600)],
+                                       stdout=subprocess.PIPE, text=True)
+                self._read_arp()
+                run.started = time.monotonic()
+                try:
+                    self.loop(p)
+                finally:
+                    self.arp.terminate()
+                    self.arp.wait(10)
+                self.check_logs()
+                self.samples = p.stop()
+            self.write(c)
+        return run
+
+    def _read_arp(self) -> None:
+        import threading
+
+        def read() -> None:
+            assert self.arp is not None and self.arp.stdout is not None
+            for line in self.arp.stdout:
+                self.arp_lines.append(line.strip())
+        threading.Thread(target=read, daemon=True).start()
+
+    def loop(self, p: Prober) -> None:
+        run = self.run
+        kinds = list(FAULTS)
+        weights = [FAULTS[k] for k in kinds]
+        while time.monotonic() - run.started < run.duration and not run.violations:
+            kind = self.rng.choices(kinds, weights)[0]
+            f = self.inject(kind)
+            recover_by = time.monotonic() + INITDEAD + 8.0
+            while not self.healthy():
+                self.check_observers()
+                if time.monotonic() > recover_by or run.violations:
+                    if not run.violations:
+                        self.violation("no_recovery", f"{kind} on {f.node}: not one holder "
+                                                      f"with both nodes up after the undo")
+                    break
+                time.sleep(0.05)
+            time.sleep(0.3)  # a late outage or double shows here
+            f.t2 = time.monotonic()
+            self.check_observers()
+            self.check_fault(f, p.samples())
+            print(f"{f.t0 - run.started:7.1f}s {kind:13} {f.node:4} {f.detail:18} outage "
+                  f"{f.outage_ms:6.0f} ms (allowed {f.allowed_ms:.0f})", flush=True)
+
+    # --- output ---------------------------------------------------------------------------
+
+    def summary(self) -> dict[str, Any]:
+        run = self.run
+        by_kind: dict[str, list[float]] = {}
+        for f in run.faults:
+            by_kind.setdefault(f.kind, []).append(f.outage_ms)
+        table = {}
+        for kind, values in sorted(by_kind.items()):
+            v = sorted(values)
+            table[kind] = {"faults": len(v), "median_ms": statistics.median(v),
+                           "p99_ms": v[min(len(v) - 1, int(0.99 * len(v)))], "max_ms": v[-1]}
+        moves = sum(1 for a, b in zip(run.faults, run.faults[1:]) if a.node != b.node)
+        return {"seed": run.seed, "duration_s": run.duration, "unsafe": run.unsafe,
+                "faults": dict(Counter(f.kind for f in run.faults)),
+                "outage_by_kind": table, "fault_owner_changes": moves,
+                "address_events": self.mon.events if self.mon else 0,
+                "violations": run.violations,
+                "timeline": [asdict(f) | {"t0": round(f.t0 - run.started, 3),
+                                          "t1": round(f.t1 - run.started, 3),
+                                          "t2": round(f.t2 - run.started, 3)}
+                             for f in run.faults]}
+
+    def write(self, c: LabCluster) -> None:
+        run = self.run
+        data = self.summary()
+        (run.out / "summary.json").write_text(json.dumps(data, indent=2) + "\n")
+        if run.violations:
+            report = [f"seed {run.seed}", "violations:"] + \
+                [f"  {v['at_s']} s {v['kind']}: {v['detail']}" for v in run.violations] + \
+                ["faults:"] + [f"  {f['t0']} s {f['kind']} {f['node']} {f['detail']}"
+                               for f in data["timeline"]]
+            for node in ("n1", "n2", "witness"):
+                report += [f"--- last lines of {node}'s log"] + \
+                    c.log(node).splitlines()[-60:]
+            (run.out / "report.txt").write_text("\n".join(report) + "\n")
+        print(render(data))
+        try:
+            timeline_png(self, run.out / "timeline.png")
+        except ImportError:
+            print("(no PNG timeline: Pillow is not installed)")
+
+
+
+def render(data: dict[str, Any]) -> str:
+    lines = [f"seed {data['seed']}: {sum(data['faults'].values())} faults in "
+             f"{data['duration_s']:.0f} s, {len(data['violations'])} violation(s)",
+             f"{'fault':14} {'count':>5} {'median ms':>10} {'p99 ms':>8} {'max ms':>8}"]
+    for kind, row in data["outage_by_kind"].items():
+        lines.append(f"{kind:14} {row['faults']:5} {row['median_ms']:10.0f} "
+                     f"{row['p99_ms']:8.0f} {row['max_ms']:8.0f}")
+    for v in data["violations"]:
+        lines.append(f"VIOLATION {v['kind']} at {v['at_s']} s: {v['detail']}")
+    return "\n".join(lines)
+
+
+def timeline_png(t: Torture, path: Path) -> None:
+    """Who held the address (green n1, blue n2), the faults (grey, labelled) and the
+    client's outages (red), on one time axis."""
+    from PIL import Image, ImageDraw
+
+    run = t.run
+    if t.mon is None or not run.faults:
+        return
+    span = max(time.monotonic() - run.started, 1.0)
+    width, height, left = 1600, 260, 60
+    img = Image.new("RGB", (width, height), "white")
+    d = ImageDraw.Draw(img)
+
+    def x(at: float) -> float:
+        return left + (at - run.started) / span * (width - left - 10)
+
+    rows = {"n1": 30, "n2": 70, "faults": 120, "outage": 200}
+    for name, y in rows.items():
+        d.text((5, y), name, fill="black")
+    since: dict[str, float] = {}
+    for at, node, held in sorted(t.mon.changes):
+        if held:
+            since[node] = at
+        elif node in since:
+            d.rectangle([x(since.pop(node)), rows[node], x(at), rows[node] + 25],
+                        fill="green" if node == "n1" else "blue")
+    for node, at in since.items():
+        d.rectangle([x(at), rows[node], x(time.monotonic()), rows[node] + 25],
+                    fill="green" if node == "n1" else "blue")
+    for i, f in enumerate(run.faults):
+        d.rectangle([x(f.t0), rows["faults"], max(x(f.t1), x(f.t0) + 2), rows["faults"] + 20],
+                    fill="grey")
+        d.text((x(f.t0), rows["faults"] + 25 + 12 * (i % 4)), f.kind[:8], fill="black")
+    for o in outages(t.samples or [], after=run.started):
+        d.rectangle([x(o.start), rows["outage"], max(x(o.start + o.duration), x(o.start) + 1),
+                     rows["outage"] + 25], fill="red")
+    img.save(path)
+
+
+def main(argv: list[str] | None = None) -> int:
+    exit_on_sigterm()
+    ap = argparse.ArgumentParser(prog="vigil torture", description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--duration", default="10m", help="how long to inject faults (10m, 60s)")
+    ap.add_argument("--seed", type=int, default=None, help="replay a run (default: random)")
+    ap.add_argument("--out", type=Path, default=Path("torture-out"))
+    ap.add_argument("--unsafe-skip-release-wait", action="store_true",
+                    help="run a deliberately broken build: the checker must catch it")
+    a = ap.parse_args(argv)
+    from vigil.config.duration import parse_duration
+    try:
+        duration = parse_duration(a.duration)
+    except ValueError as e:
+        ap.error(f"--duration: {e}")
+    if not 0 < duration <= 24 * 3600:
+        ap.error("--duration must be within 0..24h")
+    seed = a.seed if a.seed is not None else random.SystemRandom().randrange(2**32)
+    run = Torture(Run(seed, duration, a.out, a.unsafe_skip_release_wait))()
+    return 1 if run.violations else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
