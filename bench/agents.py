@@ -115,7 +115,7 @@ def main(argv: list[str] | None = None) -> int:
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--runs", type=int, default=200)
     ap.add_argument("--moves", type=int, default=5)
-    ap.add_argument("--sizes", default="1,16,64")
+    ap.add_argument("--sizes", default="1,16,64,256")
     ap.add_argument("--out", type=Path, default=Path("bench/results-agents.json"))
     a = ap.parse_args(argv)
     info = common.machine()

@@ -411,7 +411,7 @@ def timeline_png(t: Torture, path: Path) -> None:
     if t.mon is None or not run.faults:
         return
     span = max(time.monotonic() - run.started, 1.0)
-    width, height, left = 1600, 260, 60
+    width, height, left = 1600, 262, 60
     img = Image.new("RGB", (width, height), "white")
     d = ImageDraw.Draw(img)
 
@@ -421,6 +421,10 @@ def timeline_png(t: Torture, path: Path) -> None:
     rows = {"n1": 30, "n2": 70, "faults": 120, "outage": 200}
     for name, y in rows.items():
         d.text((5, y), name, fill="black")
+    step = max(1, round(span / 20))  # about 20 ticks, whole seconds
+    for sec in range(0, int(span) + 1, step):
+        d.line([x(run.started + sec), 240, x(run.started + sec), 246], fill="black")
+        d.text((x(run.started + sec) + 2, 244), f"{sec}s", fill="black")
     since: dict[str, float] = {}
     for at, node, held in sorted(t.mon.changes):
         if held:
