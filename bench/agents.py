@@ -70,14 +70,19 @@ async def _overhead(runs: int, state: Path) -> dict[str, Any]:
     return out
 
 
-def _groups(vip_base: str, n: int) -> str:
-    res = "".join(f'[[group.resource]]\ntype = "ip"\naddress = "{vip_base}.{100 + i}/24"\n'
-                  f'interface = "eth0"\narp_repeat_delay = "0s"\n' for i in range(n))
+def _addrs(n: int) -> list[str]:
+    """N floating addresses in a /16 of their own (a /24 could not hold 256 of them)."""
+    return [f"172.31.{i // 250}.{i % 250 + 1}/16" for i in range(n)]
+
+
+def _groups(n: int) -> str:
+    res = "".join(f'[[group.resource]]\ntype = "ip"\naddress = "{a}"\n'
+                  f'interface = "eth0"\narp_repeat_delay = "0s"\n' for a in _addrs(n))
     return f'[[group]]\nname = "web"\nhome = "n1"\n{res}'
 
 
-def _move_once(c: LabCluster, n: int, cmd: str, to: str, base: str) -> dict[str, float]:
-    want = {f"{base}.{100 + i}/24" for i in range(n)}
+def _move_once(c: LabCluster, n: int, cmd: str, to: str) -> dict[str, float]:
+    want = set(_addrs(n))
     logs = c.log(to)
     t0 = time.monotonic()
     r = c.vigil("n1", cmd)
@@ -94,17 +99,16 @@ def _move_once(c: LabCluster, n: int, cmd: str, to: str, base: str) -> dict[str,
 def _addresses(n: int, moves: int) -> dict[str, Any]:
     samples: list[dict[str, float]] = []
     with LabCluster(groups="") as c:
-        base = c.lab.address("n1").rsplit(".", 1)[0]
-        c.add_config(_groups(base, n))
+        c.add_config(_groups(n))
         c.start("n1")
         c.start("n2")
-        want = {f"{base}.{100 + i}/24" for i in range(n)}
-        common.wait_until(lambda: want <= c.lab.addresses("n1", "eth0"), 20, "first start")
+        want = set(_addrs(n))
+        common.wait_until(lambda: want <= c.lab.addresses("n1", "eth0"), 30, "first start")
         time.sleep(0.5)
         for _ in range(moves):
-            samples.append(_move_once(c, n, "standby", "n2", base))
+            samples.append(_move_once(c, n, "standby", "n2"))
             time.sleep(0.3)
-            samples.append(_move_once(c, n, "takeover", "n1", base))
+            samples.append(_move_once(c, n, "takeover", "n1"))
             time.sleep(0.3)
     return {k: common.summary([s[k] for s in samples]) for k in ("moved_ms", "start_ms")}
 

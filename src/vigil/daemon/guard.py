@@ -36,6 +36,8 @@ import time
 from collections.abc import Sequence
 
 from vigil.model import Cluster, Timings
+from vigil.resources import build
+from vigil.resources.host import Host
 
 log = logging.getLogger("vigil.guard")
 
@@ -148,6 +150,10 @@ def _run(cluster: Cluster, me: str, feed: int, fired: int) -> int:
     if cluster.realtime:  # it must act in time under load too
         from vigil.daemon.realtime import make_realtime
         make_realtime()
+    # Everything a stop needs is loaded now, not when it fires: importing pyroute2 and the
+    # agents takes longer than the margin between the guard's timeout and the peer's
+    # deadtime (a partition benchmark caught one freeze where the address stayed on too long).
+    asyncio.run(_warm_up())
     timeout = timeout_for(cluster.timings)
     held: list[str] = []
     buf = b""
@@ -198,10 +204,13 @@ def _stop(cluster: Cluster, held: list[str]) -> None:
     asyncio.run(_stop_async(cluster, held))
 
 
-async def _stop_async(cluster: Cluster, held: list[str]) -> None:
-    from vigil.resources import build
-    from vigil.resources.host import Host
+async def _warm_up() -> None:
+    async with Host.open():
+        pass
 
+
+async def _stop_async(cluster: Cluster, held: list[str]) -> None:
+    t0 = time.monotonic()
     async with Host.open() as host:
         for g in cluster.groups:
             if g.name not in held:
@@ -216,6 +225,7 @@ async def _stop_async(cluster: Cluster, held: list[str]) -> None:
                                 (time.monotonic() - t0) * 1000)
                 except Exception as e:
                     log.error("guard: %s stop: failed: %s", agent.name, e or type(e).__name__)
+    log.warning("guard: done in %.0f ms", (time.monotonic() - t0) * 1000)
     sys.stderr.flush()
 
 
