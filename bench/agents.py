@@ -136,8 +136,8 @@ def main(argv: list[str] | None = None) -> int:
     sizes = [int(x) for x in a.sizes.split(",")]
     moves = {n: _addresses(n, a.moves) for n in sizes}
     print(common.table(["addresses", "moved median ms", "min", "max", "start median ms"], [
-        [n, m["moved_ms"]["median"], m["moved_ms"]["min"], m["moved_ms"]["max"],
-         m["start_ms"]["median"]] for n, m in moves.items()]))
+        [n, *(round(m["moved_ms"][k], 1) for k in ("median", "min", "max")),
+         round(m["start_ms"]["median"], 1)] for n, m in moves.items()]))
     common.write_json(a.out, {"machine": info, "overhead": overhead,
                               "addresses": {str(n): m for n, m in moves.items()}})
     return 0

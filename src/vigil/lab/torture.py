@@ -303,6 +303,9 @@ class Torture:
                                                   str(run.duration + 600)],
                                        stdout=subprocess.PIPE, text=True)
                 self._read_arp()
+                time.sleep(0.5)
+                if self.arp.poll() is not None:
+                    raise RuntimeError("the ARP watch did not start")
                 run.started = time.monotonic()
                 try:
                     self.loop(p)
