@@ -447,6 +447,10 @@ class Node:
     def _witness_blocks(self, group: str, now: float) -> str | None:
         if self.cluster.witness is None or self._lease_ok(group, now):
             return None
+        if self.membership.view(self.peer).left and self.report is not None:
+            r = self.report.group(group)
+            if r is not None and r.state is GroupState.STOPPED:
+                return None  # it said goodbye with the group stopped: nothing runs there
         holder = self.witness_holders.get(group)
         if self.witness_seen is None or now - self.witness_seen > witness_lease(self.cluster):
             return f"{self.peer} is dead but the witness does not answer"

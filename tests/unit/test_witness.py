@@ -211,3 +211,18 @@ def test_a_witness_with_another_lease_length_is_obeyed():
     sim.witness_cut.add("n1")
     sim.run(10.0)
     assert not sim.violations and runners(sim, "g1") == ["n2"]
+
+
+def test_a_clean_leave_needs_no_lease_from_the_witness():
+    """A peer that said goodbye with the group stopped runs nothing: its group is started
+    at once, not when its lease at the witness runs out."""
+    sim = make_sim(9)
+    n1 = sim.nodes["n1"]
+    n1.leave()
+    sim._step("n1")
+    sim.witness_cut.add("n1")  # its last ask never arrives: the witness still has its lease
+    t0 = sim.now
+    sim.run(3.0)
+    took = [t for t, node, g in sim.start_log if node == "n2" and g == "g1" and t > t0]
+    assert took and took[0] - t0 < 0.2, took
+    assert not sim.violations

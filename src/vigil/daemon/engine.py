@@ -201,6 +201,8 @@ class Daemon:
         self.node.leave()
         self._process()
         await self.quiet.wait()
+        if self.witness is not None:
+            self._ask_witness()  # holding nothing now: the witness frees our leases at once
         for _ in range(GOODBYES):
             self._send_all()
             await asyncio.sleep(0.005)
