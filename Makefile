@@ -48,6 +48,8 @@ soak: venv
 
 # The README's figures; each part also runs alone (about 25, 45 and 5 minutes).
 bench: bench-failover bench-partition bench-agents
+	$(VENV)/bin/python -m bench.frames
+	$(VENV)/bin/python -m bench.collect
 
 bench-failover: venv
 	$(VENV)/bin/python -m bench.failover

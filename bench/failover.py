@@ -1,7 +1,7 @@
 """Client-visible failover outages of a real two-node vigil cluster, as `make bench` runs it.
 
     python -m bench.failover [--runs 5] [--deadtimes 300ms,1s] [--seed N]
-                             [--out bench/results.json] [--no-idle] [--idle-seconds 30]
+                             [--out bench/results-failover.json] [--no-idle] [--idle-seconds 30]
 
 For each deadtime D the cluster runs with keepalive D/5, warntime D/2, initdead max(3D, 1s),
 auto_failback on. Each run builds a fresh LabCluster (n1 home and owner, n2 standby, a client)
@@ -307,7 +307,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--runs", type=int, default=5, help="runs per scenario and deadtime")
     ap.add_argument("--deadtimes", default="300ms,1s", help="comma-separated deadtimes")
     ap.add_argument("--seed", type=int, default=None, help="random seed (default: random)")
-    ap.add_argument("--out", type=Path, default=Path("bench/results.json"))
+    ap.add_argument("--out", type=Path, default=Path("bench/results-failover.json"))
     ap.add_argument("--no-idle", action="store_true", help="skip the idle cost measurement")
     ap.add_argument("--idle-seconds", type=float, default=30.0)
     ap.add_argument("--scenarios", default=",".join(SCENARIOS),

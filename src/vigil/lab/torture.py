@@ -361,10 +361,12 @@ class Torture:
             v = sorted(values)
             table[kind] = {"faults": len(v), "median_ms": statistics.median(v),
                            "p99_ms": v[min(len(v) - 1, int(0.99 * len(v)))], "max_ms": v[-1]}
-        moves = sum(1 for a, b in zip(run.faults, run.faults[1:]) if a.node != b.node)
+        # failovers and hand-overs: times a node gained the address (the first start aside)
+        gained = [n for _, n, held in sorted(self.mon.changes if self.mon else []) if held]
+        moves = sum(1 for a, b in zip(gained, gained[1:]) if a != b)
         return {"seed": run.seed, "duration_s": run.duration, "unsafe": run.unsafe,
                 "faults": dict(Counter(f.kind for f in run.faults)),
-                "outage_by_kind": table, "fault_owner_changes": moves,
+                "outage_by_kind": table, "owner_changes": moves,
                 "address_events": self.mon.events if self.mon else 0,
                 "violations": run.violations,
                 "timeline": [asdict(f) | {"t0": round(f.t0 - run.started, 3),
@@ -395,7 +397,8 @@ class Torture:
 
 def render(data: dict[str, Any]) -> str:
     lines = [f"seed {data['seed']}: {sum(data['faults'].values())} faults in "
-             f"{data['duration_s']:.0f} s, {len(data['violations'])} violation(s)",
+             f"{data['duration_s']:.0f} s, {data['owner_changes']} owner changes, "
+             f"{len(data['violations'])} violation(s)",
              f"{'fault':14} {'count':>5} {'median ms':>10} {'p99 ms':>8} {'max ms':>8}"]
     for kind, row in data["outage_by_kind"].items():
         lines.append(f"{kind:14} {row['faults']:5} {row['median_ms']:10.0f} "
