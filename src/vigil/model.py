@@ -144,7 +144,25 @@ class SerialLink:
         return dict(self.per_node).get(node, self.device)
 
 
-AnyLink = Union[ExtraLink, DiskLink, SerialLink]
+@dataclass(frozen=True, slots=True)
+class UcastLink:
+    """Heartbeat's `ucast IFACE ADDR` lines for one interface: one link that sends to every
+    listed address that is not this node's own (the same ha.cf serves both nodes)."""
+
+    interface: str
+    peers: tuple[IPAddress, ...]
+    mode: Literal["ucast"] = "ucast"
+
+
+@dataclass(frozen=True, slots=True)
+class Respawn:
+    """Heartbeat's `respawn USER PROGRAM [ARGS]`: a program kept running beside the daemon."""
+
+    user: str
+    argv: tuple[str, ...]
+
+
+AnyLink = Union[ExtraLink, DiskLink, SerialLink, UcastLink]
 
 
 @dataclass(frozen=True, slots=True)
@@ -375,6 +393,11 @@ class Cluster:
     watchdog_timeout: int | None = None  # seconds; default watchdog_seconds(timings)
     fencing: Fencing | None = None
     witness: Witness | None = None
+    respawn: tuple[Respawn, ...] = ()
+    # Where the key comes from: vigil's key file, or Heartbeat's authkeys ("authkeys"),
+    # whose crc method (no security) needs allow_crc.
+    key_format: Literal["vigil", "authkeys"] = "vigil"
+    allow_crc: bool = False
     # Ping nodes (Heartbeat's ping/ipfail): addresses both nodes should reach (routers); the
     # node that reaches fewer while its peer reaches more hands its groups over.
     ping: tuple[IPAddress, ...] = ()

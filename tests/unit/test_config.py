@@ -267,8 +267,8 @@ CASES: list[tuple[str, str, int | None, str, str]] = [
     ("ttl range", BASE + '[[link]]\nmode = "mcast"\ninterface = "eth1"\n'
                          'group = "239.1.1.1"\nttl = 256\n', NEXT + 4, "link[0].ttl",
      "expected 1 to 255"),
-    ("link mode", BASE + '[[link]]\nmode = "ucast"\ninterface = "eth1"\n', NEXT + 1,
-     "link[0].mode", 'expected "mcast", "bcast", "disk" or "serial"'),
+    ("link mode", BASE + '[[link]]\nmode = "anycast"\ninterface = "eth1"\n', NEXT + 1,
+     "link[0].mode", 'expected "mcast", "bcast", "ucast", "disk" or "serial"'),
     ("disk link without device", BASE + '[[link]]\nmode = "disk"\n', NEXT, "link[0].device",
      "missing"),
     ("disk link with interface", BASE + '[[link]]\nmode = "disk"\ndevice = "/dev/sdb1"\n'

@@ -25,6 +25,8 @@ class Ctx:
                  debug: bool) -> None:
         self.config, self.node, self.socket, self.state_dir, self.debug = \
             config, node, socket, state_dir, debug
+        self.heartbeat_dir: Path | None = None  # ha.cf, haresources, authkeys instead
+        self.allow_crc = False
 
     @property
     def me(self) -> str:
@@ -86,17 +88,44 @@ def cli(ctx: click.Context, config: Path, node: str | None, socket: Path, state_
 
 
 def _load(c: Ctx) -> Any:
+    """The cluster from vigil.toml, or from a Heartbeat directory (--heartbeat-dir)."""
+    return _load_with_warnings(c)[0]
+
+
+def _load_with_warnings(c: Ctx) -> tuple[Any, list[str]]:
+    if c.heartbeat_dir is not None:
+        from vigil.config.heartbeat import load_dir
+        return load_dir(c.heartbeat_dir, c.allow_crc)
     from vigil.config.toml import load
-    return load(c.config)
+    return load(c.config), []
+
+
+def heartbeat_options(f: Any) -> Any:
+    """--heartbeat-dir and --allow-crc: run or check a Heartbeat directory as it is."""
+    import functools
+
+    @click.option("--heartbeat-dir", type=click.Path(path_type=Path, readable=False),
+                  help="Read ha.cf, haresources and authkeys from this Heartbeat directory "
+                       "(e.g. /etc/ha.d) instead of the vigil configuration.")
+    @click.option("--allow-crc", is_flag=True,
+                  help="Accept authkeys' crc method, which gives no security at all.")
+    @functools.wraps(f)
+    def wrapper(c: Ctx, *args: Any, heartbeat_dir: Path | None, allow_crc: bool,
+                **kw: Any) -> Any:
+        c.heartbeat_dir, c.allow_crc = heartbeat_dir, allow_crc
+        return f(c, *args, **kw)
+
+    return wrapper
 
 
 @cli.command("check-config")
 @common
+@heartbeat_options
 def check_config(c: Ctx) -> None:
     """Check the configuration and the key file; exit non-zero on any problem."""
     from vigil.errors import ConfigProblem
     from vigil.node import frame_problem, serial_problem
-    from vigil.wire.auth import load_key
+    from vigil.wire.auth import load_cluster_key
     try:
         cluster = _load(c)
         too_big = frame_problem(cluster)
@@ -105,7 +134,7 @@ def check_config(c: Ctx) -> None:
         too_slow = serial_problem(cluster)
         if too_slow:
             raise ConfigError(ConfigProblem(str(c.config), None, "link", too_slow))
-        load_key(cluster.key_file)
+        load_cluster_key(cluster)
     except VigilError as e:
         _fail(e, c.debug)
     from vigil.model import partition_warning
@@ -120,15 +149,53 @@ def check_config(c: Ctx) -> None:
 @cli.command()
 @click.option("--no-realtime", is_flag=True, help="Do not ask for real-time scheduling.")
 @common
+@heartbeat_options
 def daemon(c: Ctx, no_realtime: bool) -> None:
     """Run this node in the foreground, logging to stderr."""
     from vigil.daemon.main import run
     try:
-        cluster = _load(c)
+        cluster, warnings = _load_with_warnings(c)
         sys.exit(run(cluster, c.me, c.socket, c.state_dir, c.debug,
-                     False if no_realtime else None))
+                     False if no_realtime else None, warnings))
     except VigilError as e:
         _fail(e, c.debug)
+
+
+@cli.group("import")
+def import_group() -> None:
+    """Print the vigil.toml equivalent of another cluster manager's configuration."""
+
+
+@import_group.command("heartbeat")
+@click.argument("directory", type=click.Path(path_type=Path, readable=False))
+@click.option("--debug", is_flag=True, hidden=True)
+def import_heartbeat(directory: Path, debug: bool) -> None:
+    """Read DIRECTORY's ha.cf, haresources and authkeys (e.g. /etc/ha.d); print vigil.toml,
+    with comments where a directive changed meaning; warnings go to stderr."""
+    from vigil.config.export import import_dir
+    try:
+        text, warnings = import_dir(directory)
+    except VigilError as e:
+        _fail(e, debug)
+    for w in warnings:
+        click.echo(f"warning: {w}", err=True)
+    click.echo(text, nl=False)
+
+
+@import_group.command("keepalived")
+@click.argument("file", type=click.Path(path_type=Path, readable=False))
+@click.option("--debug", is_flag=True, hidden=True)
+def import_keepalived(file: Path, debug: bool) -> None:
+    """Read a keepalived.conf; print vigil.toml for its vrrp_instance blocks, with comments
+    where meaning changed; what could not be carried over goes to stderr."""
+    from vigil.config.keepalived import import_file
+    try:
+        _, text, dropped = import_file(file)
+    except VigilError as e:
+        _fail(e, debug)
+    for d in dropped:
+        click.echo(f"not carried over: {d}", err=True)
+    click.echo(text, nl=False)
 
 
 @cli.command()

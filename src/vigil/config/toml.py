@@ -33,7 +33,8 @@ _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,62}")
 _BARE_KEY = re.compile(r"[A-Za-z0-9_-]+")
 _SYNTAX_AT = re.compile(r"\s*\(at line (\d+), column (\d+)\)\s*$")
 
-_TOP_KEYS = ("cluster", "node", "link", "group", "fencing", "witness")
+_TOP_KEYS = ("cluster", "node", "link", "group", "fencing", "witness", "respawn")
+_RESPAWN_KEYS = ("user", "argv")
 _WITNESS_KEYS = ("address", "port", "lease", "name")
 _FENCING_KEYS = ("agent", "action", "command", "params", "nodes", "timeout", "retry_interval",
                  "on_failure", "delay", "monitor_interval")
@@ -41,9 +42,10 @@ _CLUSTER_KEYS = ("name", "key_file", "keepalive", "warntime", "deadtime", "initd
                  "auto_failback", "port", "realtime", "log_file", "watchdog",
                  "watchdog_timeout", "ping", "ping_interval", "deadping")
 _NODE_KEYS = ("name", "address")
-_LINK_KEYS = ("mode", "interface", "group", "ttl", "device", "baud")
+_LINK_KEYS = ("mode", "interface", "group", "ttl", "device", "baud", "peers")
 _LINK_MODE_KEYS = {"mcast": ("mode", "interface", "group", "ttl"), "bcast": ("mode", "interface"),
-                   "disk": ("mode", "device"), "serial": ("mode", "device", "baud")}
+                   "disk": ("mode", "device"), "serial": ("mode", "device", "baud"),
+                   "ucast": ("mode", "interface", "peers")}
 _GROUP_KEYS = ("name", "home", "resource", "policy")
 _POLICY_KEYS = ("migration_threshold", "failure_timeout")
 _MONITOR_KEYS = ("interval", "timeout")
@@ -330,7 +332,7 @@ def _as_argv(v: object) -> tuple[str, ...]:
 def _mode(v: object) -> str:
     if isinstance(v, str) and v in _LINK_MODE_KEYS:
         return v
-    raise ValueError(f'expected "mcast", "bcast", "disk" or "serial", found {_found(v)}')
+    raise ValueError(f'expected "mcast", "bcast", "ucast", "disk" or "serial", found {_found(v)}')
 
 
 def _as_device(v: object) -> Path:
@@ -461,6 +463,7 @@ class _Checker:
         groups = self.groups(doc)
         fencing = self.fencing(doc, nodes)
         witness = self.witness(doc, timings)
+        respawn = self.respawn(doc)
         if fencing is not None and fencing.agent == "disk" and \
                 not any(isinstance(l, model.DiskLink) for l in links):
             self.report(("fencing", "agent"), "agent = \"disk\" writes a poison pill through "
@@ -475,7 +478,7 @@ class _Checker:
             auto_failback=True if auto_failback is None else auto_failback,
             port=port or 694, links=links, realtime=True if realtime is None else realtime,
             log_file=log_file, watchdog=watchdog, watchdog_timeout=watchdog_timeout,
-            fencing=fencing, witness=witness, ping=ping or (), ping_interval=ping_interval, deadping=deadping,
+            fencing=fencing, witness=witness, respawn=respawn, ping=ping or (), ping_interval=ping_interval, deadping=deadping,
             source=self.source,
         )
 
@@ -518,6 +521,17 @@ class _Checker:
                              else delay,
                              monitor_interval=60.0 if monitor_interval is None
                              else monitor_interval)
+
+    def respawn(self, doc: Table) -> tuple[model.Respawn, ...]:
+        """[[respawn]]: programs kept running beside the daemon (Heartbeat's respawn)."""
+        out = []
+        for p, t in self.tables(doc, "respawn", "[[respawn]]"):
+            self.unknown(t, p, _RESPAWN_KEYS, "[[respawn]]")
+            user = self.field(t, p, "user", _as_name, required=True)
+            argv = self.field(t, p, "argv", _as_argv, required=True)
+            if user is not None and argv is not None:
+                out.append(model.Respawn(user, argv))
+        return tuple(out)
 
     def witness(self, doc: Table, timings: model.Timings) -> model.Witness | None:
         w = doc.get("witness")
@@ -626,6 +640,13 @@ class _Checker:
                              else model.SerialLink(device, baud or 19200, per_node=per_node))
                 continue
             interface = self.field(t, p, "interface", _as_ifname, required=True)
+            if mode == "ucast":  # Heartbeat's ucast lines for one interface (imports)
+                peers = self.field(t, p, "peers", _as_addresses, required=True)
+                if interface is not None and peers:
+                    links.append(model.UcastLink(interface, peers))
+                elif peers == ():
+                    self.report((*p, "peers"), "a ucast link needs at least one address")
+                continue
             group = ttl = None
             if mode == "mcast":
                 group = self.field(t, p, "group", _as_mcast_group, required=True)

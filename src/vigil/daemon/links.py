@@ -21,7 +21,7 @@ from typing import Protocol
 
 from vigil.daemon import disk as disk_mod, serial as serial_mod
 from vigil.errors import VigilError
-from vigil.model import Cluster, DiskLink, IPAddress, SerialLink
+from vigil.model import Cluster, DiskLink, IPAddress, SerialLink, UcastLink
 from vigil.resources.host import Host
 
 log = logging.getLogger(__name__)
@@ -132,6 +132,17 @@ async def plan(cluster: Cluster, me: str, host: Host) -> list[HeartbeatLink]:
                                            slots.index(peer.name), t.keepalive, t.deadtime / 2))
         elif isinstance(extra, SerialLink):
             links.append(serial_mod.SerialLink(n, extra.device_for(me), extra.baud))
+        elif isinstance(extra, UcastLink):
+            # One ha.cf serves both nodes: it lists both ends; ours is not a destination.
+            peers = [a for a in extra.peers if await interface_of(host, a) is None]
+            if not peers:
+                raise VigilError(f"ucast {extra.interface}: every listed address "
+                                 f"({', '.join(map(str, extra.peers))}) is this node's own")
+            for i, addr in enumerate(peers):
+                links.append(UdpLink(len(links), extra.interface, "ucast", (str(addr), port),
+                                     extra.interface, host,
+                                     functools.partial(_dev_socket, extra.interface, port,
+                                                       reuse_port=i > 0)))
         elif extra.mode == "mcast":
             assert extra.group is not None
             links.append(UdpLink(n, extra.interface, "mcast", (str(extra.group), port),
@@ -189,6 +200,20 @@ def _mcast_socket(ifname: str, group: IPAddress | None, port: int, ttl: int) -> 
             sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_MULTICAST_HOPS, ttl)
             sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_MULTICAST_LOOP, 0)
         sock.bind((str(group), port))
+    except OSError:
+        sock.close()
+        raise
+    return sock
+
+
+def _dev_socket(ifname: str, port: int, reuse_port: bool = False) -> socket.socket:
+    """A socket on one interface, any address (Heartbeat's ucast on an interface)."""
+    sock = _base_socket(socket.AF_INET)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_BINDTODEVICE, ifname.encode())
+        if reuse_port:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        sock.bind(("", port))
     except OSError:
         sock.close()
         raise

@@ -14,7 +14,7 @@ from vigil.daemon.state import next_generation
 from vigil.errors import ConfigError, ConfigProblem, VigilError
 from vigil.model import Cluster
 from vigil.node import frame_problem, serial_problem
-from vigil.wire.auth import load_key
+from vigil.wire.auth import load_cluster_key
 
 log = logging.getLogger("vigil")
 
@@ -22,8 +22,12 @@ POISONED = 5  # exit status after obeying a disk poison pill (a service manager 
 
 
 def run(cluster: Cluster, me: str, socket_path: Path, state_dir: Path,
-        debug: bool = False, realtime: bool | None = None) -> int:
+        debug: bool = False, realtime: bool | None = None,
+        warnings: list[str] | None = None) -> int:
+    """`warnings`: what the configuration's loader says at every start (Heartbeat files)."""
     vlog.setup(me, cluster.log_file, debug)
+    for w in warnings or []:
+        log.warning("%s", w)
     if me not in {n.name for n in cluster.nodes}:
         raise ConfigError(ConfigProblem(
             cluster.source, None, "node",
@@ -35,7 +39,9 @@ def run(cluster: Cluster, me: str, socket_path: Path, state_dir: Path,
     too_slow = serial_problem(cluster)
     if too_slow:
         raise ConfigError(ConfigProblem(cluster.source, None, "link", too_slow))
-    key = load_key(cluster.key_file)
+    key, key_warnings = load_cluster_key(cluster)
+    for w in key_warnings:
+        log.warning("%s", w)
     if os.environ.get("VIGIL_UNSAFE_SKIP_RELEASE_WAIT") == "1":
         policy.UNSAFE_SKIP_RELEASE_WAIT = True  # the torture test's broken build
     try:

@@ -18,7 +18,7 @@ from vigil import log as vlog
 from vigil.arbiter import Arbiter
 from vigil.errors import VigilError
 from vigil.model import Cluster, witness_lease
-from vigil.wire.auth import load_key
+from vigil.wire.auth import load_cluster_key
 
 log = logging.getLogger("vigil")
 
@@ -72,7 +72,7 @@ def run(cluster: Cluster, listen: str | None, debug: bool = False) -> int:
     if cluster.witness is None:
         raise VigilError(f"{cluster.source} has no [witness] table: nothing to serve")
     vlog.setup(cluster.witness.name, cluster.log_file, debug)
-    key = load_key(cluster.key_file)
+    key, _ = load_cluster_key(cluster)
     host = listen or str(cluster.witness.address)
     asyncio.run(serve(cluster, key, host, cluster.witness.port))
     return 0

@@ -13,7 +13,12 @@ import os
 import stat
 from pathlib import Path
 
+from typing import TYPE_CHECKING
+
 from vigil.errors import KeyFileError
+
+if TYPE_CHECKING:
+    from vigil.model import Cluster
 
 MIN_KEY_BYTES = 16
 
@@ -59,3 +64,12 @@ def write_key(path: Path, content: bytes) -> None:
         raise KeyFileError(f"cannot create key file {path}: {e.strerror}") from None
     with os.fdopen(fd, "wb") as f:
         f.write(content)
+
+
+def load_cluster_key(cluster: "Cluster") -> tuple[bytes, list[str]]:
+    """The cluster key wherever the configuration says it is: vigil's key file, or
+    Heartbeat's authkeys (config/heartbeat.py), with the warnings to log at every start."""
+    if cluster.key_format == "authkeys":
+        from vigil.config.heartbeat import read_authkeys
+        return read_authkeys(cluster.key_file, cluster.allow_crc)
+    return load_key(cluster.key_file), []

@@ -1,0 +1,84 @@
+"""`vigil import heartbeat|keepalived` and `vigil check-config --heartbeat-dir` from the
+command line: what an administrator types on a Heartbeat or keepalived host."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from click.testing import CliRunner
+
+from vigil.cli.main import cli
+from vigil.config import toml
+
+HACF = """# seed 001 style
+logfile /var/log/ha-log
+keepalive 2
+deadtime 30
+warntime 10
+initdead 120
+udpport 694
+ucast eth1 192.168.60.1
+ucast eth1 192.168.60.2
+auto_failback on
+node node1
+node node2
+ping 192.168.60.254
+respawn hacluster /usr/lib/heartbeat/ipfail
+"""
+HARESOURCES = "node1 IPaddr::192.168.60.200/24/eth0 Filesystem::/dev/sdb5::/webdata::ext3 httpd\n"
+
+
+def hadir(tmp_path: Path, method: str = "sha1 s3cr3t-but-long-enough") -> Path:
+    d = tmp_path / "ha.d"
+    d.mkdir()
+    (d / "ha.cf").write_text(HACF)
+    (d / "haresources").write_text(HARESOURCES)
+    (d / "authkeys").write_text(f"auth 1\n1 {method}\n")
+    (d / "authkeys").chmod(0o600)
+    return d
+
+
+def test_import_heartbeat_prints_a_config_vigil_reads(tmp_path: Path) -> None:
+    r = CliRunner().invoke(cli, ["import", "heartbeat", str(hadir(tmp_path))])
+    assert r.exit_code == 0, r.stderr
+    c = toml.parse(r.stdout, "imported.toml")
+    assert [n.name for n in c.nodes] == ["node1", "node2"]
+    assert c.groups[0].home == "node1" and len(c.groups[0].resources) == 3
+    assert "ipfail" in r.stderr  # said, not silently dropped
+
+
+def test_check_config_reads_a_heartbeat_directory_as_it_is(tmp_path: Path) -> None:
+    d = hadir(tmp_path)
+    r = CliRunner().invoke(cli, ["check-config", "--heartbeat-dir", str(d)])
+    assert r.exit_code == 0, r.stderr
+    assert "OK: cluster" in r.stdout
+
+
+def test_crc_needs_the_explicit_flag(tmp_path: Path) -> None:
+    d = hadir(tmp_path, method="crc")
+    r = CliRunner().invoke(cli, ["check-config", "--heartbeat-dir", str(d)])
+    assert r.exit_code == 2 and "crc" in r.stderr and "--allow-crc" in r.stderr
+    r = CliRunner().invoke(cli, ["check-config", "--heartbeat-dir", str(d),
+                                                 "--allow-crc"])
+    assert r.exit_code == 0, r.stderr
+
+
+def test_import_keepalived(tmp_path: Path) -> None:
+    conf = tmp_path / "keepalived.conf"
+    conf.write_text("""vrrp_instance VI_1 {
+    state MASTER
+    interface eth0
+    virtual_router_id 51
+    priority 100
+    advert_int 1
+    authentication { auth_type PASS
+        auth_pass 1111 }
+    virtual_ipaddress { 192.168.8.100/24 }
+}
+virtual_server 192.168.8.100 80 { delay_loop 6 }
+""")
+    r = CliRunner().invoke(cli, ["import", "keepalived", str(conf)])
+    assert r.exit_code == 0, r.stderr
+    c = toml.parse(r.stdout, "imported.toml")
+    assert str(c.groups[0].resources[0].address) == "192.168.8.100/24"  # type: ignore[union-attr]
+    assert "virtual_server" in r.stderr and "not carried over" in r.stderr
