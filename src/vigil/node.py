@@ -582,12 +582,14 @@ class Node:
                                     f"or starved): judging nothing and starting nothing for "
                                     f"one deadtime")]
 
-    def request(self, what: str) -> policy.RequestResult:
+    def request(self, what: str, which: str = "all") -> policy.RequestResult:
         view = self.view()
+        if which not in ("all", "local", "foreign"):
+            return policy.RequestResult({}, "", f"expected all, local or foreign, not {which!r}")
         if what == "standby":
-            result = policy.standby(view, self.cluster)
+            result = policy.standby(view, self.cluster, which)
         elif what == "takeover":
-            result = policy.takeover(view, self.cluster)
+            result = policy.takeover(view, self.cluster, which)
         else:
             raise ValueError(what)
         self._assign(result.assignments)

@@ -209,9 +209,18 @@ def _move(v: View, names: list[str], to: str, can_run: Callable[[str], bool]) ->
     return changes, [n for n in names if n not in changes]
 
 
-def standby(v: View, cluster: Cluster) -> RequestResult:
+def _which(v: View, cluster: Cluster, which: str) -> set[str]:
+    """Heartbeat's hb_standby/hb_takeover argument: "all" groups, "local" ones (whose home is
+    this node) or "foreign" ones (whose home is the peer)."""
+    return {g.name for g in cluster.groups
+            if which == "all" or (g.home == v.me) == (which == "local")}
+
+
+def standby(v: View, cluster: Cluster, which: str = "all") -> RequestResult:
     """Hand every group this node is assigned to the peer (Heartbeat's hb_standby)."""
-    mine = [g.name for g in cluster.groups if v.assignments[g.name].owner == v.me]
+    chosen = _which(v, cluster, which)
+    mine = [g.name for g in cluster.groups if v.assignments[g.name].owner == v.me and
+            g.name in chosen]
     if not mine:
         return RequestResult({}, "this node holds no groups")
     if not _peer_up(v):
@@ -233,9 +242,11 @@ def standby(v: View, cluster: Cluster) -> RequestResult:
     return RequestResult(changes, msg)
 
 
-def takeover(v: View, cluster: Cluster) -> RequestResult:
+def takeover(v: View, cluster: Cluster, which: str = "all") -> RequestResult:
     """Take every group assigned to the peer (Heartbeat's hb_takeover)."""
-    theirs = [g.name for g in cluster.groups if v.assignments[g.name].owner != v.me]
+    chosen = _which(v, cluster, which)
+    theirs = [g.name for g in cluster.groups if v.assignments[g.name].owner != v.me and
+              g.name in chosen]
     if not theirs:
         return RequestResult({}, "this node already holds every group")
     if v.status is not NodeStatus.UP:

@@ -230,18 +230,25 @@ def status(c: Ctx, as_json: bool) -> None:
     click.echo(json.dumps(s, indent=2) if as_json else status_text(s))
 
 
-@cli.command()
-@common
-def standby(c: Ctx) -> None:
-    """Hand every group this node holds to the peer."""
-    click.echo(_call(c, "standby")["message"])
+WHICH = click.argument("which", required=False, default="all",
+                       type=click.Choice(["all", "local", "foreign"]))
 
 
 @cli.command()
+@WHICH
 @common
-def takeover(c: Ctx) -> None:
-    """Take every group from the peer."""
-    click.echo(_call(c, "takeover")["message"])
+def standby(c: Ctx, which: str) -> None:
+    """Hand the groups this node holds to the peer: all, the local ones (whose home is this
+    node) or the foreign ones (Heartbeat's hb_standby)."""
+    click.echo(_call(c, "standby", which=which)["message"])
+
+
+@cli.command()
+@WHICH
+@common
+def takeover(c: Ctx, which: str) -> None:
+    """Take the peer's groups: all, local or foreign ones (Heartbeat's hb_takeover)."""
+    click.echo(_call(c, "takeover", which=which)["message"])
 
 
 @cli.group()

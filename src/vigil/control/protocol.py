@@ -30,7 +30,8 @@ class ErrorCode(str, enum.Enum):
 
 # command -> the arguments it takes (name -> type); every one optional
 COMMANDS: dict[str, dict[str, type]] = {
-    "status": {}, "standby": {}, "takeover": {}, "cleanup": {"group": str},
+    "status": {}, "standby": {"which": str}, "takeover": {"which": str},
+    "cleanup": {"group": str},
     "fence_confirm": {"node": str},
 }
 

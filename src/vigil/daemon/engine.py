@@ -651,7 +651,7 @@ class Daemon:
             log.warning("an operator confirmed that %s is fenced", node)
             self._process()
             return p.Response(True, {"message": f"{node} confirmed fenced; taking over"})
-        result = self.node.request(req.cmd)
+        result = self.node.request(req.cmd, str(req.args.get("which", "all")))
         if result.error:
             log.warning("%s refused: %s", req.cmd, result.error)
             return p.Response(False, None, p.ErrorCode.REFUSED, result.error)
