@@ -87,6 +87,8 @@ class Node:
         self.banned: dict[str, float] = {}
         self._recover: dict[str, int] = {}
         self._recovering: set[str] = set()
+        self._takeover: set[str] = set()  # groups being started because the peer is dead
+        self._active_said = False  # "Local status now set to: 'active'" was logged
         self.waiting: dict[str, str] = {}
         self.rejected: dict[str, int] = {r.value: 0 for r in wire.RejectReason}
         self.received = 0
@@ -184,7 +186,7 @@ class Node:
                                                  f"adopting it, not starting it again"))
         self.status = NodeStatus.UP
         self._dirty = True
-        return notes
+        return notes + [Note(Level.INFO, "Local status now set to: 'up'")]
 
     def finished(self, group: str, result: GroupState, detail: str = "",
                  ms: float | None = None) -> list[Note]:
@@ -207,9 +209,15 @@ class Node:
         took = "" if ms is None else f" in {ms:.0f} ms"
         recovered = group in self._recovering
         self._recovering.discard(group)
+        taken = group in self._takeover
+        self._takeover.discard(group)
         if result is GroupState.RUNNING:
-            return [Note(Level.INFO, f"group {group} {'recovered' if recovered else 'acquired'}"
+            done = [Note(Level.INFO, f"group {group} {'recovered' if recovered else 'acquired'}"
                                      f"{took}")]
+            if taken and not self._takeover:
+                done.append(Note(Level.INFO, f"mach_down takeover complete for node "
+                                             f"{self.peer}."))
+            return done
         if result is GroupState.STOPPED and st is GroupState.STOPPING:
             return [Note(Level.INFO, f"group {group} released{took}")]
         if result is GroupState.STOPPED:
@@ -633,12 +641,24 @@ class Node:
             elif isinstance(act, Start):
                 self.local[act.group] = GroupState.STARTING
                 notes.append(Note(Level.INFO, f"acquiring group {act.group} {act.reason}"))
+                if self._peer_dead() and not self._takeover:
+                    # Heartbeat's words for a takeover, which its operators grep for
+                    notes.append(Note(Level.INFO, f"Resources being acquired from "
+                                                  f"{self.peer}."))
+                if self._peer_dead():
+                    self._takeover.add(act.group)
             elif isinstance(act, Stop):
                 self.local[act.group] = GroupState.STOPPING
                 notes.append(Note(Level.INFO, f"releasing group {act.group}: {act.reason}"))
             actions.append(act)
             self._dirty = True
         self.waiting = decision.waiting
+        if not self._active_said and self.status is NodeStatus.UP and not self.waiting and \
+                not any(s in (GroupState.STARTING, GroupState.STOPPING)
+                        for s in self.local.values()) and \
+                self.membership.view(self.peer).liveness is not Liveness.UNKNOWN:
+            self._active_said = True  # the initial resource acquisition is over
+            notes.append(Note(Level.INFO, "Local status now set to: 'active'"))
         send, self._dirty = self._dirty, False
         reannounce, self._reannounce = tuple(sorted(self._reannounce)), set()
         return Step(tuple(actions), send or bool(actions), tuple(notes), reannounce)

@@ -96,7 +96,8 @@ class Sim:
     def boot(self, name: str, found: dict[str, GroupState] | None = None) -> Node:
         self.generation += 1
         node = Node(self.cluster, name, KEY, self.generation, LINKS, self.now)
-        node.probed(found or {g.name: GroupState.STOPPED for g in self.cluster.groups})
+        self.log += [f"{self.now:.3f} {name}: {n.text}" for n in node.probed(
+            found or {g.name: GroupState.STOPPED for g in self.cluster.groups})]
         self.nodes[name] = node
         self.jobs[name] = []
         self.next_hb[name] = self.now + self.rng.uniform(0, 0.2)

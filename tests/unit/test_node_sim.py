@@ -307,3 +307,20 @@ def test_a_peer_that_fails_to_stop_is_fenced_then_its_group_taken():
         sim.run(2.0)
         assert sim.runners("g1") == ["n2"] and n2.fence_state == "done"
         assert not sim.violations
+
+
+def test_the_log_says_what_heartbeat_said_at_the_same_moments():
+    """Issue 6, item 7: the phrases seed 001's operators grep for."""
+    sim = Sim(11)
+    sim.run(5.0)
+    for n in ("n1", "n2"):
+        assert any(f"{n}: Local status now set to: 'up'" in l for l in sim.log)
+        assert any(f"{n}: Local status now set to: 'active'" in l for l in sim.log)
+    sim.crash("n2")
+    sim.run(3.0)
+    tail = [l for l in sim.log if " n1: " in l]
+    joined = "\n".join(tail)
+    assert "Link n2:eth0 dead." in joined and "node n2: is dead" in joined
+    i = joined.index("Resources being acquired from n2.")
+    j = joined.index("mach_down takeover complete for node n2.")
+    assert i < joined.index("group g2 acquired") < j
