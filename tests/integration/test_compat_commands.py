@@ -59,3 +59,29 @@ def test_heartbeat_commands_on_a_live_cluster() -> None:
         assert (r.stdout, r.returncode) == ("dead\n", 1)
         r = run(c, "n2", "cl_status", "hbstatus")
         assert (r.stdout, r.returncode) == ("Heartbeat is stopped on this machine.\n", 1)
+
+
+def test_respawn_keeps_a_program_running_and_stops_it_with_the_daemon() -> None:
+    """ha.cf's `respawn USER PROGRAM`, here as [[respawn]]: killed, it comes back (after
+    1 s); the daemon's stop ends it."""
+    with LabCluster() as c:
+        pidfile = c.dir / "respawned.pid"
+        prog = c.dir / "prog"
+        prog.write_text(f'#!/bin/sh\necho $$ >> "{pidfile}"\nexec sleep 600\n')
+        prog.chmod(0o755)
+        c.add_config(f'[[respawn]]\nuser = "root"\nargv = ["{prog}", "--flag"]\n')
+        c.start("n1")
+        deadline = time.monotonic() + 10
+        while not pidfile.exists():
+            assert time.monotonic() < deadline, c.log("n1")[-1500:]
+            time.sleep(0.05)
+        first = int(pidfile.read_text().split()[0])
+        os.kill(first, signal.SIGKILL)
+        while len(pidfile.read_text().split()) < 2:
+            assert time.monotonic() < deadline + 10, c.log("n1")[-1500:]
+            time.sleep(0.05)
+        second = int(pidfile.read_text().split()[1])
+        assert "respawn: " in c.log("n1") and "exited (signal 9); again in 1 s" in c.log("n1")
+        assert c.stop("n1") == 0
+        time.sleep(0.5)
+        assert not os.path.exists(f"/proc/{second}"), "stopped with the daemon"

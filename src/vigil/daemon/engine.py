@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import signal
 import socket
 import time
@@ -34,7 +35,7 @@ from vigil.daemon import (control_server, disk as disk_mod, guard as guard_mod,
 from vigil.daemon.ping import Pinger
 from vigil.daemon.watchdog import Watchdog
 from vigil.errors import AgentError, VigilError
-from vigil.model import (Cluster, Fencing, Group, IpResource, Monitor, Witness, partition_warning, poison_wait,
+from vigil.model import (Cluster, Fencing, Group, IpResource, Monitor, Respawn, Witness, partition_warning, poison_wait,
                          watchdog_seconds)
 from vigil.node import Node, Note
 from vigil.policy import Recover, Start
@@ -163,6 +164,9 @@ class Daemon:
                             tg.create_task(self.pinger.run(), name="ping")
                         if self.witness is not None:
                             tg.create_task(self._witness_asks(), name="witness")
+                        for prog in self.cluster.respawn:
+                            tg.create_task(self._respawn(prog),
+                                           name=f"respawn {prog.argv[0]}")
                         self._process()
                 except* _Shutdown:
                     pass
@@ -406,6 +410,37 @@ class Daemon:
         self._log(self.node.mail(data))
         if self.node.poisoned and not self.stop_asked.is_set():
             self.stop_asked.set()  # releases everything through the clean shutdown path
+
+    # --- respawn -------------------------------------------------------------------------------
+
+    async def _respawn(self, r: Respawn) -> None:
+        """Heartbeat's `respawn USER PROGRAM`: keep it running as USER, restarting it after
+        it exits, 1 s later at first and twice as long each time it dies young (up to 60 s).
+        Stopped with the daemon."""
+        what = " ".join(r.argv)
+        backoff = 1.0
+        while True:
+            t0 = time.monotonic()
+            try:
+                proc = await asyncio.create_subprocess_exec(
+                    *r.argv, user=r.user, stdin=asyncio.subprocess.DEVNULL,
+                    start_new_session=True)
+            except (OSError, LookupError, ValueError) as e:
+                log.error("respawn %s as %s: cannot start: %s; again in %g s", what, r.user,
+                          e, backoff)
+            else:
+                log.info("respawn: started %s as %s (pid %d)", what, r.user, proc.pid)
+                try:
+                    rc = await proc.wait()
+                except asyncio.CancelledError:
+                    await _end(proc)
+                    raise
+                log.warning("respawn: %s exited (%s); again in %g s", what,
+                            f"status {rc}" if rc >= 0 else f"signal {-rc}", backoff)
+            if time.monotonic() - t0 > 60:
+                backoff = 1.0  # it ran a good while: start afresh
+            await asyncio.sleep(backoff)
+            backoff = min(backoff * 2, 60.0)
 
     # --- the witness ---------------------------------------------------------------------------
 
@@ -754,6 +789,21 @@ class Daemon:
     def _log(self, notes: list[Note]) -> None:
         for n in notes:
             log.log(n.level, "%s", n.text)  # Level's values are logging's
+
+
+async def _end(proc: asyncio.subprocess.Process) -> None:
+    """Stop a respawned program with the daemon: TERM, then KILL after 2 s; reaped."""
+    try:
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            async with asyncio.timeout(2.0):
+                await proc.wait()
+                return
+        except TimeoutError:
+            os.killpg(proc.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+    await proc.wait()
 
 
 def _batches(agents: list[Agent]) -> list[list[Agent]]:
