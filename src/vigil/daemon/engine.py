@@ -78,6 +78,7 @@ class Daemon:
         self.fence_kick = asyncio.Event()
         self.quiet = asyncio.Event()
         self.stop_asked = asyncio.Event()
+        self.closing = False  # set once the links begin to close
         self.fence_check: dict[str, Any] = {}  # the latest fence device monitor
         self.witness: asyncio.DatagramTransport | None = None
         self._asked: tuple[str, ...] | None = None  # what the latest ask to the witness held
@@ -171,10 +172,13 @@ class Daemon:
                 except* _Shutdown:
                     pass
             finally:
-                for l in self.links:
-                    l.close()
+                # Callbacks of transports still open must not act on closed ones (a witness
+                # reply after the links closed once raised in its callback: torture soak).
+                self.closing = True
                 if self.witness is not None:
                     self.witness.close()
+                for l in self.links:
+                    l.close()
                 sock.close()
                 self.socket_path.unlink(missing_ok=True)
                 self._disarm()
@@ -224,6 +228,8 @@ class Daemon:
     # --- inputs --------------------------------------------------------------------------------
 
     def _receive(self, data: bytes, link: int) -> None:
+        if self.closing:
+            return
         assert self.node is not None
         self._log(self.node.receive(data, link, time.monotonic()))
         self._process()
@@ -406,6 +412,8 @@ class Daemon:
         return f"poison pill written on {disk.name}; no sign of life for {wait * 1000:.0f} ms"
 
     def _mail(self, data: bytes) -> None:
+        if self.closing:
+            return
         assert self.node is not None
         self._log(self.node.mail(data))
         if self.node.poisoned and not self.stop_asked.is_set():
@@ -470,6 +478,8 @@ class Daemon:
             pass  # no route to the witness right now: its silence is what counts
 
     def _witness_reply(self, data: bytes) -> None:
+        if self.closing:
+            return
         assert self.node is not None
         self._log(self.node.witness_reply(data, time.monotonic()))
         self._process()

@@ -68,7 +68,9 @@ class UdpLink:
             functools.partial(_Protocol, self.index, receive), sock=sock)
 
     def send(self, data: bytes) -> None:
-        assert self.transport is not None
+        if self.transport is None:  # closed (the daemon is ending): nothing to send on
+            self.send_errors += 1
+            return
         try:
             self.transport.sendto(data, self.dest)
             self.sent += 1

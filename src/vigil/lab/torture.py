@@ -91,6 +91,7 @@ class Run:
     duration: float
     out: Path
     unsafe: bool = False
+    kinds: list[str] = field(default_factory=lambda: list(FAULTS))
     faults: list[Fault] = field(default_factory=list)
     violations: list[dict[str, Any]] = field(default_factory=list)
     started: float = 0.0
@@ -259,7 +260,10 @@ class Torture:
         for node in ("n1", "n2"):
             text = c.log(node)
             if "Traceback" in text:
-                self.violation("log", f"traceback in {node}'s log")
+                lines = text.splitlines()
+                at = next(i for i, line in enumerate(lines) if "Traceback" in line)
+                self.violation("log", f"traceback in {node}'s log:\n" +
+                               "\n".join(lines[max(0, at - 3):at + 30]))
             for line in text.splitlines():
                 if ": ERROR: " in line and not allowed.search(line):
                     self.violation("log", f"unexplained error on {node}: {line[-200:]}")
@@ -328,7 +332,7 @@ class Torture:
 
     def loop(self, p: Prober) -> None:
         run = self.run
-        kinds = list(FAULTS)
+        kinds = run.kinds
         weights = [FAULTS[k] for k in kinds]
         while time.monotonic() - run.started < run.duration and not run.violations:
             kind = self.rng.choices(kinds, weights)[0]
@@ -458,6 +462,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--duration", default="10m", help="how long to inject faults (10m, 60s)")
     ap.add_argument("--seed", type=int, default=None, help="replay a run (default: random)")
     ap.add_argument("--out", type=Path, default=Path("torture-out"))
+    ap.add_argument("--faults", default=",".join(FAULTS),
+                    help="the fault kinds to draw from (comma-separated; default: all)")
     ap.add_argument("--unsafe-skip-release-wait", action="store_true",
                     help="run a deliberately broken build: the checker must catch it")
     a = ap.parse_args(argv)
@@ -468,8 +474,13 @@ def main(argv: list[str] | None = None) -> int:
         ap.error(f"--duration: {e}")
     if not 0 < duration <= 24 * 3600:
         ap.error("--duration must be within 0..24h")
+    kinds = [k.strip() for k in a.faults.split(",") if k.strip()]
+    unknown = set(kinds) - set(FAULTS)
+    if unknown or not kinds:
+        ap.error(f"--faults: unknown {', '.join(sorted(unknown)) or '(none given)'}; "
+                 f"known: {', '.join(FAULTS)}")
     seed = a.seed if a.seed is not None else random.SystemRandom().randrange(2**32)
-    run = Torture(Run(seed, duration, a.out, a.unsafe_skip_release_wait))()
+    run = Torture(Run(seed, duration, a.out, a.unsafe_skip_release_wait, kinds=kinds))()
     return 1 if run.violations else 0
 
 
