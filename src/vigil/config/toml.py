@@ -412,6 +412,19 @@ class _Checker:
                 self.report((*path, key), f"unknown key {key!r} in {where}; valid keys: "
                                           f"{', '.join(valid)}")
 
+    def optional_table(self, parent: Table, path: KeyPath, valid: tuple[str, ...],
+                       header: str) -> Table | None:
+        """The table at path[-1] of `parent` with its keys checked; None when absent or not a
+        table (that reported)."""
+        t = parent.get(str(path[-1]))
+        if t is None:
+            return None
+        if not isinstance(t, dict):
+            self.report(path, f"expected the {header} table, found {_found(t)}")
+            return None
+        self.unknown(t, path, valid, header)
+        return t
+
     def tables(self, doc: Table, key: str, header: str) -> list[tuple[KeyPath, Table]]:
         value = doc.get(key, [])
         if not isinstance(value, list):
@@ -478,19 +491,16 @@ class _Checker:
             auto_failback=True if auto_failback is None else auto_failback,
             port=port or 694, links=links, realtime=True if realtime is None else realtime,
             log_file=log_file, watchdog=watchdog, watchdog_timeout=watchdog_timeout,
-            fencing=fencing, witness=witness, respawn=respawn, ping=ping or (), ping_interval=ping_interval, deadping=deadping,
+            fencing=fencing, witness=witness, respawn=respawn, ping=ping or (),
+            ping_interval=ping_interval, deadping=deadping,
             source=self.source,
         )
 
     def fencing(self, doc: Table, nodes: tuple[model.Node, ...] | None) -> model.Fencing | None:
-        f = doc.get("fencing")
+        p: KeyPath = ("fencing",)
+        f = self.optional_table(doc, p, _FENCING_KEYS, "[fencing]")
         if f is None:
             return None
-        p: KeyPath = ("fencing",)
-        if not isinstance(f, dict):
-            self.report(p, f"expected the [fencing] table, found {_found(f)}")
-            return None
-        self.unknown(f, p, _FENCING_KEYS, "[fencing]")
         agent = self.field(f, p, "agent", _as_fence_agent, required=True)
         action = self.field(f, p, "action", _as_fence_action)
         command = self.field(f, p, "command", _as_argv)
@@ -534,14 +544,10 @@ class _Checker:
         return tuple(out)
 
     def witness(self, doc: Table, timings: model.Timings) -> model.Witness | None:
-        w = doc.get("witness")
+        p: KeyPath = ("witness",)
+        w = self.optional_table(doc, p, _WITNESS_KEYS, "[witness]")
         if w is None:
             return None
-        p: KeyPath = ("witness",)
-        if not isinstance(w, dict):
-            self.report(p, f"expected the [witness] table, found {_found(w)}")
-            return None
-        self.unknown(w, p, _WITNESS_KEYS, "[witness]")
         address = self.field(w, p, "address", _as_ipv4, required=True)
         port = self.field(w, p, "port", _int_in(1, 65535))
         lease = self.field(w, p, "lease", _as_timeout)
@@ -689,14 +695,10 @@ class _Checker:
 
     def group_policy(self, t: Table, p: KeyPath) -> model.GroupPolicy:
         d = model.GroupPolicy()
-        pol = t.get("policy")
+        pp: KeyPath = (*p, "policy")
+        pol = self.optional_table(t, pp, _POLICY_KEYS, "[group.policy]")
         if pol is None:
             return d
-        pp: KeyPath = (*p, "policy")
-        if not isinstance(pol, dict):
-            self.report(pp, f"expected the [group.policy] table, found {_found(pol)}")
-            return d
-        self.unknown(pol, pp, _POLICY_KEYS, "[group.policy]")
         threshold = self.field(pol, pp, "migration_threshold", _int_in(1, 1000))
         timeout = self.field(pol, pp, "failure_timeout", _as_duration)
         return model.GroupPolicy(_default(threshold, d.migration_threshold),
