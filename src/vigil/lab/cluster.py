@@ -159,7 +159,11 @@ class LabCluster:
                               timeout=30, check=check)
 
     def status(self, node: str) -> dict[str, Any]:
-        r = self.vigil(node, "status", "--json", check=True)
+        r = self.vigil(node, "status", "--json")
+        if r.returncode:  # say why, with what the daemon logged: a bare exit code explains nothing
+            raise RuntimeError(f"vigil status on {node} exited with {r.returncode}: "
+                               f"{r.stderr.strip()}\n--- {node}'s log ---\n"
+                               f"{self.log(node)[-3000:]}")
         return json.loads(r.stdout)  # type: ignore[no-any-return]
 
     def log(self, node: str) -> str:
