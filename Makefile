@@ -3,7 +3,8 @@ SHELL := /bin/bash
 PYTHON ?= $(shell test -x /usr/bin/python3 && echo /usr/bin/python3 || command -v python3)
 VENV := .venv
 STAMP := $(VENV)/.installed
-DEBS := python3-venv iproute2 nftables tcpdump procps psmisc util-linux fence-agents socat resource-agents e2fsprogs
+DEBS := python3-venv iproute2 nftables tcpdump procps psmisc util-linux fence-agents socat resource-agents e2fsprogs \
+	chromium chromium-driver
 
 .PHONY: all deps venv demo test unit integration bench bench-failover bench-partition \
 	bench-agents soak clean

@@ -162,6 +162,28 @@ class Respawn:
     argv: tuple[str, ...]
 
 
+@dataclass(frozen=True, slots=True)
+class Api:
+    """The HTTP API, metrics and dashboard (`[api]`): off unless configured. Reads are open
+    to whoever reaches `listen`; actions need the bearer token from `token_file` (mode 0600)."""
+
+    host: str
+    port: int
+    token_file: Path | None = None  # None: every action is refused (read-only API)
+    cert_file: Path | None = None  # both set: HTTPS
+    key_file: Path | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Notify:
+    """Notify hooks (`[notify]`): programs called on every transition (events.py), one call
+    per event, in order, with a timeout; never waited for by the daemon."""
+
+    programs: tuple[Path, ...] = ()
+    directory: Path | None = None  # every executable file in it, in name order (run-parts)
+    timeout: float = 10.0
+
+
 AnyLink = Union[ExtraLink, DiskLink, SerialLink, UcastLink]
 
 
@@ -394,6 +416,8 @@ class Cluster:
     fencing: Fencing | None = None
     witness: Witness | None = None
     respawn: tuple[Respawn, ...] = ()
+    api: Api | None = None
+    notify: Notify | None = None
     # Where the key comes from: vigil's key file, or Heartbeat's authkeys ("authkeys"),
     # whose crc method (no security) needs allow_crc.
     key_format: Literal["vigil", "authkeys"] = "vigil"

@@ -590,8 +590,15 @@ class Node:
                                     f"or starved): judging nothing and starting nothing for "
                                     f"one deadtime")]
 
-    def request(self, what: str, which: str = "all") -> policy.RequestResult:
+    def request(self, what: str, which: str = "all", group: str = "",
+                to: str = "") -> policy.RequestResult:
         view = self.view()
+        if what == "move":
+            result = policy.move(view, self.cluster, group, to or (
+                self.peer if self.assignments.get(group, None) is not None and
+                self.assignments[group].owner == self.me else self.me))
+            self._assign(result.assignments)
+            return result
         if which not in ("all", "local", "foreign"):
             return policy.RequestResult({}, "", f"expected all, local or foreign, not {which!r}")
         if what == "standby":

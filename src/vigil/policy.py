@@ -216,9 +216,26 @@ def _which(v: View, cluster: Cluster, which: str) -> set[str]:
             if which == "all" or (g.home == v.me) == (which == "local")}
 
 
-def standby(v: View, cluster: Cluster, which: str = "all") -> RequestResult:
-    """Hand every group this node is assigned to the peer (Heartbeat's hb_standby)."""
-    chosen = _which(v, cluster, which)
+def move(v: View, cluster: Cluster, group: str, to: str) -> RequestResult:
+    """Move one group to a node (Pacemaker's `crm resource move`): a takeover of that group
+    when `to` is this node, a standby of it when `to` is the peer; the same checks apply."""
+    names = [g.name for g in cluster.groups]
+    if group not in names:
+        return RequestResult({}, "", f"no group named {group!r} (groups: {', '.join(names)})")
+    if to not in (v.me, v.peer.name):
+        return RequestResult({}, "", f"no node named {to!r} (nodes: {v.me}, {v.peer.name})")
+    if v.assignments[group].owner == to:
+        return RequestResult({}, f"group {group} is already assigned to {to}")
+    if to == v.me:
+        return takeover(v, cluster, chosen={group})
+    return standby(v, cluster, chosen={group})
+
+
+def standby(v: View, cluster: Cluster, which: str = "all",
+            chosen: set[str] | None = None) -> RequestResult:
+    """Hand every group this node is assigned to the peer (Heartbeat's hb_standby); only
+    those in `chosen` when given."""
+    chosen = _which(v, cluster, which) if chosen is None else chosen
     mine = [g.name for g in cluster.groups if v.assignments[g.name].owner == v.me and
             g.name in chosen]
     if not mine:
@@ -242,9 +259,11 @@ def standby(v: View, cluster: Cluster, which: str = "all") -> RequestResult:
     return RequestResult(changes, msg)
 
 
-def takeover(v: View, cluster: Cluster, which: str = "all") -> RequestResult:
-    """Take every group assigned to the peer (Heartbeat's hb_takeover)."""
-    chosen = _which(v, cluster, which)
+def takeover(v: View, cluster: Cluster, which: str = "all",
+             chosen: set[str] | None = None) -> RequestResult:
+    """Take every group assigned to the peer (Heartbeat's hb_takeover); only those in
+    `chosen` when given."""
+    chosen = _which(v, cluster, which) if chosen is None else chosen
     theirs = [g.name for g in cluster.groups if v.assignments[g.name].owner != v.me and
               g.name in chosen]
     if not theirs:

@@ -298,9 +298,9 @@ class Sim:
             return GroupState.RUNNING if starting else GroupState.STOPPED
         return GroupState.STOPPED if starting else GroupState.FAILED
 
-    def request(self, name: str, what: str) -> None:
+    def request(self, name: str, what: str, group: str = "", to: str = "") -> None:
         if name in self.nodes:
-            self.nodes[name].request(what)
+            self.nodes[name].request(what, group=group, to=to)
             self._step(name)
 
     def set_eligible(self, name: str, group: str, ok: bool) -> None:

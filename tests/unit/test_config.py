@@ -816,3 +816,52 @@ def test_witness_replies_must_fit_in_a_frame_too() -> None:
     c = toml.parse(BASE + '[witness]\naddress = "10.0.0.9"\n' + long_groups, "t.toml")
     problem = frame_problem(c)
     assert problem is not None and "one witness" in problem, problem
+
+
+def test_api_and_notify_parse_and_export_back() -> None:
+    from vigil.config.export import to_toml
+    text = BASE + GROUP + """
+[api]
+listen = "[::1]:9700"
+token_file = "/etc/vigil/api.token"
+cert_file = "/etc/vigil/api.crt"
+key_file = "/etc/vigil/api.key"
+
+[notify]
+program = ["/usr/local/bin/page-me", "/usr/local/bin/dns-update"]
+directory = "/etc/vigil/notify.d"
+timeout = "5s"
+"""
+    c = toml.parse(text, "t.toml")
+    assert c.api == model.Api("::1", 9700, Path("/etc/vigil/api.token"),
+                              Path("/etc/vigil/api.crt"), Path("/etc/vigil/api.key"))
+    assert c.notify == model.Notify((Path("/usr/local/bin/page-me"),
+                                     Path("/usr/local/bin/dns-update")),
+                                    Path("/etc/vigil/notify.d"), 5.0)
+    again = toml.parse(to_toml(c), "again.toml")
+    assert (again.api, again.notify) == (c.api, c.notify)
+    one = toml.parse(BASE + GROUP + '[notify]\nprogram = "/bin/true"\n', "t.toml")
+    assert one.notify == model.Notify((Path("/bin/true"),), None, 10.0)
+    assert toml.parse(BASE + GROUP, "t.toml").api is None
+
+
+@pytest.mark.parametrize("table,line,key,words", [
+    ('[api]\nlisten = "9694"\n', 1, "api.listen", 'expected "ADDRESS:PORT"'),
+    ('[api]\nlisten = "localhost:9694"\n', 1, "api.listen", 'expected "ADDRESS:PORT"'),
+    ('[api]\nlisten = "127.0.0.1:70000"\n', 1, "api.listen", 'expected "ADDRESS:PORT"'),
+    ('[api]\ntoken_file = "/t"\n', 0, "api.listen", "missing"),
+    ('[api]\nlisten = "127.0.0.1:1"\ntoken_file = "t"\n', 2, "api.token_file",
+     "absolute path"),
+    ('[api]\nlisten = "127.0.0.1:1"\ncert_file = "/c"\n', 0, "api.key_file", "both"),
+    ('[api]\nlisten = "127.0.0.1:1"\nport = 3\n', 2, "api.port", "unknown"),
+    ('[notify]\ntimeout = "1s"\n', 0, "notify", "needs program"),
+    ('[notify]\nprogram = "hook.sh"\n', 1, "notify.program", "absolute path"),
+    ('[notify]\nprogram = []\n', 1, "notify.program", "absolute path"),
+    ('[notify]\nprogram = "/x"\ntimeout = "0s"\n', 2, "notify.timeout", "longer than 0s"),
+])
+def test_api_and_notify_mistakes_are_named(table: str, line: int, key: str,
+                                           words: str) -> None:
+    p = only(BASE + GROUP + table)
+    assert p.key == key and words in p.message, p
+    if line:
+        assert p.line == NEXT + GROUP.count("\n") + line, p

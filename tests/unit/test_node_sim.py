@@ -16,6 +16,8 @@ op = st.one_of(
                                         st.sampled_from([0.001, 0.002, 0.005, 0.01, 0.02]))),
     st.tuples(st.just("until_starting")),  # stop the clock the moment a start begins
     st.tuples(st.sampled_from(["standby", "takeover"]), st.sampled_from(["n1", "n2"])),
+    st.tuples(st.just("move"), st.sampled_from(["n1", "n2"]), st.sampled_from(["g1", "g2"]),
+              st.sampled_from(["n1", "n2", ""])),
     st.tuples(st.just("eligible"), st.sampled_from(["n1", "n2"]), st.sampled_from(["g1", "g2"]),
               st.booleans()),
 )
@@ -55,6 +57,8 @@ def test_never_active_on_both_while_connected(seed, ops, loss, delay, dup):
             run_until_a_start(sim)
         elif o[0] == "eligible":
             sim.set_eligible(o[1], o[2], o[3])
+        elif o[0] == "move":
+            sim.request(o[1], "move", group=o[2], to=o[3])
         else:
             sim.request(o[1], o[0])
         assert not sim.violations, (sim.violations, sim.log[-40:])
@@ -324,3 +328,23 @@ def test_the_log_says_what_heartbeat_said_at_the_same_moments():
     i = joined.index("Resources being acquired from n2.")
     j = joined.index("mach_down takeover complete for node n2.")
     assert i < joined.index("group g2 acquired") < j
+
+
+def test_move_hands_one_group_and_leaves_the_other():
+    """`move g1 n2` from n1 (or from n2) moves g1 only; g2 stays where it is; a move to the
+    node that already has it changes nothing; unknown names are refused with the choices."""
+    sim = Sim(7)
+    sim.run(3.0)
+    assert sim.runners("g1") == ["n1"] and sim.runners("g2") == ["n2"]
+    for asker in ("n1", "n2"):
+        sim.request(asker, "move", group="g1", to="n2")
+        sim.run(2.0)
+        assert sim.runners("g1") == ["n2"] and sim.runners("g2") == ["n2"]
+        sim.request("n2" if asker == "n1" else "n1", "move", group="g1", to="n1")
+        sim.run(2.0)
+        assert sim.runners("g1") == ["n1"] and sim.runners("g2") == ["n2"]
+    n1 = sim.nodes["n1"]
+    assert n1.request("move", group="g1", to="n1").message == "group g1 is already assigned to n1"
+    assert "groups: g1, g2" in n1.request("move", group="nope", to="n2").error
+    assert "nodes: n1, n2" in n1.request("move", group="g1", to="n9").error
+    assert not sim.violations

@@ -251,6 +251,15 @@ def takeover(c: Ctx, which: str) -> None:
     click.echo(_call(c, "takeover", which=which)["message"])
 
 
+@cli.command()
+@click.argument("group")
+@click.argument("node", required=False, default="")
+@common
+def move(c: Ctx, group: str, node: str) -> None:
+    """Move one group to NODE (by default: to the node that does not hold it)."""
+    click.echo(_call(c, "move", group=group, to=node)["message"])
+
+
 @cli.group()
 def resource() -> None:
     """Resource and group maintenance."""

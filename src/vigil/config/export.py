@@ -91,6 +91,19 @@ def to_toml(cluster: model.Cluster, notes: dict[str, str] | None = None,
                 + ([("name", _str(wit.name))] if wit.name != "witness" else []))
     for r in cluster.respawn:
         w.table("[[respawn]]", [("user", _str(r.user)), ("argv", _list(map(_str, r.argv)))])
+    if cluster.api is not None:
+        a = cluster.api
+        host = f"[{a.host}]" if ":" in a.host else a.host
+        w.table("[api]", [("listen", _str(f"{host}:{a.port}"))] + [
+            (k, _str(str(v))) for k, v in (("token_file", a.token_file),
+                                           ("cert_file", a.cert_file),
+                                           ("key_file", a.key_file)) if v is not None])
+    if cluster.notify is not None:
+        n = cluster.notify
+        w.table("[notify]", ([("program", _list(_str(str(x)) for x in n.programs))]
+                             if n.programs else [])
+                + ([("directory", _str(str(n.directory)))] if n.directory else [])
+                + [("timeout", _dur(n.timeout))])
     return w.text()
 
 

@@ -33,7 +33,10 @@ _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,62}")
 _BARE_KEY = re.compile(r"[A-Za-z0-9_-]+")
 _SYNTAX_AT = re.compile(r"\s*\(at line (\d+), column (\d+)\)\s*$")
 
-_TOP_KEYS = ("cluster", "node", "link", "group", "fencing", "witness", "respawn")
+_TOP_KEYS = ("cluster", "node", "link", "group", "fencing", "witness", "respawn", "api",
+             "notify")
+_API_KEYS = ("listen", "token_file", "cert_file", "key_file")
+_NOTIFY_KEYS = ("program", "directory", "timeout")
 _RESPAWN_KEYS = ("user", "argv")
 _WITNESS_KEYS = ("address", "port", "lease", "name")
 _FENCING_KEYS = ("agent", "action", "command", "params", "nodes", "timeout", "retry_interval",
@@ -361,6 +364,43 @@ def _as_baud(v: object) -> int:
     return v
 
 
+def _as_listen(v: object) -> tuple[str, int]:
+    s = _as_nonempty(v)
+    host, sep, port = s.rpartition(":")
+    host = host.strip("[]")
+    try:
+        if not sep or not host:
+            raise ValueError
+        ipaddress.ip_address(host)
+        n = int(port)
+        if not 1 <= n <= 65535:
+            raise ValueError
+    except ValueError:
+        raise ValueError(f'expected "ADDRESS:PORT" such as "127.0.0.1:9694" or "[::1]:9694", '
+                         f"found {s!r}") from None
+    return host, n
+
+
+def _as_programs(v: object) -> tuple[Path, ...]:
+    items = [v] if isinstance(v, str) else v
+    if not isinstance(items, list) or not items:
+        raise ValueError(f"expected a program's absolute path or a list of them, found "
+                         f"{_found(v)}")
+    out = []
+    for item in items:
+        if not isinstance(item, str) or not item.startswith("/") or "\0" in item:
+            raise ValueError(f"expected an absolute path, found {_found(item)}")
+        out.append(Path(item))
+    return tuple(out)
+
+
+def _as_abs_path(v: object) -> Path:
+    s = _as_nonempty(v)
+    if not s.startswith("/") or "\0" in s:
+        raise ValueError(f"expected an absolute path, found {s!r}")
+    return Path(s)
+
+
 def _as_ipv4(v: object) -> model.IPAddress:
     addr = _as_address(v)
     if addr.version != 4:
@@ -477,6 +517,8 @@ class _Checker:
         fencing = self.fencing(doc, nodes)
         witness = self.witness(doc, timings)
         respawn = self.respawn(doc)
+        api = self.api(doc)
+        notify = self.notify(doc)
         if fencing is not None and fencing.agent == "disk" and \
                 not any(isinstance(l, model.DiskLink) for l in links):
             self.report(("fencing", "agent"), "agent = \"disk\" writes a poison pill through "
@@ -491,8 +533,8 @@ class _Checker:
             auto_failback=True if auto_failback is None else auto_failback,
             port=port or 694, links=links, realtime=True if realtime is None else realtime,
             log_file=log_file, watchdog=watchdog, watchdog_timeout=watchdog_timeout,
-            fencing=fencing, witness=witness, respawn=respawn, ping=ping or (),
-            ping_interval=ping_interval, deadping=deadping,
+            fencing=fencing, witness=witness, respawn=respawn, api=api, notify=notify,
+            ping=ping or (), ping_interval=ping_interval, deadping=deadping,
             source=self.source,
         )
 
@@ -561,6 +603,38 @@ class _Checker:
             return None
         return model.Witness(address=address, port=port or 6940, lease=lease,
                              name=name or "witness")
+
+    def api(self, doc: Table) -> model.Api | None:
+        p: KeyPath = ("api",)
+        a = self.optional_table(doc, p, _API_KEYS, "[api]")
+        if a is None:
+            return None
+        listen = self.field(a, p, "listen", _as_listen, required=True)
+        token = self.field(a, p, "token_file", _as_abs_path)
+        cert = self.field(a, p, "cert_file", _as_abs_path)
+        key = self.field(a, p, "key_file", _as_abs_path)
+        if (cert is None) != (key is None):
+            self.report((*p, "cert_file" if cert is None else "key_file"),
+                        "HTTPS needs both cert_file and key_file")
+        if listen is None:
+            return None
+        return model.Api(host=listen[0], port=listen[1], token_file=token, cert_file=cert,
+                         key_file=key)
+
+    def notify(self, doc: Table) -> model.Notify | None:
+        p: KeyPath = ("notify",)
+        n = self.optional_table(doc, p, _NOTIFY_KEYS, "[notify]")
+        if n is None:
+            return None
+        programs = self.field(n, p, "program", _as_programs)
+        directory = self.field(n, p, "directory", _as_abs_path)
+        timeout = self.field(n, p, "timeout", _as_timeout)
+        if programs is None and directory is None and "program" not in n and \
+                "directory" not in n:
+            self.report(p, "[notify] needs program = \"/path\" (or a list) or directory = "
+                           "\"/etc/vigil/notify.d\"")
+        return model.Notify(programs=programs or (), directory=directory,
+                            timeout=timeout or 10.0)
 
     def timings(self, c: Table, p: KeyPath) -> model.Timings:
         default = model.Timings()

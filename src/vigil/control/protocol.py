@@ -31,7 +31,7 @@ class ErrorCode(str, enum.Enum):
 # command -> the arguments it takes (name -> type); every one optional
 COMMANDS: dict[str, dict[str, type]] = {
     "status": {}, "standby": {"which": str}, "takeover": {"which": str},
-    "cleanup": {"group": str},
+    "cleanup": {"group": str}, "move": {"group": str, "to": str},
     "fence_confirm": {"node": str},
 }
 

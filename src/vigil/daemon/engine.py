@@ -28,10 +28,13 @@ import time
 from pathlib import Path
 from typing import Any, Callable
 
-from vigil import __version__, policy
+from vigil import __version__, events, policy
 from vigil.control import protocol as p
 from vigil.daemon import (control_server, disk as disk_mod, guard as guard_mod,
                           links as links_mod, realtime)
+from vigil.daemon.bus import Bus
+from vigil.daemon.hooks import Hooks
+from vigil.daemon.metrics import Metrics
 from vigil.daemon.ping import Pinger
 from vigil.daemon.watchdog import Watchdog
 from vigil.errors import AgentError, VigilError
@@ -90,6 +93,16 @@ class Daemon:
         self.watchdog: Watchdog | None = None
         self.pinger = (Pinger(cluster.ping, cluster.ping_interval, cluster.deadping)
                        if cluster.ping else None)
+        # Transitions (events.py): numbered on the bus, counted in the metrics, handed to the
+        # notify hooks and the API's event streams.
+        self.bus = Bus(me)
+        self.metrics = Metrics()
+        self.bus.listeners.append(self.metrics.event)
+        self.hooks = Hooks(cluster.notify, cluster.name) if cluster.notify else None
+        if self.hooks is not None:
+            self.bus.listeners.append(self.hooks.submit)
+        self._seen: events.Snapshot | None = None
+        self._heard: dict[int, float] = {}  # link index -> the peer's last valid frame on it
 
     # --- life cycle --------------------------------------------------------------------------
 
@@ -104,6 +117,7 @@ class Daemon:
                                          watchdog_seconds(self.cluster.timings))
                 self.watchdog.open()
             try:
+                api = self._api_server()
                 sock = control_server.bind(self.socket_path)
             except BaseException:
                 self._disarm()  # refusing to start is no reason to reset the node
@@ -119,7 +133,9 @@ class Daemon:
                 self.node = Node(self.cluster, self.me, self.key, self.generation,
                                  [l.name for l in self.links], now,
                                  [l.index for l in self.links if l.kind == "disk"])
+                self._seen = self._snapshot()
                 self._log(self.node.probed(found))
+                self._emit()
                 for link in self.links:
                     if isinstance(link, disk_mod.DiskLink):
                         await link.open(self._receive, self._mail)
@@ -127,6 +143,7 @@ class Daemon:
                         await link.open(self._receive)  # type: ignore[attr-defined]
                 if self.cluster.witness is not None:
                     await self._open_witness(self.cluster.witness)
+                http = await api.start() if api is not None else None
                 log.info("vigil %s started: node %s, cluster %s, generation %d, links %s",
                          __version__, self.me, self.cluster.name, self.generation,
                          ", ".join(f"{l.name} ({l.describe()})" for l in self.links))
@@ -153,6 +170,10 @@ class Daemon:
                                     tg.create_task(self._monitor(g, i, r.monitor),
                                                    name=f"monitor {r.name}")
                         tg.create_task(control_server.serve(sock, self._handle), name="control")
+                        if api is not None and http is not None:
+                            tg.create_task(api.serve(http), name="api")
+                        if self.hooks is not None:
+                            tg.create_task(self.hooks.run(), name="notify hooks")
                         tg.create_task(self._shutdown_on_signal(), name="shutdown")
                         if self.guard is not None:
                             tg.create_task(self._guard_watch(self.guard), name="guard")
@@ -231,7 +252,15 @@ class Daemon:
         if self.closing:
             return
         assert self.node is not None
-        self._log(self.node.receive(data, link, time.monotonic()))
+        now = time.monotonic()
+        before = self.node.received
+        self._log(self.node.receive(data, link, now))
+        if self.node.received != before:  # authentic and new: time it for the metrics
+            last = self._heard.get(link)
+            self._heard[link] = now
+            if last is not None:
+                name = next((l.name for l in self.links if l.index == link), str(link))
+                self.metrics.heartbeat(name, now - last)
         self._process()
 
     async def _heartbeats(self) -> None:
@@ -298,6 +327,11 @@ class Daemon:
         for act in step.actions:
             self.pending[act.group].append(act)
             self.kicks[act.group].set()
+            if isinstance(act, Start):
+                self.metrics.acquired["peer_dead" if act.reason.endswith("it is dead)")
+                                      else "handover"] += 1
+            elif isinstance(act, Recover):
+                self.metrics.acquired["recover"] += 1
         if step.send:
             self._send_all()
         for name in step.reannounce:
@@ -307,6 +341,7 @@ class Daemon:
                              self.node.peer)
         if self.witness is not None and self.node.wanted() != self._asked:
             self._ask_witness()  # at once: a takeover waits for this answer
+        self._emit()
         self.changed.set()
         if self.node.fence_state == "needed":
             self.fence_kick.set()
@@ -655,6 +690,7 @@ class Daemon:
         else:
             error = None
         ms = (time.monotonic() - t0) * 1000
+        self.metrics.action(agent.name, action, error is None, ms / 1000)
         if error is None:
             log.info("%s %s: ok in %.0f ms", agent.name, action, ms)
         else:
@@ -696,7 +732,9 @@ class Daemon:
             log.warning("an operator confirmed that %s is fenced", node)
             self._process()
             return p.Response(True, {"message": f"{node} confirmed fenced; taking over"})
-        result = self.node.request(req.cmd, str(req.args.get("which", "all")))
+        result = self.node.request(req.cmd, str(req.args.get("which", "all")),
+                                   group=str(req.args.get("group", "")),
+                                   to=str(req.args.get("to", "")))
         if result.error:
             log.warning("%s refused: %s", req.cmd, result.error)
             return p.Response(False, None, p.ErrorCode.REFUSED, result.error)
@@ -795,6 +833,39 @@ class Daemon:
                 "pid": self.guard.pid, "alive": self.guard.alive(),
                 "timeout_ms": round(guard_mod.timeout_for(self.cluster.timings) * 1000)},
         }
+
+    def _snapshot(self) -> events.Snapshot:
+        assert self.node is not None
+        node = self.node
+        peer = node.membership.view(node.peer)
+        return events.Snapshot(
+            self.me, node.peer, peer.liveness.value,
+            tuple((l.name, l.status.value) for l in peer.links),
+            tuple((g, st.value) for g, st in node.local.items()),
+            node.fence_state, node.fence_detail or "")
+
+    def _emit(self) -> None:
+        """Publish what changed since the last call; called after every input is processed,
+        so each transition is published once (events.py)."""
+        now = self._snapshot()
+        assert self._seen is not None
+        changes = events.diff(self._seen, now)
+        self._seen = now
+        if changes:
+            self.bus.publish(changes)
+
+    def _api_server(self) -> Any:
+        """The HTTP API's server, checked (token file, certificate) but not yet listening."""
+        if self.cluster.api is None:
+            return None
+        from vigil.daemon.api.server import Backend, Server
+        return Server(self.cluster.api, Backend(self.status, self._handle, self._metrics_text,
+                                                self.bus))
+
+    def _metrics_text(self) -> str:
+        h = self.hooks
+        return self.metrics.render(self.status(), None if h is None else
+                                   (h.calls, h.failures, h.dropped))
 
     def _log(self, notes: list[Note]) -> None:
         for n in notes:

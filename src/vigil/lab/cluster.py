@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -57,6 +58,7 @@ class LabCluster:
                                                 **config))
         self.daemons: dict[str, subprocess.Popen[bytes]] = {}
         self.webs: dict[str, subprocess.Popen[bytes]] = {}
+        self.forwards: list[subprocess.Popen[bytes]] = []
         self.logs: dict[str, Path] = {}
         for n in ("n1", "n2"):
             (self.dir / n).mkdir()
@@ -69,7 +71,7 @@ class LabCluster:
         self.close()
 
     def close(self) -> None:
-        for proc in list(self.daemons.values()) + list(self.webs.values()):
+        for proc in list(self.daemons.values()) + list(self.webs.values()) + self.forwards:
             if proc.poll() is None:
                 Lab.stop(proc, grace=5.0)
         self.lab.close()
@@ -206,6 +208,39 @@ class LabCluster:
 
     def url(self) -> str:
         return f"http://{self.vip}:{WEB_PORT}/"
+
+    def forward(self, node: str, port: int) -> int:
+        """Reach `node`'s TCP `port` from this (the root) namespace: returns a port on
+        127.0.0.1. Two socats meet at a UNIX socket (the namespaces share the filesystem):
+        one in the client's namespace connects over the lab network, so what the node
+        serves is reached the way a management client would reach it."""
+        sock = self.dir / f"fwd-{node}-{port}.sock"
+        self.forwards.append(self.lab.popen(
+            "client", ["socat", f"UNIX-LISTEN:{sock},fork,unlink-early",
+                       f"TCP:{self.lab.address(node)}:{port}"],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+        probe = socket.socket()
+        probe.bind(("127.0.0.1", 0))
+        local = int(probe.getsockname()[1])
+        probe.close()
+        self.forwards.append(subprocess.Popen(
+            ["socat", f"TCP-LISTEN:{local},bind=127.0.0.1,reuseaddr,fork",
+             f"UNIX-CONNECT:{sock}"], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL, start_new_session=True))
+        end = time.monotonic() + 5
+        while not sock.exists() or not _listening(local):
+            if time.monotonic() > end:
+                raise TimeoutError(f"port forward to {node}:{port} did not come up")
+            time.sleep(0.01)
+        return local
+
+
+def _listening(port: int) -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+            return True
+    except OSError:
+        return False
 
 
 def _vip(lab: Lab) -> str:

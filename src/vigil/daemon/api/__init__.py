@@ -1,0 +1,1 @@
+"""The HTTP API, metrics and dashboard the daemon serves ([api]); see server.py."""
