@@ -36,6 +36,7 @@ from vigil.daemon.bus import Bus
 from vigil.daemon.hooks import Hooks
 from vigil.daemon.metrics import Metrics
 from vigil.daemon.ping import Pinger
+from vigil.daemon.sdnotify import Notifier
 from vigil.daemon.watchdog import Watchdog
 from vigil.errors import AgentError, VigilError
 from vigil.model import (Cluster, Fencing, Group, IpResource, Monitor, Respawn, Witness, partition_warning, poison_wait,
@@ -102,6 +103,10 @@ class Daemon:
         if self.hooks is not None:
             self.bus.listeners.append(self.hooks.submit)
         self._seen: events.Snapshot | None = None
+        # systemd (Type=notify): READY=1 once the first membership is known, then status
+        # lines, WATCHDOG=1 from the event loop, STOPPING=1 at shutdown. No-op elsewhere.
+        self.notifier = Notifier.from_env()
+        self.ready = False
         self._heard: dict[int, float] = {}  # link index -> the peer's last valid frame on it
 
     # --- life cycle --------------------------------------------------------------------------
@@ -174,6 +179,8 @@ class Daemon:
                             tg.create_task(api.serve(http), name="api")
                         if self.hooks is not None:
                             tg.create_task(self.hooks.run(), name="notify hooks")
+                        if self.notifier.watchdog_interval() is not None:
+                            tg.create_task(self._systemd_watchdog(), name="systemd watchdog")
                         tg.create_task(self._shutdown_on_signal(), name="shutdown")
                         if self.guard is not None:
                             tg.create_task(self._guard_watch(self.guard), name="guard")
@@ -225,6 +232,7 @@ class Daemon:
                 w.cancel()
         if not self.stop_asked.is_set():
             log.info("shutdown requested: releasing every group")
+        self.notifier.stopping()
         assert self.node is not None
         self.leaving = True
         self.node.leave()
@@ -853,6 +861,26 @@ class Daemon:
         self._seen = now
         if changes:
             self.bus.publish(changes)
+        if now.peer_state != "unknown" and (changes or not self.ready):
+            text = (f"{self.me}: {now.peer} {now.peer_state}; running "
+                    f"{', '.join(events.running(now)) or 'nothing'}")
+            if not self.ready:
+                self.ready = True  # the initial membership is known: systemd may go on
+                self.notifier.ready(text)
+                if self.notifier.enabled:
+                    log.info("told systemd: ready (%s)", text)
+            else:
+                self.notifier.status(text)
+
+    async def _systemd_watchdog(self) -> None:
+        """WATCHDOG=1 from the event loop itself: a loop that hangs stops sending it, and
+        systemd restarts the daemon (WatchdogSec=) where no kernel watchdog exists."""
+        interval = self.notifier.watchdog_interval()
+        assert interval is not None
+        log.info("systemd watchdog: a keepalive every %.0f ms", interval * 1000)
+        while True:
+            self.notifier.watchdog()
+            await asyncio.sleep(interval)
 
     def _api_server(self) -> Any:
         """The HTTP API's server, checked (token file, certificate) but not yet listening."""
