@@ -225,6 +225,49 @@ class Node:
         return [Note(Level.ERROR, f"group {group} failed to {verb}: {detail}; it stays blocked "
                                   f"on this node (its resources may still be held)")]
 
+    # --- live reload (reconfig.py; the daemon runs the actions) ------------------------------
+
+    def reconfigure(self, cluster: Cluster, added: Sequence[str]) -> None:
+        """Run under the new configuration. Added groups are UNKNOWN until `probed_new`:
+        the policy neither starts nor stops an unknown group, and the peer waits for a
+        settled state. Removed groups keep their local state (the guard, the heartbeat and
+        `quiescent` still count them) until the daemon has stopped them and calls `forget`."""
+        self.cluster = cluster
+        for name in added:
+            g = cluster.group(name)
+            self.assignments[name] = policy.initial_assignment(g.home)
+            self.local[name] = GroupState.UNKNOWN
+            self.eligible[name] = self.healthy[name] = True
+            self.failures[name] = []
+        self._dirty = True
+
+    def probed_new(self, group: str, found: GroupState) -> list[Note]:
+        """What the probe of a group added by a reload found here."""
+        if self.local.get(group) is not GroupState.UNKNOWN:
+            return []
+        self.local[group] = found
+        self._dirty = True
+        if found is GroupState.STOPPED:
+            return [Note(Level.INFO, f"group {group} added by reload: not present here")]
+        return [Note(Level.WARNING, f"group {group} added by reload: found {found.value} "
+                                    f"here; adopting it, not starting it again")]
+
+    def begin(self, group: str, state: GroupState) -> None:
+        """The daemon starts an action of its own on `group` (a reload's restart or stop):
+        STARTING or STOPPING until `finished`, as for the policy's own actions."""
+        assert state in (GroupState.STARTING, GroupState.STOPPING)
+        self.local[group] = state
+        self._dirty = True
+
+    def forget(self, group: str) -> None:
+        """A group removed by a reload is stopped here (or was never here): drop it."""
+        for d in (self.assignments, self.local, self.eligible, self.healthy, self.failures,
+                  self.failed_start, self.banned, self._recover, self.waiting, self.leases):
+            d.pop(group, None)
+        for s in (self._recovering, self._takeover, self._failback_due, self._reannounce):
+            s.discard(group)
+        self._dirty = True
+
     def set_eligible(self, group: str, healthy: bool) -> list[Note]:
         """Whether this node's resources for `group` can work (interfaces up)."""
         was = self.eligible[group]

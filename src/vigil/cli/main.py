@@ -156,7 +156,8 @@ def daemon(c: Ctx, no_realtime: bool) -> None:
     try:
         cluster, warnings = _load_with_warnings(c)
         sys.exit(run(cluster, c.me, c.socket, c.state_dir, c.debug,
-                     False if no_realtime else None, warnings))
+                     False if no_realtime else None, warnings,
+                     load=lambda: _load_with_warnings(c)))
     except VigilError as e:
         _fail(e, c.debug)
 
@@ -249,6 +250,17 @@ def standby(c: Ctx, which: str) -> None:
 def takeover(c: Ctx, which: str) -> None:
     """Take the peer's groups: all, local or foreign ones (Heartbeat's hb_takeover)."""
     click.echo(_call(c, "takeover", which=which)["message"])
+
+
+@cli.command()
+@common
+def reload(c: Ctx) -> None:
+    """Re-read the configuration and apply only what changed (also: SIGHUP). A bad or
+    unsupported one is refused with its errors; the running one stays."""
+    r = _call(c, "reload")
+    click.echo(r["message"])
+    for line in r.get("changes", []):
+        click.echo(f"  {line}")
 
 
 @cli.command()

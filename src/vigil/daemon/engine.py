@@ -20,6 +20,7 @@ once and dispatches: frames to send, actions to the group tasks, lines to the lo
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import os
 import signal
@@ -28,7 +29,7 @@ import time
 from pathlib import Path
 from typing import Any, Callable
 
-from vigil import __version__, events, policy
+from vigil import __version__, events, policy, reconfig
 from vigil.control import protocol as p
 from vigil.daemon import (control_server, disk as disk_mod, guard as guard_mod,
                           links as links_mod, realtime)
@@ -39,8 +40,8 @@ from vigil.daemon.ping import Pinger
 from vigil.daemon.sdnotify import Notifier
 from vigil.daemon.watchdog import Watchdog
 from vigil.errors import AgentError, VigilError
-from vigil.model import (Cluster, Fencing, Group, IpResource, Monitor, Respawn, Witness, partition_warning, poison_wait,
-                         watchdog_seconds)
+from vigil.model import (Cluster, Fencing, Group, IpResource, Monitor, Notify, Respawn, Witness,
+                         partition_warning, poison_wait, watchdog_seconds)
 from vigil.node import Node, Note
 from vigil.policy import Recover, Start
 from vigil.resources import build, fence as fence_mod
@@ -58,11 +59,30 @@ class _Shutdown(Exception):
     """Raised inside the TaskGroup to end it once the node has left cleanly."""
 
 
+class _Replace:
+    """A reload's change to a group, run by the group's worker between its other actions:
+    stop the old resources from `index` on, start `agents` (the new ones from `index`)."""
+
+    def __init__(self, group: Group, index: int, agents: list[Agent], restarts: bool) -> None:
+        self.group, self.index, self.agents, self.restarts = group, index, agents, restarts
+
+
+class _Retire:
+    """A reload removed the group: its worker stops it if it runs here, then forgets it."""
+
+    def __init__(self, group: Group) -> None:
+        self.group = group
+
+
+Reloader = Callable[[], tuple[Cluster, bytes]]
+
+
 class Daemon:
     def __init__(self, cluster: Cluster, me: str, key: bytes,
                  new_generation: Callable[[], int], socket_path: Path,
                  realtime_enabled: bool | None = None,
-                 guard_link: guard_mod.GuardLink | None = None) -> None:
+                 guard_link: guard_mod.GuardLink | None = None,
+                 reloader: Reloader | None = None) -> None:
         self.cluster = cluster
         self.me = me
         self.key = key
@@ -107,6 +127,13 @@ class Daemon:
         # lines, WATCHDOG=1 from the event loop, STOPPING=1 at shutdown. No-op elsewhere.
         self.notifier = Notifier.from_env()
         self.ready = False
+        # Live reload (reconfig.py): how to read the configuration again, the TaskGroup that
+        # new groups' tasks join, and each group's monitor tasks (renewed when it changes).
+        self.reloader = reloader
+        self.reload_lock = asyncio.Lock()
+        self.tg: asyncio.TaskGroup | None = None
+        self.monitors: dict[str, list[asyncio.Task[None]]] = {}
+        self.background: set[asyncio.Task[Any]] = set()
         self._heard: dict[int, float] = {}  # link index -> the peer's last valid frame on it
 
     # --- life cycle --------------------------------------------------------------------------
@@ -164,16 +191,16 @@ class Daemon:
                 realtime.freeze_heap()
                 try:
                     async with asyncio.TaskGroup() as tg:
+                        self.tg = tg
                         tg.create_task(host.announcer.run(), name="announcer")
                         tg.create_task(self._heartbeats(), name="heartbeat")
                         tg.create_task(self._deadlines(), name="deadlines")
                         tg.create_task(self._health(), name="health")
                         for g in self.cluster.groups:
                             tg.create_task(self._group_worker(g), name=f"group {g.name}")
-                            for i, r in enumerate(g.resources):
-                                if r.monitor is not None:
-                                    tg.create_task(self._monitor(g, i, r.monitor),
-                                                   name=f"monitor {r.name}")
+                            self._start_monitors(g)
+                        loop = asyncio.get_running_loop()
+                        loop.add_signal_handler(signal.SIGHUP, self._reload_on_signal)
                         tg.create_task(control_server.serve(sock, self._handle), name="control")
                         if api is not None and http is not None:
                             tg.create_task(api.serve(http), name="api")
@@ -183,7 +210,7 @@ class Daemon:
                             tg.create_task(self._systemd_watchdog(), name="systemd watchdog")
                         tg.create_task(self._shutdown_on_signal(), name="shutdown")
                         if self.guard is not None:
-                            tg.create_task(self._guard_watch(self.guard), name="guard")
+                            tg.create_task(self._guard_watch(), name="guard")
                         if self.cluster.fencing is not None:
                             tg.create_task(self._fencing(), name="fencing")
                             if _monitored(self.cluster.fencing):
@@ -312,13 +339,15 @@ class Daemon:
                     self._process()
             for g in self.cluster.groups:
                 ok = True
-                for agent in self.agents[g.name]:
+                for agent in self.agents.get(g.name, []):
                     try:
                         async with asyncio.timeout(agent.timeout_for("monitor")):
                             ok = ok and await agent.healthy()
                     except Exception as e:  # a health check that fails says "cannot run"
                         log.warning("%s health check failed: %s", agent.name, e)
                         ok = False
+                if g.name not in self.node.local:
+                    continue  # removed by a reload while we asked
                 notes = self.node.set_eligible(g.name, ok)
                 if notes:
                     self._log(notes)
@@ -343,6 +372,8 @@ class Daemon:
         if step.send:
             self._send_all()
         for name in step.reannounce:
+            if name not in self.agents:
+                continue  # removed by a reload meanwhile
             for r in self.cluster.group(name).resources:
                 if isinstance(r, IpResource) and self.host.announcer.reannounce(r.address.ip):
                     log.info("re-announcing %s after %s released it", r.address.ip,
@@ -532,14 +563,19 @@ class Daemon:
             self._ask_witness()
             await asyncio.sleep(self.cluster.timings.keepalive)
 
-    async def _guard_watch(self, g: guard_mod.GuardLink) -> None:
+    async def _guard_watch(self) -> None:
         """After a stall the guard may have stopped groups: probe them, never assume. A
-        guard that died is replaced at once (and retried every second while that fails)."""
+        guard that died is replaced at once (and retried every second while that fails).
+        One a reload replaced (`_new_guard`) is let go."""
         backoff = 1.0
         while True:
+            g = self.guard
+            assert g is not None
             born = time.monotonic()
             await self._guard_events(g)
             g.close()
+            if self.guard is not g:
+                continue  # replaced by a reload: it left on our "bye"
             log.error("the guard process (pid %d) exited: starting a new one", g.pid)
             if time.monotonic() - born < 10.0:  # it dies at once: do not spin on it
                 await asyncio.sleep(backoff)
@@ -571,7 +607,8 @@ class Daemon:
                 if fired is None:
                     return
                 for name in fired:
-                    if name not in self.kicks or self.pending[name]:
+                    if name not in self.kicks or self.pending[name] or \
+                            name not in {g.name for g in self.cluster.groups}:
                         continue
                     found = await self._probe_group(self.cluster.group(name))
                     self._log(self.node.reprobed(name, found, "the guard stopped it"))
@@ -594,6 +631,13 @@ class Daemon:
                     check.cancel()
                 if checks:
                     await asyncio.wait(checks)
+                if isinstance(act, _Replace):
+                    await self._replace(act)
+                    continue
+                if isinstance(act, _Retire):
+                    if await self._retire(act.group):
+                        return  # forgotten: this worker's job is over
+                    continue
                 if isinstance(act, Start):
                     result, detail = await self._start_group(group)
                 elif isinstance(act, Recover):
@@ -618,6 +662,16 @@ class Daemon:
                 return (GroupState.STOPPED if result is GroupState.STOPPED
                         else GroupState.FAILED), error
         return GroupState.RUNNING, ""
+
+    def _start_monitors(self, g: Group) -> None:
+        assert self.tg is not None
+        self.monitors[g.name] = [
+            self.tg.create_task(self._monitor(g, i, r.monitor), name=f"monitor {r.name}")
+            for i, r in enumerate(g.resources) if r.monitor is not None]
+
+    def _stop_monitors(self, name: str) -> None:
+        for t in self.monitors.pop(name, []):
+            t.cancel()
 
     async def _monitor(self, group: Group, index: int, mon: Monitor) -> None:
         """Check one resource every `mon.interval` while its group runs here."""
@@ -730,6 +784,8 @@ class Daemon:
             return p.Response(True, self.status())
         if self.leaving:
             return p.Response(False, None, p.ErrorCode.REFUSED, "this node is shutting down")
+        if req.cmd == "reload":
+            return await self.reload()
         if req.cmd == "cleanup":
             return await self._cleanup(req.args.get("group"))
         if req.cmd == "fence_confirm":
@@ -841,6 +897,161 @@ class Daemon:
                 "pid": self.guard.pid, "alive": self.guard.alive(),
                 "timeout_ms": round(guard_mod.timeout_for(self.cluster.timings) * 1000)},
         }
+
+    # --- live reload -------------------------------------------------------------------------
+
+    def _reload_on_signal(self) -> None:
+        log.info("SIGHUP: reloading the configuration")
+        task = asyncio.ensure_future(self.reload())
+        self.background.add(task)
+        task.add_done_callback(self.background.discard)
+
+    async def reload(self) -> p.Response:
+        """Read the configuration again and apply only the difference (reconfig.py). A bad
+        or unsupported one is refused whole, with its reasons, and nothing changes."""
+        def refuse(why: str) -> p.Response:
+            log.error("reload refused; the running configuration stays: %s", why)
+            return p.Response(False, None, p.ErrorCode.REFUSED, why)
+
+        if self.reloader is None:
+            return refuse("this daemon was started without a configuration file to re-read")
+        async with self.reload_lock:
+            assert self.node is not None and self.host is not None
+            try:
+                new, key = self.reloader()
+            except VigilError as e:
+                return refuse(str(e))
+            plan = reconfig.plan(self.cluster, new)
+            if key != self.key:
+                plan.refused.append("the cluster key changed")
+            if plan.refused:
+                return refuse("these changes need a restart of both nodes: "
+                              + "; ".join(plan.refused))
+            for g in plan.removed + [c.old for c in plan.changed if c.restarts]:
+                if self.node.local.get(g.name) is GroupState.FAILED:
+                    return refuse(f"group {g.name} failed to stop here: run `vigil resource "
+                                  f"cleanup {g.name}` before changing or removing it")
+            if plan.empty:
+                log.info("reload: the configuration did not change")
+                return p.Response(True, {"message": "no change", "changes": []})
+            self.notifier.reloading()
+            try:  # everything that can fail, before anything changes
+                built: dict[str, list[Agent]] = {}
+                for g in plan.added:
+                    built[g.name] = [build(r, self.host) for r in g.resources]
+                for c in plan.changed:
+                    built[c.group.name] = [build(r, self.host)
+                                           for r in c.group.resources[c.index:]]
+                for agent in (a for agents in built.values() for a in agents):
+                    await agent.prepare()
+            except Exception as e:
+                return refuse(f"cannot prepare the new resources: {e}")
+            lines = plan.lines()
+            for line in lines:
+                log.info("reload: %s", line)
+            self._apply(new, plan, built)
+            for g in plan.added:  # new groups: probed, then the normal rules
+                found = await self._probe_group(g)
+                self._log(self.node.probed_new(g.name, found))
+            self._process()
+            self.notifier.ready(f"{self.me}: configuration reloaded")
+            return p.Response(True, {"message": f"reloaded: {len(lines)} change(s)",
+                                     "changes": lines})
+
+    def _apply(self, new: Cluster, plan: reconfig.Plan, built: dict[str, list[Agent]]) -> None:
+        """Switch to `new` in one synchronous step; the group workers then do the rest."""
+        assert self.node is not None and self.tg is not None
+        for g in plan.removed:
+            self._stop_monitors(g.name)  # a check must not report on a group now unknown
+            self.pending[g.name].append(_Retire(g))
+            self.kicks[g.name].set()
+        self.cluster = new
+        self.node.reconfigure(new, [g.name for g in plan.added])
+        for c in plan.changed:
+            self._stop_monitors(c.group.name)
+            self.pending[c.group.name].append(
+                _Replace(c.group, c.index, built[c.group.name], c.restarts))
+            self.kicks[c.group.name].set()
+        for g in plan.added:
+            self.agents[g.name] = built[g.name]
+            self.pending[g.name], self.kicks[g.name], self.checks[g.name] = [], asyncio.Event(), set()
+            self.tg.create_task(self._group_worker(g), name=f"group {g.name}")
+            self._start_monitors(g)
+        if self.hooks is not None:
+            self.hooks.notify = new.notify or Notify()
+        elif new.notify is not None:
+            self.hooks = Hooks(new.notify, new.name)
+            self.bus.listeners.append(self.hooks.submit)
+            self.tg.create_task(self.hooks.run(), name="notify hooks")
+        if self.guard is not None:
+            # The guard must know every group that may run here: the new ones, and the
+            # removed ones until they are stopped.
+            self._new_guard(dataclasses.replace(new, groups=new.groups + tuple(plan.removed)))
+
+    def _new_guard(self, model: Cluster) -> None:
+        try:
+            g = guard_mod.spawn(model, self.me)
+        except OSError as e:
+            log.error("reload: cannot start a guard for the new configuration (%s); the old "
+                      "one stays, and does not know the added groups", e.strerror or e)
+            return
+        old, self.guard = self.guard, g
+        self._send_all()  # the new guard is fed before the old one leaves
+        if old is not None:
+            old.bye()
+        log.info("reload: new guard started (pid %d)", g.pid)
+
+    async def _replace(self, r: _Replace) -> None:
+        """In the group's worker: apply a changed definition. A group running here restarts
+        from the first changed resource; otherwise the new agents are simply taken."""
+        assert self.node is not None
+        name = r.group.name
+        old = self.agents[name]
+        if not r.restarts or self.node.local[name] is not GroupState.RUNNING:
+            self.agents[name] = old[:r.index] + r.agents
+            self._start_monitors(r.group)
+            return
+        t0 = time.monotonic()
+        self.node.begin(name, GroupState.STARTING)
+        self._process()
+        result, detail = await self._stop_agents(old[r.index:])
+        if result is GroupState.FAILED:
+            log.error("reload: group %s: the old resources did not stop; it keeps its old "
+                      "definition (clean up, then reload again)", name)
+        else:
+            agents = self.agents[name] = old[:r.index] + r.agents
+            for agent in r.agents:
+                error = await self._act(agent, "start")
+                if error is not None:
+                    stopped, _ = await self._stop_agents(agents)
+                    result, detail = stopped, error
+                    break
+            else:
+                result = GroupState.RUNNING
+        self._start_monitors(r.group)
+        self._log(self.node.finished(name, result, detail, (time.monotonic() - t0) * 1000))
+        self._process()
+
+    async def _retire(self, g: Group) -> bool:
+        """In the group's worker: stop a removed group if it runs here, then forget it.
+        False when its stop failed: it stays known (and guarded) until cleaned up."""
+        assert self.node is not None
+        if self.node.local.get(g.name) is GroupState.RUNNING:
+            t0 = time.monotonic()
+            self.node.begin(g.name, GroupState.STOPPING)
+            self._process()
+            result, detail = await self._stop_agents(self.agents[g.name])
+            self._log(self.node.finished(g.name, result, detail,
+                                         (time.monotonic() - t0) * 1000))
+            if result is GroupState.FAILED:
+                self._process()
+                return False
+        self.node.forget(g.name)
+        for d in (self.agents, self.pending, self.kicks, self.checks):
+            d.pop(g.name, None)
+        log.info("reload: group %s removed", g.name)
+        self._process()
+        return True
 
     def _snapshot(self) -> events.Snapshot:
         assert self.node is not None

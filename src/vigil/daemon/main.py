@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+from collections.abc import Callable
 from pathlib import Path
 
 from vigil import log as vlog, policy
@@ -21,13 +22,11 @@ log = logging.getLogger("vigil")
 POISONED = 5  # exit status after obeying a disk poison pill (a service manager restarts us)
 
 
-def run(cluster: Cluster, me: str, socket_path: Path, state_dir: Path,
-        debug: bool = False, realtime: bool | None = None,
-        warnings: list[str] | None = None) -> int:
-    """`warnings`: what the configuration's loader says at every start (Heartbeat files)."""
-    vlog.setup(me, cluster.log_file, debug)
-    for w in warnings or []:
-        log.warning("%s", w)
+Loader = Callable[[], tuple[Cluster, list[str]]]
+
+
+def check(cluster: Cluster, me: str) -> None:
+    """What the parser cannot know: this host's place in it, and the frame sizes."""
     if me not in {n.name for n in cluster.nodes}:
         raise ConfigError(ConfigProblem(
             cluster.source, None, "node",
@@ -39,6 +38,29 @@ def run(cluster: Cluster, me: str, socket_path: Path, state_dir: Path,
     too_slow = serial_problem(cluster)
     if too_slow:
         raise ConfigError(ConfigProblem(cluster.source, None, "link", too_slow))
+
+
+def reloader(load: Loader, me: str) -> Callable[[], tuple[Cluster, bytes]]:
+    """`vigil reload` and SIGHUP: the configuration read again the way it was at start,
+    checked the same way, with its key. Raises VigilError (ConfigError) when bad."""
+    def reload() -> tuple[Cluster, bytes]:
+        cluster, warnings = load()
+        for w in warnings:
+            log.warning("%s", w)
+        check(cluster, me)
+        return cluster, load_cluster_key(cluster)[0]
+    return reload
+
+
+def run(cluster: Cluster, me: str, socket_path: Path, state_dir: Path,
+        debug: bool = False, realtime: bool | None = None,
+        warnings: list[str] | None = None, load: Loader | None = None) -> int:
+    """`warnings`: what the configuration's loader says at every start (Heartbeat files);
+    `load` reads the configuration again for a reload."""
+    vlog.setup(me, cluster.log_file, debug)
+    for w in warnings or []:
+        log.warning("%s", w)
+    check(cluster, me)
     key, key_warnings = load_cluster_key(cluster)
     for w in key_warnings:
         log.warning("%s", w)
@@ -49,7 +71,7 @@ def run(cluster: Cluster, me: str, socket_path: Path, state_dir: Path,
     except OSError as e:
         raise VigilError(f"cannot start the guard process: {e.strerror or e}") from None
     daemon = Daemon(cluster, me, key, lambda: next_generation(state_dir), socket_path, realtime,
-                    guard_link)
+                    guard_link, None if load is None else reloader(load, me))
     try:
         asyncio.run(daemon.run())
     except KeyboardInterrupt:
