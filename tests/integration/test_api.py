@@ -118,6 +118,9 @@ def test_every_endpoint_and_every_refusal() -> None:
         assert sum(v for (name, _), v in value.items()
                    if name == "vigil_group_acquisitions_total") == 1
         assert fams["vigil_heartbeat_interval_seconds"].type == "histogram"
+        assert ("vigil_heartbeat_late_total", (("link", "eth0"),)) in value
+        assert {"vigil_group_fail_count", "vigil_fencing", "vigil_events",
+                "vigil_resource_action_seconds", "vigil_group_owner"} <= set(fams)
 
         spec = api.get("/openapi.json")
         assert spec["openapi"].startswith("3.") and spec == json.loads(json.dumps(OPENAPI))
@@ -284,3 +287,38 @@ def test_a_token_file_others_can_read_is_refused(mode: int, error: str) -> None:
         c.start("n1", wait=False)
         assert c.daemons["n1"].wait(10) != 0
         assert error in c.log("n1")
+
+
+def test_https_with_the_configured_certificate() -> None:
+    import ssl
+    import subprocess
+
+    with api_cluster() as c:
+        cert, key = c.dir / "api.crt", c.dir / "api.key"
+        subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days",
+                        "1", "-subj", "/CN=vigil", "-addext", "subjectAltName=IP:127.0.0.1",
+                        "-keyout", str(key), "-out", str(cert)], check=True,
+                       capture_output=True)
+        text = c.config_path.read_text().replace(
+            f'token_file = "{c.dir / "api.token"}"\n',
+            f'token_file = "{c.dir / "api.token"}"\ncert_file = "{cert}"\nkey_file = "{key}"\n')
+        c.config_path.write_text(text)
+        c.start("n1")
+        port = c.forward("n1", API_PORT)
+        ctx = ssl.create_default_context(cafile=str(cert))
+        conn = http.client.HTTPSConnection("127.0.0.1", port, timeout=10, context=ctx)
+        conn.request("POST", "/standby", body=b"{}", headers={
+            "Authorization": f"Bearer {TOKEN}", "Content-Type": "application/json"})
+        r = conn.getresponse()
+        assert r.status == 409, r.read()  # reached, authenticated, refused: n2 is not up
+        conn.close()
+        conn = http.client.HTTPSConnection("127.0.0.1", port, timeout=10, context=ctx)
+        conn.request("GET", "/status")
+        assert json.loads(conn.getresponse().read())["node"] == "n1"
+        conn.close()
+        status = None
+        try:  # plain HTTP to the TLS port gets no answer a client could take for one
+            status, _, _ = Api(port).call("GET", "/status")
+        except (http.client.HTTPException, ConnectionError):
+            pass
+        assert status is None

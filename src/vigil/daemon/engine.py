@@ -295,7 +295,7 @@ class Daemon:
             self._heard[link] = now
             if last is not None:
                 name = next((l.name for l in self.links if l.index == link), str(link))
-                self.metrics.heartbeat(name, now - last)
+                self.metrics.heartbeat(name, now - last, self.cluster.timings.warntime)
         self._process()
 
     async def _heartbeats(self) -> None:

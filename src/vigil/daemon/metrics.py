@@ -40,14 +40,17 @@ class Histogram:
 class Metrics:
     def __init__(self) -> None:
         self.heartbeat_gap: dict[str, Histogram] = {}
+        self.late: Counter[str] = Counter()  # link -> heartbeats later than warntime
         self.actions: Counter[Labels] = Counter()  # resource, action, result
         self.action_seconds: dict[Labels, Histogram] = {}  # action
         self.acquired: Counter[str] = Counter()  # cause
         self.fencing: Counter[str] = Counter()  # result
         self.events: Counter[str] = Counter()  # kind
 
-    def heartbeat(self, link: str, gap: float) -> None:
+    def heartbeat(self, link: str, gap: float, warntime: float) -> None:
         self.heartbeat_gap.setdefault(link, Histogram(GAP_BUCKETS)).observe(gap)
+        if gap > warntime:
+            self.late[link] += 1
 
     def action(self, resource: str, action: str, ok: bool, seconds: float) -> None:
         self.actions[(("resource", resource), ("action", action),
@@ -83,6 +86,9 @@ class Metrics:
                     "Time between successive heartbeats from the peer on a link; above "
                     "keepalive is late.",
                     [((("link", k),), h) for k, h in sorted(self.heartbeat_gap.items())])
+        _counter(out, "vigil_heartbeat_late_total",
+                 "Heartbeats that came later than warntime after the one before, by link.",
+                 [((("link", l["name"]),), self.late[l["name"]]) for l in peer["links"]])
         _counter(out, "vigil_frames_received_total", "Authenticated frames accepted.",
                  [((), s["frames"]["received"])])
         _counter(out, "vigil_frames_rejected_total", "Frames refused, by reason.",

@@ -1,0 +1,68 @@
+"""The hand-written Prometheus exposition, read back by prometheus_client's own parser."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from hypothesis import given, strategies as st
+from prometheus_client.parser import text_string_to_metric_families
+
+from vigil.daemon.bus import Event
+from vigil.daemon.metrics import GAP_BUCKETS, Metrics
+
+
+def status(group: str = "web", link: str = "eth0") -> dict[str, Any]:
+    return {
+        "cluster": "lab", "node": "n1", "version": "0.1.0", "uptime_s": 12.5, "status": "up",
+        "nodes": [{"name": "n1", "self": True, "state": "up"},
+                  {"name": "n2", "self": False, "state": "dead",
+                   "links": [{"name": link, "state": "dead", "age_ms": 1234.5}]}],
+        "frames": {"received": 42, "rejected": {"bad_mac": 3, "replay": 0}},
+        "groups": [{"name": group, "state": "running", "owner": "n1", "fail_count": 2}],
+    }
+
+
+def parse(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    return {(s.name, tuple(sorted(s.labels.items()))): s.value
+            for f in text_string_to_metric_families(text) for s in f.samples}
+
+
+def test_a_scrape_parses_and_says_what_happened() -> None:
+    m = Metrics()
+    for gap in (0.1, 0.1, 0.35, 2.0):
+        m.heartbeat("eth0", gap, warntime=0.25)
+    m.action("ip 10.0.0.1/24 on eth0", "start", True, 0.002)
+    m.action("ip 10.0.0.1/24 on eth0", "stop", False, 1.5)
+    m.acquired["peer_dead"] += 1
+    m.event(Event(1, 0.0, "n1", "fenced", "n2", "ok"))
+    v = parse(m.render(status(), hooks=(5, 1, 0)))
+    assert v[("vigil_node_up", (("node", "n2"),))] == 0
+    assert v[("vigil_link_up", (("link", "eth0"),))] == 0
+    assert v[("vigil_heartbeat_age_seconds", (("link", "eth0"),))] == 1.2345
+    assert v[("vigil_heartbeat_late_total", (("link", "eth0"),))] == 2
+    assert v[("vigil_heartbeat_interval_seconds_count", (("link", "eth0"),))] == 4
+    assert v[("vigil_heartbeat_interval_seconds_bucket", (("le", "0.1"), ("link", "eth0")))] == 2
+    assert v[("vigil_heartbeat_interval_seconds_bucket", (("le", "+Inf"), ("link", "eth0")))] == 4
+    assert v[("vigil_frames_rejected_total", (("reason", "bad_mac"),))] == 3
+    assert v[("vigil_group_fail_count", (("group", "web"),))] == 2
+    assert v[("vigil_group_acquisitions_total", (("cause", "peer_dead"),))] == 1
+    assert v[("vigil_fencing_total", (("result", "ok"),))] == 1
+    assert v[("vigil_resource_actions_total", (("action", "stop"),
+                                               ("resource", "ip 10.0.0.1/24 on eth0"),
+                                               ("result", "error")))] == 1
+    assert v[("vigil_notify_failures_total", ())] == 1
+
+
+@given(st.text(min_size=1, max_size=20), st.lists(st.floats(0, 20), max_size=30))
+def test_any_names_and_gaps_read_back_exactly(name: str, gaps: list[float]) -> None:
+    m = Metrics()
+    for g in gaps:
+        m.heartbeat(name, g, warntime=0.25)
+    v = parse(m.render(status(group=name, link=name)))
+    assert v[("vigil_group_running", (("group", name),))] == 1
+    assert v[("vigil_heartbeat_late_total", (("link", name),))] == sum(g > 0.25 for g in gaps)
+    if gaps:
+        counts = [v[("vigil_heartbeat_interval_seconds_bucket",
+                     (("le", repr(float(b))), ("link", name)))] for b in GAP_BUCKETS]
+        assert counts == sorted(counts) and counts[-1] <= len(gaps)
+        assert counts == [sum(g <= b for g in gaps) for b in GAP_BUCKETS]
