@@ -58,6 +58,7 @@ class GuardLink:
         self.feed_fd = feed_fd
         self.fired_fd = fired_fd
         self.dropped = 0
+        self.closed = False
 
     def feed(self, held: Sequence[str]) -> None:
         self._write(b"held " + ",".join(held).encode() + b"\n")
@@ -66,6 +67,12 @@ class GuardLink:
         self._write(b"bye\n")
 
     def _write(self, line: bytes) -> None:
+        if self.closed:
+            # Never write to a closed descriptor's number: the kernel hands it to the next
+            # file or socket opened, and a feed once landed in a control-socket client's
+            # connection (the CLI read "held web" as the daemon's answer).
+            self.dropped += 1
+            return
         try:
             os.write(self.feed_fd, line)
         except BlockingIOError:
@@ -75,6 +82,8 @@ class GuardLink:
 
     def read_fired(self) -> list[str] | None:
         """Groups the guard stopped (after a stall); [] when nothing new; None at EOF."""
+        if self.closed:
+            return None
         try:
             data = os.read(self.fired_fd, 4096)
         except BlockingIOError:
@@ -93,6 +102,9 @@ class GuardLink:
     def close(self) -> None:
         """Close both pipes and reap the guard. After `bye` it has already left; otherwise
         the end of file makes it stop whatever this daemon still held, then leave."""
+        if self.closed:
+            return
+        self.closed = True
         for fd in (self.feed_fd, self.fired_fd):
             try:
                 os.close(fd)
