@@ -107,6 +107,7 @@ class Node:
         self._fence_retry = 0.0
         self._now = now  # the latest time any input carried
         self._dead_at: float | None = None  # when the peer was last declared dead
+        self._left_at: float | None = None  # when it last said goodbye (a clean leave)
         # The witness (arbiter.py): group -> until when this node holds its lease; the asks
         # a reply may answer (seq -> when sent); what the latest reply said.
         self.leases: dict[str, float] = {}
@@ -420,9 +421,23 @@ class Node:
         may take the group over as soon as the witness lets it), keeps a group only under
         its lease. (Taking one over is for `_witness_blocks`: this node stays eligible.)"""
         if self.cluster.witness is None or self.local[group] not in ACTIVE_STATES or \
-                self._lease_ok(group, self._now):
+                self._lease_ok(group, self._now) or self._left_without(group):
             return False
         return self._peer_unheard() or (self.report is not None and not self.report.hears_you)
+
+    def _left_without(self, group: str) -> bool:
+        """The peer said goodbye with `group` stopped, at most one deadtime ago: nothing
+        runs there, so this node may take the group and hold it while its lease is on the
+        way (it asks at once; the witness may not have heard the goodbye yet). Without the
+        "hold" half, the torture test saw a takeover after a clean leave start, stop for
+        want of a lease and start again when the lease came. The window is one deadtime:
+        a peer that restarts waits at least initdead (>= deadtime) before it starts
+        anything, so it cannot act in it; after it, no lease means no group again."""
+        if self._left_at is None or self._now >= self._left_at + self.cluster.timings.deadtime \
+                or self.report is None or not self.membership.view(self.peer).left:
+            return False
+        r = self.report.group(group)
+        return r is not None and r.state is GroupState.STOPPED
 
     def wanted(self) -> tuple[str, ...]:
         """The groups to hold a lease on: those active here, and, while the peer is dead,
@@ -498,10 +513,8 @@ class Node:
     def _witness_blocks(self, group: str, now: float) -> str | None:
         if self.cluster.witness is None or self._lease_ok(group, now):
             return None
-        if self.membership.view(self.peer).left and self.report is not None:
-            r = self.report.group(group)
-            if r is not None and r.state is GroupState.STOPPED:
-                return None  # it said goodbye with the group stopped: nothing runs there
+        if self._left_without(group):
+            return None  # it said goodbye with the group stopped: nothing runs there
         holder = self.witness_holders.get(group)
         if self.witness_seen is None or now - self.witness_seen > witness_lease(self.cluster):
             return f"{self.peer} is dead but the witness does not answer"
@@ -779,9 +792,9 @@ class Node:
         if self.cluster.witness is not None:
             # a lease running out, and the end of the settle time, change decisions
             times += [t for t in self.leases.values() if t > self._now]
-            if self._dead_at is not None and self._dead_at + \
-                    self.cluster.timings.deadtime > self._now:
-                times.append(self._dead_at + self.cluster.timings.deadtime)
+            for t in (self._dead_at, self._left_at):
+                if t is not None and t + self.cluster.timings.deadtime > self._now:
+                    times.append(t + self.cluster.timings.deadtime)
         return min(times) if times else None
 
     # --- internals -------------------------------------------------------------------------
@@ -880,6 +893,7 @@ class Node:
                     notes.append(Note(Level.WARNING, f"node {node}: is dead ({reason})"))
                     # A peer that left cleanly reported its groups stopped: nothing to settle.
                     self._dead_at = None if reason == "shutdown" else now
+                    self._left_at = now if reason == "shutdown" else None
                     notes += self._update_all_eligible()  # a dead peer's ping: no news
                     f = self.cluster.fencing
                     if f is not None and reason != "shutdown" and self.fence_state != "done":
@@ -892,7 +906,7 @@ class Node:
                     self._dirty = True
                 case NodeUp(node, generation, restarted):
                     self.fence_state, self.fence_detail = None, ""
-                    self._dead_at = None
+                    self._dead_at = self._left_at = None
                     self._refusals.clear()
                     notes += self._update_all_eligible()
                     how = "restarted" if restarted else "up"

@@ -226,3 +226,19 @@ def test_a_clean_leave_needs_no_lease_from_the_witness():
     took = [t for t, node, g in sim.start_log if node == "n2" and g == "g1" and t > t0]
     assert took and took[0] - t0 < 0.2, took
     assert not sim.violations
+
+
+def test_a_clean_leave_takeover_is_not_stopped_while_its_lease_comes():
+    """After a goodbye the survivor starts at once and keeps the group while the witness,
+    which hears the goodbye a moment later, grants it the lease: no stop in between (the
+    torture test once saw start, stop for want of a lease, start)."""
+    sim = make_sim(9)
+    n1 = sim.nodes["n1"]
+    n1.leave()
+    sim._step("n1")
+    t0 = sim.now
+    sim.run(3.0)
+    starts = [t for t, node, g in sim.start_log if node == "n2" and g == "g1" and t > t0]
+    assert len(starts) == 1 and starts[0] - t0 < 0.2, starts
+    assert not any("holds no lease" in line for line in sim.log), sim.log[-20:]
+    assert not sim.violations
