@@ -565,7 +565,8 @@ class Node:
     # --- monitor failures ------------------------------------------------------------------
 
     def fail_count(self, group: str, now: float) -> int:
-        timeout = self.cluster.group(group).policy.failure_timeout
+        g = next((x for x in self.cluster.groups if x.name == group), None)
+        timeout = g.policy.failure_timeout if g is not None else 0.0  # removed by a reload
         if timeout:
             self.failures[group] = [t for t in self.failures[group] if now - t < timeout]
         return len(self.failures[group])

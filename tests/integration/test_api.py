@@ -154,8 +154,9 @@ def test_every_endpoint_and_every_refusal() -> None:
         assert status == 405 and headers["allow"] == "POST" and json.loads(body)["error"]
         status, headers, body = api.call("POST", "/status")
         assert status == 405 and json.loads(body)["code"] == "method_not_allowed"
-        status, _, body = api.call("GET", "/events?since=x")
-        assert status == 400
+        for bad in ("x", "%C2%B2", "9" * 5000):  # "²" passes str.isdigit(), int() does not
+            status, _, body = api.call("GET", f"/events?since={bad}")
+            assert status == 400 and json.loads(body)["code"] == "bad_request"
         status, _, body = api.call("POST", "/standby", b"{}", {
             "Authorization": f"Bearer {TOKEN}", "Transfer-Encoding": "chunked"})
         assert status == 411
@@ -276,6 +277,12 @@ def test_hooks_see_exactly_the_transitions_and_a_hung_hook_delays_nothing() -> N
         assert "notify hook" in c.log("n2") and "timed out after 3 s: killed" in c.log("n2")
         time.sleep(0.5)
         assert len(read_events(rec["n2"])) == len(ev), "no event called twice"
+        # A clean stop: the daemon waits (bounded) for the hooks to see its last events.
+        c.stop("n1")
+        c.wait_holder("n2")
+        last = [(k, s) for _, k, s, _j in read_events(rec["n1"])][-3:]
+        assert last == [("group_stopping", "web"), ("became_standby", "n1"),
+                        ("group_stopped", "web")], last
 
 
 @pytest.mark.parametrize("mode,error", [

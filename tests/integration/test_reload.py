@@ -76,3 +76,31 @@ def test_reload_changes_adds_and_removes_groups_without_touching_the_others() ->
         assert "SIGHUP: reloading the configuration" in c.log("n2")
         r = c.vigil("n1", "reload", check=True)
         assert r.stdout.strip() == "no change"
+
+
+def test_reloads_in_a_row_change_then_remove_a_monitored_group() -> None:
+    """Changing a group renews its monitors; removing it right after must stop them (a
+    monitor left over would ask about a group the node no longer knows)."""
+    with LabCluster(groups="") as c:
+        base = c.vip.rsplit(".", 1)[0]
+        config = c.config_path.read_text()
+
+        def db(interval: str) -> str:
+            return ip_group("db", f"{base}.101", "n1").replace(
+                'arp_repeat_delay = "200ms"\n',
+                f'arp_repeat_delay = "200ms"\nmonitor = {{ interval = "{interval}" }}\n')
+
+        c.config_path.write_text(config + ip_group("web", c.vip, "n1") + db("100ms"))
+        c.start("n1")
+        c.start("n2")
+        c.wait_holder("n1")
+        c.wait_group("n1", "db", "running")
+        c.config_path.write_text(config + ip_group("web", c.vip, "n1") + db("50ms"))
+        assert "monitors renewed" in c.vigil("n1", "reload", check=True).stdout
+        c.config_path.write_text(config + ip_group("web", c.vip, "n1"))
+        assert "- group db" in c.vigil("n1", "reload", check=True).stdout
+        time.sleep(1.0)  # many monitor intervals
+        assert c.daemons["n1"].poll() is None, c.log("n1")[-2000:]
+        assert [g["name"] for g in c.status("n1")["groups"]] == ["web"]
+        assert f"{base}.101/24" not in c.lab.addresses("n1")
+        assert "Traceback" not in c.log("n1") and "ERROR" not in c.log("n1"), c.log("n1")

@@ -63,8 +63,10 @@ class _Replace:
     """A reload's change to a group, run by the group's worker between its other actions:
     stop the old resources from `index` on, start `agents` (the new ones from `index`)."""
 
-    def __init__(self, group: Group, index: int, agents: list[Agent], restarts: bool) -> None:
-        self.group, self.index, self.agents, self.restarts = group, index, agents, restarts
+    def __init__(self, old: Group, group: Group, index: int, agents: list[Agent],
+                 restarts: bool) -> None:
+        self.old, self.group, self.index, self.agents = old, group, index, agents
+        self.restarts = restarts
 
 
 class _Retire:
@@ -133,6 +135,7 @@ class Daemon:
         self.reload_lock = asyncio.Lock()
         self.tg: asyncio.TaskGroup | None = None
         self.monitors: dict[str, list[asyncio.Task[None]]] = {}
+        self.retiring: dict[str, Group] = {}  # removed by a reload, not yet stopped here
         self.background: set[asyncio.Task[Any]] = set()
         self._heard: dict[int, float] = {}  # link index -> the peer's last valid frame on it
 
@@ -270,6 +273,8 @@ class Daemon:
         for _ in range(GOODBYES):
             self._send_all()
             await asyncio.sleep(0.005)
+        if self.hooks is not None:  # the last transitions (groups stopped) reach the hooks
+            await self.hooks.drain(min(self.hooks.notify.timeout * 2, 30.0))
         failed = [g for g, st in self.node.local.items() if st is GroupState.FAILED]
         if failed:
             # No goodbye to the guard: at our exit it tries to stop them once more.
@@ -372,7 +377,7 @@ class Daemon:
         if step.send:
             self._send_all()
         for name in step.reannounce:
-            if name not in self.agents:
+            if name in self.retiring or name not in self.agents:
                 continue  # removed by a reload meanwhile
             for r in self.cluster.group(name).resources:
                 if isinstance(r, IpResource) and self.host.announcer.reannounce(r.address.ip):
@@ -582,15 +587,20 @@ class Daemon:
                 backoff = min(backoff * 2, 30.0)
             else:
                 backoff = 1.0
-            while True:
+            replaced = False
+            while self.guard is g:  # a reload may have started one meanwhile: keep that one
                 try:
-                    g = guard_mod.spawn(self.cluster, self.me)
+                    new = guard_mod.spawn(self._guard_model(), self.me)
                     break
                 except OSError as e:
                     log.error("cannot start a guard: %s; this node's groups are not stopped "
                               "if the daemon dies; retrying in 1 s", e.strerror or e)
                     await asyncio.sleep(1.0)
-            self.guard = g
+            else:
+                replaced = True
+            if replaced:
+                continue
+            g = self.guard = new
             self._send_all()  # tell it at once what it guards
             log.warning("new guard started (pid %d)", g.pid)
 
@@ -665,6 +675,7 @@ class Daemon:
 
     def _start_monitors(self, g: Group) -> None:
         assert self.tg is not None
+        self._stop_monitors(g.name)
         self.monitors[g.name] = [
             self.tg.create_task(self._monitor(g, i, r.monitor), name=f"monitor {r.name}")
             for i, r in enumerate(g.resources) if r.monitor is not None]
@@ -808,13 +819,14 @@ class Daemon:
 
     async def _cleanup(self, only: str | None) -> p.Response:
         assert self.node is not None
-        names = [g.name for g in self.cluster.groups]
+        groups = list(self.cluster.groups) + list(self.retiring.values())
+        names = [g.name for g in groups]
         if only is not None and only not in names:
             return p.Response(False, None, p.ErrorCode.REFUSED,
                               f"no group named {only!r} (groups: {', '.join(names)})")
         done = []
-        for g in self.cluster.groups:
-            if only is not None and g.name != only:
+        for g in groups:
+            if only is not None and g.name != only or g.name not in self.node.local:
                 continue
             if self.node.cleanup(g.name):
                 found = await self._probe_group(g)
@@ -822,6 +834,9 @@ class Daemon:
                 done.append(f"{g.name} (probed: {found.value})")
             else:
                 done.append(g.name)
+            if g.name in self.retiring and g.name in self.pending:  # removed: try again
+                self.pending[g.name].append(_Retire(g))
+                self.kicks[g.name].set()
         log.info("cleanup requested: %s", ", ".join(done))
         self._process()
         return p.Response(True, {"message": f"cleaned up {', '.join(done)}"})
@@ -915,6 +930,8 @@ class Daemon:
 
         if self.reloader is None:
             return refuse("this daemon was started without a configuration file to re-read")
+        if self.leaving:
+            return refuse("this node is shutting down")
         async with self.reload_lock:
             assert self.node is not None and self.host is not None
             try:
@@ -931,30 +948,36 @@ class Daemon:
                 if self.node.local.get(g.name) is GroupState.FAILED:
                     return refuse(f"group {g.name} failed to stop here: run `vigil resource "
                                   f"cleanup {g.name}` before changing or removing it")
+            for g in plan.added:
+                if g.name in self.retiring:
+                    return refuse(f"group {g.name} is still being removed here (an earlier "
+                                  f"reload); reload again once it is gone")
             if plan.empty:
                 log.info("reload: the configuration did not change")
                 return p.Response(True, {"message": "no change", "changes": []})
             self.notifier.reloading()
-            try:  # everything that can fail, before anything changes
-                built: dict[str, list[Agent]] = {}
-                for g in plan.added:
-                    built[g.name] = [build(r, self.host) for r in g.resources]
-                for c in plan.changed:
-                    built[c.group.name] = [build(r, self.host)
-                                           for r in c.group.resources[c.index:]]
-                for agent in (a for agents in built.values() for a in agents):
-                    await agent.prepare()
-            except Exception as e:
-                return refuse(f"cannot prepare the new resources: {e}")
-            lines = plan.lines()
-            for line in lines:
-                log.info("reload: %s", line)
-            self._apply(new, plan, built)
-            for g in plan.added:  # new groups: probed, then the normal rules
-                found = await self._probe_group(g)
-                self._log(self.node.probed_new(g.name, found))
-            self._process()
-            self.notifier.ready(f"{self.me}: configuration reloaded")
+            try:
+                try:  # everything that can fail, before anything changes
+                    built: dict[str, list[Agent]] = {}
+                    for g in plan.added:
+                        built[g.name] = [build(r, self.host) for r in g.resources]
+                    for c in plan.changed:
+                        built[c.group.name] = [build(r, self.host)
+                                               for r in c.group.resources[c.index:]]
+                    for agent in (a for agents in built.values() for a in agents):
+                        await agent.prepare()
+                except Exception as e:
+                    return refuse(f"cannot prepare the new resources: {e}")
+                lines = plan.lines()
+                for line in lines:
+                    log.info("reload: %s", line)
+                self._apply(new, plan, built)
+                for g in plan.added:  # new groups: probed, then the normal rules
+                    found = await self._probe_group(g)
+                    self._log(self.node.probed_new(g.name, found))
+                self._process()
+            finally:  # systemd leaves "reloading" only on READY=1, refused or not
+                self.notifier.ready(f"{self.me}: configuration reloaded")
             return p.Response(True, {"message": f"reloaded: {len(lines)} change(s)",
                                      "changes": lines})
 
@@ -963,6 +986,7 @@ class Daemon:
         assert self.node is not None and self.tg is not None
         for g in plan.removed:
             self._stop_monitors(g.name)  # a check must not report on a group now unknown
+            self.retiring[g.name] = g
             self.pending[g.name].append(_Retire(g))
             self.kicks[g.name].set()
         self.cluster = new
@@ -970,7 +994,7 @@ class Daemon:
         for c in plan.changed:
             self._stop_monitors(c.group.name)
             self.pending[c.group.name].append(
-                _Replace(c.group, c.index, built[c.group.name], c.restarts))
+                _Replace(c.old, c.group, c.index, built[c.group.name], c.restarts))
             self.kicks[c.group.name].set()
         for g in plan.added:
             self.agents[g.name] = built[g.name]
@@ -984,13 +1008,24 @@ class Daemon:
             self.bus.listeners.append(self.hooks.submit)
             self.tg.create_task(self.hooks.run(), name="notify hooks")
         if self.guard is not None:
-            # The guard must know every group that may run here: the new ones, and the
-            # removed ones until they are stopped.
-            self._new_guard(dataclasses.replace(new, groups=new.groups + tuple(plan.removed)))
+            self._new_guard()
 
-    def _new_guard(self, model: Cluster) -> None:
+    def _guard_model(self) -> Cluster:
+        """What the guard must know: every group that may run here, the configured ones and
+        the removed ones until they are stopped."""
+        return dataclasses.replace(self.cluster, groups=self.cluster.groups +
+                                   tuple(self.retiring.values()))
+
+    def _set_definition(self, g: Group) -> None:
+        """Put `g` back in the running configuration (a change that could not be applied)."""
+        assert self.node is not None
+        self.cluster = dataclasses.replace(self.cluster, groups=tuple(
+            g if x.name == g.name else x for x in self.cluster.groups))
+        self.node.cluster = self.cluster
+
+    def _new_guard(self) -> None:
         try:
-            g = guard_mod.spawn(model, self.me)
+            g = guard_mod.spawn(self._guard_model(), self.me)
         except OSError as e:
             log.error("reload: cannot start a guard for the new configuration (%s); the old "
                       "one stays, and does not know the added groups", e.strerror or e)
@@ -1003,11 +1038,20 @@ class Daemon:
 
     async def _replace(self, r: _Replace) -> None:
         """In the group's worker: apply a changed definition. A group running here restarts
-        from the first changed resource; otherwise the new agents are simply taken."""
+        from the first changed resource; a stopped one simply takes the new agents. One
+        whose old resources may still be held (a failed stop) keeps its old definition, so
+        that a cleanup probes what is really there and a later reload applies the change."""
         assert self.node is not None
         name = r.group.name
         old = self.agents[name]
-        if not r.restarts or self.node.local[name] is not GroupState.RUNNING:
+        state = self.node.local[name]
+        if state is GroupState.FAILED:
+            log.error("reload: group %s failed to stop here: it keeps its old definition; "
+                      "run `vigil resource cleanup %s`, then reload again", name, name)
+            self._set_definition(r.old)
+            self._start_monitors(r.old)
+            return
+        if not r.restarts or state is not GroupState.RUNNING:
             self.agents[name] = old[:r.index] + r.agents
             self._start_monitors(r.group)
             return
@@ -1017,7 +1061,9 @@ class Daemon:
         result, detail = await self._stop_agents(old[r.index:])
         if result is GroupState.FAILED:
             log.error("reload: group %s: the old resources did not stop; it keeps its old "
-                      "definition (clean up, then reload again)", name)
+                      "definition (clean it up, then reload again)", name)
+            self._set_definition(r.old)
+            self._start_monitors(r.old)
         else:
             agents = self.agents[name] = old[:r.index] + r.agents
             for agent in r.agents:
@@ -1028,7 +1074,7 @@ class Daemon:
                     break
             else:
                 result = GroupState.RUNNING
-        self._start_monitors(r.group)
+            self._start_monitors(r.group)
         self._log(self.node.finished(name, result, detail, (time.monotonic() - t0) * 1000))
         self._process()
 
@@ -1036,16 +1082,23 @@ class Daemon:
         """In the group's worker: stop a removed group if it runs here, then forget it.
         False when its stop failed: it stays known (and guarded) until cleaned up."""
         assert self.node is not None
-        if self.node.local.get(g.name) is GroupState.RUNNING:
+        self._stop_monitors(g.name)
+        state = self.node.local.get(g.name)
+        if state is GroupState.RUNNING:
             t0 = time.monotonic()
             self.node.begin(g.name, GroupState.STOPPING)
             self._process()
             result, detail = await self._stop_agents(self.agents[g.name])
             self._log(self.node.finished(g.name, result, detail,
                                          (time.monotonic() - t0) * 1000))
-            if result is GroupState.FAILED:
-                self._process()
-                return False
+            state = result
+        if state is GroupState.FAILED:
+            log.error("reload: group %s was removed from the configuration but failed to "
+                      "stop here: it stays guarded; run `vigil resource cleanup %s`", g.name,
+                      g.name)
+            self._process()
+            return False
+        self.retiring.pop(g.name, None)
         self.node.forget(g.name)
         for d in (self.agents, self.pending, self.kicks, self.checks):
             d.pop(g.name, None)

@@ -69,6 +69,8 @@ class Hooks:
         self.cluster = cluster
         self.queue: deque[Event] = deque()
         self.wake = asyncio.Event()
+        self.idle = asyncio.Event()  # nothing queued, no call running
+        self.idle.set()
         self.calls = 0
         self.failures = 0
         self.dropped = 0
@@ -81,6 +83,7 @@ class Hooks:
             log.error("notify hooks are %d events behind: event %d (%s %s) is dropped",
                       BACKLOG, lost.seq, lost.kind, lost.subject)
         self.queue.append(ev)
+        self.idle.clear()
         self.wake.set()
 
     async def run(self) -> None:
@@ -91,6 +94,15 @@ class Hooks:
                 ev = self.queue.popleft()
                 for prog in programs(self.notify):
                     await self.call(prog, ev)
+            self.idle.set()
+
+    async def drain(self, timeout: float) -> None:
+        """At shutdown: let the hooks see the last events (the groups stopping), bounded."""
+        try:
+            async with asyncio.timeout(timeout):
+                await self.idle.wait()
+        except TimeoutError:
+            log.warning("notify hooks: %d events not delivered at shutdown", len(self.queue))
 
     async def call(self, prog: Path, ev: Event) -> None:
         self.calls += 1
@@ -104,7 +116,7 @@ class Hooks:
             log.error("notify hook %s on event %d (%s %s) timed out after %g s: killed",
                       prog, ev.seq, ev.kind, ev.subject, self.notify.timeout)
             return
-        except AgentError as e:
+        except (AgentError, OSError, ValueError) as e:  # not runnable; no fd left; NUL in env
             self.failures += 1
             log.error("notify hook %s on event %d (%s %s): %s", prog, ev.seq, ev.kind,
                       ev.subject, e)

@@ -47,6 +47,8 @@ log = logging.getLogger("vigil")
 MAX_HEAD = 16 * 1024  # request line and headers
 MAX_BODY = 64 * 1024  # an action's JSON body is a few dozen bytes
 MAX_CLIENTS = 64
+MAX_STREAMS = 16  # event streams stay open: they get a share of their own
+DRAIN_TIMEOUT = 10.0  # a client that stops reading is dropped after this
 HEAD_TIMEOUT = 10.0
 STREAM_KEEPALIVE = 15.0  # an SSE comment this often, so proxies and clients see it alive
 
@@ -123,6 +125,7 @@ class Server:
         self.api = api
         self.backend = backend
         self.clients: set[asyncio.StreamWriter] = set()
+        self.streams = 0
         self.requests = 0
         if api.token_file is not None:
             check_token_file(api.token_file)
@@ -131,8 +134,10 @@ class Server:
 
     async def start(self) -> asyncio.Server:
         try:
-            return await asyncio.start_server(self._client, self.api.host, self.api.port,
-                                              ssl=self.tls, limit=MAX_HEAD, reuse_address=True)
+            return await asyncio.start_server(
+                self._client, self.api.host, self.api.port, ssl=self.tls, limit=MAX_HEAD,
+                reuse_address=True,
+                ssl_handshake_timeout=HEAD_TIMEOUT if self.tls is not None else None)
         except OSError as e:
             raise VigilError(f"[api] listen {self.api.host}:{self.api.port}: "
                              f"{e.strerror or e}") from None
@@ -140,22 +145,25 @@ class Server:
     async def serve(self, server: asyncio.Server) -> None:
         """Run until cancelled; then every open connection (event streams too) is closed."""
         try:
-            async with server:
-                await asyncio.Future()
-        finally:
-            for w in list(self.clients):
+            await asyncio.Future()
+        finally:  # the connections first: from Python 3.12.1 on, closing the server
+            for w in list(self.clients):  # waits for them (an open dashboard's stream)
                 w.close()
+            server.close()
 
     async def _client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         if len(self.clients) >= MAX_CLIENTS:
-            await _send_json(writer, 503, {"error": f"more than {MAX_CLIENTS} connections",
-                                           "code": "busy"})
+            try:
+                await _send_json(writer, 503, {"error": f"more than {MAX_CLIENTS} "
+                                                        f"connections", "code": "busy"})
+            except (ConnectionError, ssl.SSLError, TimeoutError):
+                pass
             writer.close()
             return
         self.clients.add(writer)
         try:
             await self._one(reader, writer)
-        except (ConnectionError, asyncio.IncompleteReadError, ssl.SSLError):
+        except (ConnectionError, asyncio.IncompleteReadError, ssl.SSLError, TimeoutError):
             pass
         except Exception:
             log.exception("HTTP request failed")
@@ -170,7 +178,13 @@ class Server:
             url = urlsplit(target)
             if url.path == "/events" and method == "GET" and \
                     "text/event-stream" in headers.get("accept", ""):
-                await self._stream(writer, headers)
+                if self.streams >= MAX_STREAMS:
+                    raise HttpError(503, "busy", f"more than {MAX_STREAMS} event streams")
+                self.streams += 1
+                try:
+                    await self._stream(writer, headers)
+                finally:
+                    self.streams -= 1
                 return
             status, ctype, body, extra = await self._route(method, url.path, url.query,
                                                            headers, reader)
@@ -251,10 +265,10 @@ class Server:
         try:
             writer.write(b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n"
                          b"Cache-Control: no-store\r\nConnection: close\r\n\r\nretry: 1000\n\n")
-            last = headers.get("last-event-id", "")
-            for ev in bus.since(int(last)) if last.isdigit() else []:
+            last = _number(headers.get("last-event-id", ""))
+            for ev in bus.since(last) if last is not None else []:
                 writer.write(_sse(ev))
-            await writer.drain()
+            await _drain(writer)
             while True:
                 try:
                     async with asyncio.timeout(STREAM_KEEPALIVE):
@@ -265,7 +279,7 @@ class Server:
                     if got is None:  # it fell too far behind
                         return
                     writer.write(_sse(got))
-                await writer.drain()
+                await _drain(writer)
         finally:
             bus.unsubscribe(q)
 
@@ -274,12 +288,24 @@ def _sse(ev: Event) -> bytes:
     return f"id: {ev.seq}\nevent: {ev.kind}\ndata: {json.dumps(ev.as_dict())}\n\n".encode()
 
 
+def _number(text: str) -> int | None:
+    """A decimal event number, or None: ASCII digits only (str.isdigit() takes "²"), and
+    short (int() refuses over 4300 digits)."""
+    return int(text) if text.isascii() and text.isdigit() and len(text) <= 18 else None
+
+
+async def _drain(writer: asyncio.StreamWriter) -> None:
+    async with asyncio.timeout(DRAIN_TIMEOUT):  # TimeoutError ends the connection
+        await writer.drain()
+
+
 def _since(query: str) -> int:
     values = parse_qs(query).get("since", ["0"])
-    if not values[0].isdigit():
+    n = _number(values[0])
+    if n is None:
         raise HttpError(400, "bad_request", f"since must be an event number, not "
                                             f"{values[0][:40]!r}")
-    return int(values[0])
+    return n
 
 
 async def _read_head(reader: asyncio.StreamReader) -> tuple[str, str, dict[str, str]]:
@@ -312,7 +338,7 @@ async def _read_json(reader: asyncio.StreamReader, headers: dict[str, str],
         raise HttpError(411, "length_required", "send the body with Content-Length, "
                                                 "not Transfer-Encoding")
     length_s = headers.get("content-length", "0")
-    if not length_s.isdigit():
+    if not (length_s.isascii() and length_s.isdigit() and len(length_s) <= 18):
         raise HttpError(400, "bad_request", f"bad Content-Length {length_s[:20]!r}")
     length = int(length_s)
     if length > MAX_BODY:
@@ -359,7 +385,7 @@ async def _send(writer: asyncio.StreamWriter, status: int, ctype: str, body: byt
             "X-Content-Type-Options: nosniff"]
     head += [f"{k}: {v}" for k, v in extra.items()]
     writer.write(("\r\n".join(head) + "\r\n\r\n").encode("latin-1") + body)
-    await writer.drain()
+    await _drain(writer)
 
 
 async def _linger(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
