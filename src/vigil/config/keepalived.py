@@ -40,7 +40,9 @@ _INTEGER = re.compile(r"-?[0-9]{1,9}")
 _SHELL = "|&;<>()$`*?[]~"  # unquoted, these mean the script was written for /bin/sh -c
 _LVS = ("vigil does not manage IPVS; keep ldirectord/keepalived for LVS "
         "(`keepalived --check` runs only keepalived's LVS part beside vigil)")
-_HOOKS = "not run: vigil's hooks are issue 7"
+_HOOKS = ("not run as it is (keepalived passes its own arguments): a [notify] hook reads "
+          "VIGIL_EVENT: became_owner for MASTER, became_standby for BACKUP, group_failed "
+          "for FAULT")
 _NOTIFY = ("notify_master", "notify_backup", "notify_fault")  # kept as comments in the group
 # keepalived's gratuitous ARP settings (in global_defs with a vrrp_ prefix) -> vigil's ip keys
 _GARP = {"garp_master_delay": "arp_repeat_delay", "garp_master_repeat": "arp_count",
