@@ -9,22 +9,8 @@ from hypothesis import given, strategies as st
 
 from vigil import model
 from vigil.config import toml
+from tests.unit.test_config import in_cluster
 from vigil.reconfig import first_difference, plan
-
-BASE = """\
-[cluster]
-name = "web"
-key_file = "/etc/vigil/authkey"
-{cluster}
-[[node]]
-name = "n1"
-address = "10.0.0.1"
-
-[[node]]
-name = "n2"
-address = "10.0.0.2"
-"""
-
 
 def group(name: str, *ips: str, home: str = "n1", monitor: str = "") -> str:
     out = f'[[group]]\nname = "{name}"\nhome = "{home}"\n'
@@ -35,7 +21,7 @@ def group(name: str, *ips: str, home: str = "n1", monitor: str = "") -> str:
 
 
 def cluster(*groups: str, settings: str = "") -> model.Cluster:
-    return toml.parse(BASE.format(cluster=settings) + "".join(groups), "t.toml")
+    return toml.parse(in_cluster(*settings.splitlines()) + "".join(groups), "t.toml")
 
 
 def test_unchanged_is_empty() -> None:
