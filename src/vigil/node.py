@@ -650,15 +650,11 @@ class Node:
     def request(self, what: str, which: str = "all", group: str = "",
                 to: str = "") -> policy.RequestResult:
         view = self.view()
-        if what == "move":
-            result = policy.move(view, self.cluster, group, to or (
-                self.peer if self.assignments.get(group, None) is not None and
-                self.assignments[group].owner == self.me else self.me))
-            self._assign(result.assignments)
-            return result
-        if which not in ("all", "local", "foreign"):
+        if what != "move" and which not in ("all", "local", "foreign"):
             return policy.RequestResult({}, "", f"expected all, local or foreign, not {which!r}")
-        if what == "standby":
+        if what == "move":
+            result = policy.move(view, self.cluster, group, to)
+        elif what == "standby":
             result = policy.standby(view, self.cluster, which)
         elif what == "takeover":
             result = policy.takeover(view, self.cluster, which)

@@ -77,6 +77,7 @@ class View:
 class Start:
     group: str
     reason: str
+    failover: bool = False  # taken from a dead peer (not handed over): the metrics' cause
 
 
 @dataclass(frozen=True, slots=True)
@@ -159,7 +160,8 @@ def decide(v: View, cluster: Cluster) -> Decision:
                     "just resumed after a stall: waiting one deadtime for fresh news"
                 if why_not is None:
                     actions.append(Start(g.name, f"from {peer} ("
-                                         + ("it is dead)" if peer_dead else "it released it)")))
+                                         + ("it is dead)" if peer_dead else "it released it)"),
+                                         peer_dead))
                 else:
                     waiting[g.name] = why_not
         elif local.state is GroupState.RUNNING:
@@ -216,12 +218,15 @@ def _which(v: View, cluster: Cluster, which: str) -> set[str]:
             if which == "all" or (g.home == v.me) == (which == "local")}
 
 
-def move(v: View, cluster: Cluster, group: str, to: str) -> RequestResult:
+def move(v: View, cluster: Cluster, group: str, to: str = "") -> RequestResult:
     """Move one group to a node (Pacemaker's `crm resource move`): a takeover of that group
-    when `to` is this node, a standby of it when `to` is the peer; the same checks apply."""
+    when `to` is this node, a standby of it when `to` is the peer; the same checks apply.
+    Without `to`, to the node it is not assigned to."""
     names = [g.name for g in cluster.groups]
     if group not in names:
         return RequestResult({}, "", f"no group named {group!r} (groups: {', '.join(names)})")
+    if not to:
+        to = v.peer.name if v.assignments[group].owner == v.me else v.me
     if to not in (v.me, v.peer.name):
         return RequestResult({}, "", f"no node named {to!r} (nodes: {v.me}, {v.peer.name})")
     if v.assignments[group].owner == to:

@@ -386,12 +386,10 @@ def _as_programs(v: object) -> tuple[Path, ...]:
     if not isinstance(items, list) or not items:
         raise ValueError(f"expected a program's absolute path or a list of them, found "
                          f"{_found(v)}")
-    out = []
     for item in items:
-        if not isinstance(item, str) or not item.startswith("/") or "\0" in item:
+        if not isinstance(item, str):
             raise ValueError(f"expected an absolute path, found {_found(item)}")
-        out.append(Path(item))
-    return tuple(out)
+    return tuple(_as_abs_path(item) for item in items)
 
 
 def _as_abs_path(v: object) -> Path:

@@ -27,7 +27,7 @@ import signal
 import socket
 import time
 from pathlib import Path
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 from vigil import __version__, events, policy, reconfig
 from vigil.control import protocol as p
@@ -49,6 +49,9 @@ from vigil.resources.base import Agent
 from vigil.resources.ip import IpAgent
 from vigil.resources.host import Host
 from vigil.wire.messages import GroupState
+
+if TYPE_CHECKING:
+    from vigil.daemon.api.server import Server
 
 log = logging.getLogger("vigil")
 
@@ -299,8 +302,8 @@ class Daemon:
             last = self._heard.get(link)
             self._heard[link] = now
             if last is not None:
-                name = next((l.name for l in self.links if l.index == link), str(link))
-                self.metrics.heartbeat(name, now - last, self.cluster.timings.warntime)
+                self.metrics.heartbeat(self.node.link_names[link], now - last,
+                                       self.cluster.timings.warntime)
         self._process()
 
     async def _heartbeats(self) -> None:
@@ -370,8 +373,7 @@ class Daemon:
             self.pending[act.group].append(act)
             self.kicks[act.group].set()
             if isinstance(act, Start):
-                self.metrics.acquired["peer_dead" if act.reason.endswith("it is dead)")
-                                      else "handover"] += 1
+                self.metrics.acquired["peer_dead" if act.failover else "handover"] += 1
             elif isinstance(act, Recover):
                 self.metrics.acquired["recover"] += 1
         if step.send:
@@ -587,19 +589,16 @@ class Daemon:
                 backoff = min(backoff * 2, 30.0)
             else:
                 backoff = 1.0
-            replaced = False
-            while self.guard is g:  # a reload may have started one meanwhile: keep that one
+            new = None
+            while new is None and self.guard is g:
                 try:
                     new = guard_mod.spawn(self._guard_model(), self.me)
-                    break
                 except OSError as e:
                     log.error("cannot start a guard: %s; this node's groups are not stopped "
                               "if the daemon dies; retrying in 1 s", e.strerror or e)
                     await asyncio.sleep(1.0)
-            else:
-                replaced = True
-            if replaced:
-                continue
+            if new is None:
+                continue  # a reload started one meanwhile: watch that one
             g = self.guard = new
             self._send_all()  # tell it at once what it guards
             log.warning("new guard started (pid %d)", g.pid)
@@ -617,8 +616,7 @@ class Daemon:
                 if fired is None:
                     return
                 for name in fired:
-                    if name not in self.kicks or self.pending[name] or \
-                            name not in {g.name for g in self.cluster.groups}:
+                    if name not in self.kicks or self.pending[name] or name in self.retiring:
                         continue
                     found = await self._probe_group(self.cluster.group(name))
                     self._log(self.node.reprobed(name, found, "the guard stopped it"))
@@ -658,13 +656,18 @@ class Daemon:
                 self._log(self.node.finished(group.name, result, detail, ms))
                 self._process()
 
-    async def _recover_group(self, group: Group, index: int) -> tuple[GroupState, str]:
+    async def _recover_group(self, group: Group, index: int,
+                             new: list[Agent] | None = None) -> tuple[GroupState, str]:
         """Restart resource `index` and the ones after it, as Pacemaker restarts a failed
-        resource and what depends on it. If that fails the whole group is stopped."""
+        resource and what depends on it. If that fails the whole group is stopped. With
+        `new` (a reload), the stopped agents are replaced by `new` before the starts; when
+        the stop fails, nothing is replaced."""
         agents = self.agents[group.name]
         result, detail = await self._stop_agents(agents[index:])
         if result is GroupState.FAILED:
             return result, detail
+        if new is not None:
+            agents = self.agents[group.name] = agents[:index] + new
         for agent in agents[index:]:
             error = await self._act(agent, "start")
             if error is not None:
@@ -1058,22 +1061,13 @@ class Daemon:
         t0 = time.monotonic()
         self.node.begin(name, GroupState.STARTING)
         self._process()
-        result, detail = await self._stop_agents(old[r.index:])
-        if result is GroupState.FAILED:
+        result, detail = await self._recover_group(r.group, r.index, r.agents)
+        if self.agents[name] is old:  # the old resources did not stop: nothing replaced
             log.error("reload: group %s: the old resources did not stop; it keeps its old "
                       "definition (clean it up, then reload again)", name)
             self._set_definition(r.old)
             self._start_monitors(r.old)
         else:
-            agents = self.agents[name] = old[:r.index] + r.agents
-            for agent in r.agents:
-                error = await self._act(agent, "start")
-                if error is not None:
-                    stopped, _ = await self._stop_agents(agents)
-                    result, detail = stopped, error
-                    break
-            else:
-                result = GroupState.RUNNING
             self._start_monitors(r.group)
         self._log(self.node.finished(name, result, detail, (time.monotonic() - t0) * 1000))
         self._process()
@@ -1146,7 +1140,7 @@ class Daemon:
             self.notifier.watchdog()
             await asyncio.sleep(interval)
 
-    def _api_server(self) -> Any:
+    def _api_server(self) -> Server | None:
         """The HTTP API's server, checked (token file, certificate) but not yet listening."""
         if self.cluster.api is None:
             return None
