@@ -15,6 +15,7 @@ elsewhere while this node lives, because its report says FAILED).
 
 from __future__ import annotations
 
+import dataclasses
 import enum
 import math
 from dataclasses import dataclass
@@ -621,6 +622,23 @@ class Node:
         self._dirty = True
         return [Note(Level.WARNING, f"group {group} {why}: probe found it {found.value}")]
 
+    def new_life(self, generation: int, now: float) -> list[Note]:
+        """The guard said goodbye for this daemon while it stalled (daemon/guard.py): the
+        peer ignores the rest of this generation, and the witness has freed our leases.
+        Go on as a restarted daemon would: under a new generation, holding no lease, and
+        starting nothing for one deadtime (the peer may hold our groups without a lease
+        for that long after a goodbye: see `_left_without`)."""
+        assert generation > self.generation
+        old, self.generation = self.generation, generation
+        self._now = max(self._now, now)
+        self._asks.clear()
+        self.leases.clear()
+        self._hold_starts_until = max(self._hold_starts_until,
+                                      now + self.cluster.timings.deadtime)
+        self._dirty = True
+        return [Note(Level.WARNING, f"the guard said goodbye for generation {old} while this "
+                                    f"daemon stalled: going on as generation {generation}")]
+
     def active_groups(self) -> list[str]:
         """Groups that may hold resources here: what the guard must stop if we die."""
         return [g for g, s in self.local.items()
@@ -975,3 +993,37 @@ def frame_problem(cluster: Cluster) -> str | None:
             return (f"{len(cluster.groups)} groups do not fit in one {what} frame ({e}); "
                     f"use fewer groups or shorter group names")
     return None
+
+
+SEQ_JUMP = 1 << 16  # past every frame the daemon may have sent after its last feed
+
+
+def goodbye_frames(cluster: Cluster, me: str, key: bytes, generation: int, seq: int,
+                   report: bytes, stopped: Sequence[str],
+                   links: Sequence[int]) -> tuple[bytes, list[bytes]] | None:
+    """The frames a guard sends once it has stopped `stopped` (None: no goodbye is true).
+
+    To the witness: an ask that holds nothing, so it frees this node's leases. To the peer,
+    on each link: the daemon's last report, leaving, with the stopped groups STOPPED. They
+    are numbered past anything the daemon sent: the peer and the witness accept them, and
+    then nothing older of this generation.
+
+    Only when every group is surely stopped, since a goodbye also spares the peer fencing
+    this node: not when one was starting or stopping (its agent may still be at work: the
+    daemon's death does not end it), not probed yet, or active and not stopped."""
+    hb = parse(report)
+    if hb is None or hb.status is NodeStatus.STARTING:
+        return None
+    groups = tuple(dataclasses.replace(g, eligible=False, state=GroupState.STOPPED)
+                   if g.name in stopped and g.state in (GroupState.RUNNING, GroupState.FAILED)
+                   else dataclasses.replace(g, eligible=False) for g in hb.groups)
+    if any(g.state is not GroupState.STOPPED for g in groups):
+        return None
+    payload = serialize(dataclasses.replace(hb, status=NodeStatus.LEAVING, groups=groups))
+    seq += SEQ_JUMP
+    ask = wire.encode(wire.Frame(wire.FrameKind.WITNESS_ASK, cluster.name, me, generation,
+                                 seq, 0, serialize_ask(Ask(()))), key)
+    frames = [wire.encode(wire.Frame(wire.FrameKind.HEARTBEAT, cluster.name, me, generation,
+                                     seq + 1 + i, link, payload), key)
+              for i, link in enumerate(links)]
+    return ask, frames

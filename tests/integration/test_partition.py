@@ -136,9 +136,11 @@ def test_disk_heartbeat_says_partition_not_death() -> None:
 
 
 def test_poison_pill_stops_a_frozen_node_that_wakes_up() -> None:
-    """n1 freezes (SIGSTOP: network and disk heartbeats stop together). n2 writes the pill
-    into n1's mailbox, waits until a live n1 must have obeyed, takes over. When n1 wakes, it
-    reads the pill before anything else can happen: it releases everything and exits."""
+    """n1 freezes (SIGSTOP: network and disk heartbeats stop together), and its guard's
+    goodbye is lost (n1's packets to n2 are dropped; a goodbye that arrives makes the pill
+    unneeded: test_guard_goodbye.py). n2 writes the pill into n1's mailbox, waits until a
+    live n1 must have obeyed, takes over. When n1 wakes, it reads the pill before anything
+    else can happen: it releases everything and exits."""
     with LabCluster(**FAST) as c, loop_device(c.dir / "shared-disk.img") as dev, HolderMonitor(c) as mon:
         c.add_config(f'[[link]]\nmode = "disk"\ndevice = "{dev}"\n\n'
                      f'[fencing]\nagent = "disk"\n')
@@ -147,6 +149,7 @@ def test_poison_pill_stops_a_frozen_node_that_wakes_up() -> None:
         c.wait_holder("n1")
         time.sleep(0.5)
         n1 = c.daemons["n1"]
+        c.lab.drop("n1", "out", peer=c.lab.address("n2"))
         n1.send_signal(signal.SIGSTOP)
         try:
             c.wait_holder("n2", timeout=10)  # n1's guard removed the address meanwhile
@@ -158,6 +161,7 @@ def test_poison_pill_stops_a_frozen_node_that_wakes_up() -> None:
         assert "POISONED by n2 through the disk" in c.log("n1")
         assert c.holders() == ["n2"]
         c.daemons.pop("n1")
+        c.lab.undrop("n1")
         c.start("n1")  # a new life ignores the old pill and joins as the standby
         wait_for("n1 to join", lambda: c.status("n2")["nodes"][1]["state"] == "up")
         time.sleep(1.0)

@@ -15,9 +15,9 @@ from dataclasses import dataclass, field
 from vigil.arbiter import Arbiter
 from vigil.model import (Cluster, ExecResource, Group, Node as NodeModel, Timings, Witness,
                          witness_lease)
-from vigil.node import Node
+from vigil.node import Node, goodbye_frames
 from vigil.policy import Recover, Start, Stop
-from vigil.wire.messages import ACTIVE_STATES, GroupState
+from vigil.wire.messages import ACTIVE_STATES, GroupState, serialize
 
 KEY = b"k" * 32
 LINKS = ("eth0", "eth1")
@@ -77,6 +77,9 @@ class Sim:
         self.partitioned_ever = False
         self.frozen: set[str] = set()  # nodes whose daemon is stopped (SIGSTOP)
         self.backlog: dict[str, list[_Msg]] = {}  # what queued in a frozen node's sockets
+        # Groups a frozen node's guard stopped: the daemon believes them active until it
+        # hears the guard's news (thaw), but nothing runs there.
+        self.guard_stopped: dict[str, set[str]] = {}
         self.start_log: list[tuple[float, str, str]] = []  # (time, node, group) of each Start
         self.starts: dict[str, int] = {}
         self.stops: dict[str, int] = {}
@@ -111,6 +114,39 @@ class Sim:
         self.next_hb.pop(name)
         return {g: (GroupState.RUNNING if s in ACTIVE_STATES else GroupState.STOPPED)
                 for g, s in node.local.items()}
+
+    def guard_goodbye(self, name: str, stalled: bool) -> tuple[int, dict[str, GroupState]]:
+        """The guard's work once `name`'s daemon died (kill -9) or stalled past the guard's
+        timeout: every active group stopped, then goodbye said for it (node.goodbye_frames,
+        from the report of its last heartbeat) to the witness and on each link, each frame
+        subject to cuts and loss. Returns the generation said goodbye for, and what a
+        restart finds."""
+        node = self.nodes[name]
+        held = node.active_groups()
+        gen = node.generation
+        made = goodbye_frames(self.cluster, name, KEY, gen, node.seq,
+                              serialize(node.heartbeat()), held, range(len(LINKS)))
+        if stalled:
+            self.guard_stopped[name] = set(held)
+        else:
+            self.crash(name)
+        if made is not None:
+            ask, frames = made
+            dst = "n2" if name == "n1" else "n1"
+            if self.witness is not None and name not in self.witness_cut and \
+                    self.rng.random() >= self.loss:
+                self._order += 1  # the reply goes to the guard's own socket: nobody reads it
+                heapq.heappush(self.queue, _Msg(self.now + self.rng.uniform(0, self.max_delay),
+                                                self._order, "witness", -1, ask, f"guard {name}"))
+            for link, data in enumerate(frames):
+                if (dst, link) in self.cut or self.rng.random() < self.loss:
+                    continue
+                self._order += 1
+                heapq.heappush(self.queue, _Msg(self.now + self.rng.uniform(0, self.max_delay),
+                                                self._order, dst, link, data))
+            self.log.append(f"{self.now:.3f} {name}: guard said goodbye for generation {gen}")
+        return (gen if made is not None else 0), {g.name: GroupState.STOPPED
+                                                  for g in self.cluster.groups}
 
     def restart_witness(self) -> None:
         assert self.cluster.witness is not None
@@ -158,6 +194,10 @@ class Sim:
     def _step(self, name: str) -> None:
         node = self.nodes[name]
         out = node.step(self.now)
+        stopped = self.guard_stopped.get(name, set())
+        for g in list(stopped):  # settled, or started afresh: as the daemon says from now on
+            if node.local[g] not in (GroupState.RUNNING, GroupState.STOPPING):
+                stopped.discard(g)
         self.log += [f"{self.now:.3f} {name}: {n.text}" for n in out.notes]
         for act in out.actions:
             if isinstance(act, Recover):  # restarted in place: the group stays ours
@@ -189,7 +229,7 @@ class Sim:
         """Safety at the moment of a start: never on top of the peer while both see each other
         up. (After one declared the other dead, issue 3's fencing/witness decide.)"""
         other = "n2" if name == "n1" else "n1"
-        if self._connected() and self.nodes[other].local[group] in ACTIVE_STATES:
+        if self._connected() and self.active(other, group):
             self.violations.append(f"{self.now:.3f} {name} started {group} while {other} has it "
                                    f"{self.nodes[other].local[group].value}")
 
@@ -206,9 +246,18 @@ class Sim:
             return
         n1, n2 = self.nodes["n1"], self.nodes["n2"]
         for g in self.cluster.groups:
-            if n1.local[g.name] in ACTIVE_STATES and n2.local[g.name] in ACTIVE_STATES:
+            if self.active("n1", g.name) and self.active("n2", g.name):
                 self.violations.append(f"{self.now:.3f} group {g.name} active on both: "
                                        f"{n1.local[g.name].value}/{n2.local[g.name].value}")
+
+    def active(self, name: str, group: str) -> bool:
+        """Is `group` really active on `name`? What the daemon believes, except a group its
+        guard stopped: running or being stopped there, nothing of it runs."""
+        st = self.nodes[name].local[group]
+        if group in self.guard_stopped.get(name, ()):
+            assert st in (GroupState.RUNNING, GroupState.STOPPING)
+            return False
+        return st in ACTIVE_STATES
 
     def _next_event(self) -> float:
         times = [self.queue[0].at] if self.queue else []
@@ -269,9 +318,11 @@ class Sim:
     def freeze(self, name: str) -> None:
         self.frozen.add(name)
 
-    def thaw(self, name: str, guard_stopped: list[str], tick_first: bool) -> None:
+    def thaw(self, name: str, guard_stopped: list[str], tick_first: bool,
+             left: int = 0) -> None:
         """SIGCONT: the queued frames, the overdue timers and the guard's news arrive in an
-        order nobody fixes; the guard's news is placed at a random point among them."""
+        order nobody fixes; the guard's news is placed at a random point among them.
+        `left`: the guard said goodbye for this generation (the daemon starts a new one)."""
         self.frozen.discard(name)
         node = self.nodes[name]
         backlog = self.backlog.pop(name, [])
@@ -283,6 +334,10 @@ class Sim:
             if i == where:
                 for g in guard_stopped:
                     node.reprobed(g, GroupState.STOPPED, "the guard stopped it")
+                if left and left == node.generation:
+                    self.generation += 1
+                    self.log += [f"{self.now:.3f} {name}: {n.text}"
+                                 for n in node.new_life(self.generation, self.now)]
                 self._step(name)
             if i < len(backlog):
                 m = backlog[i]

@@ -48,7 +48,7 @@ from vigil.resources import build, fence as fence_mod
 from vigil.resources.base import Agent
 from vigil.resources.ip import IpAgent
 from vigil.resources.host import Host
-from vigil.wire.messages import GroupState
+from vigil.wire.messages import GroupState, serialize
 
 if TYPE_CHECKING:
     from vigil.daemon.api.server import Server
@@ -399,7 +399,8 @@ class Daemon:
         for link in self.links:
             link.send(self.node.frame(link.index, time.monotonic()))
         if self.guard is not None:  # the guard hears we live exactly when the peer does
-            self.guard.feed(self.node.active_groups())
+            self.guard.feed(self.node.active_groups(), self.node.generation, self.node.seq,
+                            serialize(self.node.heartbeat()))
         if self.watchdog is not None:
             self.watchdog.feed()
 
@@ -592,7 +593,7 @@ class Daemon:
             new = None
             while new is None and self.guard is g:
                 try:
-                    new = guard_mod.spawn(self._guard_model(), self.me)
+                    new = guard_mod.spawn(self._guard_model(), self.me, self.key)
                 except OSError as e:
                     log.error("cannot start a guard: %s; this node's groups are not stopped "
                               "if the daemon dies; retrying in 1 s", e.strerror or e)
@@ -612,15 +613,22 @@ class Daemon:
             while True:
                 await readable.wait()
                 readable.clear()
-                fired = g.read_fired()
-                if fired is None:
+                news = g.read_fired()
+                if news is None:
                     return
-                for name in fired:
+                for name in news.fired:
                     if name not in self.kicks or self.pending[name] or name in self.retiring:
                         continue
                     found = await self._probe_group(self.cluster.group(name))
                     self._log(self.node.reprobed(name, found, "the guard stopped it"))
-                if fired:
+                if news.left is not None and news.left == self.node.generation:
+                    try:
+                        self.generation = self.new_generation()
+                    except VigilError as e:  # not stored: a restart's wall clock is later
+                        log.error("%s", e)
+                        self.generation = max(self.generation + 1, int(time.time() * 1000))
+                    self._log(self.node.new_life(self.generation, time.monotonic()))
+                if news.fired or news.left is not None:
                     self._process()
         finally:
             loop.remove_reader(g.fired_fd)
@@ -1028,7 +1036,7 @@ class Daemon:
 
     def _new_guard(self) -> None:
         try:
-            g = guard_mod.spawn(self._guard_model(), self.me)
+            g = guard_mod.spawn(self._guard_model(), self.me, self.key)
         except OSError as e:
             log.error("reload: cannot start a guard for the new configuration (%s); the old "
                       "one stays, and does not know the added groups", e.strerror or e)

@@ -67,7 +67,7 @@ def run(cluster: Cluster, me: str, socket_path: Path, state_dir: Path,
     if os.environ.get("VIGIL_UNSAFE_SKIP_RELEASE_WAIT") == "1":
         policy.UNSAFE_SKIP_RELEASE_WAIT = True  # the torture test's broken build
     try:
-        guard_link = guard.spawn(cluster, me)
+        guard_link = guard.spawn(cluster, me, key)
     except OSError as e:
         raise VigilError(f"cannot start the guard process: {e.strerror or e}") from None
     daemon = Daemon(cluster, me, key, lambda: next_generation(state_dir), socket_path, realtime,
