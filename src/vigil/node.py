@@ -66,6 +66,7 @@ class Node:
         self.me = me
         self.key = key
         self.generation = generation
+        self.lives = [generation]  # and those after the guard said goodbye (new_life)
         self.link_names = tuple(link_names)
         self.disk_links = frozenset(self.link_names[i] for i in disk_links)
         self.partitioned = False  # every network link to the peer is dead, its disk slot moves
@@ -556,7 +557,9 @@ class Node:
         p = parse_poison(f.payload)
         if p is None:
             return self._reject(wire.RejectReason.GARBLED, -1, "poison pill")
-        if not poison_applies(p, self.me, self.generation):
+        # Every life of this process: a pill for the one the guard said goodbye for is
+        # still for us (the peer fenced this process, whatever it calls itself now).
+        if not any(poison_applies(p, self.me, g) for g in self.lives):
             return [Note(Level.INFO, f"ignoring a poison pill from {f.sender} meant for "
                                      f"{p.target} generation {p.generation}")]
         self.poisoned = f.sender
@@ -630,6 +633,7 @@ class Node:
         for that long after a goodbye: see `_left_without`)."""
         assert generation > self.generation
         old, self.generation = self.generation, generation
+        self.lives.append(generation)
         self._now = max(self._now, now)
         self._asks.clear()
         self.leases.clear()

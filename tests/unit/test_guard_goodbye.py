@@ -191,3 +191,27 @@ def test_never_active_on_both_whatever_the_goodbye_meets(seed, victim, stalled, 
     for g in ("g1", "g2"):
         assert len(runners(sim, g)) == 1, (g, sim.log[-40:])
     assert len(LINKS) == 2
+
+
+def test_a_new_life_still_obeys_a_poison_pill_for_the_old_one() -> None:
+    """The goodbye got lost, so the peer fenced n1 with the disk pill (written for the
+    generation it knew). The daemon woke and took a new generation before reading it: the
+    pill is for this process all the same (a CI run caught it ignoring one)."""
+    from vigil.node import Node
+    from vigil.wire.votes import Poison, serialize_poison
+
+    def pill(gen: int | None, before_ms: int) -> bytes:
+        payload = serialize_poison(Poison("n1", gen, before_ms))
+        return wire.encode(wire.Frame(wire.FrameKind.POISON, "sim", "n2", 5, before_ms, 0,
+                                      payload), KEY)
+
+    for gen, before_ms in ((1000, 3000), (None, 1500)):
+        n1 = Node(CLUSTER, "n1", KEY, 1000, LINKS, 100.0)
+        n1.new_life(2000, 101.0)
+        notes = n1.mail(pill(gen, before_ms))
+        assert n1.poisoned == "n2", notes
+    n1 = Node(CLUSTER, "n1", KEY, 1000, LINKS, 100.0)
+    n1.new_life(2000, 101.0)
+    n1.mail(pill(999, 3000))  # an older process's pill
+    n1.mail(pill(None, 900))  # written before this process started
+    assert n1.poisoned is None
