@@ -94,3 +94,15 @@ def test_a_frozen_owner_is_taken_over_and_wakes_as_a_new_generation() -> None:
         time.sleep(1.0)  # no failback: web stays where it is
         assert c.holders() == ["n2"]
     assert not mon.doubles, mon.doubles
+
+
+def test_kill9_of_the_standby_is_a_goodbye_too() -> None:
+    """Nothing runs on the standby: its guard says so at once (and with [fencing], the owner
+    would not shoot a node that runs nothing)."""
+    with LabCluster() as c:
+        with_witness(c)
+        os.kill(c.daemons["n2"].pid, signal.SIGKILL)
+        c.daemons["n2"].wait(5)
+        wait_log(c, "n1", "node n2: is dead (shutdown)", timeout=DEADTIME / 2)
+        assert "guard: daemon dead, nothing runs here: said goodbye for it" in c.log("n2")
+        assert c.holders() == ["n1"]

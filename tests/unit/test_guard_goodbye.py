@@ -83,13 +83,16 @@ def test_the_feed_carries_what_a_goodbye_needs() -> None:
     rep = report(("g1", GroupState.RUNNING), ("g2", GroupState.STOPPED))
     try:
         link.feed(["g1"], 1234567, 89, rep)
-        link.feed([])  # an old daemon's feed: the groups only
+        link.feed([], 1234567, 95, rep)  # a standby's feed: no groups (the torture caught
+        link.feed([])  # an old daemon's feed: the groups only       # it misread once)
         lines = os.read(feed_r, 65536).split(b"\n")
         fed = _Fed()
         fed.read(lines[0])
         assert (fed.held, fed.generation, fed.seq, fed.report) == (["g1"], 1234567, 89, rep)
         fed.read(lines[1])
-        assert fed.held == [] and fed.generation == 1234567, "what it knew stays"
+        assert (fed.held, fed.generation, fed.seq, fed.report) == ([], 1234567, 95, rep)
+        fed.read(lines[2])
+        assert fed.held == [] and fed.seq == 95, "what it knew stays"
         os.write(fired_w, b"fired g1,g2\nleft 1234567\n")
         news = link.read_fired()
         assert news is not None and news.fired == ["g1", "g2"] and news.left == 1234567

@@ -193,9 +193,9 @@ class _Fed:
     report: bytes = b""
 
     def read(self, line: bytes) -> None:
-        parts = line[4:].strip().split(b" ", 3)
-        self.held = [g for g in parts[0].decode(errors="replace").split(",") if g] \
-            if parts and parts[0] else []
+        """`held web,db GEN SEQ REPORT`; the groups may be empty, the rest absent."""
+        parts = line[5:].split(b" ", 3)
+        self.held = [g for g in parts[0].decode(errors="replace").split(",") if g]
         if len(parts) == 4 and parts[1].isdigit() and parts[2].isdigit():
             self.generation, self.seq, self.report = int(parts[1]), int(parts[2]), parts[3]
 
@@ -247,7 +247,7 @@ def _run(cluster: Cluster, me: str, key: bytes, feed: int, fired: int) -> int:
         for line in lines:
             if line == b"bye":
                 return 0
-            if line.startswith(b"held"):
+            if line.startswith(b"held "):
                 fed.read(line)
         if not armed:
             log.warning("guard: daemon is back after a stall; watching again")
