@@ -150,10 +150,12 @@ class Membership:
         p.generation = generation
         if leaving:
             p.left_generation = generation
-            p.dead_reason = "shutdown"  # also when deadtime got there first: it did leave
-            if p.liveness is not Liveness.DEAD:
+            # Also when deadtime got there first: it did leave, and said what it left
+            # running (nothing, from a guard: daemon/guard.py), which is news to act on.
+            if p.liveness is not Liveness.DEAD or p.dead_reason != "shutdown":
                 p.liveness = Liveness.DEAD
                 events.append(NodeDead(node, "shutdown"))
+            p.dead_reason = "shutdown"
             return events
         if p.liveness is not Liveness.UP or restarted:
             p.liveness = Liveness.UP

@@ -696,7 +696,8 @@ class Node:
         self._now = max(self._now, now)
         notes, self._later = self._later + self._check_stall(now), []
         if self._failback_due and self.status is NodeStatus.UP:
-            result = policy.failback(self.view(), self.cluster, frozenset(self._failback_due))
+            result = policy.failback(self.view(now), self.cluster,
+                                     frozenset(self._failback_due))
             self._failback_due.clear()
             if result.assignments:
                 notes.append(Note(Level.INFO, result.message))

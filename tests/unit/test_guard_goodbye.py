@@ -218,3 +218,46 @@ def test_a_new_life_still_obeys_a_poison_pill_for_the_old_one() -> None:
     n1.mail(pill(999, 3000))  # an older process's pill
     n1.mail(pill(None, 900))  # written before this process started
     assert n1.poisoned is None
+
+
+def test_a_goodbye_just_after_deadtime_still_spares_the_settle_time() -> None:
+    """The torture saw it: the guard's stop took longer than the peer's deadtime, so the
+    goodbye came a few ms after the peer had declared the node dead. It still says nothing
+    runs there: no settle time, no waiting for the lease."""
+    sim = make_sim(6)
+    sim.freeze("n1")
+    t0 = sim.now
+    while not any("node n1: is dead (deadtime)" in line for line in sim.log):
+        sim.run(0.005)
+    assert sim.now - t0 < T.deadtime + 0.1
+    sim.run(0.02)
+    assert runners(sim, "g1") == ["n1"], "nobody takes it yet: settling"
+    sim.guard_goodbye("n1", stalled=True)
+    t1 = sim.now
+    sim.run(2.0)
+    took = took_over(sim, "g1", "n2", t1)
+    assert len(took) == 1 and took[0] < 0.05, took
+    assert not sim.violations, sim.violations
+
+
+@SETTINGS
+@given(seed=st.integers(0, 2**32), frozen_for=st.floats(0.5, 2.0), tick_first=st.booleans())
+def test_the_new_life_takes_its_group_home_only_once_it_may_start(seed, frozen_for,
+                                                                   tick_first):
+    """auto_failback after the thaw: the home node claims its group only when its hold after
+    the stall is over, so the peer serves until then (the torture saw the claim come at
+    once and the group unserved for the rest of the hold, up to 300 ms)."""
+    sim = make_sim(seed, max_delay=0.002, action_time=0.003)
+    sim.freeze("n1")
+    sim.run(T.deadtime - T.keepalive)
+    gen, _ = sim.guard_goodbye("n1", stalled=True)
+    sim.run(frozen_for)
+    thawed = sim.now
+    sim.thaw("n1", ["g1"], tick_first, left=gen)
+    unserved = 0
+    while sim.now < thawed + 3.0:
+        sim.run(0.005)
+        unserved += not runners(sim, "g1")
+    assert unserved <= 2, f"unserved for {unserved * 5} ms after the thaw"  # one hand-over
+    assert runners(sim, "g1") == ["n1"]
+    assert not sim.violations, sim.violations

@@ -84,10 +84,12 @@ def test_the_node_obeys_a_pill_from_its_peer_for_this_life_only() -> None:
     assert n1.poisoned is None and n1.rejected["bad_auth"] == 1
     n1.mail(n1.poison_frame(now_ms=2**40))  # from itself: not its peer
     assert n1.poisoned is None
-    n1.generation += 1  # as if n1 restarted after n2 wrote it
+    n1.generation += 1  # as if n1 restarted after n2 wrote it: a new process, one life
+    n1.lives = [n1.generation]
     notes = n1.mail(pill)
     assert n1.poisoned is None and "ignoring a poison pill" in notes[0].text
     n1.generation -= 1
+    n1.lives = [n1.generation]
     notes = n1.mail(pill)
     assert n1.poisoned == "n2" and "POISONED by n2" in notes[0].text
 
