@@ -1014,13 +1014,16 @@ def goodbye_frames(cluster: Cluster, me: str, key: bytes, generation: int, seq: 
     then nothing older of this generation.
 
     Only when every group is surely stopped, since a goodbye also spares the peer fencing
-    this node: not when one was starting or stopping (its agent may still be at work: the
-    daemon's death does not end it), not probed yet, or active and not stopped."""
+    this node: not when one was starting (its agent may still be at work, and the daemon's
+    death does not end it: it could start something after the guard's stop), not probed
+    yet, or active and not stopped. One that was stopping may still have its agent at
+    work too, but a stop only stops (the torture saw kills during failbacks wait 1.1 s)."""
     hb = parse(report)
     if hb is None or hb.status is NodeStatus.STARTING:
         return None
     groups = tuple(dataclasses.replace(g, eligible=False, state=GroupState.STOPPED)
-                   if g.name in stopped and g.state in (GroupState.RUNNING, GroupState.FAILED)
+                   if g.name in stopped and g.state in (GroupState.RUNNING, GroupState.STOPPING,
+                                                        GroupState.FAILED)
                    else dataclasses.replace(g, eligible=False) for g in hb.groups)
     if any(g.state is not GroupState.STOPPED for g in groups):
         return None

@@ -64,9 +64,9 @@ def test_no_goodbye_unless_every_group_is_surely_stopped() -> None:
         return goodbye_frames(CLUSTER, "n1", KEY, 42, 1000, rep, stopped, [0, 1]) is not None
 
     assert made(report(("g1", GroupState.FAILED)), ["g1"])  # its stop now succeeded
+    assert made(report(("g1", GroupState.STOPPING)), ["g1"])  # a stop only stops
     assert not made(report(("g1", GroupState.RUNNING)), [])  # started after the last feed
-    for busy in (GroupState.STARTING, GroupState.STOPPING):  # its agent may still be at work
-        assert not made(report(("g1", busy)), ["g1"])
+    assert not made(report(("g1", GroupState.STARTING)), ["g1"])  # its agent may still start
     assert not made(report(("g1", GroupState.UNKNOWN)), ["g1"])  # never probed
     assert not made(report(("g1", GroupState.STOPPED), status=NodeStatus.STARTING), [])
     assert made(report(("g1", GroupState.STOPPED), status=NodeStatus.LEAVING), [])
@@ -156,20 +156,26 @@ def test_a_frozen_owner_whose_guard_said_goodbye_comes_back_as_a_new_life() -> N
        stalled=st.booleans(), frozen_for=st.floats(0.0, 3.0), tick_first=st.booleans(),
        loss=st.sampled_from([0.0, 0.1, 0.3]), cut_link=st.sampled_from([None, 0, 1]),
        witness_deaf=st.booleans(), standby_first=st.booleans(),
-       auto_failback=st.booleans())
+       auto_failback=st.booleans(), while_stopping=st.booleans())
 def test_never_active_on_both_whatever_the_goodbye_meets(seed, victim, stalled, frozen_for,
                                                        tick_first, loss, cut_link,
                                                        witness_deaf, standby_first,
-                                                       auto_failback):
+                                                       auto_failback, while_stopping):
     """A kill -9 or a freeze of either node, its guard's goodbye lost in part or in whole,
-    the witness not hearing it, the frozen daemon waking at any point: never a group active
-    on both (strict: the simulation has a witness), and everything converges afterwards."""
+    the witness not hearing it, the frozen daemon waking at any point, also in the middle
+    of a hand-over: never a group active on both (strict: the simulation has a witness),
+    and everything converges afterwards."""
     sim = Sim(seed, make_cluster(timings=T, witness=W, auto_failback=auto_failback),
-              loss=loss)
+              loss=loss, action_time=0.1)
     sim.run(T.initdead + LEASE + 2.0)
     if standby_first:
         sim.request("n1", "standby")
         sim.run(1.0)
+    if while_stopping:  # the victim is handing its groups over when the fault hits
+        sim.request(victim, "standby")
+        end = sim.now + 0.2
+        while sim.now < end and GroupState.STOPPING not in sim.nodes[victim].local.values():
+            sim.run(0.001)
     if cut_link is not None:
         sim.cut |= {(n, cut_link) for n in ("n1", "n2")}
     if witness_deaf:
@@ -178,7 +184,10 @@ def test_never_active_on_both_whatever_the_goodbye_meets(seed, victim, stalled, 
         sim.freeze(victim)
         sim.run(T.deadtime - T.keepalive)
     gen, found = sim.guard_goodbye(victim, stalled)
-    sim.run(frozen_for)
+    # A killed daemon is started again no sooner than a real one can be (the lab's take
+    # about a second): one that starts within a millisecond of its own goodbye can act on
+    # a report the peer sent before it heard the goodbye, and so can a clean shutdown's.
+    sim.run(frozen_for if stalled else max(frozen_for, 0.2))
     assert not sim.violations, (sim.violations, sim.log[-40:])
     if stalled:
         sim.thaw(victim, list(sim.guard_stopped.get(victim, ())), tick_first, left=gen)
