@@ -1015,15 +1015,16 @@ def goodbye_frames(cluster: Cluster, me: str, key: bytes, generation: int, seq: 
 
     Only when every group is surely stopped, since a goodbye also spares the peer fencing
     this node: not when one was starting (its agent may still be at work, and the daemon's
-    death does not end it: it could start something after the guard's stop), not probed
-    yet, or active and not stopped. One that was stopping may still have its agent at
-    work too, but a stop only stops (the torture saw kills during failbacks wait 1.1 s)."""
+    death does not end it: it could start something after the guard's stop), had failed to
+    stop (what it holds may differ from what the guard knows after a reload), was not
+    probed yet, or is active and not stopped. One that was stopping may still have its
+    agent at work too, but a stop only stops (the torture saw kills during failbacks wait
+    1.1 s)."""
     hb = parse(report)
     if hb is None or hb.status is NodeStatus.STARTING:
         return None
     groups = tuple(dataclasses.replace(g, eligible=False, state=GroupState.STOPPED)
-                   if g.name in stopped and g.state in (GroupState.RUNNING, GroupState.STOPPING,
-                                                        GroupState.FAILED)
+                   if g.name in stopped and g.state in (GroupState.RUNNING, GroupState.STOPPING)
                    else dataclasses.replace(g, eligible=False) for g in hb.groups)
     if any(g.state is not GroupState.STOPPED for g in groups):
         return None

@@ -106,3 +106,33 @@ def test_kill9_of_the_standby_is_a_goodbye_too() -> None:
         wait_log(c, "n1", "node n2: is dead (shutdown)", timeout=DEADTIME / 2)
         assert "guard: daemon dead, nothing runs here: said goodbye for it" in c.log("n2")
         assert c.holders() == ["n1"]
+
+
+def test_a_daemon_that_wakes_during_its_guards_stop_gets_no_goodbye() -> None:
+    """The guard's stop takes 1.5 s (appd is slow to stop); the daemon wakes in the middle
+    and goes on under its generation. A goodbye built from the feed before the stall would
+    tell the peer a story that may no longer be true: none is said."""
+    from vigil.lab.torture import APPD
+
+    with LabCluster() as c, HolderMonitor(c) as mon:
+        appd = c.dir / "appd"
+        appd.write_text(APPD.format(dir=c.dir, stop_delay=1.5))
+        appd.chmod(0o755)
+        c.add_config(f'[[group.resource]]\ntype = "exec"\nstart = ["{appd}", "start"]\n'
+                     f'stop = ["{appd}", "stop"]\nstatus = ["{appd}", "status"]\n')
+        c.start("n1")
+        c.start("n2")
+        c.wait_holder("n1")
+        old = c.status("n1")["generation"]
+        pid = c.daemons["n1"].pid
+        os.kill(pid, signal.SIGSTOP)
+        try:
+            wait_log(c, "n1", "guard: daemon silent for")
+        finally:
+            os.kill(pid, signal.SIGCONT)  # the guard is still stopping appd
+        wait_log(c, "n1", "guard: the daemon is not silent any more: no goodbye for it")
+        assert "said goodbye for it" not in c.log("n1")
+        assert "node n1: is dead (shutdown)" not in c.log("n2")
+        assert c.status("n1")["generation"] == old
+        c.wait_holder("n1")  # it probes what the guard stopped and starts it again
+    assert not mon.doubles, mon.doubles

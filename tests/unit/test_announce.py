@@ -208,6 +208,31 @@ def test_withdraw_cancels_the_rest() -> None:
     a.withdraw(V4)  # absent is fine
 
 
+def test_nothing_scheduled_is_sent_for_an_address_gone_from_the_host() -> None:
+    """A daemon frozen between two bursts while its guard removed the address: on waking,
+    the overdue burst must not point clients back at this host (the torture saw it)."""
+    clock = FakeClock()
+    sender = FakeSender()
+    here = {V4}
+    a = Announcer(sender, clock=clock, is_local=lambda addr: addr in here)
+    a.announce("eth0", V4, ArpSettings(count=2, interval=0.01, repeat_delay=0.1,
+                                       repeat_count=3, refresh=0.5))
+    drive(a, clock, clock.now + 0.05)
+    assert a.sent[V4] == 2
+    here.clear()  # the guard removed it; the daemon's own stop has not run yet
+    drive(a, clock, clock.now + 2.0)
+    assert a.sent[V4] == 2 and a.statistics().announced == ()
+
+
+def test_address_is_local_asks_the_kernel() -> None:
+    import ipaddress
+
+    from vigil.resources.announce import address_is_local
+
+    assert address_is_local(ipaddress.ip_address("127.0.0.1"))
+    assert not address_is_local(ipaddress.ip_address("192.0.2.123"))  # TEST-NET-1: nobody's
+
+
 def test_no_second_burst_without_repeat_delay() -> None:
     clock = FakeClock()
     a = Announcer(FakeSender(), clock=clock)

@@ -622,11 +622,12 @@ class Daemon:
                     found = await self._probe_group(self.cluster.group(name))
                     self._log(self.node.reprobed(name, found, "the guard stopped it"))
                 if news.left is not None and news.left == self.node.generation:
-                    try:
-                        self.generation = self.new_generation()
+                    try:  # above this life's even if the wall clock stepped back
+                        self.generation = max(self.new_generation(), self.node.generation + 1)
                     except VigilError as e:  # not stored: a restart's wall clock is later
                         log.error("%s", e)
-                        self.generation = max(self.generation + 1, int(time.time() * 1000))
+                        self.generation = max(self.node.generation + 1,
+                                              int(time.time() * 1000))
                     self._log(self.node.new_life(self.generation, time.monotonic()))
                 if news.fired or news.left is not None:
                     self._process()

@@ -44,7 +44,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from vigil.daemon import links as links_mod
@@ -127,11 +127,15 @@ class GuardLink:
     def alive(self) -> bool:
         return self.proc.poll() is None
 
-    def close(self) -> None:
+    def close(self, exiting: bool = False) -> None:
         """Close both pipes and reap the guard. After `bye` it has already left; otherwise
-        the end of file makes it stop whatever this daemon still held, then leave."""
+        the end of file makes it stop whatever this daemon still held, then leave.
+        `exiting`: the daemon's loop is over and it sends nothing more (the guard may say
+        goodbye for it without waiting to see it exit, which waits for the guard)."""
         if self.closed:
             return
+        if exiting:
+            self._write(b"exiting\n")
         self.closed = True
         for fd in (self.feed_fd, self.fired_fd):
             try:
@@ -206,7 +210,12 @@ def _run(cluster: Cluster, me: str, key: bytes, feed: int, fired: int) -> int:
     if cluster.realtime:  # it must act in time under load too
         from vigil.daemon.realtime import make_realtime
         make_realtime()
-    daemon = os.pidfd_open(os.getppid())  # readable once the daemon has exited
+    try:
+        daemon: int | None = os.pidfd_open(os.getppid())  # readable once the daemon exited
+    except OSError as e:  # an old kernel, a seccomp profile: guard all the same
+        daemon = None
+        log.warning("guard: cannot watch the daemon's process (%s): no goodbye on its behalf "
+                    "when it dies", e.strerror or e)
     # Everything a stop needs is loaded now, not when it fires: importing pyroute2 and the
     # agents takes longer than the margin between the guard's timeout and the peer's
     # deadtime (a partition benchmark caught one freeze where the address stayed on too long).
@@ -214,6 +223,7 @@ def _run(cluster: Cluster, me: str, key: bytes, feed: int, fired: int) -> int:
     routes = asyncio.run(_warm_up(cluster, me))
     timeout = timeout_for(cluster.timings)
     fed = _Fed()
+    exiting = False  # the daemon's loop is over: it sends nothing more (main.py's close)
     buf = b""
     armed = True  # False after firing on a stall, until the daemon speaks again
     last = time.monotonic()
@@ -229,7 +239,10 @@ def _run(cluster: Cluster, me: str, key: bytes, feed: int, fired: int) -> int:
             failed = _stop(cluster, held)
             if held:
                 _tell(fired, b"fired " + ",".join(held).encode())
-            if _goodbye(cluster, me, key, fed, failed, routes, "silent"):
+            # Only if it is still silent: one that woke during the stop may have started
+            # something since (its feed waits unread), and goes on under this generation.
+            if _goodbye(cluster, me, key, fed, failed, routes, "silent",
+                        lambda: not select.select([feed], [], [], 0)[0]):
                 _tell(fired, b"left %d" % fed.generation)
             armed = False
             fed = _Fed()
@@ -239,14 +252,16 @@ def _run(cluster: Cluster, me: str, key: bytes, feed: int, fired: int) -> int:
             if fed.held:
                 log.error("guard: daemon died: stopping %s", ", ".join(fed.held))
             failed = _stop(cluster, fed.held)
-            if select.select([daemon], [], [], 1.0)[0]:
-                _goodbye(cluster, me, key, fed, failed, routes, "dead")
+            _goodbye(cluster, me, key, fed, failed, routes, "dead", lambda: exiting or (
+                daemon is not None and bool(select.select([daemon], [], [], 1.0)[0])))
             return 0
         buf += chunk
         *lines, buf = buf.split(b"\n")
         for line in lines:
             if line == b"bye":
                 return 0
+            if line == b"exiting":
+                exiting = True
             if line.startswith(b"held "):
                 fed.read(line)
         if not armed:
@@ -270,58 +285,75 @@ def _stop(cluster: Cluster, held: list[str]) -> set[str]:
 
 @dataclass(frozen=True)
 class Route:
-    """Where one heartbeat link sends (daemon/links.py's UdpLink, send side only)."""
+    """Where and how one heartbeat link sends (daemon/links.py's UdpLink, send side only)."""
     index: int
     kind: str
     dest: tuple[str, int]
     ifname: str
+    source: str | None  # the local address it is bound to (the daemon's port is taken)
+    ttl: int
 
 
 async def _warm_up(cluster: Cluster, me: str) -> list[Route]:
     async with Host.open() as host:
         try:
-            return [Route(l.index, l.kind, l.dest, l.ifname)
+            return [Route(l.index, l.kind, l.dest, l.ifname, l.source, l.ttl)
                     for l in await links_mod.plan(cluster, me, host)
                     if isinstance(l, links_mod.UdpLink)]
-        except VigilError as e:
+        except Exception as e:  # never the guard's end: it guards without a goodbye
             log.warning("guard: cannot say goodbye on the daemon's behalf: %s", e)
             return []
 
 
 def _goodbye(cluster: Cluster, me: str, key: bytes, fed: _Fed, failed: set[str],
-             routes: list[Route], why: str) -> bool:
-    """Say goodbye for the daemon, if that is true now. True when it was sent."""
+             routes: list[Route], why: str, still_true: Callable[[], bool]) -> bool:
+    """Say goodbye for the daemon, if that is true now (`still_true` is asked last). True
+    when it was sent."""
     if failed or not fed.generation or not routes:
         return False
     made = goodbye_frames(cluster, me, key, fed.generation, fed.seq, fed.report, fed.held,
                           [r.index for r in routes])
     if made is None:
         return False
+    if not still_true():
+        log.warning("guard: the daemon is not %s any more: no goodbye for it", why)
+        return False
     ask, frames = made
     if cluster.witness is not None:  # first: the peer asks for the lease as soon as it hears
-        _send(ask, (str(cluster.witness.address), cluster.witness.port), None, False)
+        _send(ask, (str(cluster.witness.address), cluster.witness.port), None)
     for route, frame in zip(routes, frames):
-        _send(frame, route.dest, route.ifname, route.kind == "bcast")
+        _send(frame, route.dest, route)
     log.warning("guard: daemon %s, nothing runs here: said goodbye for it (generation %d)",
                 why, fed.generation)
     return True
 
 
-def _send(data: bytes, dest: tuple[str, int], ifname: str | None, broadcast: bool) -> None:
+def _send(data: bytes, dest: tuple[str, int], route: Route | None) -> None:
+    """One datagram, routed as the daemon's link socket would route it."""
     family = socket.AF_INET6 if ":" in dest[0] else socket.AF_INET
     try:
         with socket.socket(family, socket.SOCK_DGRAM) as s:
-            if ifname is not None:
-                s.setsockopt(socket.SOL_SOCKET, socket.SO_BINDTODEVICE, ifname.encode())
-            if broadcast:
+            if route is not None and route.source is not None:
+                s.bind((route.source, 0))
+            elif route is not None:
+                s.setsockopt(socket.SOL_SOCKET, socket.SO_BINDTODEVICE, route.ifname.encode())
+            if route is not None and route.kind == "bcast":
                 s.setsockopt(socket.SOL_SOCKET, socket.SO_BROADCAST, 1)
+            if route is not None and route.kind == "mcast":
+                if family == socket.AF_INET6:
+                    s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_MULTICAST_HOPS, route.ttl)
+                else:
+                    s.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_TTL, route.ttl)
             s.sendto(data, dest)
     except OSError as e:  # that link is down: the peer hears it on another, or waits
         log.warning("guard: goodbye to %s:%d: %s", dest[0], dest[1], e.strerror or e)
 
 
 async def _stop_async(cluster: Cluster, held: list[str]) -> set[str]:
-    failed = set()
+    known = {g.name for g in cluster.groups}
+    failed = {name for name in held if name not in known}
+    for name in sorted(failed):  # a reload's new guard could not start: this one is older
+        log.error("guard: group %s is not in this guard's configuration: cannot stop it", name)
     began = time.monotonic()
     async with Host.open() as host:
         for g in cluster.groups:

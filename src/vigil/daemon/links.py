@@ -56,6 +56,8 @@ class UdpLink:
     transport: asyncio.DatagramTransport | None = None
     sent: int = 0
     send_errors: int = 0
+    source: str | None = None  # the local address its socket is bound to, if any
+    ttl: int = 1  # multicast hops
 
     async def open(self, receive: Receive) -> None:
         try:
@@ -124,7 +126,7 @@ async def plan(cluster: Cluster, me: str, host: Host) -> list[HeartbeatLink]:
             raise VigilError(f"address {local} of node {me} (heartbeat link {i}) is not "
                              f"configured on any interface of this host")
         links.append(UdpLink(len(links), ifname, "ucast", (str(remote), port), ifname, host,
-                             functools.partial(_ucast_socket, local, port)))
+                             functools.partial(_ucast_socket, local, port), source=str(local)))
     slots = [n.name for n in cluster.nodes]
     t = cluster.timings
     for extra in cluster.links:
@@ -150,7 +152,7 @@ async def plan(cluster: Cluster, me: str, host: Host) -> list[HeartbeatLink]:
             links.append(UdpLink(n, extra.interface, "mcast", (str(extra.group), port),
                                  extra.interface, host,
                                  functools.partial(_mcast_socket, extra.interface, extra.group,
-                                                   port, extra.ttl)))
+                                                   port, extra.ttl), ttl=extra.ttl))
         else:
             links.append(UdpLink(n, extra.interface, "bcast", ("255.255.255.255", port),
                                  extra.interface, host,

@@ -77,7 +77,7 @@ def run(cluster: Cluster, me: str, socket_path: Path, state_dir: Path,
     except KeyboardInterrupt:
         pass
     finally:
-        (daemon.guard or guard_link).close()  # every child reaped (STYLE.md rule 8)
+        (daemon.guard or guard_link).close(exiting=True)  # every child reaped (STYLE.md rule 8)
     if daemon.node is not None and daemon.node.poisoned:
         log.error("stopped by the poison pill of %s; a new start joins the cluster afresh",
                   daemon.node.poisoned)

@@ -19,7 +19,7 @@ from contextlib import asynccontextmanager
 
 from pyroute2 import AsyncIPRoute
 
-from vigil.resources.announce import Announcer, FrameSender
+from vigil.resources.announce import Announcer, FrameSender, address_is_local
 
 IFF_UP = 0x1
 IFF_RUNNING = 0x40  # operationally up: carrier present (what SIOCGIFFLAGS reports)
@@ -59,7 +59,7 @@ class Host:
 
         `sender` replaces the raw packet sockets (tests).
         """
-        announcer = Announcer(sender)
+        announcer = Announcer(sender, is_local=None if sender else address_is_local)
         try:
             ipr = AsyncIPRoute()
             host = cls(ipr, announcer)
