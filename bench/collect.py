@@ -36,6 +36,9 @@ def main(argv: list[str] | None = None) -> int:
         ("partition", "results-partition.json", ("machine", "seed", "runs", "summary")),
         ("partition_guardfix", "results-partition-guardfix.json",
          ("machine", "seed", "runs", "summary")),
+        ("guard", "results-guard.json", ("machine", "seed", "runs", "summary")),
+        ("partition_goodbye", "results-partition-goodbye.json",
+         ("machine", "seed", "runs", "summary")),
         ("agents", "results-agents.json", ("machine", "overhead", "addresses")),
         ("frames", "results-frames.json", ("machine", "frames_per_second")),
     ]:
