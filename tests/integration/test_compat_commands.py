@@ -55,6 +55,10 @@ def test_heartbeat_commands_on_a_live_cluster() -> None:
             assert time.monotonic() < deadline
             time.sleep(0.1)
         assert run(c, "n1", "cl_status", "nodestatus", "n2").returncode == 1
+        # n2's guard said goodbye for it: the node is dead at once, its link at deadtime.
+        while run(c, "n1", "cl_status", "hblinkstatus", "n2", "eth0").stdout != "dead\n":
+            assert time.monotonic() < deadline
+            time.sleep(0.1)
         r = run(c, "n1", "cl_status", "hblinkstatus", "n2", "eth0")
         assert (r.stdout, r.returncode) == ("dead\n", 1)
         r = run(c, "n2", "cl_status", "hbstatus")
