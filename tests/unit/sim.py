@@ -17,7 +17,7 @@ from vigil.model import (Cluster, ExecResource, Group, Node as NodeModel, Timing
                          witness_lease)
 from vigil.node import Node, goodbye_frames
 from vigil.policy import Recover, Start, Stop
-from vigil.wire.messages import ACTIVE_STATES, GroupState, serialize
+from vigil.wire.messages import ACTIVE_STATES, GroupState
 
 KEY = b"k" * 32
 LINKS = ("eth0", "eth1")
@@ -125,7 +125,7 @@ class Sim:
         held = node.active_groups()
         gen = node.generation
         made = goodbye_frames(self.cluster, name, KEY, gen, node.seq,
-                              serialize(node.heartbeat()), held, range(len(LINKS)))
+                              node.sent_report, held, range(len(LINKS)))
         if stalled:
             self.guard_stopped[name] = set(held)
         else:

@@ -48,7 +48,7 @@ from vigil.resources import build, fence as fence_mod
 from vigil.resources.base import Agent
 from vigil.resources.ip import IpAgent
 from vigil.resources.host import Host
-from vigil.wire.messages import GroupState, serialize
+from vigil.wire.messages import GroupState
 
 if TYPE_CHECKING:
     from vigil.daemon.api.server import Server
@@ -400,7 +400,7 @@ class Daemon:
             link.send(self.node.frame(link.index, time.monotonic()))
         if self.guard is not None:  # the guard hears we live exactly when the peer does
             self.guard.feed(self.node.active_groups(), self.node.generation, self.node.seq,
-                            serialize(self.node.heartbeat()))
+                            self.node.sent_report)
         if self.watchdog is not None:
             self.watchdog.feed()
 

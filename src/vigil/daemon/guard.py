@@ -48,7 +48,6 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from vigil.daemon import links as links_mod
-from vigil.errors import VigilError
 from vigil.model import Cluster, Timings
 from vigil.resources import build
 from vigil.resources.host import Host
@@ -333,16 +332,17 @@ def _send(data: bytes, dest: tuple[str, int], route: Route | None) -> None:
     family = socket.AF_INET6 if ":" in dest[0] else socket.AF_INET
     try:
         with socket.socket(family, socket.SOCK_DGRAM) as s:
-            if route is not None and route.source is not None:
-                s.bind((route.source, 0))
-            elif route is not None:
-                s.setsockopt(socket.SOL_SOCKET, socket.SO_BINDTODEVICE, route.ifname.encode())
-            if route is not None and route.kind == "bcast":
-                s.setsockopt(socket.SOL_SOCKET, socket.SO_BROADCAST, 1)
-            if route is not None and route.kind == "mcast":
-                if family == socket.AF_INET6:
-                    s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_MULTICAST_HOPS, route.ttl)
+            if route is not None:  # None: the witness, routed as any datagram
+                if route.source is not None:
+                    s.bind((route.source, 0))
                 else:
+                    s.setsockopt(socket.SOL_SOCKET, socket.SO_BINDTODEVICE,
+                                 route.ifname.encode())
+                if route.kind == "bcast":
+                    s.setsockopt(socket.SOL_SOCKET, socket.SO_BROADCAST, 1)
+                elif route.kind == "mcast" and family == socket.AF_INET6:
+                    s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_MULTICAST_HOPS, route.ttl)
+                elif route.kind == "mcast":
                     s.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_TTL, route.ttl)
             s.sendto(data, dest)
     except OSError as e:  # that link is down: the peer hears it on another, or waits
