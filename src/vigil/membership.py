@@ -131,8 +131,11 @@ class Membership:
         return any(l.local_up and now >= l.evidence_from for l in p.links.values())
 
     def on_heartbeat(self, node: str, link: str, generation: int, now: float,
-                     leaving: bool = False) -> list[Event]:
+                     leaving: bool = False, made: float | None = None) -> list[Event]:
+        """`made`: when the frame was made by our clock (session.py), if earlier than now:
+        it proves the node alive then, and deadtime counts from there."""
         self._now = max(self._now, now)
+        at = now if made is None else min(made, now)
         p = self._peers[node]
         if generation == p.left_generation:
             return []  # stragglers of a life that already said goodbye
@@ -140,10 +143,10 @@ class Membership:
         restarted = p.generation is not None and generation != p.generation
         l = p.links[link]
         if l.status is Liveness.UP and l.last is not None and not restarted:
-            gap = now - l.last
+            gap = at - l.last
             if gap > self._t.warntime:
                 events.append(HeartbeatLate(node, link, gap))
-        l.last = now
+        l.last = at if l.last is None or restarted else max(l.last, at)
         if l.status is not Liveness.UP:
             l.status = Liveness.UP
             events.append(LinkUp(node, link))

@@ -26,6 +26,7 @@ from vigil.membership import (Event, HeartbeatLate, LinkDead, LinkUp, Liveness, 
                               NodeDead, NodeUp)
 from vigil.model import Cluster, witness_lease
 from vigil.policy import Action, Recover, Start, Stop
+from vigil.session import Session, Verdict
 from vigil.wire import frame as wire
 from vigil.wire.messages import (ACTIVE_STATES, Assignment, GroupReport, GroupState, Heartbeat,
                                  NodeStatus, parse, serialize)
@@ -49,6 +50,9 @@ class Level(enum.IntEnum):
 class Note:
     level: Level
     text: str
+    # Set on notes untrusted input causes (a frame, a request): the daemon rate-limits each
+    # key, so nothing an attacker sends can flood the log.
+    key: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,6 +80,9 @@ class Node:
         self.seq = 0
         self.membership = Membership([self.peer], self.link_names, cluster.timings, now)
         self.guard = ReplayGuard()
+        self.session = Session(cluster.timings, now)  # which frames prove the peer alive
+        self._answer = False  # a frame proved nothing: answer it at once (see step)
+        self._answered = -math.inf
         self.report: Heartbeat | None = None
         self._report_key: tuple[int, int] = (-1, -1)  # (generation, seq) of self.report
         self.assignments = {g.name: policy.initial_assignment(g.home) for g in cluster.groups}
@@ -136,30 +143,48 @@ class Node:
         if f.cluster != self.cluster.name:
             return self._reject(wire.RejectReason.WRONG_CLUSTER, link, f.cluster)
         if f.sender == self.me:
-            if f.generation == self.generation:
+            if f.generation in self.lives:
                 return []  # our own broadcast looped back
+            if f.generation < self.generation:
+                # Older than this life, which is newer than any before it: a frame of an
+                # earlier life, replayed. Counted, and said at most a few times.
+                return self._reject(wire.RejectReason.STALE_GENERATION, link,
+                                    f"our own frame of generation {f.generation}")
             # Another host runs under our name: both would take every group. Say it loudly.
             self.rejected[wire.RejectReason.DUPLICATE_NODE.value] += 1
             return [Note(Level.ERROR, f"another host sends heartbeats as {self.me} (generation "
                                       f"{f.generation}) on {self.link_names[link]}: two nodes "
-                                      f"share one name; check --node and the configuration")]
+                                      f"share one name; check --node and the configuration",
+                         "duplicate_node")]
         if f.sender != self.peer:
             return self._reject(wire.RejectReason.UNKNOWN_SENDER, link, f.sender)
         if f.kind is not wire.FrameKind.HEARTBEAT or not 0 <= link < len(self.link_names):
             return self._reject(wire.RejectReason.GARBLED, link, "unexpected kind")
-        verdict = self.guard.check(f.sender, f.generation, f.seq)
-        if verdict is not None:
-            return self._reject(verdict, link, f"gen {f.generation} seq {f.seq}")
+        replayed = self.guard.check(f.sender, f.generation, f.seq)
+        if replayed is not None:
+            return self._reject(replayed, link, f"gen {f.generation} seq {f.seq}")
         hb = parse(f.payload)
         if hb is None:
             return self._reject(wire.RejectReason.GARBLED, link, "payload")
         self.guard.accept(f.sender, f.generation, f.seq)
+        self.session.heard(f.generation, f.seq, now)
+        verdict, age = self.session.judge(f.generation, hb.made, hb.echo, set(self.lives), now)
+        if verdict is not Verdict.LIVE and not (
+                verdict is Verdict.OLD and hb.status is NodeStatus.LEAVING):
+            peer = self.membership.view(self.peer)
+            if peer.liveness is not Liveness.UP or peer.generation != f.generation:
+                self._answer = True  # it may have just started: let it hear us at once
+            return self._reject(wire.RejectReason.UNVERIFIED, link, (
+                f"gen {f.generation} seq {f.seq}: " +
+                ("no answer to this node's current life yet" if age is None else
+                 f"made {age * 1000:.0f} ms ago")))
         self.received += 1
         key = (f.generation, f.seq)
         if key > self._report_key:
             self._adopt_report(hb, key)
         events = self.membership.on_heartbeat(f.sender, self.link_names[link], f.generation, now,
-                                              leaving=hb.status is NodeStatus.LEAVING)
+                                              leaving=hb.status is NodeStatus.LEAVING,
+                                              made=None if age is None else now - age)
         return self._on_events(events, now)
 
     def tick(self, now: float) -> list[Note]:
@@ -534,12 +559,19 @@ class Node:
         it notices the loss of its peer and of the witness only about one deadtime after we
         did, and a peer that still hears us learns our new assignment only once we publish
         it. So a takeover that rests on the witness (not on fencing) is published at once
-        and started one deadtime after the death."""
+        and started one settle time (`_settle`) after the death."""
         if self.cluster.witness is None or self._dead_at is None or self.fence_state == "done":
             return None
-        if now < self._dead_at + self.cluster.timings.deadtime:
+        if now < self._dead_at + self._settle():
             return f"{self.peer} was declared dead just now: giving it one deadtime to stop"
         return None
+
+    def _settle(self) -> float:
+        """One deadtime, and the age a frame of ours may have had when it reached the peer
+        (session.py): the peer counts us alive until one deadtime after our last frame that
+        said we hear it was *made*, and such a frame may be delivered late (held back, or
+        replayed) up to that age."""
+        return self.cluster.timings.deadtime + self.session.max_age
 
     # --- the disk poison pill --------------------------------------------------------------
 
@@ -746,10 +778,13 @@ class Node:
             self._active_said = True  # the initial resource acquisition is over
             notes.append(Note(Level.INFO, "Local status now set to: 'active'"))
         send, self._dirty = self._dirty, False
+        if self._answer and now >= self._answered + self.cluster.timings.keepalive / 2:
+            send, self._answered = True, now  # at most twice a keepalive, whatever comes in
+        self._answer = False
         reannounce, self._reannounce = tuple(sorted(self._reannounce)), set()
         return Step(tuple(actions), send or bool(actions), tuple(notes), reannounce)
 
-    def heartbeat(self) -> Heartbeat:
+    def heartbeat(self, now: float | None = None) -> Heartbeat:
         if self.status is NodeStatus.LEAVING and self.quiescent():
             status = NodeStatus.LEAVING
         else:
@@ -765,7 +800,9 @@ class Node:
             for g in self.cluster.groups
         )
         hears = self.membership.view(self.peer).liveness is not Liveness.DEAD
-        return Heartbeat(status, groups, self.ping_count if self.cluster.ping else None, hears)
+        t = self._now if now is None else now
+        return Heartbeat(status, groups, self.ping_count if self.cluster.ping else None, hears,
+                         self.session.made(t), self.session.echo(t))
 
     def frame(self, link: int, now: float) -> bytes:
         # The first heartbeat after a SIGCONT is often what runs first: notice the stall
@@ -773,7 +810,8 @@ class Node:
         self._later += self._check_stall(now)
         self._last_sent = now
         self.seq += 1
-        payload = self.sent_report = serialize(self.heartbeat())
+        self.session.sent(self.seq, now)
+        payload = self.sent_report = serialize(self.heartbeat(now))
         return wire.encode(wire.Frame(wire.FrameKind.HEARTBEAT, self.cluster.name, self.me,
                                       self.generation, self.seq, link, payload), self.key)
 
@@ -815,9 +853,10 @@ class Node:
         if self.cluster.witness is not None:
             # a lease running out, and the end of the settle time, change decisions
             times += [t for t in self.leases.values() if t > self._now]
-            for t in (self._dead_at, self._left_at):
-                if t is not None and t + self.cluster.timings.deadtime > self._now:
-                    times.append(t + self.cluster.timings.deadtime)
+            for t, wait in ((self._dead_at, self._settle()),
+                            (self._left_at, self.cluster.timings.deadtime)):
+                if t is not None and t + wait > self._now:
+                    times.append(t + wait)
         return min(times) if times else None
 
     # --- internals -------------------------------------------------------------------------
@@ -825,7 +864,8 @@ class Node:
     def _reject(self, reason: wire.RejectReason, link: int, detail: str) -> list[Note]:
         self.rejected[reason.value] += 1
         name = self.link_names[link] if 0 <= link < len(self.link_names) else "a side channel"
-        return [Note(Level.DEBUG, f"dropped frame on {name}: {reason.value} {detail}".rstrip())]
+        return [Note(Level.DEBUG, f"dropped frame on {name}: {reason.value} {detail}".rstrip(),
+                     f"frame {reason.value} {name}")]
 
     def _adopt_report(self, hb: Heartbeat, key: tuple[int, int]) -> None:
         before = self.report if key[0] == self._report_key[0] else None

@@ -89,6 +89,15 @@ class Sim:
         self.witness_cut: set[str] = set()
         self.asked: dict[str, tuple[str, ...]] = {}
         self.strict = self.cluster.witness is not None  # check() even through partitions
+        # The replay attacker (issue 12): every frame ever sent on a link, lost or not, as
+        # (destination, link, bytes); `replay` sends any of them again at any moment. And
+        # when each node died, for the check that no frame makes a dead node look alive.
+        self.captured: list[tuple[str, int, bytes]] = []
+        self.replayed = 0
+        # It relays across cuts and loss too (the strongest attacker: one on both sides of a
+        # partition); False: what it sends crosses the network as any frame does.
+        self.attacker_crosses_cuts = True
+        self.died: dict[str, float] = {}
         if self.cluster.witness is not None:
             self.restart_witness()
         for name in ("n1", "n2"):
@@ -99,6 +108,7 @@ class Sim:
     def boot(self, name: str, found: dict[str, GroupState] | None = None) -> Node:
         self.generation += 1
         node = Node(self.cluster, name, KEY, self.generation, LINKS, self.now)
+        self.died.pop(name, None)
         self.log += [f"{self.now:.3f} {name}: {n.text}" for n in node.probed(
             found or {g.name: GroupState.STOPPED for g in self.cluster.groups})]
         self.nodes[name] = node
@@ -112,6 +122,7 @@ class Sim:
         node = self.nodes.pop(name)
         self.jobs.pop(name)
         self.next_hb.pop(name)
+        self.died[name] = self.now
         return {g: (GroupState.RUNNING if s in ACTIVE_STATES else GroupState.STOPPED)
                 for g, s in node.local.items()}
 
@@ -139,6 +150,7 @@ class Sim:
                 heapq.heappush(self.queue, _Msg(self.now + self.rng.uniform(0, self.max_delay),
                                                 self._order, "witness", -1, ask, f"guard {name}"))
             for link, data in enumerate(frames):
+                self.captured.append((dst, link, data))
                 if (dst, link) in self.cut or self.rng.random() < self.loss:
                     continue
                 self._order += 1
@@ -183,6 +195,7 @@ class Sim:
         dst = "n2" if src == "n1" else "n1"
         for link in range(len(LINKS)):
             data = node.frame(link, self.now)
+            self.captured.append((dst, link, data))
             copies = 1 + (self.rng.random() < self.dup)
             for _ in range(copies):
                 if (dst, link) in self.cut or self.rng.random() < self.loss:
@@ -190,6 +203,21 @@ class Sim:
                 self._order += 1
                 at = self.now + self.rng.uniform(0, self.max_delay)
                 heapq.heappush(self.queue, _Msg(at, self._order, dst, link, data))
+
+    def replay(self, count: int, to: str | None = None) -> None:
+        """The attacker sends `count` frames it saw at any time (lost ones included: it
+        sits on the wire), each to its own destination (or to `to`, own frames included) on
+        any link, now (see `attacker_crosses_cuts`)."""
+        for _ in range(min(count, len(self.captured)) if self.captured else 0):
+            dst, _, data = self.rng.choice(self.captured)
+            dst, link = to or dst, self.rng.randrange(len(LINKS))
+            if not self.attacker_crosses_cuts and (
+                    (dst, link) in self.cut or self.rng.random() < self.loss):
+                continue
+            self._order += 1
+            self.replayed += 1
+            heapq.heappush(self.queue, _Msg(self.now + self.rng.uniform(0, self.max_delay),
+                                            self._order, dst, link, data))
 
     def _step(self, name: str) -> None:
         node = self.nodes[name]
@@ -236,7 +264,16 @@ class Sim:
     def check(self) -> None:
         """Safety, continuously: never a group active on both while they can talk, as long as
         neither ever declared the other dead (a partition can leave a double owner, which the
-        heal then resolves; _check_start covers that part)."""
+        heal then resolves; _check_start covers that part). And whatever was replayed, a
+        node that died is counted dead by its peer once deadtime (and the most a frame may
+        have been delayed, session.py's max_age) has passed."""
+        t = self.cluster.timings
+        for name, node in self.nodes.items():
+            died = self.died.get(node.peer)
+            if died is not None and self.now > died + t.deadtime + t.deadtime / 2 + \
+                    2 * self.max_delay and node.membership.view(node.peer).liveness.value == "up":
+                self.violations.append(f"{self.now:.3f} {name} counts {node.peer} up, dead "
+                                       f"since {died:.3f}")
         if len(self.nodes) < 2:
             return
         if not self._connected() and not self.strict:
@@ -269,7 +306,7 @@ class Sim:
                 times.append(due)
             times += [j.at for j in self.jobs[name]]
             times.append(self.next_hb[name])
-        return min(times)
+        return min(times, default=float("inf"))  # nothing at all happens with no node up
 
     def run(self, duration: float) -> None:
         """Advance the clock by `duration`, jumping from one event to the next."""

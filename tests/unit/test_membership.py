@@ -71,6 +71,21 @@ def test_each_heartbeat_pushes_the_deadline() -> None:
         assert m.next_deadline() == t + 1.0
 
 
+def test_deadtime_counts_from_when_a_frame_was_made_not_when_it_arrived() -> None:
+    """session.py: a frame held back (or replayed) proves its sender alive when it was made;
+    it buys the sender no time, and a frame older than the newest one moves nothing back."""
+    m = one_link()
+    m.on_heartbeat("n2", "eth0", 1, 100.5, made=100.25)
+    assert m.next_deadline() == 101.25
+    assert m.on_heartbeat("n2", "eth0", 1, 100.75, made=100.0) == []  # older: no earlier
+    assert m.next_deadline() == 101.25
+    assert m.on_heartbeat("n2", "eth0", 1, 101.0, made=100.75) == []
+    assert m.next_deadline() == 101.75
+    # Lateness is between the moments the frames were made.
+    assert m.on_heartbeat("n2", "eth0", 1, 101.5, made=101.5) == [
+        HeartbeatLate("n2", "eth0", 0.75)]
+
+
 def test_one_live_link_keeps_the_node_up() -> None:
     m = two_links()
     assert m.on_heartbeat("n2", "eth0", 1, 100.5) == [LinkUp("n2", "eth0"), NodeUp("n2", 1, False)]

@@ -20,6 +20,7 @@ op = st.one_of(
               st.sampled_from(["n1", "n2", ""])),
     st.tuples(st.just("eligible"), st.sampled_from(["n1", "n2"]), st.sampled_from(["g1", "g2"]),
               st.booleans()),
+    st.tuples(st.just("replay"), st.integers(1, 40)),  # the attacker (issue 12): any frame seen
 )
 
 
@@ -57,6 +58,8 @@ def test_never_active_on_both_while_connected(seed, ops, loss, delay, dup):
             run_until_a_start(sim)
         elif o[0] == "eligible":
             sim.set_eligible(o[1], o[2], o[3])
+        elif o[0] == "replay":
+            sim.replay(o[1])
         elif o[0] == "move":
             sim.request(o[1], "move", group=o[2], to=o[3])
         else:

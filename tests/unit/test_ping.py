@@ -43,8 +43,8 @@ def test_ping_count_travels_in_heartbeats() -> None:
     hb = Heartbeat(NodeStatus.UP, (), 3)
     assert parse(serialize(hb)) == hb
     assert parse(serialize(Heartbeat(NodeStatus.UP, ()))) == Heartbeat(NodeStatus.UP, ())
-    assert parse(b'{"s":"up","g":[],"p":-1}') is None
-    assert parse(b'{"s":"up","g":[],"p":true}') is None
+    assert parse(b'{"s":"up","g":[],"t":0,"p":-1}') is None
+    assert parse(b'{"s":"up","g":[],"t":0,"p":true}') is None
 
 
 def test_the_node_that_reaches_fewer_ping_nodes_hands_its_groups_over() -> None:

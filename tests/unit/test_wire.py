@@ -33,6 +33,7 @@ from vigil.wire.frame import (
 )
 from vigil.wire.messages import (
     Assignment,
+    Echo,
     GroupReport,
     GroupState,
     Heartbeat,
@@ -54,7 +55,7 @@ def sign(body: bytes, key: bytes = KEY) -> bytes:
     return body + hmac.new(key, body, hashlib.sha256).digest()
 
 
-def sample_frame(payload: bytes = b'{"s":"up","g":[]}') -> Frame:
+def sample_frame(payload: bytes = b'{"s":"up","g":[],"t":0}') -> Frame:
     return Frame(FrameKind.HEARTBEAT, "prod", "n1", 7, 42, 1, payload)
 
 
@@ -109,7 +110,7 @@ def test_round_trip_any_key(f: Frame, key: bytes) -> None:
 
 def test_exact_bytes() -> None:
     f = Frame(FrameKind.HEARTBEAT, "c", "n1", 2, 3, 1, b"{}")
-    body = (b"VGL\x01" b"\x01" b"\x01c" b"\x02n1"
+    body = (b"VGL\x02" b"\x01" b"\x01c" b"\x02n1"
             + (2).to_bytes(8, "big") + (3).to_bytes(8, "big") + b"\x01" + b"\x00\x02" + b"{}")
     assert encode(f, KEY) == sign(body)
 
@@ -298,7 +299,7 @@ def test_each_frame_level_reason_is_reachable_from_bytes() -> None:
         decode(b"\x00" * (MAX_FRAME + 1), KEY).reason,
         decode(good[:10], KEY).reason,
         decode(b"XYZ" + good[3:], KEY).reason,
-        decode(good[:3] + b"\x02" + good[4:], KEY).reason,
+        decode(good[:3] + b"\x01" + good[4:], KEY).reason,
         decode(good, OTHER_KEY).reason,
         decode(sign(body_of(F, kind=9)), KEY).reason,
     }
@@ -367,6 +368,9 @@ assignments = st.builds(Assignment, epoch=st.integers(0, 2**62 - 1),
                         by=st.text(max_size=10), owner=st.text(max_size=10))
 
 
+u64 = st.integers(0, 2**64 - 1)
+
+
 @st.composite
 def heartbeats(draw: st.DrawFn) -> Heartbeat:
     gnames = draw(st.lists(group_names, unique=True, max_size=6))
@@ -374,7 +378,8 @@ def heartbeats(draw: st.DrawFn) -> Heartbeat:
         GroupReport(n, draw(st.sampled_from(GroupState)), draw(assignments), draw(st.booleans()))
         for n in gnames
     )
-    return Heartbeat(draw(st.sampled_from(NodeStatus)), groups)
+    echo = draw(st.none() | st.builds(Echo, u64, u64, u64))
+    return Heartbeat(draw(st.sampled_from(NodeStatus)), groups, made=draw(u64), echo=echo)
 
 
 @given(heartbeats())
@@ -389,8 +394,9 @@ def test_message_exact_form() -> None:
     hb = Heartbeat(NodeStatus.UP, (
         GroupReport("web", GroupState.RUNNING, Assignment(3, "n2", "n1"), True),
         GroupReport("db", GroupState.STOPPED, Assignment(0, "", "n2"), False),
-    ))
-    data = b'{"s":"up","g":[["web","running","n1",3,"n2",1],["db","stopped","n2",0,"",0]]}'
+    ), made=1234, echo=Echo(17, 42, 5))
+    data = (b'{"s":"up","g":[["web","running","n1",3,"n2",1],["db","stopped","n2",0,"",0]],'
+            b'"t":1234,"e":[17,42,5]}')
     assert serialize(hb) == data
     assert parse(data) == hb
     assert hb.group("nope") is None
@@ -437,7 +443,7 @@ VALID_GROUP = ["web", "running", "n1", 3, "n2", 1]
 def test_parse_checks_every_group_field(index: int, value: object) -> None:
     item = list(VALID_GROUP)
     item[index] = value
-    got = parse(json.dumps({"s": "up", "g": [item]}).encode())
+    got = parse(json.dumps({"s": "up", "g": [item], "t": 0}).encode())
     ok = [
         isinstance(value, str) and value != "",  # name
         value in {s.value for s in GroupState} if isinstance(value, str) else False,
@@ -451,48 +457,49 @@ def test_parse_checks_every_group_field(index: int, value: object) -> None:
 
 @given(json_values)
 def test_parse_checks_status(value: object) -> None:
-    got = parse(json.dumps({"s": value, "g": []}).encode())
+    got = parse(json.dumps({"s": value, "g": [], "t": 0}).encode())
     assert (got is not None) == (value in ("starting", "up", "leaving"))
 
 
 @given(json_values)
 def test_parse_checks_group_list(value: object) -> None:
-    got = parse(json.dumps({"s": "up", "g": value}).encode())
+    got = parse(json.dumps({"s": "up", "g": value, "t": 0}).encode())
     assert got is None or (value == [] and got == Heartbeat(NodeStatus.UP, ()))
 
 
 def doc(**kw: object) -> bytes:
-    return json.dumps({"s": "up", "g": [VALID_GROUP], **kw}).encode()
+    return json.dumps({"s": "up", "g": [VALID_GROUP], "t": 0, **kw}).encode()
 
 
 def group(**changes: object) -> bytes:
     fields = ["name", "state", "owner", "epoch", "by", "eligible"]
     item = [changes.get(f, v) for f, v in zip(fields, VALID_GROUP)]
-    return json.dumps({"s": "up", "g": [item]}).encode()
+    return json.dumps({"s": "up", "g": [item], "t": 0}).encode()
 
 
 @pytest.mark.parametrize("data", [
     pytest.param(b"", id="empty"),
     pytest.param(b"\xff\xfe\x00", id="not-utf8"),
-    pytest.param(b'{"s":"up","g":[]', id="truncated-json"),
+    pytest.param(b'{"t":0,"s":"up","g":[]', id="truncated-json"),
     pytest.param(b"[" * 100_000 + b"]" * 100_000, id="deeply-nested"),
     pytest.param(b"NaN", id="nan"),
     pytest.param(b"[]", id="top-level-list"),
     pytest.param(b'"up"', id="top-level-string"),
-    pytest.param(b'{"s":"up"}', id="missing-groups"),
-    pytest.param(b'{"g":[]}', id="missing-status"),
+    pytest.param(b'{"t":0,"s":"up"}', id="missing-groups"),
+    pytest.param(b'{"t":0,"g":[]}', id="missing-status"),
     pytest.param(doc(x=1), id="extra-key"),
-    pytest.param(b'{"s":"down","g":[]}', id="unknown-status"),
-    pytest.param(b'{"s":"UP","g":[]}', id="status-case"),
-    pytest.param(b'{"s":1,"g":[]}', id="status-int"),
-    pytest.param(b'{"s":["up"],"g":[]}', id="status-list"),
-    pytest.param(b'{"s":{"up":1},"g":[]}', id="status-dict"),
-    pytest.param(b'{"s":"up","g":{}}', id="groups-dict"),
-    pytest.param(b'{"s":"up","g":"web"}', id="groups-string"),
-    pytest.param(b'{"s":"up","g":[["web","running","n1",3,"n2"]]}', id="item-too-short"),
-    pytest.param(b'{"s":"up","g":[["web","running","n1",3,"n2",1,1]]}', id="item-too-long"),
-    pytest.param(b'{"s":"up","g":[{"name":"web"}]}', id="item-dict"),
-    pytest.param(b'{"s":"up","g":[' + json.dumps(VALID_GROUP).encode() + b","
+    pytest.param(b'{"t":0,"s":"down","g":[]}', id="unknown-status"),
+    pytest.param(b'{"t":0,"s":"UP","g":[]}', id="status-case"),
+    pytest.param(b'{"t":0,"s":1,"g":[]}', id="status-int"),
+    pytest.param(b'{"t":0,"s":["up"],"g":[]}', id="status-list"),
+    pytest.param(b'{"t":0,"s":{"up":1},"g":[]}', id="status-dict"),
+    pytest.param(b'{"t":0,"s":"up","g":{}}', id="groups-dict"),
+    pytest.param(b'{"t":0,"s":"up","g":"web"}', id="groups-string"),
+    pytest.param(b'{"t":0,"s":"up","g":[["web","running","n1",3,"n2"]]}', id="item-too-short"),
+    pytest.param(b'{"t":0,"s":"up","g":[["web","running","n1",3,"n2",1,1]]}',
+                 id="item-too-long"),
+    pytest.param(b'{"t":0,"s":"up","g":[{"name":"web"}]}', id="item-dict"),
+    pytest.param(b'{"t":0,"s":"up","g":[' + json.dumps(VALID_GROUP).encode() + b","
                  + json.dumps(VALID_GROUP).encode() + b"]}", id="duplicate-group"),
     pytest.param(group(name=""), id="empty-name"),
     pytest.param(group(name=1), id="name-int"),
@@ -512,6 +519,19 @@ def group(**changes: object) -> bytes:
     pytest.param(group(eligible=1.0), id="eligible-float"),
     pytest.param(group(eligible=[1]), id="eligible-list"),
     pytest.param(group(eligible=None), id="eligible-null"),
+    pytest.param(b'{"s":"up","g":[]}', id="missing-made"),
+    pytest.param(doc(t=-1), id="made-negative"),
+    pytest.param(doc(t=2**64), id="made-too-big"),
+    pytest.param(doc(t=1.5), id="made-float"),
+    pytest.param(doc(t=True), id="made-bool"),
+    pytest.param(doc(t="1"), id="made-string"),
+    pytest.param(doc(e=[1, 2]), id="echo-too-short"),
+    pytest.param(doc(e=[1, 2, 3, 4]), id="echo-too-long"),
+    pytest.param(doc(e={"g": 1}), id="echo-dict"),
+    pytest.param(doc(e=[1, -2, 3]), id="echo-negative"),
+    pytest.param(doc(e=[1, 2, 2**64]), id="echo-too-big"),
+    pytest.param(doc(e=[1, True, 3]), id="echo-bool"),
+    pytest.param(doc(e=None), id="echo-null"),
 ])
 def test_parse_rejects(data: bytes) -> None:
     assert parse(data) is None
@@ -531,7 +551,7 @@ def test_parse_accepts_the_edges(data: bytes, expected: object) -> None:
 def test_message_parse_accepts_any_json_spelling(hb: Heartbeat) -> None:
     # Whitespace and key order are not part of the format.
     obj = json.loads(serialize(hb))
-    spelled = json.dumps({"g": obj["g"], "s": obj["s"]}, indent=2, ensure_ascii=False)
+    spelled = json.dumps(dict(reversed(obj.items())), indent=2, ensure_ascii=False)
     assert parse(spelled.encode()) == hb
 
 

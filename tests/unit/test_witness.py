@@ -100,7 +100,7 @@ def test_witness_down_changes_nothing_while_the_nodes_talk():
        faults=st.lists(st.tuples(
            st.sampled_from(["cut", "cut_one_way_n1", "cut_one_way_n2", "heal",
                             "witness_n1", "witness_n2", "witness_back", "restart_witness",
-                            "standby_n1", "standby_n2"]),
+                            "standby_n1", "standby_n2", "replay"]),
            st.floats(0.05, 4.0)), max_size=12),
        loss=st.sampled_from([0.0, 0.05, 0.2]))
 def test_never_active_on_both_whatever_fails(seed, faults, loss):
@@ -118,6 +118,8 @@ def test_never_active_on_both_whatever_fails(seed, faults, loss):
             sim.witness_cut.clear()
         elif fault == "restart_witness":
             sim.restart_witness()
+        elif fault == "replay":
+            sim.replay(30)  # the attacker (issue 12): any frame it saw, to either node
         else:
             sim.request(fault[-2:], "standby")
         sim.run(wait)

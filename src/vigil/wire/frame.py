@@ -2,7 +2,7 @@
 
 Layout (network byte order), at most MAX_FRAME bytes so that one frame is one Ethernet packet:
 
-    magic     4   b"VGL" + version byte (1)
+    magic     4   b"VGL" + version byte (2)
     kind      1   FrameKind
     cluster   1+n length-prefixed UTF-8 cluster name (<= 64 bytes)
     sender    1+n length-prefixed UTF-8 node name (<= 64 bytes)
@@ -26,7 +26,7 @@ import struct
 from dataclasses import dataclass
 
 MAGIC = b"VGL"
-VERSION = 1
+VERSION = 2  # 2: heartbeats carry `made` and `echo` (session.py); version 1 nodes refuse them
 MAX_FRAME = 1400
 MAC_SIZE = 32
 MAX_NAME = 64
@@ -53,6 +53,9 @@ class RejectReason(str, enum.Enum):
     REPLAY = "replay"
     STALE_GENERATION = "stale_generation"
     DUPLICATE_NODE = "duplicate_node"  # another host uses this node's own name
+    # Authentic and new, but it does not prove its sender alive now (session.py): replayed,
+    # held back, or sent before the sender heard this node. Echoed, otherwise ignored.
+    UNVERIFIED = "unverified"
 
 
 @dataclass(frozen=True, slots=True)

@@ -54,6 +54,16 @@ class GroupReport:
 
 
 @dataclass(frozen=True, slots=True)
+class Echo:
+    """The newest frame the sender has received from the receiver: its (generation, seq),
+    and how long before making this heartbeat it arrived (ms). See session.py."""
+
+    generation: int
+    seq: int
+    held_ms: int
+
+
+@dataclass(frozen=True, slots=True)
 class Heartbeat:
     status: NodeStatus
     groups: tuple[GroupReport, ...]
@@ -61,6 +71,8 @@ class Heartbeat:
     # Does the sender hear the receiver (sees it up)? A report made while the sender counted
     # us dead may be followed by its takeover at any moment: policy starts nothing on it.
     hears_you: bool = True
+    made: int = 0  # when the sender made it: ms on its own monotonic clock (session.py)
+    echo: Echo | None = None  # None: the sender has not heard the receiver yet
 
     def group(self, name: str) -> GroupReport | None:
         for g in self.groups:
@@ -82,10 +94,18 @@ def serialize(hb: Heartbeat) -> bytes:
         doc["p"] = hb.ping
     if not hb.hears_you:
         doc["d"] = 1
+    doc["t"] = hb.made
+    if hb.echo is not None:
+        doc["e"] = [hb.echo.generation, hb.echo.seq, hb.echo.held_ms]
     return json.dumps(doc, separators=(",", ":")).encode()
 
 
 _MAX_EPOCH = 2**62
+_MAX_U64 = 2**64
+
+
+def _u64(v: object) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool) and 0 <= v < _MAX_U64
 
 
 def parse(payload: bytes) -> Heartbeat | None:
@@ -93,7 +113,14 @@ def parse(payload: bytes) -> Heartbeat | None:
         doc = json.loads(payload)
     except (ValueError, UnicodeDecodeError, RecursionError):
         return None
-    if not isinstance(doc, dict) or not {"s", "g"} <= set(doc) <= {"s", "g", "p", "d"}:
+    if not isinstance(doc, dict) or not {"s", "g", "t"} <= set(doc) <= {"s", "g", "p", "d", "t",
+                                                                         "e"}:
+        return None
+    made, echo = doc["t"], doc.get("e")
+    if not _u64(made):
+        return None
+    if "e" in doc and not (isinstance(echo, list) and len(echo) == 3 and
+                           all(_u64(x) for x in echo)):
         return None
     if doc.get("d", 1) != 1 or type(doc.get("d", 1)) is not int:
         return None
@@ -125,4 +152,5 @@ def parse(payload: bytes) -> Heartbeat | None:
             return None
         names.add(name)
         groups.append(GroupReport(name, st, Assignment(epoch, by, owner), bool(eligible)))
-    return Heartbeat(status, tuple(groups), ping, "d" not in doc)
+    return Heartbeat(status, tuple(groups), ping, "d" not in doc, made,
+                     None if echo is None else Echo(*echo))
