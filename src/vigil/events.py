@@ -11,6 +11,8 @@ Kinds (subject in brackets):
   link_up, link_dead            [link name]  a heartbeat link to the peer
   group_starting, group_started, group_stopping, group_stopped, group_failed  [group]
   fenced, fence_failed          [the peer]   the fence agent's result
+  address_answered, address_free  [group]    a takeover waits: another host still answers
+                                             the group's addresses (lookout.py) / no more
   became_owner, became_standby  [this node]  it runs at least one group / none (Heartbeat's
                                              'active' and 'standby', keepalived's MASTER and
                                              BACKUP)
@@ -22,7 +24,7 @@ from dataclasses import dataclass
 
 KINDS = ("node_up", "node_dead", "link_up", "link_dead", "group_starting", "group_started",
          "group_stopping", "group_stopped", "group_failed", "fenced", "fence_failed",
-         "became_owner", "became_standby")
+         "became_owner", "became_standby", "address_answered", "address_free")
 
 # A group's local state -> the event that entering it is. Entering "unknown" (never) or
 # leaving "unknown" for "stopped" (the probe at start found nothing) reports nothing.
@@ -40,6 +42,7 @@ class Snapshot:
     groups: tuple[tuple[str, str], ...]  # (group, local GroupState value), config order
     fence: str | None = None  # Node.fence_state: None, needed, running, done, failed
     fence_detail: str = ""
+    answered: tuple[tuple[str, str], ...] = ()  # (group, what answers its addresses)
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,7 +59,8 @@ def running(s: Snapshot) -> list[str]:
 
 def diff(old: Snapshot, new: Snapshot) -> list[Change]:
     """The transitions from `old` to `new`, in a fixed order: the peer, its links, the
-    groups, fencing, then this node's role (which follows from the groups)."""
+    groups, their addresses answered elsewhere, fencing, then this node's role (which
+    follows from the groups)."""
     out: list[Change] = []
     if new.peer_state != old.peer_state and new.peer_state in ("up", "dead"):
         out.append(Change(f"node_{new.peer_state}", new.peer))
@@ -72,6 +76,14 @@ def diff(old: Snapshot, new: Snapshot) -> list[Change]:
         if st == "stopped" and before == "unknown":
             continue  # probed at start and found absent: nothing was stopped
         out.append(Change(_GROUP_KINDS[st], name, f"{before} -> {st}"))
+    was = dict(old.answered)
+    for name, why in new.answered:
+        if why != was.get(name):
+            out.append(Change("address_answered", name, why))
+    now_answered = dict(new.answered)
+    for name, why in old.answered:
+        if name not in now_answered:
+            out.append(Change("address_free", name, why))
     if new.fence != old.fence:
         if new.fence == "done":
             out.append(Change("fenced", new.peer, new.fence_detail))

@@ -427,6 +427,9 @@ class Cluster:
     ping: tuple[IPAddress, ...] = ()
     ping_interval: float = 1.0
     deadping: float = 3.0  # a ping node is unreachable after this long without a reply
+    # Look before taking (lookout.py): how long a node listens for another host answering a
+    # group's addresses before taking them from a peer that went silent; 0: never look.
+    address_probe: float = 0.01
     source: str = "<memory>"  # the file this came from, for messages
 
     def node(self, name: str) -> Node:

@@ -25,7 +25,9 @@ from vigil import policy
 from vigil.membership import (Event, HeartbeatLate, LinkDead, LinkUp, Liveness, Membership,
                               NodeDead, NodeUp)
 from vigil.model import Cluster, witness_lease
-from vigil.policy import Action, Recover, Start, Stop
+from vigil.lookout import Answer, Lookout
+from vigil.model import IpResource
+from vigil.policy import Action, Probe, Recover, Start, Stop
 from vigil.session import Session, Verdict
 from vigil.wire import frame as wire
 from vigil.wire.messages import (ACTIVE_STATES, Assignment, GroupReport, GroupState, Heartbeat,
@@ -127,6 +129,9 @@ class Node:
         self.witness_starting = False
         self._refusals: set[str] = set()  # groups the witness refused us since the peer died
         self.poisoned: str | None = None  # who told this node to stop (disk poison pill)
+        # Look before taking: after a death without a goodbye, a group's addresses must be
+        # heard free before it is taken over (lookout.py); probed again every keepalive.
+        self.lookout = Lookout(cluster.timings.keepalive)
 
     # --- inputs ----------------------------------------------------------------------------
 
@@ -295,6 +300,7 @@ class Node:
             d.pop(group, None)
         for s in (self._recovering, self._takeover, self._failback_due, self._reannounce):
             s.discard(group)
+        self.lookout.forget(group)
         self._dirty = True
 
     def set_eligible(self, group: str, healthy: bool) -> list[Note]:
@@ -400,6 +406,7 @@ class Node:
             return []  # the peer came back meanwhile
         self._dirty = True
         if ok:
+            self.lookout.clear()  # its host is off: nothing there answers any more
             self.fence_state, self.fence_detail = "done", detail
             return [Note(Level.WARNING, f"{self.peer} fenced: {detail}".rstrip(": "))]
         f = self.cluster.fencing
@@ -660,6 +667,22 @@ class Node:
         self._dirty = True
         return [Note(Level.WARNING, f"group {group} {why}: probe found it {found.value}")]
 
+    def probed_addresses(self, group: str, answers: Sequence[Answer],
+                         now: float) -> list[Note]:
+        """What the Probe that step() returned for `group` heard: the addresses another host
+        answers for (empty: all free)."""
+        self._now = max(self._now, now)
+        change = self.lookout.found(group, tuple(answers), now)
+        self._dirty = True
+        if change == "answered":
+            why = self._lookout_blocks(group) or ""
+            return [Note(Level.ERROR, f"{why}; checking again every "
+                                      f"{self.lookout.retry * 1000:.0f} ms")]
+        if change == "free now":
+            return [Note(Level.WARNING, f"group {group}: its addresses answer no more: "
+                                        f"taking it over")]
+        return []
+
     def new_life(self, generation: int, now: float) -> list[Note]:
         """The guard said goodbye for this daemon while it stalled (daemon/guard.py): the
         peer ignores the rest of this generation, and the witness has freed our leases.
@@ -750,7 +773,15 @@ class Node:
                     Recover(group, index, "a resource failed its monitor"),),
                     decision.reasons, decision.waiting)
         self._recover.clear()
+        for group, why in decision.waiting.items():
+            if why == self._lookout_blocks(group) and self.lookout.due(group, now):
+                self.lookout.started(group)
+                decision = policy.Decision(decision.assignments, decision.actions + (
+                    Probe(group),), decision.reasons, decision.waiting)
         for act in decision.actions:
+            if isinstance(act, Probe):
+                actions.append(act)
+                continue
             if isinstance(act, Recover):
                 self.local[act.group] = GroupState.STARTING
                 self._recovering.add(act.group)
@@ -782,7 +813,8 @@ class Node:
             send, self._answered = True, now  # at most twice a keepalive, whatever comes in
         self._answer = False
         reannounce, self._reannounce = tuple(sorted(self._reannounce)), set()
-        return Step(tuple(actions), send or bool(actions), tuple(notes), reannounce)
+        changed = any(not isinstance(a, Probe) for a in actions)  # a probe changes nothing
+        return Step(tuple(actions), send or changed, tuple(notes), reannounce)
 
     def heartbeat(self, now: float | None = None) -> Heartbeat:
         if self.status is NodeStatus.LEAVING and self.quiescent():
@@ -836,10 +868,26 @@ class Node:
         out = {}
         fence = self._fence_blocks()
         for g in self.cluster.groups:
-            why = fence or self._witness_blocks(g.name, t)
+            why = fence or self._witness_blocks(g.name, t) or self._lookout_blocks(g.name)
             if why:
                 out[g.name] = why
         return out
+
+    def _addressed(self) -> list[str]:
+        """The groups with floating addresses: those a takeover must look before taking."""
+        return [g.name for g in self.cluster.groups
+                if any(isinstance(r, IpResource) for r in g.resources)]
+
+    def _lookout_blocks(self, group: str) -> str | None:
+        """The last gate of a takeover from a peer that went silent: its addresses heard
+        free. Not once fencing confirmed it off: its host answers nothing."""
+        if self.fence_state == "done":
+            return None
+        why = self.lookout.blocks(group)
+        if why is None or why.startswith("checking"):
+            return why
+        return (f"{why}: {self.peer}'s host is alive and holds them (its daemon is dead or "
+                f"cut off); not taking {group} over while they answer")
 
     def _start_blocked(self, now: float | None) -> dict[str, str]:
         why = self._settling(self._now if now is None else now)
@@ -848,7 +896,7 @@ class Node:
     def next_deadline(self) -> float | None:
         retry = self._fence_retry if self.fence_state == "failed" else None
         times = [t for t in (self.membership.next_deadline(), self._hold_starts_until or None,
-                             retry) if t is not None]
+                             retry, self.lookout.next_deadline()) if t is not None]
         times += [t for t in self.banned.values() if t != math.inf]
         if self.cluster.witness is not None:
             # a lease running out, and the end of the settle time, change decisions
@@ -954,6 +1002,13 @@ class Node:
                                                      f"{gap * 1000:.0f} ms"))
                 case NodeDead(node, reason):
                     notes.append(Note(Level.WARNING, f"node {node}: is dead ({reason})"))
+                    if reason == "shutdown":
+                        self.lookout.clear()  # it stopped its groups itself
+                    elif self.cluster.address_probe > 0:
+                        self.lookout.arm(self._addressed(), twice=[
+                            g for g in self._addressed() if self.report is None or
+                            (r := self.report.group(g)) is None or r.state not in (
+                                GroupState.RUNNING, GroupState.STOPPING, GroupState.FAILED)])
                     # A peer that left cleanly reported its groups stopped: nothing to settle.
                     self._dead_at = None if reason == "shutdown" else now
                     self._left_at = now if reason == "shutdown" else None
@@ -968,6 +1023,7 @@ class Node:
                              if f.agent == "manual" else f" ({f.agent} {f.action})"))))
                     self._dirty = True
                 case NodeUp(node, generation, restarted):
+                    self.lookout.clear()
                     self.fence_state, self.fence_detail = None, ""
                     self._dead_at = self._left_at = None
                     self._refusals.clear()

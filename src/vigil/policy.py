@@ -96,7 +96,16 @@ class Recover:
     reason: str
 
 
-Action = Union[Start, Stop, Recover]
+@dataclass(frozen=True, slots=True)
+class Probe:
+    """Look before taking (lookout.py): ask the network whether the group's addresses still
+    answer elsewhere. Changes nothing here; the answers decide whether the takeover goes on."""
+
+    group: str
+    reason: str = "its addresses may still be held by the peer's host"
+
+
+Action = Union[Start, Stop, Recover, Probe]
 
 
 @dataclass(frozen=True, slots=True)

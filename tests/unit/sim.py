@@ -13,10 +13,11 @@ import random
 from dataclasses import dataclass, field
 
 from vigil.arbiter import Arbiter
-from vigil.model import (Cluster, ExecResource, Group, Node as NodeModel, Timings, Witness,
-                         witness_lease)
+from vigil.lookout import Answer
+from vigil.model import (Cluster, ExecResource, Group, IpResource, Node as NodeModel, Timings,
+                         Witness, witness_lease)
 from vigil.node import Node, goodbye_frames
-from vigil.policy import Recover, Start, Stop
+from vigil.policy import Probe, Recover, Start, Stop
 from vigil.wire.messages import ACTIVE_STATES, GroupState
 
 KEY = b"k" * 32
@@ -25,14 +26,16 @@ LINKS = ("eth0", "eth1")
 
 def make_cluster(groups: int = 2, auto_failback: bool = True,
                  timings: Timings = Timings(0.2, 0.5, 1.0, 3.0),
-                 witness: Witness | None = None) -> Cluster:
+                 witness: Witness | None = None, addresses: bool = False) -> Cluster:
+    """`addresses`: each group starts with a floating address (a takeover looks first)."""
     nodes = tuple(
         NodeModel(n, (ipaddress.ip_address(f"10.0.0.{i}"), ipaddress.ip_address(f"10.0.1.{i}")))
         for i, n in ((1, "n1"), (2, "n2"))
     )
     gs = tuple(
         Group(f"g{i}", "n1" if i % 2 else "n2",
-              (ExecResource(("/bin/true",), ("/bin/true",)),))
+              ((IpResource(ipaddress.ip_interface(f"10.0.9.{i}/24"), "eth9"),)
+               if addresses else ()) + (ExecResource(("/bin/true",), ("/bin/true",)),))
         for i in range(1, groups + 1)
     )
     return Cluster("sim", __import__("pathlib").Path("/dev/null"), nodes, gs, timings,
@@ -54,6 +57,7 @@ class _Job:
     at: float
     group: str
     ok: bool
+    probe: bool = False  # a Probe: asks the network who answers the group's addresses
 
 
 class Sim:
@@ -98,6 +102,12 @@ class Sim:
         # partition); False: what it sends crosses the network as any frame does.
         self.attacker_crosses_cuts = True
         self.died: dict[str, float] = {}
+        # Hosts whose every vigil process died at once: what they ran stays held there (its
+        # addresses answer) until the host is reset (the watchdog). `public_cut`: probes of
+        # addresses hear nothing (the client network is down too).
+        self.held_by_dead: dict[str, set[str]] = {}
+        self.public_cut = False
+        self.probes = 0
         if self.cluster.witness is not None:
             self.restart_witness()
         for name in ("n1", "n2"):
@@ -117,14 +127,28 @@ class Sim:
         self._step(name)
         return node
 
-    def crash(self, name: str) -> dict[str, GroupState]:
-        """The daemon dies; what it ran stays (as after kill -9). Returns what a restart finds."""
+    def crash(self, name: str, held: bool = False) -> dict[str, GroupState]:
+        """The daemon dies; what it ran stays (as after kill -9). Returns what a restart finds.
+        `held`: and nothing stops it (its guard died too): it stays held on that host, its
+        addresses answering, until `reset`."""
         node = self.nodes.pop(name)
         self.jobs.pop(name)
         self.next_hb.pop(name)
         self.died[name] = self.now
+        if held:
+            self.held_by_dead[name] = {g for g, s in node.local.items()
+                                       if s in ACTIVE_STATES or s is GroupState.FAILED}
         return {g: (GroupState.RUNNING if s in ACTIVE_STATES else GroupState.STOPPED)
                 for g, s in node.local.items()}
+
+    def reset(self, name: str) -> None:
+        """The dead host's watchdog fired: it rebooted, nothing of it runs any more."""
+        self.held_by_dead.pop(name, None)
+
+    def holders(self, group: str) -> list[str]:
+        """Every host where `group` really is active: live nodes and dead hosts holding it."""
+        return [n for n in self.nodes if self.active(n, group)] + \
+            [n for n, held in self.held_by_dead.items() if group in held]
 
     def guard_goodbye(self, name: str, stalled: bool) -> tuple[int, dict[str, GroupState]]:
         """The guard's work once `name`'s daemon died (kill -9) or stalled past the guard's
@@ -228,6 +252,11 @@ class Sim:
                 stopped.discard(g)
         self.log += [f"{self.now:.3f} {name}: {n.text}" for n in out.notes]
         for act in out.actions:
+            if isinstance(act, Probe):  # answered by whatever else holds it, a moment later
+                self.probes += 1
+                self.jobs[name].append(_Job(self.now + self.rng.uniform(0.001, 0.012),
+                                            act.group, True, probe=True))
+                continue
             if isinstance(act, Recover):  # restarted in place: the group stays ours
                 ok = self.rng.random() >= self.fail_start
                 self.recovers[act.group] = self.recovers.get(act.group, 0) + 1
@@ -343,8 +372,13 @@ class Sim:
                     self._step(name)
                 for job in [j for j in self.jobs[name] if j.at <= self.now]:
                     self.jobs[name].remove(job)
-                    self.log += [f"{self.now:.3f} {name}: {n.text}" for n in node.finished(
-                        job.group, self._result(node, job), "simulated failure")]
+                    if job.probe:
+                        self.log += [f"{self.now:.3f} {name}: {n.text}" for n in
+                                     node.probed_addresses(job.group, self._answers(
+                                         name, job.group), self.now)]
+                    else:
+                        self.log += [f"{self.now:.3f} {name}: {n.text}" for n in node.finished(
+                            job.group, self._result(node, job), "simulated failure")]
                     self._step(name)
                 if self.next_hb[name] <= self.now:
                     self.next_hb[name] = self.now + self.cluster.timings.keepalive
@@ -382,6 +416,16 @@ class Sim:
                              for n in node.receive(m.data, m.link, self.now)]
                 self._step(name)
         self.next_hb[name] = self.now
+
+    def _answers(self, prober: str, group: str) -> tuple[Answer, ...]:
+        """Who answers `group`'s addresses for `prober`: any other host where it is active
+        (a live node running or starting it, a dead host still holding it)."""
+        if self.public_cut:
+            return ()
+        others = [h for h in self.holders(group) if h != prober]
+        g = self.cluster.group(group)
+        return tuple(Answer(str(r.address.ip), f"02:00:00:00:00:0{others[0][-1]}")
+                     for r in g.resources if isinstance(r, IpResource)) if others else ()
 
     @staticmethod
     def _result(node: Node, job: _Job) -> GroupState:

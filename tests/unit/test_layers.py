@@ -22,12 +22,14 @@ CONTRACTS = {
     "membership.py": IO_MODULES | {"vigil.daemon", "vigil.resources", "vigil.policy"},
     "policy.py": IO_MODULES | {"vigil.daemon", "vigil.resources", "os"},
     "node.py": IO_MODULES | {"vigil.daemon", "vigil.resources", "os"},
+    "session.py": IO_MODULES | {"vigil.daemon", "vigil.resources", "vigil.policy", "os"},
+    "lookout.py": IO_MODULES | {"vigil.daemon", "vigil.resources", "vigil.policy", "os"},
     "control": IO_MODULES | {"vigil.daemon", "vigil.resources"},
     "model.py": IO_MODULES | {"vigil.config", "vigil.daemon", "vigil.resources"},
     "errors.py": {"vigil"},
     "config": {"vigil.daemon", "vigil.resources", "vigil.wire", "asyncio", "socket"},
     "resources": {"vigil.daemon", "vigil.policy", "vigil.membership", "vigil.node",
-                  "vigil.wire"},
+                  "vigil.wire", "vigil.session", "vigil.lookout"},
     "cli": {"vigil.resources", "pyroute2"},
 }
 

@@ -43,7 +43,7 @@ _FENCING_KEYS = ("agent", "action", "command", "params", "nodes", "timeout", "re
                  "on_failure", "delay", "monitor_interval")
 _CLUSTER_KEYS = ("name", "key_file", "keepalive", "warntime", "deadtime", "initdead",
                  "auto_failback", "port", "realtime", "log_file", "watchdog",
-                 "watchdog_timeout", "ping", "ping_interval", "deadping")
+                 "watchdog_timeout", "ping", "ping_interval", "deadping", "address_probe")
 _NODE_KEYS = ("name", "address")
 _LINK_KEYS = ("mode", "interface", "group", "ttl", "device", "baud", "peers")
 _LINK_MODE_KEYS = {"mcast": ("mode", "interface", "group", "ttl"), "bcast": ("mode", "interface"),
@@ -214,6 +214,15 @@ def _as_watchdog_timeout(v: object) -> int:
     if seconds < 1 or seconds != int(seconds):
         raise ValueError(f"a watchdog counts whole seconds (at least 1s), not {v!r}")
     return int(seconds)
+
+
+def _as_probe_wait(v: object) -> float:
+    """How long to listen for another holder of an address before taking it: "0s" (never
+    look) or 1ms to 1s; every failover from a silent peer waits this long."""
+    seconds = _as_duration(v)
+    if seconds and not 0.001 <= seconds <= 1.0:
+        raise ValueError(f"{v!r}: expected \"0s\" (never look) or 1ms to 1s")
+    return seconds
 
 
 def _as_path(v: object) -> Path:
@@ -501,6 +510,7 @@ class _Checker:
         ping = self.field(c, p, "ping", _as_ipv4_addresses)
         ping_interval = self.field(c, p, "ping_interval", _as_timeout)
         deadping = self.field(c, p, "deadping", _as_timeout)
+        address_probe = self.field(c, p, "address_probe", _as_probe_wait)
         ping_interval = ping_interval or 1.0
         deadping = deadping or 3.0
         if deadping < 2 * ping_interval:
@@ -533,6 +543,7 @@ class _Checker:
             log_file=log_file, watchdog=watchdog, watchdog_timeout=watchdog_timeout,
             fencing=fencing, witness=witness, respawn=respawn, api=api, notify=notify,
             ping=ping or (), ping_interval=ping_interval, deadping=deadping,
+            address_probe=0.01 if address_probe is None else address_probe,
             source=self.source,
         )
 

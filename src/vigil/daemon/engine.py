@@ -41,9 +41,10 @@ from vigil.daemon.sdnotify import Notifier
 from vigil.daemon.watchdog import Watchdog
 from vigil.errors import AgentError, VigilError
 from vigil.model import (Cluster, Fencing, Group, IpResource, Monitor, Notify, Respawn, Witness,
-                         partition_warning, poison_wait, watchdog_seconds)
+                         partition_warning, poison_wait)
 from vigil.node import Node, Note
-from vigil.policy import Recover, Start
+from vigil.lookout import Answer
+from vigil.policy import Probe, Recover, Start
 from vigil.resources import build, fence as fence_mod
 from vigil.resources.base import Agent
 from vigil.resources.ip import IpAgent
@@ -87,7 +88,7 @@ class Daemon:
                  new_generation: Callable[[], int], socket_path: Path,
                  realtime_enabled: bool | None = None,
                  guard_link: guard_mod.GuardLink | None = None,
-                 reloader: Reloader | None = None) -> None:
+                 reloader: Reloader | None = None, watchdog: Watchdog | None = None) -> None:
         self.cluster = cluster
         self.me = me
         self.key = key
@@ -116,7 +117,7 @@ class Daemon:
         self.started_at = time.monotonic()
         self.leaving = False
         self.guard = guard_link
-        self.watchdog: Watchdog | None = None
+        self.watchdog = watchdog  # opened by main.py, before the guard that shares it
         self.pinger = (Pinger(cluster.ping, cluster.ping_interval, cluster.deadping)
                        if cluster.ping else None)
         # Transitions (events.py): numbered on the bus, counted in the metrics, handed to the
@@ -149,16 +150,11 @@ class Daemon:
         async with Host.open() as host:
             self.host = host
             self.links = await links_mod.plan(self.cluster, self.me, host)
-            if self.cluster.watchdog is not None:
-                self.watchdog = Watchdog(self.cluster.watchdog,
-                                         self.cluster.watchdog_timeout or
-                                         watchdog_seconds(self.cluster.timings))
-                self.watchdog.open()
             try:
                 api = self._api_server()
                 sock = control_server.bind(self.socket_path)
             except BaseException:
-                self._disarm()  # refusing to start is no reason to reset the node
+                self.disarm()  # refusing to start is no reason to reset the node
                 raise
             try:
                 self.generation = self.new_generation()
@@ -242,10 +238,10 @@ class Daemon:
                     l.close()
                 sock.close()
                 self.socket_path.unlink(missing_ok=True)
-                self._disarm()
+                self.disarm()
                 log.info("vigil stopped")
 
-    def _disarm(self) -> None:
+    def disarm(self) -> None:
         """Any exit that passes through Python disarms the watchdog: the guard covers what
         was running. Only a hang or a kill -9 leaves it armed, which is its job."""
         if self.watchdog is not None:
@@ -593,7 +589,8 @@ class Daemon:
             new = None
             while new is None and self.guard is g:
                 try:
-                    new = guard_mod.spawn(self._guard_model(), self.me, self.key)
+                    new = guard_mod.spawn(self._guard_model(), self.me, self.key,
+                                          self._watchdog_fd())
                 except OSError as e:
                     log.error("cannot start a guard: %s; this node's groups are not stopped "
                               "if the daemon dies; retrying in 1 s", e.strerror or e)
@@ -654,6 +651,12 @@ class Daemon:
                 if isinstance(act, _Retire):
                     if await self._retire(act.group):
                         return  # forgotten: this worker's job is over
+                    continue
+                if isinstance(act, Probe):
+                    answers = await self._look(group)
+                    self._log(self.node.probed_addresses(group.name, answers,
+                                                         time.monotonic()))
+                    self._process()
                     continue
                 if isinstance(act, Start):
                     result, detail = await self._start_group(group)
@@ -782,6 +785,21 @@ class Daemon:
             log.error("%s %s: failed in %.0f ms: %s", agent.name, action, ms, error)
         return error
 
+    async def _look(self, group: Group) -> list[Answer]:
+        """Look before taking (lookout.py): probe each of the group's addresses at once,
+        `address_probe` long; the ones another host answers for."""
+        ips = [a for a in self.agents[group.name] if isinstance(a, IpAgent)]
+        t0 = time.monotonic()
+        found = await asyncio.gather(*(a.answered(self.cluster.address_probe) for a in ips))
+        answers = [Answer(str(a.resource.address.ip), mac)
+                   for a, mac in zip(ips, found) if mac is not None]
+        ms = (time.monotonic() - t0) * 1000
+        self.metrics.probe(ms / 1000, bool(answers))
+        if not answers:
+            log.info("group %s: %s free (nobody answered in %.1f ms)", group.name,
+                     ", ".join(str(a.resource.address.ip) for a in ips) or "no address", ms)
+        return answers
+
     async def _probe_group(self, group: Group) -> GroupState:
         """Reconcile at start: what of this group is already here (left by a crash)?"""
         present = []
@@ -879,6 +897,7 @@ class Daemon:
                     "forever" if node.banned[g.name] == float("inf")
                     else round(node.banned[g.name] - now, 1)),
                 "waiting": node.waiting.get(g.name),
+                "address_check": node.lookout.status(g.name, now),
                 "resources": [r.name for r in g.resources],
             })
         running = [g["name"] for g in groups if g["state"] in ("running", "failed")]
@@ -1022,6 +1041,9 @@ class Daemon:
         if self.guard is not None:
             self._new_guard()
 
+    def _watchdog_fd(self) -> int | None:
+        return None if self.watchdog is None else self.watchdog.fd
+
     def _guard_model(self) -> Cluster:
         """What the guard must know: every group that may run here, the configured ones and
         the removed ones until they are stopped."""
@@ -1037,7 +1059,7 @@ class Daemon:
 
     def _new_guard(self) -> None:
         try:
-            g = guard_mod.spawn(self._guard_model(), self.me, self.key)
+            g = guard_mod.spawn(self._guard_model(), self.me, self.key, self._watchdog_fd())
         except OSError as e:
             log.error("reload: cannot start a guard for the new configuration (%s); the old "
                       "one stays, and does not know the added groups", e.strerror or e)
@@ -1117,7 +1139,9 @@ class Daemon:
             self.me, node.peer, peer.liveness.value,
             tuple((l.name, l.status.value) for l in peer.links),
             tuple((g, st.value) for g, st in node.local.items()),
-            node.fence_state, node.fence_detail or "")
+            node.fence_state, node.fence_detail or "",
+            tuple((g.name, why) for g in self.cluster.groups
+                  if (why := node.lookout.blocks(g.name)) and "answered" in why))
 
     def _emit(self) -> None:
         """Publish what changed since the last call; called after every input is processed,

@@ -144,14 +144,17 @@ class GuardLink:
         self.proc.wait()
 
 
-def spawn(cluster: Cluster, me: str, key: bytes) -> GuardLink:
-    """Start a guard for this daemon. Raises OSError when it cannot."""
+def spawn(cluster: Cluster, me: str, key: bytes, watchdog: int | None = None) -> GuardLink:
+    """Start a guard for this daemon. Raises OSError when it cannot. `watchdog`: the open
+    kernel watchdog's descriptor, which the guard feeds too (see `_Watchdog`)."""
     feed_r, feed_w = os.pipe()
     fired_r, fired_w = os.pipe()
+    wd = () if watchdog is None else (watchdog,)
     try:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "vigil.daemon.guard", str(feed_r), str(fired_w)],
-            stdin=subprocess.PIPE, pass_fds=(feed_r, fired_w), start_new_session=True)
+            [sys.executable, "-m", "vigil.daemon.guard", str(feed_r), str(fired_w),
+             *map(str, wd)],
+            stdin=subprocess.PIPE, pass_fds=(feed_r, fired_w, *wd), start_new_session=True)
     except BaseException:
         os.close(feed_w)
         os.close(fired_r)
@@ -175,13 +178,15 @@ def spawn(cluster: Cluster, me: str, key: bytes) -> GuardLink:
 
 
 def main(argv: Sequence[str]) -> int:
-    """`python -m vigil.daemon.guard FEED_FD FIRED_FD`, the model pickled on stdin."""
+    """`python -m vigil.daemon.guard FEED_FD FIRED_FD [WATCHDOG_FD]`, the model pickled on
+    stdin."""
     feed, fired = int(argv[0]), int(argv[1])
     try:
         cluster, me, key = pickle.loads(sys.stdin.buffer.read())
         from vigil import log as vlog
         vlog.setup(me, cluster.log_file)
-        return _run(cluster, me, key, feed, fired)
+        wd = _Watchdog(int(argv[2]), cluster) if len(argv) > 2 else None
+        return _run(cluster, me, key, feed, fired, wd)
     except BaseException:
         log.exception("guard: failed")
         return 1
@@ -203,7 +208,47 @@ class _Fed:
             self.generation, self.seq, self.report = int(parts[1]), int(parts[2]), parts[3]
 
 
-def _run(cluster: Cluster, me: str, key: bytes, feed: int, fired: int) -> int:
+class _Watchdog:
+    """The guard's share of the kernel watchdog (`watchdog = ...`). The daemon opens the
+    device and hands the guard the same open file, so that both feed it while they live and
+    the node resets only once both are gone (or frozen): every vigil process killed at once
+    leaves its addresses behind, and the reset is what frees them (the peer's look before
+    taking sees them go). The guard feeds it with every line the daemon sends and, once it
+    has stopped everything after the daemon's death or stall, on its own every quarter of
+    the timeout; never after a stop failed, so that a node whose resources may still be
+    held is reset. It disarms the device (the magic "V") when it leaves with nothing held."""
+
+    def __init__(self, fd: int, cluster: Cluster) -> None:
+        from vigil.model import watchdog_seconds
+        self.fd = fd
+        self.every = (cluster.watchdog_timeout or watchdog_seconds(cluster.timings)) / 4
+        self.last = 0.0
+
+    def feed(self) -> None:
+        self._write(b"\0")
+        self.last = time.monotonic()
+
+    def due(self) -> float:
+        """Seconds until the guard, feeding alone, must feed again."""
+        return max(0.0, self.last + self.every - time.monotonic())
+
+    def disarm(self) -> None:
+        self._write(b"V")
+        try:
+            os.close(self.fd)
+        except OSError:
+            pass
+        log.info("guard: watchdog disarmed: nothing is held here")
+
+    def _write(self, data: bytes) -> None:
+        try:
+            os.write(self.fd, data)
+        except OSError as e:
+            log.error("guard: cannot feed the watchdog: %s", e.strerror or e)
+
+
+def _run(cluster: Cluster, me: str, key: bytes, feed: int, fired: int,
+         wd: _Watchdog | None = None) -> int:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
     if cluster.realtime:  # it must act in time under load too
@@ -225,10 +270,19 @@ def _run(cluster: Cluster, me: str, key: bytes, feed: int, fired: int) -> int:
     exiting = False  # the daemon's loop is over: it sends nothing more (main.py's close)
     buf = b""
     armed = True  # False after firing on a stall, until the daemon speaks again
+    safe = True  # nothing failed to stop: the guard may keep the node from being reset
     last = time.monotonic()
     while True:
         wait = max(0.0, last + timeout - time.monotonic()) if armed else None
+        feeding = wd is not None and not armed and safe  # the daemon stalled: feed alone
+        if feeding:
+            assert wd is not None
+            wait = wd.due()
         ready, _, _ = select.select([feed], [], [], wait)
+        if not ready and feeding:
+            assert wd is not None
+            wd.feed()
+            continue
         if not ready:
             held = fed.held
             if held:
@@ -243,7 +297,10 @@ def _run(cluster: Cluster, me: str, key: bytes, feed: int, fired: int) -> int:
             if _goodbye(cluster, me, key, fed, failed, routes, "silent",
                         lambda: not select.select([feed], [], [], 0)[0]):
                 _tell(fired, b"left %d" % fed.generation)
-            armed = False
+            armed, safe = False, not failed
+            if failed and wd is not None:
+                log.error("guard: not feeding the watchdog: %s may still be held here; the "
+                          "node resets unless the daemon comes back", ", ".join(sorted(failed)))
             fed = _Fed()
             continue
         chunk = os.read(feed, 65536)
@@ -253,11 +310,20 @@ def _run(cluster: Cluster, me: str, key: bytes, feed: int, fired: int) -> int:
             failed = _stop(cluster, fed.held)
             _goodbye(cluster, me, key, fed, failed, routes, "dead", lambda: exiting or (
                 daemon is not None and bool(select.select([daemon], [], [], 1.0)[0])))
+            if wd is not None and not failed:
+                wd.disarm()
+            elif wd is not None:
+                log.error("guard: leaving the watchdog armed: %s may still be held here",
+                          ", ".join(sorted(failed)))
             return 0
+        if wd is not None:
+            wd.feed()  # the daemon lives: both feed
         buf += chunk
         *lines, buf = buf.split(b"\n")
         for line in lines:
             if line == b"bye":
+                if wd is not None:
+                    wd.disarm()  # a clean shutdown: the daemon released everything
                 return 0
             if line == b"exiting":
                 exiting = True
@@ -265,7 +331,7 @@ def _run(cluster: Cluster, me: str, key: bytes, feed: int, fired: int) -> int:
                 fed.read(line)
         if not armed:
             log.warning("guard: daemon is back after a stall; watching again")
-        armed = True
+        armed, safe = True, True
         last = time.monotonic()
 
 

@@ -12,8 +12,9 @@ from vigil import log as vlog, policy
 from vigil.daemon import guard
 from vigil.daemon.engine import Daemon
 from vigil.daemon.state import next_generation
+from vigil.daemon.watchdog import Watchdog
 from vigil.errors import ConfigError, ConfigProblem, VigilError
-from vigil.model import Cluster
+from vigil.model import Cluster, watchdog_seconds
 from vigil.node import frame_problem, serial_problem
 from vigil.wire.auth import load_cluster_key
 
@@ -66,17 +67,27 @@ def run(cluster: Cluster, me: str, socket_path: Path, state_dir: Path,
         log.warning("%s", w)
     if os.environ.get("VIGIL_UNSAFE_SKIP_RELEASE_WAIT") == "1":
         policy.UNSAFE_SKIP_RELEASE_WAIT = True  # the torture test's broken build
+    # The watchdog is opened before the guard starts, which gets the same open file: both
+    # feed it, and the node resets only when both are gone (guard.py, _Watchdog).
+    watchdog = None
+    if cluster.watchdog is not None:
+        watchdog = Watchdog(cluster.watchdog, cluster.watchdog_timeout or
+                            watchdog_seconds(cluster.timings))
+        watchdog.open()
     try:
-        guard_link = guard.spawn(cluster, me, key)
+        guard_link = guard.spawn(cluster, me, key, None if watchdog is None else watchdog.fd)
     except OSError as e:
+        if watchdog is not None:
+            watchdog.close()
         raise VigilError(f"cannot start the guard process: {e.strerror or e}") from None
     daemon = Daemon(cluster, me, key, lambda: next_generation(state_dir), socket_path, realtime,
-                    guard_link, None if load is None else reloader(load, me))
+                    guard_link, None if load is None else reloader(load, me), watchdog)
     try:
         asyncio.run(daemon.run())
     except KeyboardInterrupt:
         pass
     finally:
+        daemon.disarm()  # refusing to start, or any exit through Python: the guard covers it
         (daemon.guard or guard_link).close(exiting=True)  # every child reaped (STYLE.md rule 8)
     if daemon.node is not None and daemon.node.poisoned:
         log.error("stopped by the poison pill of %s; a new start joins the cluster afresh",

@@ -46,6 +46,8 @@ class Metrics:
         self.acquired: Counter[str] = Counter()  # cause
         self.fencing: Counter[str] = Counter()  # result
         self.events: Counter[str] = Counter()  # kind
+        # Look before taking (lookout.py): each probe of a group's addresses, by result.
+        self.probe_seconds: dict[Labels, Histogram] = {}
 
     def heartbeat(self, link: str, gap: float, warntime: float) -> None:
         self.heartbeat_gap.setdefault(link, Histogram(GAP_BUCKETS)).observe(gap)
@@ -57,6 +59,10 @@ class Metrics:
                       ("result", "ok" if ok else "error"))] += 1
         key = (("action", action),)
         self.action_seconds.setdefault(key, Histogram(ACTION_BUCKETS)).observe(seconds)
+
+    def probe(self, seconds: float, answered: bool) -> None:
+        key = (("result", "answered" if answered else "free"),)
+        self.probe_seconds.setdefault(key, Histogram(ACTION_BUCKETS)).observe(seconds)
 
     def event(self, ev: Event) -> None:
         """A bus listener."""
@@ -109,6 +115,10 @@ class Metrics:
                  sorted(self.actions.items()))
         _histograms(out, "vigil_resource_action_seconds", "How long agent actions took.",
                     sorted(self.action_seconds.items()))
+        _histograms(out, "vigil_address_probe_seconds",
+                    "Probes of a group's addresses before a takeover (look before taking), "
+                    "by result: free, or answered by another host.",
+                    sorted(self.probe_seconds.items()))
         _counter(out, "vigil_group_acquisitions_total",
                  "Groups this node started, by cause (peer_dead is a failover).",
                  [((("cause", c),), n) for c, n in sorted(self.acquired.items())])

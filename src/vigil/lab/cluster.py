@@ -60,6 +60,7 @@ class LabCluster:
         self.webs: dict[str, subprocess.Popen[bytes]] = {}
         self.forwards: list[subprocess.Popen[bytes]] = []
         self.logs: dict[str, Path] = {}
+        self.local_lines: dict[str, str] = {}  # node_config()
         for n in ("n1", "n2"):
             (self.dir / n).mkdir()
             self.logs[n] = self.dir / n / "vigil.log"
@@ -83,8 +84,23 @@ class LabCluster:
     def socket(self, node: str) -> Path:
         return self.dir / node / "vigil.sock"
 
+    def node_config(self, node: str, cluster_lines: str) -> None:
+        """Give `node` a configuration of its own: the shared one with `cluster_lines` added
+        to its [cluster] table (a host-local setting such as `watchdog`, as each host of a
+        real cluster has its own file). Written when the node starts."""
+        self.local_lines[node] = cluster_lines
+
+    def config_of(self, node: str) -> Path:
+        extra = self.local_lines.get(node)
+        if extra is None:
+            return self.config_path
+        path = self.dir / node / "vigil.toml"
+        path.write_text(self.config_path.read_text().replace("[cluster]\n",
+                                                             f"[cluster]\n{extra}\n", 1))
+        return path
+
     def argv(self, node: str, *args: str) -> list[str]:
-        return [*VIGIL, "--config", str(self.config_path), "--node", node,
+        return [*VIGIL, "--config", str(self.config_of(node)), "--node", node,
                 "--socket", str(self.socket(node)), "--state-dir", str(self.dir / node), *args]
 
     def start_web(self, node: str) -> None:
@@ -154,6 +170,39 @@ class LabCluster:
             proc.kill()
             proc.wait()
             raise
+
+    def kill_all(self, node: str) -> list[int]:
+        """Every vigil process of `node` killed at once (`systemctl kill -s KILL vigil`, an
+        OOM group kill): its guard, then its daemon, before either can act on the other's
+        death. What they ran (the address) stays. Returns the pids killed."""
+        guard = self.status(node)["guard"]
+        proc = self.daemons.pop(node)
+        pids = ([guard["pid"]] if guard and guard.get("alive") else []) + [proc.pid]
+        for pid in pids:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        proc.wait(5)
+        return pids
+
+    def reset(self, node: str) -> None:
+        """Act out the reset of `node`'s host (what its watchdog does): whatever vigil left
+        running there is gone, its floating address first. The node's web server and
+        namespace stay, as after the reboot of a host whose services start at boot."""
+        keep = {p.pid for n, p in self.webs.items() if n == node}
+        pids = subprocess.run(["ip", "netns", "pids", self.lab.ns(node)], capture_output=True,
+                              text=True, timeout=10).stdout.split()
+        for pid in map(int, pids):
+            if pid not in keep and _comm(pid) not in ("ip", ""):  # not the lab's observers
+                try:
+                    os.kill(pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+        proc = self.daemons.pop(node, None)
+        if proc is not None:
+            proc.wait(5)
+        self.lab.run(node, ["ip", "addr", "del", f"{self.vip}/24", "dev", "eth0"], check=False)
 
     def vigil(self, node: str, *args: str, check: bool = False) -> subprocess.CompletedProcess[str]:
         """Run the CLI against a node's daemon, from the root namespace (the socket is a file)."""
@@ -233,6 +282,13 @@ class LabCluster:
                 raise TimeoutError(f"port forward to {node}:{port} did not come up")
             time.sleep(0.01)
         return local
+
+
+def _comm(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/comm").read_text().strip()
+    except OSError:
+        return ""
 
 
 def _listening(port: int) -> bool:

@@ -267,6 +267,10 @@ class Announcer:
         if self._plans.pop(address, None) is not None:
             self._wake.set()
 
+    def mac(self, ifname: str) -> bytes:
+        """The interface's hardware address (OSError when it has none or is gone)."""
+        return self._sender.mac(ifname)
+
     def is_announced(self, address: IPAddress) -> bool:
         return address in self._plans
 

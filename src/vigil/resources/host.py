@@ -20,6 +20,7 @@ from contextlib import asynccontextmanager
 from pyroute2 import AsyncIPRoute
 
 from vigil.resources.announce import Announcer, FrameSender, address_is_local
+from vigil.resources.conflict import AddressProber
 
 IFF_UP = 0x1
 IFF_RUNNING = 0x40  # operationally up: carrier present (what SIOCGIFFLAGS reports)
@@ -27,11 +28,13 @@ SIOCGIFFLAGS = 0x8913
 
 
 class Host:
-    """One open `AsyncIPRoute` (opening one costs ~10 ms: keep it) and the `Announcer`."""
+    """One open `AsyncIPRoute` (opening one costs ~10 ms: keep it), the `Announcer` and the
+    `AddressProber` (look before taking an address)."""
 
     def __init__(self, ipr: AsyncIPRoute, announcer: Announcer) -> None:
         self.ipr = ipr
         self.announcer = announcer
+        self.prober = AddressProber()
         self._ioctl_sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
 
     def usable(self, name: str) -> bool:
@@ -51,6 +54,7 @@ class Host:
 
     def close(self) -> None:
         self._ioctl_sock.close()
+        self.prober.close()
 
     @classmethod
     @asynccontextmanager

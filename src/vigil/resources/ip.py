@@ -13,6 +13,7 @@ from pyroute2.netlink.rtnl.ifaddrmsg import IFA_F_NODAD
 
 from vigil.model import IPInterface, IpResource
 from vigil.resources.base import Agent
+from vigil.resources.conflict import mac_text
 from vigil.resources.host import Host
 
 log = logging.getLogger(__name__)
@@ -83,6 +84,26 @@ class IpAgent(Agent):
         except NetlinkError as e:
             raise self.error(f"cannot list addresses: {_reason(e)}") from e
         return found
+
+    async def answered(self, wait: float) -> str | None:
+        """Look before taking (lookout.py): does another host answer for the address on its
+        interface within `wait`? Its hardware address ("02:..") if so. An interface that
+        cannot be probed (down, gone) answers nothing: the start says what is wrong."""
+        r = self.resource
+        try:
+            mac = self.host.announcer.mac(r.interface)
+            who = await self.host.prober.answered(r.interface, r.address.ip, mac, wait)
+        except OSError as e:
+            log.warning("%s: cannot probe the address: %s", self.name, e.strerror or e)
+            return None
+        return None if who is None else mac_text(who)
+
+    async def prepare(self) -> None:
+        """Open the probe's socket now, not on a failover's critical path."""
+        try:
+            self.host.prober.open(self.resource.interface, self.resource.address.version)
+        except OSError:
+            pass  # the interface is not there yet: the probe opens it when it is
 
     async def healthy(self) -> bool:
         """The interface exists, is administratively up and has carrier (IFF_UP, IFF_RUNNING).
