@@ -65,10 +65,16 @@ class LiveServer:
     daemon: FakeDaemon
     server: Server
     loop: asyncio.AbstractEventLoop
+    serve_task: asyncio.Task[None]
 
     def call(self, fn: Any, *args: Any) -> None:
         """Run fn(*args) on the server's loop (the bus is not thread-safe)."""
         self.loop.call_soon_threadsafe(fn, *args)
+
+    def stop(self) -> None:
+        """Cancel the server's serve(), as the daemon's shutdown does (once is enough)."""
+        with contextlib.suppress(RuntimeError):  # its loop is closed: it stopped already
+            self.loop.call_soon_threadsafe(self.serve_task.cancel)
 
 
 @contextlib.contextmanager
@@ -105,11 +111,11 @@ def live_server(tmp: Path, token: bool = True, **server_kw: Any) -> Iterator[Liv
     assert ready.wait(10), "the server did not start"
     if "error" in box:
         raise box["error"]
-    live = LiveServer(box["port"], daemon, server, box["loop"])
+    live = LiveServer(box["port"], daemon, server, box["loop"], box["task"])
     try:
         yield live
     finally:
-        live.loop.call_soon_threadsafe(box["task"].cancel)
+        live.stop()
         thread.join(10)
         assert not thread.is_alive(), "the server did not stop when cancelled"
     if "error" in box:
@@ -165,11 +171,10 @@ def parse(raw: bytes, method: str = "GET") -> Outcome:
 
 
 def request(method: str, path: str, body: bytes = b"", **headers: str) -> bytes:
-    h = {"Host": "vigil", **headers}
+    h = {"Host": "vigil", **{k.replace("_", "-"): v for k, v in headers.items()}}
     if body or method == "POST":
         h.setdefault("Content-Length", str(len(body)))
-    lines = [f"{method} {path} HTTP/1.1"] + [f"{k.replace('_', '-')}: {v}"
-                                              for k, v in h.items()]
+    lines = [f"{method} {path} HTTP/1.1"] + [f"{k}: {v}" for k, v in h.items()]
     return ("\r\n".join(lines) + "\r\n\r\n").encode() + body
 
 
@@ -231,36 +236,43 @@ async def get(port: int, path: str, src: str = "127.0.0.1", timeout: float = 10.
     return await fetch(port, request("GET", path), src, timeout, think=think)
 
 
+SLOW_HEAD = b"GET /status HTTP/1.1\r\nHost: vigil\r\nX-Slow: "
+
+
 async def slow_client(port: int, src: str, until: float, interval: float = 1.0,
-                      reconnect: bool = True) -> list[Outcome]:
-    """A slowloris: a request head that never ends, one byte every `interval` seconds;
-    whenever the server ends the connection, what it said is recorded and (with
-    `reconnect`) a new one starts, until the loop's time `until`."""
+                      reconnect: bool = True, prefix: bytes = SLOW_HEAD,
+                      host: str = "127.0.0.1") -> list[Outcome]:
+    """A slowloris: `prefix` (by default a request head that never ends), then one byte
+    every `interval` seconds; whenever the server ends the connection, what it said is
+    recorded (with how long the connection lasted) and, with `reconnect`, a new one
+    starts, until the loop's time `until`."""
     loop = asyncio.get_running_loop()
     seen: list[Outcome] = []
     while loop.time() < until:
         writer = None
+        t0 = loop.time()
         try:
-            reader, writer = await asyncio.open_connection("127.0.0.1", port,
-                                                          local_addr=(src, 0))
-            writer.write(b"GET /status HTTP/1.1\r\nHost: vigil\r\nX-Slow: ")
+            reader, writer = await asyncio.open_connection(host, port, local_addr=(src, 0))
+            writer.write(prefix)
             answer = b""
             while loop.time() < until:
                 try:
                     async with asyncio.timeout(interval):
                         chunk = await reader.read(65536)
                 except TimeoutError:
-                    writer.write(b"a")
-                    await writer.drain()
+                    if not answer:
+                        writer.write(b"a")
+                        await writer.drain()
                     continue
                 if not chunk:
                     break
                 answer += chunk
             else:
                 return seen  # the attack ended with this connection still open
-            seen.append(parse(answer))
+            out = parse(answer)
+            seen.append(Outcome(out.kind, out.status, out.headers, out.body, loop.time() - t0))
         except (ConnectionResetError, BrokenPipeError):
-            seen.append(Outcome("reset"))
+            seen.append(Outcome("reset", seconds=loop.time() - t0))
         finally:
             if writer is not None:
                 writer.close()

@@ -1,5 +1,6 @@
 """The HTTP API's admission rules (vigil.daemon.api.limits), with no sockets: slots per
-address and in all, the queue, eviction of stale heads, event streams, bounded refusals."""
+address and in all, the overflow (with the refusal it carries), event streams, bounded
+refusals."""
 
 from __future__ import annotations
 
@@ -9,121 +10,84 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from vigil.daemon.api.limits import (Admission, Admitted, Limits, Phase, Queued, Refused,
-                                     address_key)
+from vigil.daemon.api.limits import Admission, Admitted, Limits, Phase, Refused, address_key
 
-SMALL = Limits(max_clients=4, per_address=2, max_streams=2, streams_per_address=1,
-               max_waiting=3, max_refusing=2, evict_after=2.0)
+SMALL = Limits(max_clients=4, per_address=2, max_overflow=3, max_streams=2,
+               streams_per_address=1, max_refusing=2)
 
 
-def fill(adm: Admission, hosts: list[str], now: float = 0.0) -> list[int]:
-    ids = list(range(100, 100 + len(hosts)))
+def fill(adm: Admission, hosts: list[str], first: int = 100) -> list[int]:
+    ids = list(range(first, first + len(hosts)))
     for i, h in zip(ids, hosts):
-        assert adm.arrive(i, h, now) == Admitted()
+        assert adm.arrive(i, h) == Admitted()
     return ids
 
 
-def test_per_address_then_queued_then_refused_429_while_others_get_in() -> None:
+def test_past_its_address_slots_a_connection_is_in_the_overflow_carrying_a_429() -> None:
     adm = Admission(SMALL)
     fill(adm, ["10.0.0.1", "10.0.0.1"])
-    assert adm.arrive(1, "10.0.0.1", 0.0) == Queued()
-    assert adm.arrive(2, "10.0.0.2", 0.0) == Admitted()
-    refused = adm.give_up(1, 1.0)
-    assert isinstance(refused, Refused) and (refused.status, refused.code) == (
-        429, "too_many_connections") and refused.answer
-    assert "10.0.0.1" in refused.message
+    v = adm.arrive(1, "10.0.0.1")
+    assert isinstance(v, Admitted) and v.overflow is not None
+    assert (v.overflow.status, v.overflow.code) == (429, "too_many_connections")
+    assert "10.0.0.1" in v.overflow.message
+    assert adm.arrive(2, "10.0.0.2") == Admitted()  # another address has a slot
+    assert adm.statistics().clients == 3 and adm.statistics().overflow == 1
 
 
-def test_full_then_queued_then_503() -> None:
+def test_past_all_slots_the_overflow_carries_a_503_and_a_leaving_slot_is_reused() -> None:
     adm = Admission(SMALL)
-    fill(adm, ["a", "b", "c", "d"])
-    for i in range(4):
-        adm.headed(100 + i, 0.0)  # whole heads: nothing to evict
-    assert adm.arrive(1, "e", 5.0) == Queued()
-    refused = adm.give_up(1, 6.0)
-    assert isinstance(refused, Refused) and (refused.status, refused.code) == (503, "busy")
+    ids = fill(adm, ["a", "b", "c", "d"])
+    v = adm.arrive(1, "e")
+    assert isinstance(v, Admitted) and v.overflow is not None
+    assert (v.overflow.status, v.overflow.code) == (503, "busy")
+    adm.leave(ids[0])
+    assert adm.arrive(2, "e") == Admitted()
 
 
-def test_a_leaving_connection_hands_its_slot_to_the_first_waiter_that_fits() -> None:
-    adm = Admission(SMALL)
-    ids = fill(adm, ["a", "a", "b", "c"])
-    assert adm.arrive(1, "a", 0.0) == Queued()  # a has its two
-    assert adm.arrive(2, "d", 0.0) == Queued()  # all four taken
-    assert adm.arrive(3, "d", 0.0) == Queued()
-    assert adm.leave(ids[2], 0.5) == [2]  # b's slot: a still has two, so d's first waiter
-    assert adm.phase(2) is Phase.HEAD
-    assert adm.leave(ids[0], 0.6) == [1]  # one of a's: a's waiter
-    assert adm.give_up(2, 1.0) == Admitted()  # handed a slot as its wait timed out
-    assert adm.leave(3, 1.0) == []  # a waiter that goes leaves nothing behind
-    assert adm.statistics().waiting == 0
-
-
-def test_waiting_is_bounded() -> None:
-    adm = Admission(SMALL)
-    fill(adm, ["a", "b", "c", "d"])
-    assert [adm.arrive(i, "e", 0.0) for i in range(3)] == [Queued()] * 3
-    refused = adm.arrive(9, "e", 0.0)
-    assert isinstance(refused, Refused) and refused.status == 503
-
-
-def test_when_full_the_stalest_incomplete_head_is_evicted_and_never_a_whole_one() -> None:
-    adm = Admission(SMALL)
-    ids = fill(adm, ["a", "b"], now=0.0) + fill_more(adm, ["c", "d"], now=1.0)
-    adm.headed(ids[0], 0.5)  # the oldest is being answered: not a candidate
-    assert adm.arrive(1, "e", 1.9) == Queued()  # b's head is not 2 s old yet
-    assert adm.give_up(1, 2.0) == Admitted(evicted=ids[1])  # now it is
-    assert adm.phase(ids[1]) is None and adm.statistics().refusing == 1
-    assert adm.arrive(2, "f", 2.5) == Queued()  # c and d: 1.5 s
-    assert adm.arrive(3, "f", 3.0) == Admitted(evicted=ids[2])
-    assert adm.statistics().evicted == 2
-    assert adm.statistics().refusing == 2
-    adm.leave(ids[1], 3.0)  # the evicted ones, answered, go
-    adm.leave(ids[2], 3.0)
-    assert adm.statistics().refusing == 0
-
-
-def fill_more(adm: Admission, hosts: list[str], now: float) -> list[int]:
-    ids = list(range(200, 200 + len(hosts)))
-    for i, h in zip(ids, hosts):
-        assert adm.arrive(i, h, now) == Admitted()
-    return ids
-
-
-def test_eviction_does_not_get_round_the_per_address_limit() -> None:
+def test_the_overflow_is_bounded_in_all_and_per_address_then_refused() -> None:
     adm = Admission(SMALL)
     fill(adm, ["a", "a", "b", "c"])
-    assert adm.arrive(1, "a", 10.0) == Queued()  # stale heads, but a has its two
-    assert isinstance(adm.give_up(1, 11.0), Refused)
-
-
-def test_streams_are_limited_per_address_and_in_all() -> None:
-    adm = Admission(SMALL)
-    a1, a2, b1, c1 = fill(adm, ["a", "a", "b", "c"])
-    for i in (a1, a2, b1, c1):
-        adm.headed(i, 0.0)
-    assert adm.stream(a1, 0.0) is None
-    refused = adm.stream(a2, 0.0)
-    assert isinstance(refused, Refused) and refused.status == 429
-    assert adm.stream(b1, 0.0) is None
-    refused = adm.stream(c1, 0.0)
-    assert isinstance(refused, Refused) and (refused.status, refused.code) == (503, "busy")
-    adm.leave(a1, 1.0)
-    assert adm.stream(c1, 1.0) is None
-    assert adm.statistics().streams == 2
+    over = [adm.arrive(i, "a") for i in (1, 2)]
+    assert all(isinstance(v, Admitted) and v.overflow for v in over)
+    v = adm.arrive(3, "a")  # a has its two slots and its two places in the overflow
+    assert isinstance(v, Refused) and (v.status, v.code) == (429, "too_many_connections")
+    assert v.answer
+    assert isinstance(adm.arrive(4, "z"), Admitted)  # the overflow's third place
+    v = adm.arrive(5, "y")
+    assert isinstance(v, Refused) and (v.status, v.code) == (503, "busy")
 
 
 def test_refusals_in_flight_are_bounded_beyond_that_closed_unanswered() -> None:
-    adm = Admission(Limits(max_clients=1, per_address=1, max_waiting=1, max_refusing=2,
+    adm = Admission(Limits(max_clients=1, per_address=1, max_overflow=1, max_refusing=2,
                            max_streams=1, streams_per_address=1))
-    adm.arrive(100, "a", 0.0)
-    adm.headed(100, 0.0)
-    adm.arrive(1, "b", 0.0)  # the one waiting place
-    verdicts = [adm.arrive(i, "b", 0.0) for i in (2, 3, 4)]
+    fill(adm, ["a"])
+    assert isinstance(adm.arrive(1, "b"), Admitted)  # the overflow's one place
+    verdicts = [adm.arrive(i, "c") for i in (2, 3, 4)]
     assert [v.answer for v in verdicts if isinstance(v, Refused)] == [True, True, False]
-    assert adm.statistics().dropped == 1
-    adm.leave(2, 0.0)
-    v = adm.arrive(5, "b", 0.0)
+    assert adm.statistics().dropped == 1 and adm.statistics().refusing == 2
+    adm.leave(2)
+    v = adm.arrive(5, "c")
     assert isinstance(v, Refused) and v.answer
+
+
+def test_streams_need_a_slot_and_are_limited_per_address_and_in_all() -> None:
+    adm = Admission(SMALL)
+    a1, a2, b1, c1 = fill(adm, ["a", "a", "b", "c"])
+    over = 9
+    assert isinstance(adm.arrive(over, "d"), Admitted)
+    for i in (a1, a2, b1, c1, over):
+        adm.headed(i)
+    assert adm.stream(a1) is None
+    refused = adm.stream(a2)
+    assert isinstance(refused, Refused) and refused.status == 429
+    refused = adm.stream(over)
+    assert isinstance(refused, Refused) and (refused.status, refused.code) == (503, "busy")
+    assert adm.stream(b1) is None
+    refused = adm.stream(c1)
+    assert isinstance(refused, Refused) and (refused.status, refused.code) == (503, "busy")
+    adm.leave(a1)
+    assert adm.stream(c1) is None
+    assert adm.phase(c1) is Phase.STREAM and adm.statistics().streams == 2
 
 
 @pytest.mark.parametrize("host,key", [
@@ -145,61 +109,48 @@ def test_limits_refuse_nonsense() -> None:
         Limits(max_clients=4, per_address=8)
 
 
-ops = st.lists(st.tuples(st.sampled_from(["arrive", "headed", "stream", "leave", "give_up"]),
-                         st.integers(0, 11), st.sampled_from(["a", "b", "c", "::1", "::2"]),
-                         st.floats(0.0, 1.5)), max_size=200)
+ops = st.lists(st.tuples(st.sampled_from(["arrive", "arrive", "headed", "stream", "leave"]),
+                         st.integers(0, 11), st.sampled_from(["a", "b", "c", "::1", "::2"])),
+               max_size=200)
 
 
 @settings(max_examples=300)
 @given(ops)
 def test_no_sequence_breaks_a_limit_or_loses_a_connection(
-        script: list[tuple[str, int, str, float]]) -> None:
-    lim = Limits(max_clients=5, per_address=3, max_streams=3, streams_per_address=2,
-                 max_waiting=3, max_refusing=2, evict_after=1.0)
+        script: list[tuple[str, int, str]]) -> None:
+    lim = Limits(max_clients=5, per_address=3, max_overflow=4, max_streams=3,
+                 streams_per_address=2, max_refusing=2)
     adm = Admission(lim)
-    now = 0.0
-    where: dict[int, str] = {}  # the test's own view: conn -> slot/waiting/refusing
+    where: dict[int, tuple[str, str]] = {}  # the test's own view: conn -> (place, key)
     counter = itertools.count()
-    for op, n, host, dt in script:
-        now += dt
-        v: Admitted | Queued | Refused | None = None
+    for op, n, host in script:
         live = sorted(where)
         conn = live[n % len(live)] if live and op != "arrive" else next(counter)
         if op == "arrive":
-            v = adm.arrive(conn, host, now)
-            where[conn] = {Admitted: "slot", Queued: "waiting", Refused: "refusing"}[type(v)]
-            if isinstance(v, Refused) and not v.answer:
-                del where[conn]  # closed at once: nothing to leave
+            v = adm.arrive(conn, host)
+            if isinstance(v, Admitted):
+                where[conn] = ("overflow" if v.overflow else "slot", address_key(host))
+            elif v.answer:
+                where[conn] = ("refusing", address_key(host))
         elif op == "headed" and adm.phase(conn) is Phase.HEAD:
-            adm.headed(conn, now)
+            adm.headed(conn)
         elif op == "stream" and adm.phase(conn) is Phase.BUSY:
-            adm.stream(conn, now)
+            if adm.stream(conn) is None:
+                assert where[conn][0] == "slot"
         elif op == "leave" and conn in where:
-            for handed in adm.leave(conn, now):
-                assert where[handed] == "waiting"
-                where[handed] = "slot"
+            adm.leave(conn)
             del where[conn]
-        elif op == "give_up" and where.get(conn) == "waiting":
-            v = adm.give_up(conn, now)
-            where[conn] = "slot" if isinstance(v, Admitted) else "refusing"
-            if isinstance(v, Refused) and not v.answer:
-                del where[conn]
-        if isinstance(v, Admitted) and v.evicted is not None:
-            assert where[v.evicted] == "slot"
-            where[v.evicted] = "refusing"
         s = adm.statistics()
-        slots = [c for c, w in where.items() if w == "slot"]
-        assert s.clients == len(slots) <= lim.max_clients
-        assert s.waiting == sum(w == "waiting" for w in where.values()) <= lim.max_waiting
-        assert s.refusing == sum(w == "refusing" for w in where.values())
+        places = [place for place, _ in where.values()]
+        assert s.clients == places.count("slot") <= lim.max_clients
+        assert s.overflow == places.count("overflow") <= lim.max_overflow
+        assert s.refusing == places.count("refusing") <= lim.max_refusing
         assert s.streams <= lim.max_streams
-        per_key: dict[str, int] = {}
-        for c in slots:
-            assert adm.phase(c) is not None
-            k = adm._slots[c].key
-            per_key[k] = per_key.get(k, 0) + 1
-        assert all(v <= lim.per_address for v in per_key.values())
+        for place in ("slot", "overflow"):
+            for key in {k for _, k in where.values()}:
+                assert sum(1 for p, k in where.values()
+                           if (p, k) == (place, key)) <= lim.per_address
     for conn in list(where):
-        adm.leave(conn, now)
+        adm.leave(conn)
     s = adm.statistics()
-    assert (s.clients, s.waiting, s.refusing, s.streams) == (0, 0, 0, 0)
+    assert (s.clients, s.overflow, s.refusing, s.streams) == (0, 0, 0, 0)

@@ -1,33 +1,32 @@
 """The HTTP API's limits, and who gets a connection slot under them. Sans-IO: the server
-(server.py) reports connections arriving, changing phase and leaving, with the time; this
-module says admit, refuse (with which answer), or admit by evicting whom. No sockets, no
-clock, no event loop here, so the rules are tested alone (tests/unit/test_api_limits.py).
+(server.py) reports connections arriving, changing phase and leaving; this
+module says admit (with a slot or in the overflow) or refuse, with which answer. No
+sockets, no clock, no event loop here (the deadlines it names are the server's to keep), so
+the rules are tested alone (tests/unit/test_api_limits.py).
 
-The rules, as nginx's limit_conn and worker_connections or HAProxy's maxconn, `timeout
-queue` and `timeout http-request` would apply them to a management API:
+The rules, after nginx's limit_conn and client_header_timeout and HAProxy's maxconn and
+`timeout http-request`, for a management API whose every answer is quick to make:
 
 - At most `max_clients` connections hold a slot at once (reading their head, being
-  answered, or streaming events), and at most `per_address` of those come from one address
-  (an IPv6 address counts for its /64, which one host usually has whole).
-- A connection that finds no slot waits for one, unread, up to `queue_timeout` (at most
-  `max_waiting` of them, first come first served among those that fit): a burst of quick
-  requests is served, not refused. After that it is refused, 429 if its address has all
-  its slots, else 503.
-- When every slot is taken, the connection that has been reading its request head the
-  longest, if for `evict_after` seconds or more, is closed to make room (its head deadline
-  is brought forward to now: it is answered 503 like any refusal). A client that sends its
-  head at once (a browser, curl, a Prometheus scrape) never takes that long, so under a
-  slowloris from many addresses the slots churn through the attackers, and a request that
-  arrives whole is served.
-- Event streams are long-lived: at most `max_streams`, `streams_per_address` from one
-  address; beyond that the request is refused (503, 429).
+  answered, or streaming events), at most `per_address` of those from one address (an
+  IPv6 address counts for its /64, which one host usually has whole). A slot gives the
+  request head `head_timeout` to be whole.
+- A connection that finds no slot (all taken, or all of its address's) goes to the
+  overflow, at most `max_overflow` of them and `per_address` from one address: it is read
+  like any other, but its head must be whole within `overflow_timeout`, or it gets the
+  refusal it would have had at once (429 if its address had all its slots, else 503). A
+  client that sends its head at once (a browser, curl, a Prometheus scrape) is served from
+  the overflow, however many slow heads hold the slots; a burst of quick requests is
+  served too. A slowloris only ever holds the slots of its own addresses for long.
+- Event streams are long-lived: they need a slot, and at most `max_streams` are open,
+  `streams_per_address` from one address; beyond that the request is refused (503, 429).
 - A refused connection is still answered (the documented JSON body) and drained, so that
   the close does not become a TCP reset that would destroy the answer; at most
   `max_refusing` at once, beyond which a refused connection is closed unanswered, so that a
   connection flood cannot turn refusals into unbounded work.
 
 Every connection the server holds is in one of those counts, so they bound its file
-descriptors too: max_clients + max_waiting + max_refusing (512 by default, under the 1024
+descriptors too: max_clients + max_overflow + max_refusing (512 by default, under the 1024
 of a systemd service's default LimitNOFILE).
 """
 
@@ -44,14 +43,13 @@ class Limits:
     """Every bound the API server keeps. Times in seconds, sizes in bytes."""
 
     max_clients: int = 128  # connections holding a slot at once
-    per_address: int = 16  # ... from one address (IPv6: one /64)
-    max_streams: int = 32  # open event streams (they count as clients too)
+    per_address: int = 16  # ... from one address (IPv6: one /64); as many in the overflow
+    max_overflow: int = 256  # connections without a slot, their head not yet whole
+    overflow_timeout: float = 1.0  # ... the time they have for it
+    max_streams: int = 32  # open event streams (each holds a slot)
     streams_per_address: int = 4
-    max_waiting: int = 256  # connections waiting for a slot
-    queue_timeout: float = 1.0  # ... for at most this long, then refused
-    max_refusing: int = 128  # refused or evicted connections being answered at once
-    evict_after: float = 2.0  # when full, a head incomplete this long may be evicted
-    head_timeout: float = 10.0  # the whole request head, from admission
+    max_refusing: int = 128  # refused connections being answered at once
+    head_timeout: float = 10.0  # the whole request head, from a slot's admission
     body_timeout: float = 10.0  # the whole body, after the head
     send_timeout: float = 10.0  # each answer (or stream write) to be taken by the client
     linger_timeout: float = 2.0  # reading what the client still sends, after the answer
@@ -77,20 +75,6 @@ class Phase(enum.Enum):
 
 
 @dataclass(frozen=True, slots=True)
-class Admitted:
-    """Go ahead; if `evicted` is set, that connection lost its slot to this one and must be
-    answered 503 and closed now."""
-
-    evicted: int | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class Queued:
-    """Wait for a slot, up to `queue_timeout`: `Admission.leave` names the connections it
-    hands a slot to; at the timeout, ask `Admission.give_up`."""
-
-
-@dataclass(frozen=True, slots=True)
 class Refused:
     """No slot: answer `status` with the JSON body {"error": message, "code": code} and
     Retry-After, then drain and close; or, when `answer` is false (too many refusals in
@@ -102,7 +86,15 @@ class Refused:
     answer: bool = True
 
 
-Verdict = Union[Admitted, Queued, Refused]
+@dataclass(frozen=True, slots=True)
+class Admitted:
+    """Go ahead. With a slot (`overflow` None), the head has `head_timeout`; in the
+    overflow, `overflow_timeout`, and if it is not whole by then, the answer is `overflow`."""
+
+    overflow: Refused | None = None
+
+
+Verdict = Union[Admitted, Refused]
 
 
 def address_key(host: str) -> str:
@@ -120,155 +112,110 @@ def address_key(host: str) -> str:
 
 
 @dataclass(slots=True)
-class _Slot:
+class _Conn:
     key: str
-    phase: Phase
-    since: float  # when it entered this phase
+    slot: bool  # False: in the overflow
+    phase: Phase = Phase.HEAD
 
 
 @dataclass(frozen=True, slots=True)
 class AdmissionStatistics:
     clients: int  # holding a slot now
+    overflow: int  # in the overflow now
     streams: int
-    waiting: int  # for a slot
-    refusing: int  # refused or evicted, being answered now
-    admitted: int  # totals since start (a queued connection counts when admitted)
-    queued: int
-    refused: int
-    evicted: int
+    refusing: int  # refused, being answered now
+    admitted: int  # totals since start: with a slot,
+    overflowed: int  # in the overflow,
+    refused: int  # refused (answered or not),
     dropped: int  # refused and closed unanswered (max_refusing reached)
 
 
 class Admission:
-    """Slots by connection id (any int the server picks, unique among live connections)."""
+    """Connections by id (any int the server picks, unique among live connections)."""
 
     def __init__(self, limits: Limits) -> None:
         self.limits = limits
-        self._slots: dict[int, _Slot] = {}  # in arrival order (dicts keep it)
-        self._per_key: dict[str, int] = {}
-        self._streams_per_key: dict[str, int] = {}
-        self._waiting: dict[int, str] = {}  # queued, in arrival order -> address key
+        self._conns: dict[int, _Conn] = {}
+        self._slots: dict[str, int] = {}  # address key -> slots held
+        self._overflow: dict[str, int] = {}  # address key -> overflow places held
+        self._streams: dict[str, int] = {}  # address key -> streams open
         self._refusing: set[int] = set()
-        self._admitted = self._queued = self._refused = self._evicted = self._dropped = 0
+        self._admitted = self._overflowed = self._refused = self._dropped = 0
 
-    def arrive(self, conn: int, host: str, now: float) -> Verdict:
-        assert conn not in self._slots and conn not in self._waiting, conn
-        assert conn not in self._refusing, conn
-        key = address_key(host)
-        if self._fits(key):
-            return self._admit(conn, key, now)
-        if self._room_for(key) and (evicted := self._stalest_head(now)) is not None:
-            return self._evict_for(conn, key, evicted, now)
-        if len(self._waiting) < self.limits.max_waiting:
-            self._waiting[conn] = key
-            self._queued += 1
-            return Queued()
-        return self._refuse(conn, key)
-
-    def give_up(self, conn: int, now: float) -> Admitted | Refused:
-        """A queued connection's wait is over: a slot after all (handed over just now, or
-        one evicted for it), or its refusal."""
-        if conn in self._slots:
-            return Admitted()
-        key = self._waiting.pop(conn)
-        if self._room_for(key) and (evicted := self._stalest_head(now)) is not None:
-            return self._evict_for(conn, key, evicted, now)
-        return self._refuse(conn, key)
-
-    def headed(self, conn: int, now: float) -> None:
-        """The connection's request head is whole: it can no longer be evicted."""
-        slot = self._slots[conn]
-        assert slot.phase is Phase.HEAD, slot
-        slot.phase, slot.since = Phase.BUSY, now
-
-    def stream(self, conn: int, now: float) -> Refused | None:
-        """The request is for an event stream: None if it may have one (its slot is a
-        stream's from now on), else why not (the connection keeps its slot, to answer)."""
-        slot = self._slots[conn]
-        assert slot.phase is Phase.BUSY, slot
+    def arrive(self, conn: int, host: str) -> Verdict:
+        assert conn not in self._conns and conn not in self._refusing, conn
         lim = self.limits
-        if self._streams_per_key.get(slot.key, 0) >= lim.streams_per_address:
+        key = address_key(host)
+        if self._slots.get(key, 0) >= lim.per_address:
+            refusal = Refused(429, "too_many_connections",
+                              f"more than {lim.per_address} connections from {key}")
+        elif sum(self._slots.values()) >= lim.max_clients:
+            refusal = Refused(503, "busy", f"more than {lim.max_clients} connections")
+        else:
+            self._conns[conn] = _Conn(key, slot=True)
+            _increment(self._slots, key)
+            self._admitted += 1
+            return Admitted()
+        if (sum(self._overflow.values()) < lim.max_overflow
+                and self._overflow.get(key, 0) < lim.per_address):
+            self._conns[conn] = _Conn(key, slot=False)
+            _increment(self._overflow, key)
+            self._overflowed += 1
+            return Admitted(overflow=refusal)
+        self._refused += 1
+        if len(self._refusing) >= lim.max_refusing:
+            self._dropped += 1
+            return Refused(refusal.status, refusal.code, refusal.message, answer=False)
+        self._refusing.add(conn)
+        return refusal
+
+    def headed(self, conn: int) -> None:
+        """The connection's request head is whole (in the overflow too: it is answered)."""
+        c = self._conns[conn]
+        assert c.phase is Phase.HEAD, c
+        c.phase = Phase.BUSY
+
+    def stream(self, conn: int) -> Refused | None:
+        """The request is for an event stream: None if it may have one (its slot is a
+        stream's from now on), else why not (the connection is still answered)."""
+        c = self._conns[conn]
+        assert c.phase is Phase.BUSY, c
+        lim = self.limits
+        if not c.slot:
+            return Refused(503, "busy", f"more than {lim.max_clients} connections: no "
+                                        f"room for an event stream")
+        if self._streams.get(c.key, 0) >= lim.streams_per_address:
             return Refused(429, "too_many_streams",
-                           f"more than {lim.streams_per_address} event streams from {slot.key}")
-        if sum(self._streams_per_key.values()) >= lim.max_streams:
+                           f"more than {lim.streams_per_address} event streams from {c.key}")
+        if sum(self._streams.values()) >= lim.max_streams:
             return Refused(503, "busy", f"more than {lim.max_streams} event streams")
-        slot.phase, slot.since = Phase.STREAM, now
-        self._streams_per_key[slot.key] = self._streams_per_key.get(slot.key, 0) + 1
+        c.phase = Phase.STREAM
+        _increment(self._streams, c.key)
         return None
 
-    def leave(self, conn: int, now: float) -> list[int]:
-        """The connection is closed (admitted, queued, refused or evicted: any of them).
-        Returns the queued connections that get the slot it leaves (in order of arrival)."""
+    def leave(self, conn: int) -> None:
+        """The connection is closed (admitted or refused: either)."""
         self._refusing.discard(conn)
-        self._waiting.pop(conn, None)
-        if conn not in self._slots:
-            return []
-        self._release(conn)
-        handed = []
-        for waiter, key in list(self._waiting.items()):
-            if len(self._slots) >= self.limits.max_clients:
-                break
-            if self._fits(key):
-                del self._waiting[waiter]
-                self._admit(waiter, key, now)
-                handed.append(waiter)
-        return handed
+        c = self._conns.pop(conn, None)
+        if c is None:
+            return
+        _decrement(self._slots if c.slot else self._overflow, c.key)
+        if c.phase is Phase.STREAM:
+            _decrement(self._streams, c.key)
 
     def phase(self, conn: int) -> Phase | None:
-        slot = self._slots.get(conn)
-        return None if slot is None else slot.phase
+        c = self._conns.get(conn)
+        return None if c is None else c.phase
 
     def statistics(self) -> AdmissionStatistics:
-        return AdmissionStatistics(len(self._slots), sum(self._streams_per_key.values()),
-                                   len(self._waiting), len(self._refusing), self._admitted,
-                                   self._queued, self._refused, self._evicted, self._dropped)
+        return AdmissionStatistics(
+            sum(self._slots.values()), sum(self._overflow.values()),
+            sum(self._streams.values()), len(self._refusing), self._admitted,
+            self._overflowed, self._refused, self._dropped)
 
-    def _fits(self, key: str) -> bool:
-        return len(self._slots) < self.limits.max_clients and self._room_for(key)
 
-    def _room_for(self, key: str) -> bool:
-        return self._per_key.get(key, 0) < self.limits.per_address
-
-    def _admit(self, conn: int, key: str, now: float) -> Admitted:
-        self._slots[conn] = _Slot(key, Phase.HEAD, now)
-        self._per_key[key] = self._per_key.get(key, 0) + 1
-        self._admitted += 1
-        return Admitted()
-
-    def _evict_for(self, conn: int, key: str, evicted: int, now: float) -> Admitted:
-        self._release(evicted)
-        self._refusing.add(evicted)
-        self._evicted += 1
-        self._admit(conn, key, now)
-        return Admitted(evicted)
-
-    def _refuse(self, conn: int, key: str) -> Refused:
-        lim = self.limits
-        if not self._room_for(key):
-            status, code = 429, "too_many_connections"
-            message = f"more than {lim.per_address} connections from {key}"
-        else:
-            status, code, message = 503, "busy", f"more than {lim.max_clients} connections"
-        self._refused += 1
-        if len(self._refusing) >= self.limits.max_refusing:
-            self._dropped += 1
-            return Refused(status, code, message, answer=False)
-        self._refusing.add(conn)
-        return Refused(status, code, message)
-
-    def _stalest_head(self, now: float) -> int | None:
-        # Slots are in order of admission, and one in HEAD has been there since then: the
-        # first HEAD slot found is the oldest one.
-        for conn, slot in self._slots.items():
-            if slot.phase is Phase.HEAD:
-                return conn if now - slot.since >= self.limits.evict_after else None
-        return None
-
-    def _release(self, conn: int) -> None:
-        slot = self._slots.pop(conn)
-        _decrement(self._per_key, slot.key)
-        if slot.phase is Phase.STREAM:
-            _decrement(self._streams_per_key, slot.key)
+def _increment(counts: dict[str, int], key: str) -> None:
+    counts[key] = counts.get(key, 0) + 1
 
 
 def _decrement(counts: dict[str, int], key: str) -> None:
