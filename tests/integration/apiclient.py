@@ -124,7 +124,8 @@ def live_server(tmp: Path, token: bool = True, **server_kw: Any) -> Iterator[Liv
 
 @dataclass(frozen=True)
 class Outcome:
-    kind: str  # "answer", "reset", "closed" (no answer), "timeout", "malformed"
+    kind: str  # "answer", "reset", "refused" (the SYN), "closed" (no answer), "timeout",
+    # "malformed"
     status: int = 0
     headers: dict[str, str] = field(default_factory=dict)
     body: bytes = b""
@@ -273,6 +274,8 @@ async def slow_client(port: int, src: str, until: float, interval: float = 1.0,
             seen.append(Outcome(out.kind, out.status, out.headers, out.body, loop.time() - t0))
         except (ConnectionResetError, BrokenPipeError):
             seen.append(Outcome("reset", seconds=loop.time() - t0))
+        except ConnectionRefusedError:  # a RST to the SYN
+            seen.append(Outcome("refused", seconds=loop.time() - t0))
         finally:
             if writer is not None:
                 writer.close()
@@ -280,3 +283,24 @@ async def slow_client(port: int, src: str, until: float, interval: float = 1.0,
             break
         await asyncio.sleep(0.05)
     return seen
+
+
+def main(argv: list[str]) -> None:
+    """`python -m tests.integration.apiclient slowloris HOST PORT SRC N SECONDS`: N slow
+    connections from SRC to HOST:PORT for SECONDS (in a lab namespace, for the tests on real
+    daemons); prints what they were told, one JSON list [kind, status, well_formed] each."""
+    cmd, host, port, src, n, seconds = argv
+    assert cmd == "slowloris", cmd
+
+    async def run() -> list[Outcome]:
+        until = asyncio.get_running_loop().time() + float(seconds)
+        got = await asyncio.gather(*(slow_client(int(port), src, until, host=host)
+                                     for _ in range(int(n))))
+        return [o for outcomes in got for o in outcomes]
+
+    print(json.dumps([[o.kind, o.status, o.well_formed] for o in asyncio.run(run())]))
+
+
+if __name__ == "__main__":
+    import sys
+    main(sys.argv[1:])
