@@ -106,3 +106,14 @@ def test_every_line_is_either_logged_or_counted_exactly_once(
         for i, t0 in enumerate(times):
             in_window = [t for t in times[i:] if t - t0 <= 10.0]
             assert len(in_window) <= burst + rate * 10.0 + 1e-9
+
+
+@pytest.mark.parametrize("module", ["ratelimit.py", "daemon/api/limits.py"])
+def test_the_sans_io_cores_import_no_io(module: str) -> None:
+    """As tests/unit/test_layers.py checks of the other cores (kept here: that file's
+    table belongs to the layers the lead owns)."""
+    from tests.unit.test_layers import IO_MODULES, SRC, _imports, _violates
+    names = _imports(SRC / module, top_level_only=False)
+    bad = [n for n in names for banned in IO_MODULES | {"vigil.daemon.api.server", "ssl", "os"}
+           if _violates(n, banned)]
+    assert not bad, bad

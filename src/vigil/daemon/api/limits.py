@@ -47,7 +47,7 @@ class Limits:
     max_overflow: int = 256  # connections without a slot, their head not yet whole
     overflow_timeout: float = 1.0  # ... the time they have for it
     max_streams: int = 32  # open event streams (each holds a slot)
-    streams_per_address: int = 4
+    streams_per_address: int = 8  # a browser opens 6 connections per host at most
     max_refusing: int = 128  # refused connections being answered at once
     head_timeout: float = 10.0  # the whole request head, from a slot's admission
     body_timeout: float = 10.0  # the whole body, after the head

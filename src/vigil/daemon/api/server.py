@@ -39,7 +39,7 @@ from vigil.daemon.api.routes import Action, Backend, Router, Stream, check_token
 from vigil.daemon.bus import Event
 from vigil.errors import VigilError
 from vigil.model import Api
-from vigil.ratelimit import Allowed, RateLimiter, Suppressed
+from vigil.ratelimit import Allowed, RateLimiter, Summary, Suppressed
 
 __all__ = ["Backend", "Limits", "Server", "ServerStatistics", "tls_context"]
 
@@ -94,8 +94,8 @@ class Server:
                 self._client, self.api.host, self.api.port, ssl=self.tls,
                 # The listen queue is where a burst waits, in the kernel, at no file
                 # descriptor's cost (asyncio also accepts this many at a time): a longer one
-                # only turns that wait into refusals (measured: 500 requests at once, 379
-                # answered 200 with 512, 497 with 128).
+                # only turns that wait into refusals (measured: of 500 requests at once,
+                # 379 answered 200 with 512; 458 to 497 with 128).
                 reuse_address=True, backlog=self.limits.max_clients,
                 ssl_handshake_timeout=self.limits.head_timeout if self.tls else None)
         except OSError as e:
@@ -109,19 +109,16 @@ class Server:
         try:
             while True:
                 await asyncio.sleep(1.0)
-                for s in self.log_limit.due(loop.time()):
-                    log.warning("HTTP API: held back suppressed=%d lines kind=%s",
-                                s.suppressed, s.key)
+                _report(self.log_limit.due(loop.time()))
         finally:
             server.close()
+            await asyncio.sleep(0)  # a connection accepted just now registers its task
             tasks = list(self._tasks)
             for t in tasks:
                 t.cancel()
             if tasks:
                 await asyncio.wait(tasks, timeout=5.0)
-            for s in self.log_limit.flush():
-                log.warning("HTTP API: held back suppressed=%d lines kind=%s",
-                            s.suppressed, s.key)
+            _report(self.log_limit.flush())
 
     def statistics(self) -> ServerStatistics:
         return ServerStatistics(self.admission.statistics(), self._requests, self._timeouts,
@@ -167,7 +164,8 @@ class Server:
             except TimeoutError:
                 if overflow is not None:  # no slot, and no whole head in time: refused
                     self._refused(host, overflow)
-                    raise _refusal_error(overflow, lim) from None
+                    raise _refusal_error(overflow, lim, f", and the request head was not "
+                                         f"whole within {lim.overflow_timeout:g} s") from None
                 self._timeouts += 1
                 raise HttpError(408, "timeout", f"no whole request head within "
                                                 f"{lim.head_timeout:g} s") from None
@@ -280,8 +278,14 @@ class Server:
         log.log(level, msg, *args, exc_info=exc_info)
 
 
-def _refusal_error(r: Refused, lim: Limits) -> HttpError:
-    return HttpError(r.status, r.code, r.message, (("Retry-After", str(lim.retry_after)),))
+def _report(held_back: list[Summary]) -> None:
+    for s in held_back:
+        log.warning("HTTP API: held back suppressed=%d lines kind=%s", s.suppressed, s.key)
+
+
+def _refusal_error(r: Refused, lim: Limits, more: str = "") -> HttpError:
+    return HttpError(r.status, r.code, r.message + more,
+                     (("Retry-After", str(lim.retry_after)),))
 
 
 def _refusal(r: Refused, lim: Limits) -> Reply:
