@@ -1,110 +1,62 @@
 """The HTTP API, the metrics and the dashboard, served by the daemon from its event loop.
 
-A small HTTP/1.1 server on asyncio streams, one request per connection (`Connection:
-close`): what it serves is a status document, a metrics scrape, an event stream and four
-actions, so an HTTP framework would be a dependency for little. The actions are the control
-socket's requests (daemon/engine.py `_handle`), so the API can do nothing the CLI cannot.
+HTTP/1.1 on asyncio streams, one request per connection (`Connection: close`), in layers:
 
-  GET  /                  the dashboard (dashboard.html)
-  GET  /status            the same document as `vigil status --json`
-  GET  /events            {"events": [...]}, the recent transitions (?since=SEQ for newer ones);
-                          with `Accept: text/event-stream`, server-sent events, live
-  GET  /metrics           Prometheus text format
-  GET  /openapi.json      this API, described
-  POST /standby /takeover {"which": "all"|"local"|"foreign"}
-  POST /move              {"group": NAME, "to": NODE}
-  POST /cleanup           {"group": NAME} (or {} for every group)
+  limits.py    the limits, and who gets a connection slot under them (sans-IO)
+  exchange.py  one request and its answer, parsed and framed by h11
+  routes.py    what each path answers; the token; the actions' JSON
+  server.py    the connections: admission, deadlines, refusals, event streams, shutdown
 
-Reads are open to whoever can reach the address (bind it to 127.0.0.1 or a management
-network); actions need `Authorization: Bearer TOKEN`, the token being the content of
-`token_file` (mode 0600, re-read at each request, so it can be rotated without a restart).
-Every refusal is a 4xx with a JSON body {"error": "...", "code": "..."}.
+What an untrusted client can do to it, and what it gets (README, "Operating it"): every
+answer, refusals included, is well-formed HTTP with the documented JSON body
+{"error": "...", "code": "..."}, and the connection is drained before it is closed so that
+the answer is not lost to a reset. Slots are capped in all and per address (limits.py);
+a request head must be whole within `head_timeout` (408) with a slot, `overflow_timeout`
+without one (then 503 or 429, with Retry-After), a body within `body_timeout` (408);
+nothing a client sends can raise out of the parser or the routes; and what a client can
+make the daemon log is rate-limited (vigil.ratelimit), each line held back counted in a
+later one.
+
+Tasks: asyncio's server starts one task per accepted connection (`_client`); each registers
+itself here, and when `serve` (the daemon's "api" task, which also reports the log lines
+held back, each second) is cancelled, it stops listening, cancels them and waits for them.
 """
 
 from __future__ import annotations
 
 import asyncio
-import hmac
+import itertools
 import json
 import logging
 import ssl
-import stat
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from importlib import resources
-from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
 
-from vigil.daemon.api.openapi import OPENAPI
-from vigil.control import protocol as p
-from vigil.daemon.bus import Bus, Event
+from vigil.daemon.api.exchange import Exchange, HttpError, Reply, Request
+from vigil.daemon.api.limits import Admission, AdmissionStatistics, Limits, Refused
+from vigil.daemon.api.routes import Action, Backend, Router, Stream, check_token_file
+from vigil.daemon.bus import Event
 from vigil.errors import VigilError
 from vigil.model import Api
+from vigil.ratelimit import Allowed, RateLimiter, Summary, Suppressed
 
-log = logging.getLogger("vigil")
+__all__ = ["Backend", "Limits", "Server", "ServerStatistics", "tls_context"]
 
-MAX_HEAD = 16 * 1024  # request line and headers
-MAX_BODY = 64 * 1024  # an action's JSON body is a few dozen bytes
-MAX_CLIENTS = 64
-MAX_STREAMS = 16  # event streams stay open: they get a share of their own
-DRAIN_TIMEOUT = 10.0  # a client that stops reading is dropped after this
-HEAD_TIMEOUT = 10.0
-STREAM_KEEPALIVE = 15.0  # an SSE comment this often, so proxies and clients see it alive
+log = logging.getLogger(__name__)
 
-ACTIONS: dict[str, dict[str, type]] = {
-    "/standby": {"which": str}, "/takeover": {"which": str},
-    "/move": {"group": str, "to": str}, "/cleanup": {"group": str},
-}
-_STATUS_OF = {p.ErrorCode.REFUSED: 409, p.ErrorCode.BAD_REQUEST: 400,
-              p.ErrorCode.TOO_LARGE: 413, p.ErrorCode.FORBIDDEN: 403,
-              p.ErrorCode.UNKNOWN_COMMAND: 404, p.ErrorCode.VERSION_MISMATCH: 400,
-              p.ErrorCode.INTERNAL: 500}
-_REASONS = {200: "OK", 400: "Bad Request", 401: "Unauthorized", 403: "Forbidden",
-            404: "Not Found", 405: "Method Not Allowed", 409: "Conflict",
-            411: "Length Required", 413: "Content Too Large", 415: "Unsupported Media Type",
-            431: "Request Header Fields Too Large", 500: "Internal Server Error",
-            501: "Not Implemented", 503: "Service Unavailable"}
+LOG_BURST = 5  # lines of one kind a client can cause at once,
+LOG_PER_SECOND = 0.1  # then one every 10 s; the rest are counted
 
 
-@dataclass
-class Backend:
-    """What the server needs from the daemon."""
-
-    status: Callable[[], dict[str, Any]]
-    request: Callable[[p.Request], Awaitable[p.Response]]
-    metrics: Callable[[], str]
-    bus: Bus
-
-
-class HttpError(Exception):
-    def __init__(self, status: int, code: str, message: str,
-                 headers: dict[str, str] | None = None) -> None:
-        super().__init__(message)
-        self.status, self.code, self.message = status, code, message
-        self.headers = headers or {}
-
-
-def check_token_file(path: Path) -> None:
-    """Refuse a token file others can read, as Heartbeat refuses such an authkeys."""
-    try:
-        st = path.stat()
-    except OSError as e:
-        raise VigilError(f"[api] token_file {path}: {e.strerror}") from None
-    if not stat.S_ISREG(st.st_mode):
-        raise VigilError(f"[api] token_file {path} is not a regular file")
-    if st.st_mode & 0o077:
-        raise VigilError(f"[api] token_file {path} has mode {stat.S_IMODE(st.st_mode):04o}; "
-                         f"it must be 0600 (chmod 600 {path})")
-    if not _read_token(path):
-        raise VigilError(f"[api] token_file {path} is empty")
-
-
-def _read_token(path: Path) -> str:
-    try:
-        return path.read_text().strip()
-    except (OSError, UnicodeDecodeError):
-        return ""
+@dataclass(frozen=True, slots=True)
+class ServerStatistics:
+    admission: AdmissionStatistics
+    requests: int  # request heads read whole
+    timeouts: int  # 408: head or body not whole in time (with a slot)
+    rejected: int  # other 4xx but 429: malformed, unauthorised, unknown... (what was sent)
+    failed: int  # 500: a bug, logged (rate-limited)
+    log_held_back: int  # log lines suppressed, not yet reported
 
 
 def tls_context(api: Api) -> ssl.SSLContext | None:
@@ -121,283 +73,224 @@ def tls_context(api: Api) -> ssl.SSLContext | None:
 
 
 class Server:
-    def __init__(self, api: Api, backend: Backend) -> None:
+    def __init__(self, api: Api, backend: Backend, limits: Limits = Limits()) -> None:
         self.api = api
         self.backend = backend
-        self.clients: set[asyncio.StreamWriter] = set()
-        self.streams = 0
-        self.requests = 0
+        self.limits = limits
         if api.token_file is not None:
             check_token_file(api.token_file)
         self.tls = tls_context(api)
-        self.dashboard = resources.files(__package__).joinpath("dashboard.html").read_bytes()
+        dashboard = resources.files(__package__).joinpath("dashboard.html").read_bytes()
+        self.router = Router(api, backend, dashboard, limits.max_body)
+        self.admission = Admission(limits)
+        self.log_limit = RateLimiter(LOG_PER_SECOND, LOG_BURST)
+        self._ids = itertools.count(1)
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._requests = self._timeouts = self._rejected = self._failed = 0
 
     async def start(self) -> asyncio.Server:
         try:
             return await asyncio.start_server(
-                self._client, self.api.host, self.api.port, ssl=self.tls, limit=MAX_HEAD,
-                reuse_address=True,
-                ssl_handshake_timeout=HEAD_TIMEOUT if self.tls is not None else None)
+                self._client, self.api.host, self.api.port, ssl=self.tls,
+                # The listen queue is where a burst waits, in the kernel, at no file
+                # descriptor's cost (asyncio also accepts this many at a time): a longer one
+                # only turns that wait into refusals (measured: of 500 requests at once,
+                # 379 answered 200 with 512; 458 to 497 with 128).
+                reuse_address=True, backlog=self.limits.max_clients,
+                ssl_handshake_timeout=self.limits.head_timeout if self.tls else None)
         except OSError as e:
             raise VigilError(f"[api] listen {self.api.host}:{self.api.port}: "
                              f"{e.strerror or e}") from None
 
     async def serve(self, server: asyncio.Server) -> None:
-        """Run until cancelled; then every open connection (event streams too) is closed."""
+        """Run until cancelled; then stop listening, and end every connection (event
+        streams too) and wait for its task."""
+        loop = asyncio.get_running_loop()
         try:
-            await asyncio.Future()
-        finally:  # the connections first: from Python 3.12.1 on, closing the server
-            for w in list(self.clients):  # waits for them (an open dashboard's stream)
-                w.close()
+            while True:
+                await asyncio.sleep(1.0)
+                _report(self.log_limit.due(loop.time()))
+        finally:
             server.close()
+            await asyncio.sleep(0)  # a connection accepted just now registers its task
+            tasks = list(self._tasks)
+            for t in tasks:
+                t.cancel()
+            if tasks:
+                await asyncio.wait(tasks, timeout=5.0)
+            _report(self.log_limit.flush())
+
+    def statistics(self) -> ServerStatistics:
+        return ServerStatistics(self.admission.statistics(), self._requests, self._timeouts,
+                                self._rejected, self._failed, self.log_limit.pending())
+
+    # --- one connection --------------------------------------------------------------------
 
     async def _client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        if len(self.clients) >= MAX_CLIENTS:
-            try:
-                await _send_json(writer, 503, {"error": f"more than {MAX_CLIENTS} "
-                                                        f"connections", "code": "busy"})
-            except (ConnectionError, ssl.SSLError, TimeoutError):
-                pass
-            writer.close()
-            return
-        self.clients.add(writer)
+        task = asyncio.current_task()
+        assert task is not None
+        self._tasks.add(task)
+        peer = writer.get_extra_info("peername")
+        host = str(peer[0]) if isinstance(peer, tuple) and peer else "?"
+        conn_id = next(self._ids)
+        ex = Exchange(reader, writer, self.limits.max_head)
         try:
-            await self._one(reader, writer)
-        except (ConnectionError, asyncio.IncompleteReadError, ssl.SSLError, TimeoutError):
-            pass
-        except Exception:
-            log.exception("HTTP request failed")
-        finally:
-            self.clients.discard(writer)
-            writer.close()
-
-    async def _one(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        try:
-            method, target, headers = await _read_head(reader)
-            self.requests += 1
-            url = urlsplit(target)
-            if url.path == "/events" and method == "GET" and \
-                    "text/event-stream" in headers.get("accept", ""):
-                if self.streams >= MAX_STREAMS:
-                    raise HttpError(503, "busy", f"more than {MAX_STREAMS} event streams")
-                self.streams += 1
-                try:
-                    await self._stream(writer, headers)
-                finally:
-                    self.streams -= 1
+            verdict = self.admission.arrive(conn_id, host)
+            if isinstance(verdict, Refused):
+                self._refused(host, verdict)
+                if verdict.answer:
+                    await self._finish(ex, _refusal(verdict, self.limits))
                 return
-            status, ctype, body, extra = await self._route(method, url.path, url.query,
-                                                           headers, reader)
+            await self._exchange(conn_id, host, ex, verdict.overflow)
+        except OSError:  # reset, broken pipe, TLS alert, a timeout while answering
+            pass
+        except Exception:  # a bug here, not in a route (those answer 500)
+            self._say("bug", logging.ERROR, "HTTP API: connection failed client=%s", host,
+                      exc_info=True)
+        finally:
+            self.admission.leave(conn_id)
+            self._tasks.discard(task)
+            writer.close()
+
+    async def _exchange(self, conn_id: int, host: str, ex: Exchange,
+                        overflow: Refused | None) -> None:
+        """Read the head, by its deadline (a short one in the overflow), then answer."""
+        lim = self.limits
+        try:
+            try:
+                async with asyncio.timeout(lim.head_timeout if overflow is None
+                                           else lim.overflow_timeout):
+                    req = await ex.request()
+            except TimeoutError:
+                if overflow is not None:  # no slot, and no whole head in time: refused
+                    self._refused(host, overflow)
+                    raise _refusal_error(overflow, lim, f", and the request head was not "
+                                         f"whole within {lim.overflow_timeout:g} s") from None
+                self._timeouts += 1
+                raise HttpError(408, "timeout", f"no whole request head within "
+                                                f"{lim.head_timeout:g} s") from None
+            if req is None:  # connected, sent nothing, closed: nothing to answer
+                return
+            self.admission.headed(conn_id)
+            self._requests += 1
+            reply = await self._answer(conn_id, ex, req)
         except HttpError as e:
-            status, ctype, extra = e.status, "application/json", e.headers
-            body = _json({"error": e.message, "code": e.code})
-        await _send(writer, status, ctype, body, extra)
-        await _linger(reader, writer)
+            if 400 <= e.status < 500 and e.status not in (408, 429):
+                self._rejected += 1
+            reply = e.reply()
+        if reply is not None:
+            await self._finish(ex, reply)
 
+    async def _answer(self, conn_id: int, ex: Exchange, req: Request) -> Reply | None:
+        """What `req` gets (None: it was an event stream, already answered)."""
+        lim = self.limits
+        try:
+            routed = self.router.route(req)
+        except HttpError:
+            raise
+        except Exception:
+            return self._failure(req)
+        if isinstance(routed, Reply):
+            return routed
+        if isinstance(routed, Stream):
+            refused = self.admission.stream(conn_id)
+            if refused is not None:
+                return _refusal(refused, lim)
+            await self._stream(ex, routed)
+            return None
+        try:
+            async with asyncio.timeout(lim.body_timeout):
+                body = await ex.body()
+        except TimeoutError:
+            self._timeouts += 1
+            raise HttpError(408, "timeout", f"no whole body within "
+                                            f"{lim.body_timeout:g} s") from None
+        try:
+            return await self.router.act(routed, body, req.header("content-type"))
+        except HttpError:
+            raise
+        except Exception:
+            return self._failure(req)
 
-    async def _route(self, method: str, path: str, query: str, headers: dict[str, str],
-                     reader: asyncio.StreamReader) -> tuple[int, str, bytes, dict[str, str]]:
-        gets = {"/", "/status", "/events", "/metrics", "/openapi.json", "/index.html"}
-        if path in gets:
-            if method != "GET":
-                raise HttpError(405, "method_not_allowed", f"{path} takes GET, not {method}",
-                                {"Allow": "GET"})
-            if path in ("/", "/index.html"):
-                return 200, "text/html; charset=utf-8", self.dashboard, {}
-            if path == "/status":
-                return 200, "application/json", _json(self.backend.status()), {}
-            if path == "/metrics":
-                return (200, "text/plain; version=0.0.4; charset=utf-8",
-                        self.backend.metrics().encode(), {})
-            if path == "/openapi.json":
-                return 200, "application/json", _json(OPENAPI), {}
-            since = _since(query)
-            return 200, "application/json", _json(
-                {"events": [e.as_dict() for e in self.backend.bus.since(since)]}), {}
-        if path not in ACTIONS:
-            raise HttpError(404, "not_found", f"no such endpoint: {path[:80]}; see "
-                                              f"/openapi.json")
-        if method != "POST":
-            raise HttpError(405, "method_not_allowed", f"{path} takes POST, not {method}",
-                            {"Allow": "POST"})
-        self._authorize(headers)
-        args = await _read_json(reader, headers, ACTIONS[path])
-        self._check_names(args)
-        resp = await self.backend.request(p.Request(path[1:], args))
-        if not resp.ok:
-            assert resp.code is not None
-            raise HttpError(_STATUS_OF.get(resp.code, 409), resp.code.value, resp.message)
-        log.info("HTTP API: %s %s: %s", path[1:], json.dumps(args),
-                 (resp.result or {}).get("message", "ok"))
-        return 200, "application/json", _json(resp.result or {}), {}
+    def _failure(self, req: Request) -> Reply:
+        """A bug in a route or in the daemon behind it: 500, and the traceback logged."""
+        self._failed += 1
+        self._say("failed", logging.ERROR, "HTTP API: %s %s failed", req.method[:20],
+                  req.path[:80], exc_info=True)
+        return HttpError(500, "internal", "internal error; see the daemon's log").reply()
 
-    def _authorize(self, headers: dict[str, str]) -> None:
-        if self.api.token_file is None:
-            raise HttpError(403, "read_only", "this API is read-only: [api] has no token_file")
-        given = headers.get("authorization", "")
-        if not given:
-            raise HttpError(401, "no_token", "actions need Authorization: Bearer TOKEN",
-                            {"WWW-Authenticate": 'Bearer realm="vigil"'})
-        scheme, _, token = given.partition(" ")
-        if scheme.lower() != "bearer" or not token.strip():
-            raise HttpError(401, "no_token", "expected Authorization: Bearer TOKEN",
-                            {"WWW-Authenticate": 'Bearer realm="vigil"'})
-        expected = _read_token(self.api.token_file)
-        if not expected or not hmac.compare_digest(token.strip().encode(), expected.encode()):
-            raise HttpError(403, "bad_token", "wrong token",
-                            {"WWW-Authenticate": 'Bearer realm="vigil", error="invalid_token"'})
+    async def _finish(self, ex: Exchange, reply: Reply) -> None:
+        """Answer (unless an answer has begun already), then drain and let go."""
+        lim = self.limits
+        if not ex.answered:
+            async with asyncio.timeout(lim.send_timeout):
+                await ex.reply(reply)
+        try:
+            async with asyncio.timeout(lim.linger_timeout):
+                await ex.linger(lim.linger_bytes)
+        except TimeoutError:
+            pass
 
-    def _check_names(self, args: dict[str, Any]) -> None:
-        s = self.backend.status()
-        groups = [g["name"] for g in s["groups"]]
-        nodes = [n["name"] for n in s["nodes"]]
-        if "group" in args and args["group"] not in groups:
-            raise HttpError(404, "unknown_group", f"no group named {args['group'][:80]!r} "
-                                                  f"(groups: {', '.join(groups)})")
-        if args.get("to") and args["to"] not in nodes:
-            raise HttpError(404, "unknown_node", f"no node named {args['to'][:80]!r} "
-                                                 f"(nodes: {', '.join(nodes)})")
+    def _refused(self, host: str, r: Refused) -> None:
+        self._say("refused", logging.WARNING, "HTTP API: refused a connection client=%s "
+                  "status=%d code=%s", host, r.status, r.code)
 
-    async def _stream(self, writer: asyncio.StreamWriter, headers: dict[str, str]) -> None:
-        """Server-sent events: what the client missed (Last-Event-ID), then each event live."""
+    async def _stream(self, ex: Exchange, stream: Stream) -> None:
+        """Server-sent events: what the client missed (Last-Event-ID), then each event live,
+        with a comment every `stream_keepalive` seconds when there is none."""
+        lim = self.limits
         bus = self.backend.bus
         q = bus.subscribe()
         try:
-            writer.write(b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n"
-                         b"Cache-Control: no-store\r\nConnection: close\r\n\r\nretry: 1000\n\n")
-            last = _number(headers.get("last-event-id", ""))
-            for ev in bus.since(last) if last is not None else []:
-                writer.write(_sse(ev))
-            await _drain(writer)
+            missed = [] if stream.last_event_id is None else bus.since(stream.last_event_id)
+            async with asyncio.timeout(lim.send_timeout):
+                await ex.stream("text/event-stream",
+                                b"retry: 1000\n\n" + b"".join(map(_sse, missed)))
             while True:
                 try:
-                    async with asyncio.timeout(STREAM_KEEPALIVE):
-                        got = await q.get()
+                    async with asyncio.timeout(lim.stream_keepalive):
+                        got = [await q.get()]
                 except TimeoutError:
-                    writer.write(b": keepalive\n\n")
+                    data = b": keepalive\n\n"
                 else:
-                    if got is None:  # it fell too far behind
-                        return
-                    writer.write(_sse(got))
-                await _drain(writer)
+                    while not q.empty():
+                        got.append(q.get_nowait())
+                    if None in got:  # it fell too far behind: the client resumes from
+                        break  # Last-Event-ID on a new connection
+                    data = b"".join(_sse(ev) for ev in got if ev is not None)
+                async with asyncio.timeout(lim.send_timeout):
+                    await ex.send(data)
+            async with asyncio.timeout(lim.send_timeout):
+                await ex.end()
         finally:
             bus.unsubscribe(q)
+
+    def _say(self, kind: str, level: int, msg: str, *args: object,
+             exc_info: bool = False) -> None:
+        """Log a line a client can cause, unless too many of its kind went out lately."""
+        verdict = self.log_limit.check(kind, asyncio.get_running_loop().time())
+        if isinstance(verdict, Suppressed):
+            return
+        assert isinstance(verdict, Allowed)
+        if verdict.suppressed:
+            msg += " (held back before this: suppressed=%d)"
+            args = (*args, verdict.suppressed)
+        log.log(level, msg, *args, exc_info=exc_info)
+
+
+def _report(held_back: list[Summary]) -> None:
+    for s in held_back:
+        log.warning("HTTP API: held back suppressed=%d lines kind=%s", s.suppressed, s.key)
+
+
+def _refusal_error(r: Refused, lim: Limits, more: str = "") -> HttpError:
+    return HttpError(r.status, r.code, r.message + more,
+                     (("Retry-After", str(lim.retry_after)),))
+
+
+def _refusal(r: Refused, lim: Limits) -> Reply:
+    return _refusal_error(r, lim).reply()
 
 
 def _sse(ev: Event) -> bytes:
     return f"id: {ev.seq}\nevent: {ev.kind}\ndata: {json.dumps(ev.as_dict())}\n\n".encode()
-
-
-def _number(text: str) -> int | None:
-    """A decimal event number, or None: ASCII digits only (str.isdigit() takes "²"), and
-    short (int() refuses over 4300 digits)."""
-    return int(text) if text.isascii() and text.isdigit() and len(text) <= 18 else None
-
-
-async def _drain(writer: asyncio.StreamWriter) -> None:
-    async with asyncio.timeout(DRAIN_TIMEOUT):  # TimeoutError ends the connection
-        await writer.drain()
-
-
-def _since(query: str) -> int:
-    values = parse_qs(query).get("since", ["0"])
-    n = _number(values[0])
-    if n is None:
-        raise HttpError(400, "bad_request", f"since must be an event number, not "
-                                            f"{values[0][:40]!r}")
-    return n
-
-
-async def _read_head(reader: asyncio.StreamReader) -> tuple[str, str, dict[str, str]]:
-    try:
-        async with asyncio.timeout(HEAD_TIMEOUT):
-            raw = await reader.readuntil(b"\r\n\r\n")
-    except asyncio.LimitOverrunError:
-        raise HttpError(431, "too_large", f"request head exceeds {MAX_HEAD} bytes") from None
-    except TimeoutError:
-        raise HttpError(400, "bad_request", f"no complete request within "
-                                            f"{HEAD_TIMEOUT:g} s") from None
-    lines = raw.decode("latin-1").split("\r\n")
-    parts = lines[0].split(" ")
-    if len(parts) != 3 or not parts[2].startswith("HTTP/1.") or not parts[1].startswith("/"):
-        raise HttpError(400, "bad_request", f"malformed request line {lines[0][:80]!r}")
-    headers: dict[str, str] = {}
-    for line in lines[1:]:
-        if not line:
-            continue
-        name, sep, value = line.partition(":")
-        if not sep or not name or name != name.strip():
-            raise HttpError(400, "bad_request", f"malformed header line {line[:80]!r}")
-        headers[name.lower()] = value.strip()
-    return parts[0], parts[1], headers
-
-
-async def _read_json(reader: asyncio.StreamReader, headers: dict[str, str],
-                     allowed: dict[str, type]) -> dict[str, Any]:
-    if "transfer-encoding" in headers:
-        raise HttpError(411, "length_required", "send the body with Content-Length, "
-                                                "not Transfer-Encoding")
-    length_s = headers.get("content-length", "0")
-    if not (length_s.isascii() and length_s.isdigit() and len(length_s) <= 18):
-        raise HttpError(400, "bad_request", f"bad Content-Length {length_s[:20]!r}")
-    length = int(length_s)
-    if length > MAX_BODY:
-        raise HttpError(413, "too_large", f"body of {length} bytes exceeds {MAX_BODY}")
-    if length == 0:
-        return {}
-    ctype = headers.get("content-type", "application/json").split(";")[0].strip().lower()
-    if ctype != "application/json":
-        raise HttpError(415, "unsupported_media_type",
-                        f"expected Content-Type: application/json, not {ctype[:60]!r}")
-    try:
-        async with asyncio.timeout(HEAD_TIMEOUT):
-            body = await reader.readexactly(length)
-    except TimeoutError:
-        raise HttpError(400, "bad_request", f"body not received within {HEAD_TIMEOUT:g} s")
-    try:
-        data = json.loads(body)
-    except (UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise HttpError(400, "bad_json", f"the body is not JSON: {e}") from None
-    if not isinstance(data, dict):
-        raise HttpError(400, "bad_json", f"expected a JSON object, found "
-                                         f"{type(data).__name__}")
-    for k, v in data.items():
-        if k not in allowed:
-            raise HttpError(400, "bad_request", f"unknown field {k[:40]!r}; this action takes "
-                                                f"{', '.join(allowed) or 'no fields'}")
-        if not isinstance(v, allowed[k]):
-            raise HttpError(400, "bad_request", f"field {k!r} must be a string")
-    return data
-
-
-def _json(obj: Any) -> bytes:
-    return json.dumps(obj, indent=1).encode() + b"\n"
-
-
-async def _send_json(writer: asyncio.StreamWriter, status: int, obj: Any) -> None:
-    await _send(writer, status, "application/json", _json(obj), {})
-
-
-async def _send(writer: asyncio.StreamWriter, status: int, ctype: str, body: bytes,
-                extra: dict[str, str]) -> None:
-    head = [f"HTTP/1.1 {status} {_REASONS.get(status, 'Error')}", f"Content-Type: {ctype}",
-            f"Content-Length: {len(body)}", "Cache-Control: no-store", "Connection: close",
-            "X-Content-Type-Options: nosniff"]
-    head += [f"{k}: {v}" for k, v in extra.items()]
-    writer.write(("\r\n".join(head) + "\r\n\r\n").encode("latin-1") + body)
-    await _drain(writer)
-
-
-async def _linger(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-    """A refusal may come before the client's body was read. Closing with unread bytes
-    makes the kernel send a reset, which can destroy the answer before the client reads it;
-    so say we are done writing and read what is left (bounded) until the client closes."""
-    try:
-        if writer.can_write_eof():
-            writer.write_eof()
-        async with asyncio.timeout(1.0):
-            for _ in range(16):
-                if not await reader.read(MAX_BODY):
-                    break
-    except (TimeoutError, OSError):
-        pass
