@@ -54,20 +54,21 @@ class Arbiter:
         got = wire.decode(data, self.key)
         if isinstance(got, wire.Rejected):
             self.rejected += 1
-            return None, [Note(Level.DEBUG, f"dropped datagram: {got.reason.value}")]
+            return None, [Note(Level.DEBUG, f"dropped datagram: {got.reason.value}",
+                               f"datagram {got.reason.value}")]
         f = got
         if f.cluster != self.cluster or f.sender not in self.nodes or \
                 f.kind is not wire.FrameKind.WITNESS_ASK:
             self.rejected += 1
             return None, [Note(Level.DEBUG, f"dropped frame from {f.sender!r} of cluster "
-                                            f"{f.cluster!r}, kind {f.kind.name}")]
+                                            f"{f.cluster!r}, kind {f.kind.name}", "foreign")]
         if self.guard.check(f.sender, f.generation, f.seq) is not None:
             self.rejected += 1
-            return None, [Note(Level.DEBUG, f"dropped replayed ask from {f.sender}")]
+            return None, [Note(Level.DEBUG, f"dropped replayed ask from {f.sender}", "replay")]
         ask = parse_ask(f.payload)
         if ask is None or not set(ask.hold) <= set(self.groups):
             self.rejected += 1
-            return None, [Note(Level.DEBUG, f"dropped garbled ask from {f.sender}")]
+            return None, [Note(Level.DEBUG, f"dropped garbled ask from {f.sender}", "garbled")]
         self.guard.accept(f.sender, f.generation, f.seq)
         notes = []
         if f.sender not in self.last_ask:

@@ -603,7 +603,7 @@ class Node:
         # still for us (the peer fenced this process, whatever it calls itself now).
         if not any(poison_applies(p, self.me, g) for g in self.lives):
             return [Note(Level.INFO, f"ignoring a poison pill from {f.sender} meant for "
-                                     f"{p.target} generation {p.generation}")]
+                                     f"{p.target} generation {p.generation}", "old pill")]
         self.poisoned = f.sender
         return [Note(Level.ERROR, f"POISONED by {f.sender} through the disk: releasing "
                                   f"everything and stopping")]

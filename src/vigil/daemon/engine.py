@@ -36,6 +36,7 @@ from vigil.daemon import (control_server, disk as disk_mod, guard as guard_mod,
 from vigil.daemon.bus import Bus
 from vigil.daemon.hooks import Hooks
 from vigil.daemon.metrics import Metrics
+from vigil.daemon.notes import NoteLog
 from vigil.daemon.ping import Pinger
 from vigil.daemon.sdnotify import Notifier
 from vigil.daemon.watchdog import Watchdog
@@ -142,6 +143,7 @@ class Daemon:
         self.retiring: dict[str, Group] = {}  # removed by a reload, not yet stopped here
         self.background: set[asyncio.Task[Any]] = set()
         self._heard: dict[int, float] = {}  # link index -> the peer's last valid frame on it
+        self.notes = NoteLog(log)  # what untrusted input makes us say is rate-limited
 
     # --- life cycle --------------------------------------------------------------------------
 
@@ -331,6 +333,7 @@ class Daemon:
     async def _health(self) -> None:
         assert self.node is not None and self.host is not None
         while True:
+            self.notes.due(time.monotonic())
             if self.pinger is not None:
                 notes = self.node.set_ping(self.pinger.count(time.monotonic()))
                 if notes:
@@ -1187,8 +1190,7 @@ class Daemon:
                                    (h.calls, h.failures, h.dropped))
 
     def _log(self, notes: list[Note]) -> None:
-        for n in notes:
-            log.log(n.level, "%s", n.text)  # Level's values are logging's
+        self.notes.write(notes, time.monotonic())
 
 
 async def _end(proc: asyncio.subprocess.Process) -> None:

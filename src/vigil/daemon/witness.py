@@ -17,6 +17,7 @@ from typing import cast
 from vigil import log as vlog
 from vigil.arbiter import Arbiter
 from vigil.errors import VigilError
+from vigil.daemon.notes import NoteLog
 from vigil.model import Cluster, witness_lease
 from vigil.wire.auth import load_cluster_key
 
@@ -26,15 +27,17 @@ log = logging.getLogger("vigil")
 class _Protocol(asyncio.DatagramProtocol):
     def __init__(self, arbiter: Arbiter) -> None:
         self.arbiter = arbiter
+        self.notes = NoteLog(log)  # the datagrams that fail a check say so at a bounded rate
         self.transport: asyncio.DatagramTransport | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = cast(asyncio.DatagramTransport, transport)
 
     def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
-        reply, notes = self.arbiter.receive(data, time.monotonic())
-        for n in notes:
-            log.log(n.level, "%s", n.text)  # Level's values are logging's
+        now = time.monotonic()
+        reply, notes = self.arbiter.receive(data, now)
+        self.notes.write(notes, now)
+        self.notes.due(now)
         if reply is not None and self.transport is not None:
             self.transport.sendto(reply, addr)
 
