@@ -218,17 +218,23 @@ class ArpSettings:
 
 @dataclass(frozen=True, slots=True)
 class IpResource:
+    # With its prefix length, or, when `prefix_given` is False, a host address (/32, /128)
+    # whose prefix length is found at start, with the interface when `interface` is None:
+    # from the connected route that contains it, as Heartbeat's IPaddr (resources/findif.py).
     address: IPInterface
-    interface: str
+    interface: str | None
     label: str | None = None
     arp: ArpSettings = field(default_factory=ArpSettings)
     timeout: float = 5.0
     monitor: "Monitor | None" = field(default_factory=lambda: Monitor())
+    prefix_given: bool = True
+    broadcast: ipaddress.IPv4Address | None = None  # None: the subnet's
     kind: Literal["ip"] = "ip"
 
     @property
     def name(self) -> str:
-        return f"ip {self.address.with_prefixlen} on {self.interface}"
+        a = self.address.with_prefixlen if self.prefix_given else str(self.address.ip)
+        return f"ip {a} on {self.interface}" if self.interface else f"ip {a}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -243,6 +249,9 @@ class ExecResource:
     @property
     def name(self) -> str:
         return f"exec {Path(self.start[0]).name}"
+
+
+HEARTBEAT_DIRECTORIES = (Path("/etc/ha.d/resource.d"), Path("/etc/init.d"))
 
 
 @dataclass(frozen=True, slots=True)
@@ -317,7 +326,7 @@ class HeartbeatResource:
     args: tuple[str, ...] = ()
     timeout: float = 20.0
     monitor: Monitor | None = field(default_factory=Monitor)
-    directories: tuple[Path, ...] = (Path("/etc/ha.d/resource.d"), Path("/etc/init.d"))
+    directories: tuple[Path, ...] = HEARTBEAT_DIRECTORIES
     kind: Literal["heartbeat"] = "heartbeat"
 
     @property

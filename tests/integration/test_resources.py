@@ -40,12 +40,14 @@ from vigil.model import ArpSettings, IpResource
 from vigil.resources import build
 from vigil.resources.host import Host
 
-address, interface, label = sys.argv[1], sys.argv[2], sys.argv[3] or None
+address, interface, label = sys.argv[1], sys.argv[2] or None, sys.argv[3] or None
+broadcast = ipaddress.ip_address(sys.argv[4]) if sys.argv[4] else None
 
 async def serve(host):
     resource = IpResource(
         address=ipaddress.ip_interface(address), interface=interface, label=label,
         arp=ArpSettings(count=3, interval=0.01, repeat_delay=0.2, repeat_count=2),
+        prefix_given="/" in address, broadcast=broadcast,
     )
     agent = build(resource, host)
     loop = asyncio.get_running_loop()
@@ -132,9 +134,11 @@ def net() -> Iterator[Net]:
 class Driver:
     """The agent, living in a namespace; `call("start")` etc. return the agent's answer."""
 
-    def __init__(self, ns: str, address: str, interface: str, label: str = "") -> None:
+    def __init__(self, ns: str, address: str, interface: str, label: str = "",
+                 broadcast: str = "") -> None:
         self.proc = subprocess.Popen(
-            ["ip", "netns", "exec", ns, sys.executable, "-c", DRIVER, address, interface, label],
+            ["ip", "netns", "exec", ns, sys.executable, "-c", DRIVER, address, interface, label,
+             broadcast],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             text=True,
@@ -285,3 +289,51 @@ def test_missing_interface(net: Net, driver: Callable[..., Driver]) -> None:
     assert agent.call("probe") is False
     assert agent.call("healthy") is False
     agent.call("stop")  # nothing to remove
+
+
+# --- issue 12: Heartbeat's bare IPaddr::ADDRESS, and its fourth field -------------------------
+
+
+def test_interface_and_prefix_found_from_the_connected_route(net: Net,
+                                                            driver: Callable[..., Driver]) -> None:
+    agent = driver(net.a, "10.199.7.100", "")
+    assert agent.call("healthy") is True
+    agent.call("start")
+    assert VIP4 in net.addresses(net.a, "va")  # on va, with va's subnet's /24
+    assert agent.call("probe") is True
+    # Another process (the guard, a restarted daemon) stops it wherever it is.
+    other = driver(net.a, "10.199.7.100", "")
+    assert other.call("probe") is True
+    other.call("stop")
+    assert VIP4 not in net.addresses(net.a, "va") and agent.call("probe") is False
+    six = driver(net.a, "fd00:199:7::100", "")
+    six.call("start")
+    assert VIP6 in net.addresses(net.a, "va")
+    six.call("stop")
+
+
+def test_no_connected_route_is_a_clear_error_never_a_guess(net: Net,
+                                                          driver: Callable[..., Driver]) -> None:
+    agent = driver(net.a, "10.55.0.1", "")
+    reply = agent.request("start")
+    assert reply["ok"] is False
+    error = reply["error"]
+    assert error.startswith("ip 10.55.0.1: no connected route on this node contains 10.55.0.1")
+    assert "va 10.199.7.1/24" in error, error
+    assert agent.call("healthy") is False
+    assert not any(a.startswith("10.55.0.1/") for a in net.addresses(net.a, "va"))
+    # A route is added later: the same agent finds it at its next start.
+    sh("ip", "-n", net.a, "addr", "add", "10.55.0.2/16", "dev", "va")
+    agent.call("start")
+    assert "10.55.0.1/16" in net.addresses(net.a, "va")
+    agent.call("stop")
+
+
+def test_the_broadcast_address_as_written(net: Net, driver: Callable[..., Driver]) -> None:
+    """Seed 002's 192.168.8.240/19/eth0/192.168.31.251: the fourth field was dropped."""
+    agent = driver(net.a, VIP4, "va", "", "10.199.7.250")
+    agent.call("start")
+    info = json.loads(sh("ip", "-n", net.a, "-j", "-4", "addr", "show", "dev", "va"))
+    vip = next(x for x in info[0]["addr_info"] if x["local"] == "10.199.7.100")
+    assert vip["broadcast"] == "10.199.7.250"
+    agent.call("stop")

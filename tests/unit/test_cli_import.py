@@ -51,7 +51,9 @@ def test_check_config_reads_a_heartbeat_directory_as_it_is(tmp_path: Path) -> No
     d = hadir(tmp_path)
     r = CliRunner().invoke(cli, ["check-config", "--heartbeat-dir", str(d)])
     assert r.exit_code == 0, r.stderr
-    assert "OK: cluster" in r.stdout
+    # Issue 12: it said "/etc/vigil/vigil.toml: OK", a file it never read.
+    assert r.stdout.startswith(f"{d} (ha.cf, haresources, authkeys): OK: cluster"), r.stdout
+    assert "vigil.toml" not in r.stdout
 
 
 def test_crc_needs_the_explicit_flag(tmp_path: Path) -> None:

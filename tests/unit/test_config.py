@@ -324,14 +324,17 @@ CASES: list[tuple[str, str, int | None, str, str]] = [
                                   "filesystem, heartbeat, ip, lsb, ocf, systemd"),
     ("resource type missing", BASE + replace('type = "ip"\n', "", GROUP), NEXT + 3,
      "group[0].resource[0].type", "required key is missing"),
-    ("no prefix", BASE + replace("/24", "", GROUP), NEXT + 5, "group[0].resource[0].address",
-     "needs a prefix length, e.g. \"192.168.10.200/24\""),
+    ("broadcast outside", BASE + GROUP + 'broadcast = "192.168.11.255"\n', NEXT + 7,
+     "group[0].resource[0].broadcast", "not a broadcast address of 192.168.10.200/24"),
+    ("broadcast v6", BASE + GROUP + 'broadcast = "fd00::ff"\n', NEXT + 7,
+     "group[0].resource[0].broadcast", "IPv6 has no broadcast"),
     ("bad floating", BASE + replace("200/24", "999/24", GROUP), NEXT + 5,
-     "group[0].resource[0].address", "not an address with a prefix length"),
+     "group[0].resource[0].address", "is not an address (with a prefix length"),
     ("floating is a node address", BASE + replace("192.168.10.200", "10.0.0.2", GROUP),
      NEXT + 5, "group[0].resource[0].address", "already used by node n2"),
-    ("ip interface missing", BASE + replace('interface = "eth0"\n', "", GROUP), NEXT + 3,
-     "group[0].resource[0].interface", "required key is missing"),
+    ("label without interface", BASE + replace('interface = "eth0"\n', 'label = "eth0:1"\n',
+                                               GROUP), NEXT + 6,
+     "group[0].resource[0].label", "a label needs the interface written down"),
     ("label prefix", BASE + GROUP + 'label = "eth1:web"\n', NEXT + 7,
      "group[0].resource[0].label", "start with the interface name 'eth0'"),
     ("label length", BASE + GROUP + 'label = "eth0:abcdefghijk"\n', NEXT + 7,
@@ -343,7 +346,7 @@ CASES: list[tuple[str, str, int | None, str, str]] = [
     ("zero timeout", BASE + GROUP + 'timeout = "0s"\n', NEXT + 7, "group[0].resource[0].timeout",
      "longer than 0s"),
     ("exec key on ip", BASE + GROUP + 'start = ["/bin/x"]\n', NEXT + 7,
-     "group[0].resource[0].start", "valid keys: type, address, interface, label, arp_count"),
+     "group[0].resource[0].start", "valid keys: type, address, interface, broadcast, label"),
 ]
 
 
@@ -438,7 +441,7 @@ start = "/bin/true"
 stop = ["/bin/true"]
 [[group.resource]]
 type = "ip"
-address = "10.9.9.9"
+address = "10.9.9.999"
 interface = "eth0"
 
 [[group]]

@@ -182,16 +182,29 @@ servicelist2
 SEED_002_AUTHKEYS = "auth 1\n1 crc\n"
 
 
-def test_seed_000_as_written_needs_prefix_interface_and_a_key(tmp_path: Path) -> None:
+def found_ip(address: str, interface: str | None = None,
+             broadcast: str | None = None) -> model.IpResource:
+    """An address whose prefix length (and interface, when None) are found at start."""
+    given = "/" in address
+    return model.IpResource(NET(address if given else f"{address}/32"), interface,
+                            prefix_given=given,
+                            broadcast=None if broadcast is None else IP(broadcast))
+
+
+def test_seed_000_as_written_runs_with_allow_crc(tmp_path: Path) -> None:
+    """Issue 12: the bare IPaddr::192.168.10.200 was refused; Heartbeat's IPaddr finds the
+    interface and netmask at start, and so does vigil (resources/findif.py)."""
     found = problems(tmp_path, hacf=SEED_000_HACF, haresources=SEED_000_HARESOURCES,
                      authkeys=SEED_000_AUTHKEYS)
     where = {(Path(p.file).name, p.line, p.key) for p in found}
-    assert where == {("haresources", 1, "IPaddr::192.168.10.200"), ("authkeys", 3, "crc")}
-    ip_problem = next(p for p in found if p.key.startswith("IPaddr"))
-    assert "prefix length and interface" in ip_problem.message
-    assert "IPaddr::192.168.10.200/24/eth0" in ip_problem.message
-    crc = next(p for p in found if p.key == "crc")
+    assert where == {("authkeys", 3, "crc")}
+    crc = found[0]
     assert "crc gives no security" in crc.message and "--allow-crc" in crc.message
+    cluster, _ = load(tmp_path / "b", True, hacf=SEED_000_HACF, haresources=SEED_000_HARESOURCES,
+                      authkeys=SEED_000_AUTHKEYS)
+    assert cluster.groups[0].resources[0] == found_ip("192.168.10.200")
+    assert cluster.groups[0].resources[0].name == "ip 192.168.10.200"
+    round_trip(cluster)
 
 
 def test_seed_000_with_prefix_and_interface(tmp_path: Path) -> None:
@@ -227,15 +240,16 @@ def test_seed_001(tmp_path: Path) -> None:
 
 
 def test_seed_002_haresources_doc_example(tmp_path: Path) -> None:
+    """Issue 12: the fourth field, the broadcast address, was dropped with a warning; it is
+    given to the address as written."""
     cluster, warnings = load(tmp_path, hacf="bcast eth1\nauto_failback off\nnode hello\n"
                                              "node other\n",
                              haresources=SEED_002_HARESOURCES_DOC)
     assert cluster.groups == (model.Group("192.168.8.240", "hello", (
-        ip("192.168.8.240/19", "eth0"), script("httpd"), script("tomcat"))),)
+        model.IpResource(NET("192.168.8.240/19"), "eth0", broadcast=IP("192.168.31.251")),
+        script("httpd"), script("tomcat"))),)
     assert cluster.auto_failback is False
-    assert warnings == [(f"{tmp_path}/haresources:1: 192.168.8.240/19/eth0/192.168.31.251: "
-                         "broadcast 192.168.31.251 dropped: vigil gives the address its "
-                         "subnet's broadcast (192.168.31.255)")]
+    assert warnings == []
     round_trip(cluster)
 
 
@@ -250,9 +264,7 @@ def test_seed_002_haresources_as_extracted(tmp_path: Path) -> None:
     found = problems(tmp_path, hacf=SEED_002_HACF_REPAIRED, haresources=SEED_002_HARESOURCES,
                      authkeys=SEED_002_AUTHKEYS)
     assert {(Path(p.file).name, p.line, p.key) for p in found} == {
-        ("haresources", 1, "IPaddr::192.168.0.49"),
         ("haresources", 3, "servicelist1"),  # the PDF's wrapped comment: not a node
-        ("haresources", 4, "IPaddr::192.168.0.50"),
         ("haresources", 6, "servicelist2"),
         ("authkeys", 2, "crc")}
     assert any("is not a node of ha.cf (its nodes: Anode, Bnode)" in p.message for p in found)
@@ -261,14 +273,14 @@ def test_seed_002_haresources_as_extracted(tmp_path: Path) -> None:
 
 def test_seed_002_repaired(tmp_path: Path) -> None:
     haresources = SEED_002_HARESOURCES.replace("servicelist1\nB", "B").replace(
-        "\nservicelist2\n", "\n").replace(".49 ", ".49/24/eth0 ").replace(".50 ", ".50/24/eth0 ")
+        "\nservicelist2\n", "\n")
     cluster, warnings = load(tmp_path, True, hacf=SEED_002_HACF_REPAIRED,
                              haresources=haresources, authkeys=SEED_002_AUTHKEYS)
     assert cluster == expected(
         tmp_path, ("Anode", "Bnode"), (bcast("eth1"), model.SerialLink(Path("/dev/ttyS0"))),
-        (model.Group("192.168.0.49", "Anode", (ip("192.168.0.49/24", "eth0"),
+        (model.Group("192.168.0.49", "Anode", (found_ip("192.168.0.49"),
                                                script("servicelist1"))),
-         model.Group("192.168.0.50", "Bnode", (ip("192.168.0.50/24", "eth0"),
+         model.Group("192.168.0.50", "Bnode", (found_ip("192.168.0.50"),
                                                script("servicelist2")))),
         allow_crc=True)
     assert len(warnings) == 1 and "crc gives no security" in warnings[0]
@@ -490,10 +502,10 @@ def test_garbage_bytes_in_directives_but_not_in_comments(tmp_path: Path) -> None
 
 def test_every_problem_at_once_sorted_by_file_and_line(tmp_path: Path) -> None:
     found = problems(tmp_path, hacf="node a\nkeepalive x\nbcast eth1\nfoo\n",
-                     haresources="zz 10.0.0.1\n", authkeys="auth 1\n", mode=0o644)
+                     haresources="zz 10.0.0.1/33\n", authkeys="auth 1\n", mode=0o644)
     assert [(Path(p.file).name, p.line, p.key) for p in found] == [
         ("ha.cf", 1, "node"), ("ha.cf", 2, "keepalive"), ("ha.cf", 4, "foo"),
-        ("haresources", 1, "10.0.0.1"), ("authkeys", None, "<mode>"),
+        ("haresources", 1, "10.0.0.1/33"), ("authkeys", None, "<mode>"),
         ("authkeys", 1, "auth")]
 
 
@@ -538,7 +550,8 @@ n2 httpd
         ("192.168.0.100", "n1"), ("10.0.0.5", "n2"), ("drbddisk-r1", "n2"), ("fs-www", "n1"),
         ("httpd", "n1"), ("httpd-2", "n2")]
     assert cluster.groups[0].resources == (
-        ip("192.168.0.100/24", "eth0", "eth0:0"),
+        model.IpResource(NET("192.168.0.100/24"), "eth0", label="eth0:0",
+                         broadcast=IP("192.168.0.255")),
         model.FilesystemResource(Path("/dev/drbd0"), Path("/data"), "ext4", "noatime,nodev"),
         script("drbddisk", "r0"))
     assert cluster.groups[1].resources == (
@@ -554,12 +567,11 @@ n2 httpd
 
 
 @pytest.mark.parametrize("line,key,message", [
-    ("n1 10.0.0.1", "10.0.0.1", "needs the prefix length and interface"),
-    ("n1 10.0.0.1/24", "10.0.0.1/24", "needs the interface written down"),
-    ("n1 IPaddr::10.0.0.1/24/10.0.0.255", "IPaddr::10.0.0.1/24/10.0.0.255", "interface"),
+    ("n1 IPaddr::10.0.0.1/24/10.0.1.255", "IPaddr::10.0.0.1/24/10.0.1.255",
+     "broadcast 10.0.1.255 is not in 10.0.0.0/24"),
     ("n1 IPaddr::10.0.0.1/33/eth0", "IPaddr::10.0.0.1/33/eth0", "not a prefix length"),
     ("n1 IPaddr::10.0.0.1/24/eth0/x", "IPaddr::10.0.0.1/24/eth0/x", "not a broadcast"),
-    ("n1 IPaddr::10.0.0.1/24/eth0/1/2", "IPaddr::10.0.0.1/24/eth0/1/2", "ADDRESS/PREFIX"),
+    ("n1 IPaddr::10.0.0.1/24/eth0/1/2", "IPaddr::10.0.0.1/24/eth0/1/2", "ADDRESS[/PREFIX"),
     ("n1 IPaddr::fe80::1/64/eth0", "IPaddr::fe80::1/64/eth0", "write IPaddr::ADDRESS"),
     ("n1 IPaddr::224.0.0.1/24/eth0", "IPaddr::224.0.0.1/24/eth0", "not a unicast"),
     ("n1 IPaddr2::10.0.0.1/24/averyveryverylong", "IPaddr2::10.0.0.1/24/averyveryverylong",

@@ -141,7 +141,8 @@ def check_config(c: Ctx) -> None:
     warning = partition_warning(cluster)
     if warning:
         click.echo(f"warning: {warning}", err=True)
-    click.echo(f"{c.config}: OK: cluster {cluster.name}, nodes "
+    checked = f"{c.heartbeat_dir} (ha.cf, haresources, authkeys)" if c.heartbeat_dir else c.config
+    click.echo(f"{checked}: OK: cluster {cluster.name}, nodes "
                f"{', '.join(n.name for n in cluster.nodes)}, "
                f"{len(cluster.groups)} group(s)")
 

@@ -178,7 +178,16 @@ def _resource(r: model.Resource) -> list[tuple[str, str]]:
     default_timeout = {"ip": 5.0, "exec": 20.0, "lsb": 20.0, "systemd": 100.0,
                        "heartbeat": 20.0, "filesystem": 60.0}.get(r.kind)
     if isinstance(r, model.IpResource):
-        out += [("address", _str(r.address.with_prefixlen)), ("interface", _str(r.interface))]
+        found = [w for w, given in (("prefix length", r.prefix_given),
+                                    ("interface", r.interface is not None)) if not given]
+        address = r.address.with_prefixlen if r.prefix_given else str(r.address.ip)
+        note = (f"  # {' and '.join(found)}: found at start from the connected route that "
+                f"contains it, as Heartbeat's IPaddr did") if found else ""
+        out.append(("address", _str(address) + note))
+        if r.interface is not None:
+            out.append(("interface", _str(r.interface)))
+        if r.broadcast is not None:
+            out.append(("broadcast", _str(str(r.broadcast))))
         if r.label is not None:
             out.append(("label", _str(r.label)))
         a, d = r.arp, model.ArpSettings()

@@ -42,13 +42,14 @@ ha.cf directives (Heartbeat 3.0.6's list; any other word is an error naming it):
 | stonith, stonith_host, quorum_server, env, hbaping, ping6 | error naming the way out (_REFUSED) |
 
 haresources: `IPaddr::ip/prefix/iface/broadcast`, `IPaddr2::...` and a bare address are vigil
-ip resources. Prefix and interface are required: Heartbeat looked them up in the routing table
-at run time, and a guessed /24 would put a wrong subnet on the wire. An `eth0:0` interface is
-a label; a broadcast other than the subnet's is dropped with a warning.
+ip resources. A prefix length and an interface not written are found on the node at start,
+as IPaddr did: from the connected route that contains the address (no such route: the
+group does not start here, and the error says so). An `eth0:0` interface is a label; a
+broadcast address is given to the address as written.
 `Filesystem::dev::dir::fstype[::options]` is the built-in filesystem resource (a device given as
 LABEL=, UUID= or host:/path: resource-agents' ocf:heartbeat:Filesystem, warning). Anything else,
 `drbddisk::r0`, `httpd`, `ipvsadm`, `ldirectord::ldirectord.cf`, is a Heartbeat resource script
-(resource.d, then init.d). A group is named after its first resource, as Heartbeat names it:
+(the directory's own resource.d when it has one, /etc/ha.d/resource.d, then /etc/init.d). A group is named after its first resource, as Heartbeat names it:
 the address, `fs-MOUNTPOINT`, or the script and its arguments; its home is NODE.
 
 authkeys must be mode 0600 (refused otherwise, as Heartbeat refuses a readable one). The key
@@ -119,6 +120,12 @@ def read_dir(path: Path, allow_crc: bool = False) -> Imported:
     if r.problems or cluster is None or groups is None or key is None:
         order = {str(path / f): n for n, f in enumerate(("ha.cf", "haresources", "authkeys"))}
         raise ConfigError(sorted(r.problems, key=lambda p: (order.get(p.file, 3), p.line or 0)))
+    own = path / "resource.d"  # the directory's own scripts first, as /etc/ha.d/resource.d
+    if own.is_dir() and own not in model.HEARTBEAT_DIRECTORIES:
+        groups = tuple(dataclasses.replace(g, resources=tuple(
+            dataclasses.replace(x, directories=(own, *x.directories))
+            if isinstance(x, model.HeartbeatResource) else x for x in g.resources))
+            for g in groups)
     return Imported(dataclasses.replace(cluster, groups=groups), tuple(r.warnings),
                     tuple((k, " ".join(v)) for k, v in r.notes.items()))
 
@@ -728,39 +735,36 @@ def _is_ipv4(text: str) -> bool:
 
 
 def _ip_resource(arg: str, spec: str, file: str, n: int, r: _Report) -> model.IpResource:
-    """ip[/prefix[/iface[/broadcast]]] or ip/prefix/broadcast, as IPaddr reads them."""
+    """ip[/prefix[/iface[/broadcast]]] or ip/prefix/broadcast, as IPaddr reads them. A prefix
+    length (or netmask) and an interface not written are found at start, as IPaddr found
+    them: from the connected route that contains the address (resources/findif.py)."""
     ip, *fields = arg.split("/")
     if len(fields) > 3 or not _is_ipv4(ip):
-        raise ValueError(f"{arg!r}: write ADDRESS/PREFIX/INTERFACE[/BROADCAST] with an IPv4 "
-                         "address")
+        raise ValueError(f"{arg!r}: write ADDRESS[/PREFIX[/INTERFACE[/BROADCAST]]] with an "
+                         "IPv4 address")
     prefix, iface, brd = (fields + [""])[0], "", None
     if len(fields) == 2 and _is_ipv4(fields[1]):
         brd = fields[1]
     elif len(fields) >= 2:
         iface, brd = fields[1], (fields[2] if len(fields) == 3 else None)
-    if not prefix or not iface:
-        need = " and ".join(x for x, v in (("prefix length", prefix), ("interface", iface))
-                            if not v)
-        raise ValueError(f"vigil needs the {need} written down (Heartbeat looked them up in the "
-                         f"routing table when it started): write {spec[:-len(arg)]}{ip}/"
-                         f"{prefix or 24}/"
-                         f"{iface or 'eth0'} with your subnet's values")
     try:
-        address = ipaddress.IPv4Interface(f"{ip}/{prefix}")
+        address = ipaddress.IPv4Interface(f"{ip}/{prefix or 32}")
     except ValueError:
         raise ValueError(f"{prefix!r} is not a prefix length (0-32) or a netmask") from None
     if address.ip.is_multicast or address.ip.is_unspecified:
         raise ValueError(f"{ip} is not a unicast address")
     interface, _, alias = iface.partition(":")
-    _ifname(interface)
+    if iface:
+        _ifname(interface)
     if alias and len(iface) > 15:
         raise ValueError(f"label {iface!r} is longer than 15 characters")
     if brd is not None and not _is_ipv4(brd):
         raise ValueError(f"{brd!r} is not a broadcast address")
-    if brd is not None and ipaddress.IPv4Address(brd) != address.network.broadcast_address:
-        r.warn(file, n, spec, f"broadcast {brd} dropped: vigil gives the address its subnet's "
-                              f"broadcast ({address.network.broadcast_address})")
-    return model.IpResource(address, interface, label=iface if alias else None)
+    broadcast = None if brd is None else ipaddress.IPv4Address(brd)
+    if broadcast is not None and prefix and broadcast not in address.network:
+        raise ValueError(f"broadcast {brd} is not in {address.network}")
+    return model.IpResource(address, interface or None, label=iface if alias else None,
+                            prefix_given=bool(prefix), broadcast=broadcast)
 
 
 def _filesystem(args: list[str], spec: str, file: str, n: int, r: _Report) -> model.Resource:

@@ -52,7 +52,7 @@ _LINK_MODE_KEYS = {"mcast": ("mode", "interface", "group", "ttl"), "bcast": ("mo
 _GROUP_KEYS = ("name", "home", "resource", "policy")
 _POLICY_KEYS = ("migration_threshold", "failure_timeout")
 _MONITOR_KEYS = ("interval", "timeout")
-_IP_KEYS = ("type", "address", "interface", "label", "arp_count", "arp_interval",
+_IP_KEYS = ("type", "address", "interface", "broadcast", "label", "arp_count", "arp_interval",
             "arp_repeat_delay", "arp_repeat_count", "arp_refresh", "timeout")
 _EXEC_KEYS = ("type", "start", "stop", "status", "timeout", "monitor")
 _RESOURCE_KEYS: dict[str, tuple[str, ...]] = {
@@ -309,20 +309,18 @@ def _ip(s: str) -> model.IPAddress:
         raise ValueError(f"{s!r} is not an IPv4 or IPv6 address") from None
 
 
-def _as_interface(v: object) -> model.IPInterface:
+def _as_interface(v: object) -> tuple[model.IPInterface, bool]:
+    """An address with its prefix length, or without one: found at start from the connected
+    route that contains it (a host address here, and False)."""
     s = _as_str(v)
-    if "/" not in s:
-        addr = _ip(s)
-        prefix = 24 if addr.version == 4 else 64
-        raise ValueError(f"{s!r} needs a prefix length, e.g. \"{s}/{prefix}\"")
     try:
         iface = ipaddress.ip_interface(s)
     except ValueError:
-        raise ValueError(f"{s!r} is not an address with a prefix length such as "
-                         "\"192.168.10.200/24\"") from None
+        raise ValueError(f"{s!r} is not an address (with a prefix length, such as "
+                         "\"192.168.10.200/24\", or without)") from None
     if iface.ip.is_multicast or iface.ip.is_unspecified:
         raise ValueError(f"{s!r} is not a unicast address")
-    return iface
+    return iface, "/" in s
 
 
 def _as_argv(v: object) -> tuple[str, ...]:
@@ -406,6 +404,13 @@ def _as_abs_path(v: object) -> Path:
     if not s.startswith("/") or "\0" in s:
         raise ValueError(f"expected an absolute path, found {s!r}")
     return Path(s)
+
+
+def _as_broadcast(v: object) -> ipaddress.IPv4Address:
+    addr = _as_address(v)
+    if not isinstance(addr, ipaddress.IPv4Address):
+        raise ValueError(f"{addr} is not an IPv4 address (IPv6 has no broadcast)")
+    return addr
 
 
 def _as_ipv4(v: object) -> model.IPAddress:
@@ -815,9 +820,17 @@ class _Checker:
                                       monitor=monitor if status is not None else None)
         if kind != "ip":
             return self.agent_resource(kind, t, p, timeout, monitor, index)
-        address = self.field(t, p, "address", _as_interface, required=True)
-        interface = self.field(t, p, "interface", _as_ifname, required=True)
+        written = self.field(t, p, "address", _as_interface, required=True)
+        address, prefix_given = written if written is not None else (None, True)
+        interface = self.field(t, p, "interface", _as_ifname)  # None: found at start
+        broadcast = self.field(t, p, "broadcast", _as_broadcast)
+        if broadcast is not None and address is not None and (
+                address.version != 4 or (prefix_given and broadcast not in address.network)):
+            self.report((*p, "broadcast"), f"{broadcast} is not a broadcast address of "
+                        f"{address.with_prefixlen if prefix_given else address.ip}")
         label = self.field(t, p, "label", _as_nonempty)
+        if label is not None and interface is None:
+            self.report((*p, "label"), "a label needs the interface written down")
         if label is not None and interface is not None and (
                 len(label) > 15 or not label.startswith(interface)):
             self.report((*p, "label"), f"{label!r} must be at most 15 characters and start with "
@@ -836,10 +849,11 @@ class _Checker:
             repeat_count=_default(self.field(t, p, "arp_repeat_count", counts), d.repeat_count),
             refresh=_default(self.field(t, p, "arp_refresh", _as_duration), d.refresh),
         )
-        if address is None or interface is None:
+        if address is None:
             return None
         return model.IpResource(address=address, interface=interface, label=label, arp=arp,
-                                timeout=timeout or 5.0, monitor=monitor)
+                                timeout=timeout or 5.0, monitor=monitor,
+                                prefix_given=prefix_given, broadcast=broadcast)
 
     def agent_resource(self, kind: str, t: Table, p: KeyPath, timeout: float | None,
                        monitor: model.Monitor | None, index: str) -> model.Resource | None:

@@ -17,7 +17,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Mapping, Sequence
 
 from vigil.lab.netns import Lab
 
@@ -46,8 +46,11 @@ def config_text(lab: Lab, key_file: Path, vip: str, *, keepalive: str = "100ms",
 class LabCluster:
     """Two vigil nodes and a client in a fresh Lab. Always use as a context manager."""
 
-    def __init__(self, links: int = 1, **config: Any) -> None:
-        self.lab = Lab.create(["n1", "n2", "client"], links=links)
+    def __init__(self, links: int = 1, subnet: str = "10.77.0.0/24",
+                 names: Mapping[str, str] | None = None, **config: Any) -> None:
+        """`names`: the cluster's names for lab hosts n1 and n2 (seed files name theirs)."""
+        self.lab = Lab.create(["n1", "n2", "client"], subnet=subnet, links=links)
+        self.names = dict(names or {})
         self.vip = _vip(self.lab)
         self.dir = Path(tempfile.mkdtemp(prefix=f"{self.lab.prefix}-"))
         self.key = self.dir / "authkey"
@@ -100,7 +103,8 @@ class LabCluster:
         return path
 
     def argv(self, node: str, *args: str) -> list[str]:
-        return [*VIGIL, "--config", str(self.config_of(node)), "--node", node,
+        return [*VIGIL, "--config", str(self.config_of(node)), "--node",
+                self.names.get(node, node),
                 "--socket", str(self.socket(node)), "--state-dir", str(self.dir / node), *args]
 
     def start_web(self, node: str) -> None:

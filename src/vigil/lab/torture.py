@@ -43,7 +43,8 @@ from vigil.lab.netns import exit_on_sigterm
 from vigil.lab.probe import Prober, Sample, outages
 
 KEEPALIVE, DEADTIME, INITDEAD = 0.1, 0.3, 1.0
-TIMINGS = dict(keepalive="100ms", warntime="150ms", deadtime="300ms", initdead="1s")
+TIMINGS: dict[str, Any] = dict(keepalive="100ms", warntime="150ms", deadtime="300ms",
+                              initdead="1s")
 LEASE = 2 * DEADTIME
 MARGIN = 0.2  # the allowance beyond what a fault explains
 STOP_DELAY = 0.2  # appd takes this long to stop: a start before the release shows
