@@ -132,7 +132,7 @@ class Box:
             for pid in cgroup.pids(leaf):
                 os.kill(pid, signal.SIGKILL)
             end = time.monotonic() + 5
-            while leaf.exists() and not cgroup.remove(leaf) and time.monotonic() < end:
+            while leaf.exists() and not cgroup.remove(leaf, tree=True) and time.monotonic() < end:
                 time.sleep(0.01)
             assert not leaf.exists(), f"{leaf} is left behind"
         try:
@@ -319,6 +319,89 @@ def test_a_cancelled_monitor_leaves_the_service_alone(mode: str, box: Box) -> No
     assert dead(asyncio.run(main()))
 
 
+LEAKY = """#!/bin/sh
+# An agent whose start leaves a daemon and whose stop forgets it: OCF, LSB and resource.d.
+state={state}
+for action; do :; done  # the last argument (resource.d scripts take arguments first)
+case "$action" in
+    meta-data) echo '<?xml version="1.0"?><resource-agent name="leaky" version="1">'
+               echo '<actions><action name="start" timeout="20s"/><action name="stop"'
+               echo ' timeout="20s"/><action name="monitor" timeout="20s"/></actions>'
+               echo '</resource-agent>' ;;
+    start) (setsid {sh} -c 'echo $$ >> {pids}; exec {prog} 300' </dev/null >/dev/null 2>&1 &)
+           touch "$state" ;;
+    stop) rm -f "$state" ;;
+    status) if test -e "$state"; then echo running; else echo stopped; exit 3; fi ;;
+    monitor) test -e "$state" || exit 7 ;;
+    *) exit 3 ;;
+esac
+"""
+
+
+@pytest.mark.parametrize("kind", ["ocf", "lsb", "heartbeat"])
+def test_every_process_running_agent_kills_what_its_stop_left(
+        mode: str, box: Box, kind: str, caplog: pytest.LogCaptureFixture) -> None:
+    from vigil.model import HeartbeatResource, LsbResource, OcfResource
+    from vigil.resources import build
+    from vigil.resources.ocf import OcfAgent, clear_meta_data_cache
+    prog, pids = box.program("straydaemon"), box.pidfile("straydaemon")
+    script = box.tmp / "resource.d" / "test" / "leaky"
+    script.parent.mkdir(parents=True)
+    script.write_text(LEAKY.format(state=box.tmp / "state", sh=SH, pids=pids, prog=prog))
+    script.chmod(0o755)
+    r: OcfResource | LsbResource | HeartbeatResource
+    if kind == "ocf":
+        clear_meta_data_cache()
+        r = OcfResource("test:leaky", "leaky1", monitor=None)
+        agent = OcfAgent(r, ocf_root=box.tmp)
+    elif kind == "lsb":
+        r = LsbResource("leaky", directory=script.parent, monitor=None)
+        agent = build(r, None)  # type: ignore[arg-type]  # only addresses need the host
+    else:
+        r = HeartbeatResource("leaky", ("arg1",), directories=(script.parent,), monitor=None)
+        agent = build(r, None)  # type: ignore[arg-type]
+    box.resources.append(r)  # type: ignore[arg-type]  # for the cgroup clean-up
+    if getattr(agent, "procs", None) is not None:
+        agent.procs.grace = 0.5  # type: ignore[union-attr]
+
+    async def main() -> tuple[int, bool, bool]:
+        await agent.start()
+        [pid] = wait_pids(pids)
+        running = await agent.probe()
+        await agent.stop()
+        return pid, running, await agent.probe()
+
+    caplog.set_level(logging.INFO)
+    pid, before, after = asyncio.run(main())
+    assert (before, after) == (True, False)
+    assert dead(pid), f"the {kind} agent's stop left its daemon running"
+    assert f"pid={pid} comm=straydaemon" in killed_lines(caplog)
+
+
+def test_a_monitor_names_what_a_dead_service_left(
+        mode: str, box: Box, caplog: pytest.LogCaptureFixture) -> None:
+    flag = box.tmp / "up"
+    r = box.daemonizing(status=("/usr/bin/test", "-e", str(flag)))
+    r = box.add(ExecResource(start=(SH, "-c", f"touch {flag}; {r.start[2]}"), stop=r.stop,
+                             status=r.status))
+    agent = agent_for(r)
+
+    async def main() -> tuple[int, bool, bool]:
+        await agent.start()
+        [pid] = wait_pids(box.pidfile("straydaemon"))
+        up = await agent.monitor()
+        flag.unlink()  # its status now says stopped; its daemon still runs
+        return pid, up, await agent.monitor()
+
+    caplog.set_level(logging.INFO)
+    pid, up, later = asyncio.run(main())
+    assert (up, later) == (True, False)
+    assert f"monitor: stopped, but 1 of its processes still run (pid={pid} " \
+           f"comm=straydaemon)" in killed_lines(caplog)
+    asyncio.run(agent.stop())
+    assert dead(pid)
+
+
 # ---- cgroups ----------------------------------------------------------------------------------
 
 
@@ -351,6 +434,35 @@ def test_the_child_is_in_the_cgroup_before_it_runs_and_the_cgroup_goes_with_the_
     assert cgroup.pids(leaf) == [pid]
     asyncio.run(daemon.stop())
     assert dead(pid) and not leaf.exists()
+
+
+def test_a_cgroup_the_program_made_inside_its_own_is_emptied_and_removed(
+        box: Box, mode: str, caplog: pytest.LogCaptureFixture) -> None:
+    """A program may manage cgroups below the one it runs in (a container runtime does):
+    what runs there is the resource's too."""
+    if mode != "cgroup":
+        pytest.skip("cgroups only")
+    from vigil.resources import cgroup, procs
+    h = cgroup.hierarchy()
+    assert h is not None
+    prog, pids = box.program("inner"), box.pidfile("inner")
+    r = box.add(ExecResource(
+        start=(SH, "-c", f'cg="{h.mount}$(sed -n "s/^0:://p" /proc/self/cgroup)"; '
+                         f'mkdir "$cg/inner" && '
+                         f"(setsid {SH} -c \"echo \\$\\$ > $cg/inner/cgroup.procs; "
+                         f"echo \\$\\$ >> {pids}; exec {prog} 300\" "
+                         f"</dev/null >/dev/null 2>&1 &)"),
+        stop=("/bin/true",)))
+    agent = agent_for(r)
+    leaf = h.leaf(procs.scope_name(r))
+    asyncio.run(agent.start())
+    [pid] = wait_pids(pids)
+    assert cgroup.parse_own(Path(f"/proc/{pid}/cgroup").read_text()) == \
+        h.relative(leaf / "inner")
+    caplog.set_level(logging.INFO)
+    asyncio.run(agent.stop())
+    assert dead(pid) and not leaf.exists()
+    assert f"pid={pid} comm=inner" in killed_lines(caplog)
 
 
 def test_without_cgroup_kill_each_process_gets_sigkill(

@@ -222,23 +222,31 @@ def kill(leaf: Path) -> bool:
     return True
 
 
-def remove(leaf: Path) -> bool:
-    """rmdir `leaf` (deepest cgroups first), then the base directory if it is empty now.
-    True when `leaf` is gone; False when something still runs in it."""
-    for cg in _walk(leaf):
-        try:
-            os.rmdir(cg)
-        except FileNotFoundError:
-            pass
-        except OSError as e:
-            if e.errno in (errno.EBUSY, errno.ENOTEMPTY):
+def remove(leaf: Path, *, tree: bool = False) -> bool:
+    """rmdir `leaf`, then the base directory if it is empty now. True when `leaf` is gone;
+    False when something runs in it or, unless `tree`, it has cgroups below it. With `tree`
+    (once everything in it was killed) those go first, deepest first: between actions they
+    are the managed program's own, perhaps about to be used."""
+    if not _rmdir(leaf):  # the common case, an empty leaf, needs no listing
+        if not tree:
+            return False
+        for cg in _walk(leaf):  # busy: something runs in it, or there are cgroups below
+            if not _rmdir(cg):
                 return False
-            raise
+    _rmdir(leaf.parent)
+    return True
+
+
+def _rmdir(path: Path) -> bool:
+    """rmdir a cgroup; False when it is busy (populated, or has children)."""
     try:
-        os.rmdir(leaf.parent)
+        os.rmdir(path)
+    except FileNotFoundError:
+        pass
     except OSError as e:
-        if e.errno not in (errno.EBUSY, errno.ENOTEMPTY, errno.ENOENT):
-            raise
+        if e.errno in (errno.EBUSY, errno.ENOTEMPTY):
+            return False
+        raise
     return True
 
 

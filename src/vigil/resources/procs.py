@@ -215,13 +215,14 @@ class Scope:
         self._sessions -= asked - live
         return found
 
-    def tidy(self) -> None:
-        """Remove the scope's cgroup if it is empty (nothing to do without cgroups)."""
+    def tidy(self, *, tree: bool = False) -> None:
+        """Remove the scope's cgroup if it is empty (nothing to do without cgroups); with
+        `tree`, the empty cgroups a program made below it too (cgroup.remove)."""
         h = cgroup.hierarchy()
         if h is None:
             return
         try:
-            cgroup.remove(h.leaf(self.name))
+            cgroup.remove(h.leaf(self.name), tree=tree)
         except OSError as e:
             log.warning("%s: cannot remove cgroup %s: %s", self.label, h.leaf(self.name),
                         e.strerror or e)
@@ -240,7 +241,7 @@ class Scope:
         began = loop.time()
         left = await self.find()
         if not left:
-            self.tidy()
+            self.tidy(tree=True)
             return ()
         killed = {p.pid: p for p in left}
         log.warning("%s: stop left %s: killing %s (SIGTERM, SIGKILL after grace=%gs)",
@@ -268,7 +269,7 @@ class Scope:
                 log.warning("%s: killing %s, started meanwhile (SIGTERM)", self.label,
                             _describe(new))
                 self._signal(new, signal.SIGTERM)
-        self.tidy()
+        self.tidy(tree=True)
         log.info("%s: leftovers gone: killed=%d ms=%.0f", self.label, len(killed),
                  (loop.time() - began) * 1000)
         return tuple(killed.values())
