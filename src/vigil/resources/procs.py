@@ -30,11 +30,15 @@ Two ways of tracking, chosen per process:
     whose group still has members when the child exits is remembered, and processes still
     in that session or group belong to the scope. This is in memory only: the guard and a
     restarted daemon have the environment mark alone.
-  What this cannot catch: a process that left the session (setsid(), as daemons do) *and*
-  lost the mark, by an exec with another environment (`env -i`, sudo's env_reset, `su -`)
-  or by overwriting its environment area (setproctitle-style title rewriting); also a
-  remembered session whose members all died and whose number a stranger got since, then
-  lost its own leader (a stranger that leads it is recognised and ignored).
+  What this cannot catch: a process that lost the mark, by an exec with another
+  environment (`env -i`, sudo's env_reset, `su -`) or by overwriting its environment area
+  (setproctitle-style title rewriting), and also left the session (setsid(), as daemons
+  do) or, in the guard or after a restart, was never in a session remembered by this
+  process; nor one whose action's process group was empty at its exit while the session
+  was not (a member moved to a process group of its own). What it could take wrongly: the
+  members of a remembered session whose own members all died and whose number a stranger
+  then got, if that stranger then died too (a stranger that still leads the session is
+  recognised, and the number forgotten).
 
 Both ways also add the environment mark, so that a process can always be traced back to
 its resource (`grep VIGIL_RESOURCE /proc/*/environ`).
