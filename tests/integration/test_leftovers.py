@@ -529,6 +529,24 @@ def test_two_exec_resources_named_alike_get_two_cgroups(box: Box) -> None:
     assert other.stdout.decode().strip() == procs.scope_name(a)
 
 
+def test_two_lab_nodes_on_one_host_never_share_a_scope(box: Box) -> None:
+    """Lab nodes share the host's cgroups and process table: each network namespace gets
+    its own base, or one node's stop would kill the other's copy."""
+    code = "from vigil.resources import cgroup; print(cgroup.base_name())"
+    ns = f"vgcg{os.getpid()}"
+    subprocess.run(["ip", "netns", "add", ns], check=True)
+    try:
+        inside = subprocess.run(["ip", "netns", "exec", ns, sys.executable, "-c", code],
+                                capture_output=True, text=True, timeout=30)
+    finally:
+        subprocess.run(["ip", "netns", "del", ns], check=True)
+    here = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=30)
+    assert inside.returncode == 0 and here.returncode == 0, inside.stderr + here.stderr
+    assert inside.stdout.strip() != here.stdout.strip()
+    assert inside.stdout.strip().startswith("vigil-net")
+
+
 # ---- the fallback -----------------------------------------------------------------------------
 
 

@@ -42,11 +42,20 @@ def test_no_v2_mount_or_no_v2_line_means_no_cgroups() -> None:
 
 
 def test_a_mount_of_a_subtree_maps_our_path_or_does_not_show_it() -> None:
-    sub = "30 25 0:24 /lxc/c1 /mnt/cg\\040here rw - cgroup2 cgroup2 rw\n"
-    assert cgroup.parse_mountinfo(sub) == [("/lxc/c1", "/mnt/cg here")]
+    sub = "30 25 0:24 /lxc/c1 /sys/fs/cgroup/c\\040one rw - cgroup2 cgroup2 rw\n"
+    assert cgroup.parse_mountinfo(sub) == [("/lxc/c1", "/sys/fs/cgroup/c one")]
     h = cgroup.locate(sub, "0::/lxc/c1/svc\n")
-    assert h is not None and h.own == Path("/mnt/cg here/svc")
+    assert h is not None and h.own == Path("/sys/fs/cgroup/c one/svc")
     assert cgroup.locate(sub, "0::/elsewhere\n") is None
+
+
+def test_a_mount_outside_sys_fs_cgroup_is_someone_else_s() -> None:
+    """A chroot's bind mount of the hierarchy may be unmounted at any moment."""
+    chroot = ("31 25 0:24 / /srv/chroot/sys/fs/cgroup/unified rw - cgroup2 cgroup2 rw\n"
+              + MOUNTINFO)
+    h = cgroup.locate(chroot, "0::/\n")
+    assert h is not None and h.mount == Path("/sys/fs/cgroup/unified")
+    assert cgroup.locate(chroot.splitlines()[0], "0::/\n") is None
 
 
 def test_the_test_switch_turns_cgroups_off(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -335,3 +335,16 @@ def test_with_a_scope_cancel_still_kills_and_reaps(scope: Scope, tmp_path: Path)
     with pytest.raises(TimeoutError):
         asyncio.run(main())
     assert gone(int(pid_file.read_text()))
+
+
+def test_with_a_scope_a_cgroup_gone_meanwhile_does_not_fail_the_action(
+        scope: Scope, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Removed between its making and the child's entering it (by the daemon's guard, say):
+    the program runs outside it, and its stderr says so, but a stop does not fail over it."""
+    h = cgroup.hierarchy()
+    if h is None:
+        pytest.skip("cgroups only")
+    monkeypatch.setattr(cgroup, "ensure", lambda h, name: tmp_path / "gone" / "cgroup.procs")
+    done = asyncio.run(run([SH, "-c", "echo ran"], scope=scope))
+    assert (done.rc, done.stdout) == (0, "ran\n")
+    assert f"vigil-cgroup: running outside {tmp_path}/gone/cgroup.procs" in done.stderr

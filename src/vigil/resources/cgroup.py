@@ -1,7 +1,7 @@
 """cgroup v2 for resource processes: where the hierarchy is, and one leaf cgroup per resource.
 
-Where: the first cgroup2 mount in /proc/self/mountinfo (/sys/fs/cgroup on a unified host,
-/sys/fs/cgroup/unified on a hybrid one) and this process's own cgroup, the `0::` line of
+Where: the first cgroup2 mount at /sys/fs/cgroup or below in /proc/self/mountinfo
+(/sys/fs/cgroup on a unified host, /sys/fs/cgroup/unified on a hybrid one) and this process's own cgroup, the `0::` line of
 /proc/self/cgroup. A resource's cgroup is `<own cgroup>/vigil/<name>` (`Hierarchy.leaf`): under
 systemd that is inside the unit's own subtree, which the unit may manage with `Delegate=yes`
 (packaging/vigil.service). The guard inherits the daemon's cgroup, so both compute the same
@@ -35,9 +35,12 @@ NO_CGROUP_ENV = "VIGIL_TEST_NO_CGROUP"
 """Set to 1 in the environment to make `hierarchy()` say None: for tests of the fallback
 only (it would leave a real node with the weaker tracking)."""
 
-ENTER = 'echo 0 >"$1" && shift && exec "$@"'
+ENTER = 'echo 0 >"$1" || echo "vigil-cgroup: running outside $1" >&2; shift; exec "$@"'
 """The shell's part of `enter_argv`: move itself ($1 is cgroup.procs), then become the program.
-A failed write stops there: the shell says why on stderr ("cannot create ...") and exits 2."""
+A failed write (the cgroup removed meanwhile by the daemon's guard, say) does not fail the
+action: the program runs outside, and both the shell's reason and that line go to the
+action's stderr, which the agent logs under the resource's name. (Failing a stop over it
+would block the group.)"""
 
 _ENTER_NAME = "vigil-cgroup"  # the shell's $0: the name its error messages begin with
 
@@ -82,12 +85,16 @@ def parse_own(text: str) -> str | None:
 
 
 def locate(mountinfo: str, own_cgroup: str) -> Hierarchy | None:
-    """The hierarchy from the two files' texts; None without a cgroup2 mount that shows our
-    own cgroup (a mount of another subtree, e.g. a container's, does not)."""
+    """The hierarchy from the two files' texts; None without a cgroup2 mount at its usual
+    place (/sys/fs/cgroup or below) that shows our own cgroup (a mount of another subtree,
+    e.g. a container's, does not). Mounts elsewhere are someone else's (a chroot's bind
+    mount, which may go at any time) and are left alone."""
     own = parse_own(own_cgroup)
     if own is None:
         return None
     for root, mountpoint in parse_mountinfo(mountinfo):
+        if mountpoint != "/sys/fs/cgroup" and not mountpoint.startswith("/sys/fs/cgroup/"):
+            continue
         root = root.rstrip("/") or "/"
         if root == "/":
             rest = own
@@ -100,23 +107,30 @@ def locate(mountinfo: str, own_cgroup: str) -> Hierarchy | None:
 
 
 def base_name() -> str:
-    """"vigil", or "vigil-net<inode>" in a network namespace other than PID 1's.
+    """"vigil", or "vigil-net<inode>" in a network namespace other than the initial one.
 
     Two daemons of one host share a cgroup and a process table only in a lab (vigil.lab runs
     each node in a network namespace): the suffix keeps one node's stop from killing the
     other node's copy of the same resource. The daemon, its guard and a daemon restarted
-    after a crash all run in the node's namespace, so they agree on it."""
+    after a crash all run in the node's namespace, so they agree on it. The initial
+    namespace is PID 1's; where /proc/1 cannot be read (a sandbox that denies it), the one
+    with the fixed inode Linux gives it (PROC_NET_INIT_INO; older kernels number it at boot:
+    there, in such a sandbox, the suffix appears even on a host, which is harmless)."""
     global _base
     if _base is None:
         try:
             mine = os.stat("/proc/self/ns/net").st_ino
+        except OSError:
+            mine = _INIT_NET_INO
+        try:
             init = os.stat("/proc/1/ns/net").st_ino
         except OSError:
-            mine = init = 0
+            init = _INIT_NET_INO
         _base = "vigil" if mine == init else f"vigil-net{mine}"
     return _base
 
 
+_INIT_NET_INO = 0xEFFFFFF9
 _base: str | None = None
 _found: Hierarchy | None = None
 _looked = False
