@@ -5,14 +5,16 @@ from __future__ import annotations
 import asyncio
 import os
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from vigil.errors import AgentError
 from vigil.model import ExecResource
-from vigil.resources import runner
+from vigil.resources import cgroup, runner
 from vigil.resources.exec import ExecAgent
+from vigil.resources.procs import Scope
 from vigil.resources.runner import Completed, run
 
 SH = "/bin/sh"
@@ -261,3 +263,88 @@ def test_exec_killed_by_signal(tmp_path: Path) -> None:
     agent = ExecAgent(ExecResource(start=(SH, "-c", "kill -9 $$"), stop=("/bin/true",)))
     with pytest.raises(AgentError, match="killed by SIGKILL"):
         asyncio.run(agent.start())
+
+
+# ---- run with a scope (procs.Scope: the resource's cgroup, or its mark) ----------------------
+
+
+@pytest.fixture(params=["cgroup", "fallback"])
+def scope(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Iterator[Scope]:
+    cgroup.forget()
+    if request.param == "fallback":
+        monkeypatch.setenv(cgroup.NO_CGROUP_ENV, "1")
+    elif cgroup.hierarchy() is None:
+        pytest.skip("no cgroup v2 hierarchy holds this process (or not root)")
+    s = Scope("exec unit", f"unit-{os.getpid()}")
+    yield s
+    h = cgroup.hierarchy()
+    if h is not None:
+        assert not h.leaf(s.name).exists(), "an empty cgroup was left behind"
+    cgroup.forget()
+
+
+def test_with_a_scope_rc_output_and_argv_are_the_program_s(scope: Scope) -> None:
+    done = asyncio.run(run([SH, "-c", 'echo "$VIGIL_RESOURCE"; cat /proc/self/cgroup; exit 3'],
+                           scope=scope))
+    assert done.argv == (SH, "-c", 'echo "$VIGIL_RESOURCE"; cat /proc/self/cgroup; exit 3')
+    assert done.rc == 3 and done.stderr == ""
+    mark, *cgroups = done.stdout.splitlines()
+    assert mark == scope.mark
+    h = cgroup.hierarchy()
+    if h is not None:
+        assert f"0::{h.relative(h.leaf(scope.name))}" in cgroups
+
+
+def test_with_a_scope_the_environment_still_replaces(scope: Scope) -> None:
+    done = asyncio.run(run([SH, "-c", 'echo "$VIGIL_X:$HOME"'], env={"VIGIL_X": "1"},
+                           scope=scope))
+    assert done.stdout == "1:\n"
+
+
+@pytest.mark.parametrize("case", ["missing", "not executable", "no interpreter", "on PATH"])
+def test_with_a_scope_a_program_that_cannot_run_fails_as_without(
+        scope: Scope, tmp_path: Path, case: str) -> None:
+    prog = tmp_path / "prog"
+    if case == "not executable":
+        prog.write_text("#!/bin/sh\n")
+        prog.chmod(0o644)
+    elif case == "no interpreter":
+        prog.write_text("#!/nonexistent/interpreter\n")
+        prog.chmod(0o755)
+    argv = ["vigil-no-such-prog"] if case == "on PATH" else [str(prog)]
+    with pytest.raises(AgentError) as without:
+        asyncio.run(run(argv))
+    with pytest.raises(AgentError) as within:
+        asyncio.run(run(argv, scope=scope))
+    assert str(within.value) == str(without.value)
+    assert type(within.value.__cause__) is type(without.value.__cause__)
+
+
+def test_with_a_scope_a_program_found_on_path_runs(scope: Scope) -> None:
+    done = asyncio.run(run(["true"], env={"PATH": "/usr/bin:/bin"}, scope=scope))
+    assert done.rc == 0
+
+
+def test_with_a_scope_cancel_still_kills_and_reaps(scope: Scope, tmp_path: Path) -> None:
+    pid_file = tmp_path / "pid"
+
+    async def main() -> None:
+        async with asyncio.timeout(0.5):
+            await run([SH, "-c", f"echo $$ > {pid_file}; exec sleep 30"], scope=scope)
+
+    with pytest.raises(TimeoutError):
+        asyncio.run(main())
+    assert gone(int(pid_file.read_text()))
+
+
+def test_with_a_scope_a_cgroup_gone_meanwhile_does_not_fail_the_action(
+        scope: Scope, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Removed between its making and the child's entering it (by the daemon's guard, say):
+    the program runs outside it, and its stderr says so, but a stop does not fail over it."""
+    h = cgroup.hierarchy()
+    if h is None:
+        pytest.skip("cgroups only")
+    monkeypatch.setattr(cgroup, "ensure", lambda h, name: tmp_path / "gone" / "cgroup.procs")
+    done = asyncio.run(run([SH, "-c", "echo ran"], scope=scope))
+    assert (done.rc, done.stdout) == (0, "ran\n")
+    assert f"vigil-cgroup: running outside {tmp_path}/gone/cgroup.procs" in done.stderr

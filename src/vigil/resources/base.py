@@ -9,6 +9,12 @@ leaves nothing running (a cancelled command is killed and reaped).
 - Failures raise `errors.AgentError` with a message that begins with the resource's name.
 - `probe()` answers "is it present/running here?"; `healthy()` answers "could this node run it
   now?" (for an address: is its interface up with carrier?).
+- Agents that run programs of their own (exec, OCF, LSB, Heartbeat scripts) keep them in a
+  `procs.Scope` (`procs`): a successful `stop()` ends by killing whatever the resource left
+  running (`kill_leftovers`), so the guard, which calls the same stop(), does too; a probe
+  that finds the resource stopped but processes of it still there says present
+  (`present_or_left`), so that the engine stops it, which kills them; `processes()` lists
+  them, for status.
 """
 
 from __future__ import annotations
@@ -20,6 +26,7 @@ from typing import TYPE_CHECKING
 from vigil.errors import AgentError
 
 if TYPE_CHECKING:
+    from vigil.resources.procs import Proc, Scope
     from vigil.resources.runner import Completed
 
 log = logging.getLogger("vigil")
@@ -32,6 +39,7 @@ class Agent(abc.ABC):
 
     name: str
     timeout: float  # seconds the caller should allow each action (the resource's `timeout`)
+    procs: Scope | None = None  # where its programs run; None: it runs none of its own
 
     @abc.abstractmethod
     async def start(self) -> None:
@@ -62,6 +70,40 @@ class Agent(abc.ABC):
         """Seconds the caller should allow `action` ("start", "stop", "monitor", "probe").
         By default the resource's one `timeout`; OCF agents read theirs from meta-data."""
         return self.timeout
+
+    async def processes(self) -> tuple[Proc, ...]:
+        """What runs in this resource's scope on this node now: while the resource runs, its
+        service; once it is stopped, or after a failed stop, strays an operator should see.
+        () for agents that start no processes."""
+        return await self.procs.find() if self.procs is not None else ()
+
+    async def kill_leftovers(self) -> None:
+        """The end of a successful stop: kill what the resource left running (procs.Scope.clean:
+        SIGTERM, a grace, SIGKILL; each process logged). Never after a failed stop."""
+        if self.procs is not None:
+            await self.procs.clean()
+
+    async def present_or_left(self, action: str, running: bool) -> bool:
+        """A probe's or monitor's answer, checked against what is left in the scope.
+
+        When the agent says stopped but processes of the resource still run (a crash left
+        them, a stop outside vigil, a service whose main process died): a probe says present
+        (True), with a warning naming them, so that the engine runs stop, which kills them,
+        before the resource starts anywhere; a monitor says stopped as the agent did (the
+        restart's stop kills them) and names them."""
+        if running or self.procs is None:
+            return running
+        left = await self.procs.find()
+        if not left:
+            return False
+        names = ", ".join(str(p) for p in left[:16]) + (" ..." if len(left) > 16 else "")
+        if action == "probe":
+            log.warning("%s probe: stopped, but %d of its processes still run (%s); present "
+                        "until stopped", self.name, len(left), names)
+            return True
+        log.warning("%s %s: stopped, but %d of its processes still run (%s); its stop will "
+                    "kill them", self.name, action, len(left), names)
+        return False
 
     def log_output(self, action: str, done: "Completed") -> None:
         """Keep the agent's own stderr in the log, each line under the resource's name:

@@ -20,6 +20,7 @@ from pathlib import Path
 from vigil.model import HeartbeatResource
 from vigil.resources import runner
 from vigil.resources.lsb import ScriptAgent
+from vigil.resources.procs import Scope
 
 _STOPPED = re.compile(r"stopped|not running", re.IGNORECASE)
 _RUNNING = re.compile(r"running|\bOK\b", re.IGNORECASE)
@@ -42,7 +43,7 @@ class HeartbeatAgent(ScriptAgent):
 
     def __init__(self, resource: HeartbeatResource) -> None:
         super().__init__(resource.name, resource.script, resource.directories,
-                         resource.timeout)
+                         resource.timeout, Scope.of(resource))
         self.resource = resource
 
     def argv(self, path: Path, action: str) -> list[str]:

@@ -9,6 +9,10 @@ builds on it): finding the script, running it, and what a missing script means.
 - A script that does not exist cannot have started anything on this node, the convention of
   OCF agents whose program is not installed: probe() says False and stop() succeeds (with a
   warning), while start() and monitor() fail, and healthy() says this node cannot run it.
+  (Unless processes of the resource still run: see below.)
+- Every run of the script is in the resource's scope (procs.Scope). A stop that succeeded
+  ends by killing what is left of it; a probe that finds processes of it still running says
+  present (base.Agent.present_or_left).
 
 LSB status exit codes (LSB 3.1, "Init Script Actions"): 0 running, 1 dead but pid file exists,
 2 dead but lock file exists, 3 not running, 4 unknown. 1 and 2 mean the service died without
@@ -30,6 +34,7 @@ from vigil.errors import AgentError
 from vigil.model import LsbResource
 from vigil.resources import runner
 from vigil.resources.base import Agent
+from vigil.resources.procs import Scope
 
 log = logging.getLogger(__name__)
 
@@ -48,9 +53,10 @@ class ScriptAgent(Agent):
     """
 
     def __init__(self, name: str, script: str, directories: Sequence[Path],
-                 timeout: float) -> None:
+                 timeout: float, procs: Scope | None = None) -> None:
         self.name = name
         self.timeout = timeout
+        self.procs = procs
         problem = check_script_name(script)
         if problem is not None:
             raise self.error(problem)
@@ -89,18 +95,19 @@ class ScriptAgent(Agent):
         if path is None:
             log.warning("%s stop: %s: nothing it started can be running; stopped",
                         self.name, self.missing())
-            return
-        await self._checked("stop", path)
+        else:
+            await self._checked("stop", path)
+        await self.kill_leftovers()
 
     async def probe(self) -> bool:
         path = self.locate()
-        if path is None:
-            return False
-        return self.running(await self._run("status", path), "probe")
+        running = path is not None and self.running(await self._run("status", path), "probe")
+        return await self.present_or_left("probe", running)
 
     async def monitor(self) -> bool:
         path = self._require("monitor")
-        return self.running(await self._run("status", path), "monitor")
+        running = self.running(await self._run("status", path), "monitor")
+        return await self.present_or_left("monitor", running)
 
     async def healthy(self) -> bool:
         """Whether the script is installed here and executable (a stat, no process)."""
@@ -122,7 +129,7 @@ class ScriptAgent(Agent):
 
     async def _run(self, action: str, path: Path) -> runner.Completed:
         try:
-            done = await runner.run(self.argv(path, action))
+            done = await runner.run(self.argv(path, action), scope=self.procs)
         except AgentError as e:
             raise self.error(f"{action}: {e}") from e
         self.log_output(action, done)
@@ -139,7 +146,7 @@ class LsbAgent(ScriptAgent):
 
     def __init__(self, resource: LsbResource) -> None:
         super().__init__(resource.name, resource.script, (resource.directory,),
-                         resource.timeout)
+                         resource.timeout, Scope.of(resource))
         self.resource = resource
 
     def missing(self) -> str:

@@ -15,6 +15,9 @@ this environment and nothing else of the daemon's:
     OCF_RESKEY_CRM_meta_timeout     ms the caller allows this action (`timeout_for`)
     OCF_RESKEY_CRM_meta_interval    ms between recurring monitors; 0 for every other action,
                                     which is how agents tell a probe (`ocf_is_probe`)
+    VIGIL_RESOURCE                  the resource's scope (procs.py): every action runs in
+                                    the resource's cgroup, or carries this mark where
+                                    there are no cgroups
 
 (`ocf_meta.base_env` lists what is left out on purpose.)
 
@@ -31,6 +34,9 @@ Choices:
   an agent reporting one is running something vigil did not ask for.
 - validate-all runs once per `OcfAgent`, before its first start, when the meta-data advertises
   it; 0 passes, and so does 3 (an agent advertising it but not implementing it).
+- A stop that succeeded (0 or 7) ends by killing what the agent's daemons left in the
+  resource's scope (procs.Scope). A probe that gets 7 (or 5) while processes of the
+  resource still run says running (base.Agent.present_or_left): the engine stops it.
 - Every stderr line the runner kept is logged to the "vigil" logger as "<name>: <line>", at
   WARNING when the action failed, a recurring monitor found the resource stopped, or the
   resource is degraded; at DEBUG otherwise. Actions log nothing else: the engine logs results.
@@ -58,6 +64,7 @@ from vigil.resources.ocf_meta import (
     parse_meta_data,
     read_meta_data,
 )
+from vigil.resources.procs import Scope
 
 __all__ = [
     "DEFAULT_TIMEOUT", "EXIT_CODES", "FailureKind", "Kind", "OcfAgent", "OcfCode", "OcfError",
@@ -166,6 +173,7 @@ class OcfAgent(Agent):
         self.ocf_root = ocf_root
         self.wrap = tuple(wrap)
         self.path = ocf_root / "resource.d" / resource.provider / resource.type
+        self.procs = Scope.of(resource)
         self._validated = False
 
     # -- timeouts -------------------------------------------------------------------------
@@ -211,22 +219,25 @@ class OcfAgent(Agent):
         if done.rc not in (0, 7):  # 7: see the module docstring
             raise self._failed("stop", done)
         self._log_stderr(done, warn=False)
+        await self.kill_leftovers()
 
     async def probe(self) -> bool:
         """A monitor with interval 0: True running (0, 190), False stopped (7), else
         OcfError (the engine treats a failed probe as "present"). As in Pacemaker, an agent
         that is not installed here (5) means "not running": nothing of it can run."""
         try:
-            return await self._monitor("probe", interval_ms=0)
+            running = await self._monitor("probe", interval_ms=0)
         except OcfError as e:
-            if e.code == 5:
-                return False
-            raise
+            if e.code != 5:
+                raise
+            running = False
+        return await self.present_or_left("probe", running)
 
     async def monitor(self) -> bool:
         """The recurring monitor: True running (0, 190), False stopped (7), else OcfError."""
         every = self.resource.monitor.interval if self.resource.monitor is not None else 0.0
-        return await self._monitor("monitor", interval_ms=round(every * 1000))
+        running = await self._monitor("monitor", interval_ms=round(every * 1000))
+        return await self.present_or_left("monitor", running)
 
     async def _monitor(self, action: str, interval_ms: int) -> bool:
         done = await self._call("monitor", interval_ms=interval_ms, timeout_of=action)
@@ -269,7 +280,8 @@ class OcfAgent(Agent):
             await self.load_meta_data()  # warm the cache without blocking: env() reads timeouts
         env = self.env(what, interval_ms)
         try:
-            return await runner.run([*self.wrap, str(self.path), action], env=env)
+            return await runner.run([*self.wrap, str(self.path), action], env=env,
+                                    scope=self.procs)
         except AgentError as e:
             code = 4 if isinstance(e.__cause__, PermissionError) else 5
             c = EXIT_CODES[code]

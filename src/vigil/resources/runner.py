@@ -11,6 +11,15 @@ behind (`sh -c 'mydaemon &'`) hands our stdout to that daemon: with pipes, async
 the daemon exits, and closing our end early would kill the daemon with SIGPIPE on its next
 write. With files the daemon writes into a file nobody reads, and we read the tail of each
 file once the child itself has exited.
+
+With a `scope` (procs.Scope: the resource the action belongs to), the child runs in that
+resource's cgroup, entered before the program starts (or, without cgroups, carries the
+resource's environment mark and has its session remembered when it leaves processes
+behind): whatever it leaves running can be found and killed after the resource's stop.
+A cancel still terminates only the child's own process group, not the whole scope: a
+cancelled monitor must not kill the service it was checking. (The cgroup's way in is a
+fixed `/bin/sh -c` script that execs the argv it is handed as "$@": no configured string is
+ever parsed by a shell; see cgroup.enter_argv.)
 """
 
 from __future__ import annotations
@@ -22,9 +31,12 @@ import signal
 import tempfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import IO
+from typing import IO, TYPE_CHECKING
 
 from vigil.errors import AgentError
+
+if TYPE_CHECKING:
+    from vigil.resources.procs import Scope
 
 log = logging.getLogger(__name__)
 
@@ -69,17 +81,27 @@ async def run(
     env: Mapping[str, str] | None = None,
     grace: float = 2.0,
     stdin: bytes | None = None,
+    scope: Scope | None = None,
 ) -> Completed:
     """Run `argv` to completion and return its exit status and output.
 
-    stdin is /dev/null, or `stdin` (from a file, never a pipe that could fill); the child leads its own session and process group; `env` replaces the
-    environment (None inherits the daemon's). A program that cannot be executed raises
-    `AgentError` naming it. Cancel to stop it early (see the module docstring).
+    stdin is /dev/null, or `stdin` (from a file, never a pipe that could fill); the child
+    leads its own session and process group; `env` replaces the environment (None inherits
+    the daemon's); `scope` is the resource whose processes it joins (see the module
+    docstring). A program that cannot be executed raises `AgentError` naming it. Cancel to
+    stop it early (see the module docstring).
     """
     args = tuple(argv)
     if not args:
         raise AgentError("cannot run an empty command")
     loop = asyncio.get_running_loop()
+    spawn: tuple[str, ...] = args
+    spawn_env = dict(env) if env is not None else None
+    if scope is not None:
+        try:
+            spawn, spawn_env = scope.command(args, env)
+        except OSError as e:  # the program cannot run: as the spawn below would say
+            raise AgentError(f"cannot run {args[0]}: {e.strerror or e}") from e
     with _output_file() as out, _output_file() as err, _output_file() as inp:
         if stdin:
             inp.write(stdin)
@@ -87,11 +109,11 @@ async def run(
         started = loop.time()
         try:
             proc = await asyncio.create_subprocess_exec(
-                *args,
+                *spawn,
                 stdin=inp if stdin else asyncio.subprocess.DEVNULL,
                 stdout=out,
                 stderr=err,
-                env=dict(env) if env is not None else None,
+                env=spawn_env,
                 start_new_session=True,
             )
         except OSError as e:  # ENOENT, EACCES, ENOEXEC, ENOTDIR...
@@ -102,7 +124,11 @@ async def run(
             rc = await proc.wait()
         except asyncio.CancelledError:
             await _reap_despite_cancellation(proc, args, grace)
+            if scope is not None:
+                scope.exited(proc.pid)
             raise
+        if scope is not None:
+            scope.exited(proc.pid)
         duration = loop.time() - started
         return Completed(args, rc, _tail(out), _tail(err), duration)
 
