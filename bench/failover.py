@@ -32,6 +32,7 @@ from __future__ import annotations
 import argparse
 import os
 import random
+import re
 import signal
 import time
 from collections import Counter
@@ -45,6 +46,8 @@ from vigil.lab.netns import exit_on_sigterm
 from vigil.lab.cluster import HolderMonitor, LabCluster
 from vigil.lab.probe import Prober, Sample, outages, owners
 
+# The daemon's line for a look before taking that heard nobody (lookout.py): its cost.
+PROBED = re.compile(r"free \(nobody answered in ([0-9.]+) ms\)")
 PROBE_INTERVAL = 0.01
 PROBE_TIMEOUT = 0.1
 PLANNED_TARGET = 0.030
@@ -182,9 +185,11 @@ def run_once(scenario: str, deadtime: float, rng: random.Random) -> dict[str, An
                                    f"{c.log('n1')[-1500:]}\n--- n2 log\n"
                                    f"{c.log('n2')[-1500:]}") from e
             samples = p.stop()
+        probe_ms = [float(m) for m in PROBED.findall(c.log("n1") + c.log("n2"))]
     first = faults[0][1]
     return {
         "phases": measure(samples, faults, mon),
+        "probe_ms": probe_ms,  # look before taking: each probe that heard nobody
         "double_owner": bool(mon.doubles),
         "double_owner_at_ms": [round((d - first) * 1000, 1) for d in mon.doubles],
         "double_owner_ms": [round(o * 1000, 1) for o in mon.overlaps],
@@ -278,6 +283,14 @@ def summarize(results: list[dict[str, Any]], deadtimes: list[float]) -> list[dic
     return rows
 
 
+def probe_cost(results: list[dict[str, Any]]) -> dict[str, Any]:
+    """What looking before taking cost the failovers that needed it (a peer gone silent):
+    each probe that heard nobody, median / p99 / max, in ms."""
+    v = sorted(x for r in results for x in r.get("probe_ms", []))
+    pick = (lambda q: v[min(len(v) - 1, int(q * len(v)))]) if v else (lambda q: None)
+    return {"n": len(v), "median": pick(0.5), "p99": pick(0.99), "max": v[-1] if v else None}
+
+
 def render(rows: list[dict[str, Any]]) -> str:
     def f(v: float | None) -> str:
         return "-" if v is None else f"{v:.0f}"
@@ -335,11 +348,15 @@ def main(argv: list[str] | None = None) -> int:
           f"{PLANNED_TARGET * 1000:.0f} ms; reference figures: PLATFORM-NOTES.md (median of 5)")
     doubles = sum(1 for r in results if r.get("double_owner"))
     print(f"double owner (both nodes held the address): {doubles} of {len(results)} runs")
+    probes = probe_cost(results)
+    print(f"look before taking: {probes['n']} probes heard nobody; they took median "
+          f"{probes['median']} ms, p99 {probes['p99']} ms, max {probes['max']} ms "
+          f"(address_probe 10 ms; target p99 under 15 ms)")
     data: dict[str, Any] = {"machine": info, "seed": seed, "runs": args.runs,
                             "deadtimes_ms": [round(d * 1000) for d in deadtimes],
                             "probe": {"interval_ms": PROBE_INTERVAL * 1000,
                                       "timeout_ms": PROBE_TIMEOUT * 1000},
-                            "summary": rows, "results": results}
+                            "summary": rows, "probe_cost_ms": probes, "results": results}
     if not args.no_idle:
         from bench import idle
         print()

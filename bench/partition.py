@@ -27,6 +27,13 @@ witness, a loop device is the shared disk, socat's pty pair the serial cable, an
   cut_serial   seed test 4, serial link: no takeover
   kill9        seed test 5: kill -9 of n1's daemon; its guard removes the address
   freeze       kill -STOP of n1's daemon for 1 s (> deadtime), then SIGCONT
+  total_kill   every vigil process of n1 killed at once (guard and daemon): its address
+               stays with its host; n2 looks before taking it, hears it, and waits
+  total_kill_watchdog  the same with a watchdog on n1 (a stand-in: this kernel has none,
+               vigil.lab.watchdog acts out its expiry by resetting n1): the reset frees
+               the address, n2's next look hears nobody and takes over
+  hb_cable     heartbeats on a cable of their own (eth1), the address and the client on
+               eth0: the cable cut, both count the other dead, and the address stays
 """
 
 from __future__ import annotations
@@ -49,6 +56,7 @@ from vigil.lab.cluster import HolderMonitor, LabCluster
 from vigil.lab.disk import loop_device
 from vigil.lab.netns import exit_on_sigterm
 from vigil.lab.probe import Prober, outages
+from vigil.lab.watchdog import StandInWatchdog
 
 DEADTIME = 0.3
 KEEPALIVE = 0.1
@@ -69,12 +77,15 @@ SCENARIOS: dict[str, tuple[str, float]] = {
     "cut_witness": ("n1", 3.0), "cut_witness_1w": ("n1", 3.0), "isolated": ("n2", 3.0),
     "cut_disk": ("n1", 3.0), "poison": ("n2", 3.0), "cut_serial": ("n1", 3.0),
     "kill9": ("n2", 2.0), "freeze": ("n2", 2.0),
+    "total_kill": ("n1", 3.0), "total_kill_watchdog": ("n2", 4.0), "hb_cable": ("n1", 3.0),
 }
 # The outage each may cause, from the issue: deadtime + 200 ms for a dead or frozen daemon;
 # deadtime + the protection's own time where the group must move; none where it stays.
 TARGET_MS = {"kill9": 500, "freeze": 500, "ping": 300 + 400 + 200,  # + deadping
              "isolated": 300 + 600 + 300 + 200,  # + the witness lease + one settle deadtime
-             "poison": 300 + 600 + 200}  # + the pill's wait (2 x deadtime)
+             "poison": 300 + 600 + 200,  # + the pill's wait (2 x deadtime)
+             # from the reset: the next look (every keepalive) and the 10 ms it listens
+             "total_kill_watchdog": 100 + 10 + 200}
 
 
 def setup(c: LabCluster, scenario: str, stack: ExitStack) -> dict[str, Any]:
@@ -98,6 +109,17 @@ def setup(c: LabCluster, scenario: str, stack: ExitStack) -> dict[str, Any]:
         dev = stack.enter_context(loop_device(c.dir / "disk.img"))
         c.add_config(f'[[link]]\nmode = "disk"\ndevice = "{dev}"\n' +
                      ('\n[fencing]\nagent = "disk"\n' if scenario == "poison" else ""))
+    elif scenario == "total_kill_watchdog":
+        dog = stack.enter_context(StandInWatchdog(c.dir / "n1-watchdog", timeout=2.0,
+                                                  expire=lambda: c.reset("n1")))
+        c.node_config("n1", f'watchdog = "{dog.path}"')
+        extra["watchdog"] = dog
+    elif scenario == "hb_cable":
+        text = c.config_path.read_text()
+        for n in ("n1", "n2"):  # heartbeats on link 1 only; the address stays on eth0
+            both = f'["{c.lab.address(n, 0)}", "{c.lab.address(n, 1)}"]'
+            text = text.replace(both, f'["{c.lab.address(n, 1)}"]')
+        c.config_path.write_text(text)
     elif scenario == "cut_serial":
         a, b = c.dir / "ttyA", c.dir / "ttyB"
         socat = subprocess.Popen(["socat", f"pty,raw,echo=0,link={a}",
@@ -124,6 +146,11 @@ def fault(c: LabCluster, scenario: str) -> Callable[[], None] | None:
         c.lab.drop("n1", "both")
     elif scenario == "kill9":
         os.kill(c.daemons["n1"].pid, signal.SIGKILL)
+    elif scenario in ("total_kill", "total_kill_watchdog"):
+        c.kill_all("n1")
+    elif scenario == "hb_cable":
+        for n in ("n1", "n2"):
+            c.lab.drop(n, "both", link=1)
     elif scenario in ("poison", "freeze"):
         pid = c.daemons["n1"].pid
         os.kill(pid, signal.SIGSTOP)
@@ -136,8 +163,9 @@ def fault(c: LabCluster, scenario: str) -> Callable[[], None] | None:
 def run_once(scenario: str, rng: random.Random) -> dict[str, Any]:
     end_owner, watch = SCENARIOS[scenario]
     with ExitStack() as stack:
-        c = stack.enter_context(LabCluster(**TIMINGS))
-        setup(c, scenario, stack)
+        c = stack.enter_context(LabCluster(links=2 if scenario == "hb_cable" else 1,
+                                           **TIMINGS))
+        extra = setup(c, scenario, stack)
         mon = stack.enter_context(HolderMonitor(c))
         c.start("n1")
         c.start("n2")
@@ -162,11 +190,14 @@ def run_once(scenario: str, rng: random.Random) -> dict[str, Any]:
         exit_n1 = None
         if scenario == "poison":
             exit_n1 = c.daemons.pop("n1").wait(10)
+        dog = extra.get("watchdog")
+        reset_at = dog.expired[0] - t0 if dog is not None and dog.expired else None
         time.sleep(0.3)
         samples = p.stop()
         arp.terminate()
         arp_lines = arp.communicate(timeout=10)[0].splitlines()
         found = outages(samples, after=t0)
+        waited = "still answered by" in c.log("n2")
         worst = max((o.duration for o in found), default=0.0)
         answered = [s.node for s in samples if s.ok and s.t > t0 + watch - 0.5]
         logs = c.log("n1") + c.log("n2")
@@ -182,6 +213,8 @@ def run_once(scenario: str, rng: random.Random) -> dict[str, Any]:
             else None,
             "n1_exit": exit_n1,
             "alarm": "NETWORK PARTITION" in logs,
+            "looked_and_waited": waited,  # n2 heard the address answered and did not take it
+            "watchdog_reset_s": None if reset_at is None else round(reset_at, 2),
         }
 
 

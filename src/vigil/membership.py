@@ -139,6 +139,8 @@ class Membership:
         p = self._peers[node]
         if generation == p.left_generation:
             return []  # stragglers of a life that already said goodbye
+        if not leaving and at + self._t.deadtime <= now:
+            return []  # made a deadtime ago or more: it proves nothing about now
         events: list[Event] = []
         restarted = p.generation is not None and generation != p.generation
         l = p.links[link]

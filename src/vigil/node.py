@@ -67,7 +67,11 @@ class Step:
 
 class Node:
     def __init__(self, cluster: Cluster, me: str, key: bytes, generation: int,
-                 link_names: Sequence[str], now: float, disk_links: Sequence[int] = ()) -> None:
+                 link_names: Sequence[str], now: float, disk_links: Sequence[int] = (),
+                 slow_links: Sequence[int] = ()) -> None:
+        """`disk_links`: the indexes of disk heartbeats (a partition alarm, the poison
+        pill); `slow_links`: those whose frames wait for a timer or their airtime (disk and
+        serial), where a frame may be older and still count (session.py)."""
         self.cluster = cluster
         self.me = me
         self.key = key
@@ -76,6 +80,7 @@ class Node:
         self.sent_report = b""  # the payload of the latest heartbeat: what the guard is fed
         self.link_names = tuple(link_names)
         self.disk_links = frozenset(self.link_names[i] for i in disk_links)
+        self.slow_links = frozenset(slow_links) | frozenset(disk_links)
         self.partitioned = False  # every network link to the peer is dead, its disk slot moves
         self.peer = cluster.peers(me)[0].name
         self.status = NodeStatus.STARTING
@@ -173,7 +178,8 @@ class Node:
             return self._reject(wire.RejectReason.GARBLED, link, "payload")
         self.guard.accept(f.sender, f.generation, f.seq)
         self.session.heard(f.generation, f.seq, now)
-        verdict, age = self.session.judge(f.generation, hb.made, hb.echo, set(self.lives), now)
+        verdict, age = self.session.judge(f.generation, hb.made, hb.echo, set(self.lives), now,
+                                          slow=link in self.slow_links)
         if verdict is not Verdict.LIVE and not (
                 verdict is Verdict.OLD and hb.status is NodeStatus.LEAVING):
             peer = self.membership.view(self.peer)

@@ -14,7 +14,8 @@ nodes answer each other's frames:
   delay of S: that ties the sender's clock to ours, as NTP does, with a bound
   `lo <= our time - their time` for that sender generation (`_Bound`);
 - a frame proves its sender alive only when its age by that bound, now - (made + lo), is at most
-  `max_age` (half a deadtime), plus 0.1 % of the time since the bound was measured, for clocks
+  `max_age` (half a deadtime; a whole one on a disk or serial link, whose frames wait for a
+  timer or their airtime), plus 0.1 % of the time since the bound was measured, for clocks
   that drift apart (NTP slews at most 0.05 %) while no new echo comes, as in a one-way cut; and
   it proves the sender alive *when it was made*, not when it arrived (membership counts
   deadtime from there), so a frame held back buys its sender no time;
@@ -57,6 +58,11 @@ class _Bound:
 class Session:
     def __init__(self, timings: Timings, now: float) -> None:
         self.max_age = timings.deadtime / 2
+        # A disk slot or a serial line delays every frame by up to a keepalive or two (the
+        # slot is read on a timer; a frame's airtime): there a frame may be as old as can
+        # still count at all. (Only our own sockets lead to those links: an attacker on the
+        # network reaches none of them.)
+        self.max_age_slow = timings.deadtime
         self._origin = now  # `made` counts from here: small numbers on the wire
         self._sent: deque[tuple[int, float]] = deque(maxlen=SENT_KEPT)  # (seq, when)
         self._heard: tuple[int, int, float] | None = None  # (gen, seq, when) newest received
@@ -85,17 +91,18 @@ class Session:
     # --- their side ------------------------------------------------------------------------
 
     def judge(self, generation: int, made: int, echo: Echo | None, my_generations: set[int],
-              now: float) -> tuple[Verdict, float | None]:
+              now: float, slow: bool = False) -> tuple[Verdict, float | None]:
         """How much a frame of the peer's `generation`, made at `made`, proves, and its age
         by the bound (None: unknown). `echo` counts only when it names one of this
-        process's generations (`my_generations`)."""
+        process's generations (`my_generations`). `slow`: it came on a disk or serial link."""
         if echo is not None and echo.generation in my_generations:
             self._measure(generation, made, echo)
         bound = self._bounds.get(generation)
         if bound is None:
             return Verdict.UNBOUND, None
         age = max(0.0, now - (made / 1000 + bound.lo))
-        allowed = self.max_age + DRIFT * max(0.0, now - bound.at)
+        allowed = (self.max_age_slow if slow else self.max_age) + \
+            DRIFT * max(0.0, now - bound.at)
         return (Verdict.LIVE if age <= allowed else Verdict.OLD), age
 
     def _measure(self, generation: int, made: int, echo: Echo) -> None:

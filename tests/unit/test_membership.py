@@ -84,6 +84,10 @@ def test_deadtime_counts_from_when_a_frame_was_made_not_when_it_arrived() -> Non
     # Lateness is between the moments the frames were made.
     assert m.on_heartbeat("n2", "eth0", 1, 101.5, made=101.5) == [
         HeartbeatLate("n2", "eth0", 0.75)]
+    # A frame made a deadtime ago or more proves nothing now: no revival of a dead link.
+    assert m.on_tick(102.5) == [LinkDead("n2", "eth0", 1.0), NodeDead("n2", "deadtime")]
+    assert m.on_heartbeat("n2", "eth0", 1, 103.0, made=102.0) == []
+    assert m.view("n2").liveness is DEAD
 
 
 def test_one_live_link_keeps_the_node_up() -> None:

@@ -168,7 +168,8 @@ class Daemon:
                 now = time.monotonic()
                 self.node = Node(self.cluster, self.me, self.key, self.generation,
                                  [l.name for l in self.links], now,
-                                 [l.index for l in self.links if l.kind == "disk"])
+                                 [l.index for l in self.links if l.kind == "disk"],
+                                 [l.index for l in self.links if l.kind == "serial"])
                 self._seen = self._snapshot()
                 self._log(self.node.probed(found))
                 self._emit()

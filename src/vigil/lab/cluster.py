@@ -22,6 +22,7 @@ from typing import Any, Mapping, Sequence
 from vigil.lab.netns import Lab
 
 VIGIL = [sys.executable, "-m", "vigil"]
+RESET_LINE = "lab: this host was reset: nothing vigil ran here runs any more"
 WEB_PORT = 80
 
 
@@ -207,6 +208,8 @@ class LabCluster:
         if proc is not None:
             proc.wait(5)
         self.lab.run(node, ["ip", "addr", "del", f"{self.vip}/24", "dev", "eth0"], check=False)
+        with open(self.logs[node], "a") as f:  # for whoever reads the log after: why
+            f.write(f"{RESET_LINE}\n")
 
     def vigil(self, node: str, *args: str, check: bool = False) -> subprocess.CompletedProcess[str]:
         """Run the CLI against a node's daemon, from the root namespace (the socket is a file)."""

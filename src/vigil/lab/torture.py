@@ -5,8 +5,14 @@ a group made of the floating address and a real daemon (`appd`, monitored, slow 
 that a broken release is visible). A generator seeded with `--seed` (printed, so any run can
 be replayed) injects one fault at a time, each followed by its undo and a recovery wait:
 
-  kill9, freeze_long, freeze_short, link, oneway, loss, cut, standby, takeover, restart,
-  resource_kill, both_restart
+  kill9, total_kill, freeze_long, freeze_short, link, oneway, loss, cut, standby, takeover,
+  restart, resource_kill, both_restart
+
+(total_kill: every vigil process of a node killed at once, its guard too. n1 has a watchdog,
+a stand-in whose expiry resets the node (vigil.lab.watchdog): its address then frees and n2
+takes over; n2 has none: its host keeps the address, and n1 must look before taking it and
+wait. `cut` drops everything between the nodes while the client reaches both: a cut of the
+heartbeat links with the public network working.)
 
 Checked throughout (every 10 ms by the observers, after each fault by the checker):
   double_owner   both nodes held the address at once (kernel address events)
@@ -16,6 +22,7 @@ Checked throughout (every 10 ms by the observers, after each fault by the checke
   no_recovery    after the undo, the cluster did not return to one holder, both nodes up
   log            a traceback, or an error line no injected fault explains
   start_stop     a resource started twice on a node without a stop in between
+  watchdog       n1's watchdog reset the node when no total_kill of n1 explains it
 A violation stops the run and leaves a report (seed, fault timeline, the last lines of
 every log) in the output directory, next to the summary (JSON) and a timeline (PNG).
 """
@@ -23,6 +30,7 @@ every log) in the output directory, next to the summary (JSON) and a timeline (P
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import random
@@ -35,12 +43,13 @@ import time
 from collections import Counter
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Literal
+from typing import Any, Callable, Iterator, Literal
 
 from vigil.lab.arpwatch import doubles as arp_doubles
-from vigil.lab.cluster import HolderMonitor, LabCluster
+from vigil.lab.cluster import RESET_LINE, HolderMonitor, LabCluster
 from vigil.lab.netns import exit_on_sigterm
 from vigil.lab.probe import Prober, Sample, outages
+from vigil.lab.watchdog import StandInWatchdog
 
 KEEPALIVE, DEADTIME, INITDEAD = 0.1, 0.3, 1.0
 TIMINGS: dict[str, Any] = dict(keepalive="100ms", warntime="150ms", deadtime="300ms",
@@ -48,8 +57,9 @@ TIMINGS: dict[str, Any] = dict(keepalive="100ms", warntime="150ms", deadtime="30
 LEASE = 2 * DEADTIME
 MARGIN = 0.2  # the issue's allowance beyond what a fault explains
 STOP_DELAY = 0.2  # appd takes this long to stop: a start before the release shows
+WATCHDOG = 2.0  # n1's watchdog timeout (s)
 FAULTS: dict[str, int] = {  # kind -> weight
-    "kill9": 3, "freeze_long": 3, "freeze_short": 2, "link": 3, "oneway": 2, "loss": 2,
+    "kill9": 3, "total_kill": 2, "freeze_long": 3, "freeze_short": 2, "link": 3, "oneway": 2, "loss": 2,
     "cut": 2, "standby": 3, "takeover": 3, "restart": 2, "resource_kill": 2,
     "both_restart": 1,
 }
@@ -57,7 +67,7 @@ FAULTS: dict[str, int] = {  # kind -> weight
 EXPECTED_ERRORS = [
     r"guard: daemon (died|silent)", r"holds no lease of the witness", r"monitor: ",
     r"failed: .*not running", r"did not run for", r"UNSAFE TEST BUILD",
-    r"the guard process .* exited",
+    r"the guard process .* exited", r"still answered by",
 ]
 
 APPD = """#!/bin/sh
@@ -109,6 +119,8 @@ class Torture:
         self.arp_lines: list[str] = []
         self.env = {"VIGIL_UNSAFE_SKIP_RELEASE_WAIT": "1"} if run.unsafe else None
         self.samples: list[Sample] = []
+        self.dog: StandInWatchdog | None = None
+        self.resets_explained = 0  # total kills of n1: each may end in a watchdog reset
 
     # --- the cluster ----------------------------------------------------------------------
 
@@ -125,6 +137,8 @@ class Torture:
             f'stop = ["{appd}", "stop"]\nstatus = ["{appd}", "status"]\n'
             f'monitor = {{ interval = "1s" }}\n'
             f'[group.policy]\nmigration_threshold = 1000\n')
+        self.dog = StandInWatchdog(c.dir / "n1-watchdog", WATCHDOG, lambda: c.reset("n1"))
+        c.node_config("n1", f'watchdog = "{self.dog.path}"')
         return c
 
     def start_node(self, node: str) -> None:
@@ -165,6 +179,12 @@ class Torture:
         if kind == "kill9":
             os.kill(c.daemons[node].pid, signal.SIGKILL)
             c.daemons.pop(node).wait(5)
+            undo = lambda: self.start_node(node)  # noqa: E731
+        elif kind == "total_kill":
+            c.kill_all(node)
+            if node == "n1":  # its watchdog resets it: wait for that, then a little more
+                self.resets_explained += 1
+                hold = WATCHDOG + rng.uniform(0.5, 1.5)
             undo = lambda: self.start_node(node)  # noqa: E731
         elif kind in ("freeze_long", "freeze_short"):
             pid = c.daemons[node].pid
@@ -240,6 +260,11 @@ class Torture:
 
     def check_observers(self) -> None:
         assert self.mon is not None
+        if self.dog is not None and len(self.dog.expired) > self.resets_explained:
+            self.violation("watchdog", f"n1's watchdog reset the node {len(self.dog.expired)} "
+                                       f"times; {self.resets_explained} total kill(s) of n1 "
+                                       f"explain that")
+            self.resets_explained = len(self.dog.expired)  # said once
         if self.mon.doubles:
             self.violation("double_owner", f"both nodes held the address: overlaps "
                                            f"{[round(o * 1000, 1) for o in self.mon.overlaps]} ms")
@@ -274,7 +299,11 @@ class Torture:
     def check_start_stop(self, node: str, text: str) -> None:
         """Each resource's starts and stops alternate on a node (the guard's stops count)."""
         running: dict[str, bool] = {}
-        for m in re.finditer(r"(?:guard: )?(ip \S+ on eth0|exec appd) (start|stop): ok", text):
+        for m in re.finditer(r"(?:guard: )?(ip \S+ on eth0|exec appd) (start|stop): ok|"
+                             + re.escape(RESET_LINE), text):
+            if m.group(0) == RESET_LINE:
+                running.clear()  # the watchdog reset the host: everything stopped
+                continue
             name, action = m.group(1), m.group(2)
             if action == "start" and running.get(name):
                 self.violation("start_stop", f"{name} started twice on {node} without a stop")
@@ -288,7 +317,7 @@ class Torture:
         run.out.mkdir(parents=True, exist_ok=True)
         print(f"vigil torture: seed {run.seed}, {run.duration:.0f} s, output {run.out}"
               + (" (UNSAFE build: release wait skipped)" if run.unsafe else ""), flush=True)
-        with self.build() as c:
+        with self.build() as c, self._closing_watchdog():
             self.c = c
             c.start_witness()
             self.start_node("n1")
@@ -321,6 +350,14 @@ class Torture:
                 self.samples = p.stop()
             self.write(c)
         return run
+
+    @contextlib.contextmanager
+    def _closing_watchdog(self) -> Iterator[None]:
+        try:
+            yield
+        finally:
+            if self.dog is not None:
+                self.dog.close()
 
     def _read_arp(self) -> None:
         import threading
