@@ -92,3 +92,15 @@ def test_the_probe_at_start_is_not_a_stop() -> None:
     assert diff(snap(), snap(groups=("stopped", "stopped"))) == []
     assert [e.kind for e in diff(snap(), snap(groups=("running", "stopped")))] == [
         "group_started", "became_owner"]
+
+
+def test_the_dashboard_listens_to_every_kind() -> None:
+    """The dashboard subscribes to each server-sent event kind by name: a kind it does not
+    list never reaches it (address_answered was missing once)."""
+    import re
+    from importlib import resources
+
+    html = resources.files("vigil.daemon.api").joinpath("dashboard.html").read_text()
+    listed = re.search(r"const KINDS = \[([^\]]*)\]", html)
+    assert listed is not None
+    assert set(re.findall(r'"(\w+)"', listed.group(1))) == set(KINDS)
