@@ -22,6 +22,7 @@ CONTRACTS = {
     "membership.py": IO_MODULES | {"vigil.daemon", "vigil.resources", "vigil.policy"},
     "policy.py": IO_MODULES | {"vigil.daemon", "vigil.resources", "os"},
     "node.py": IO_MODULES | {"vigil.daemon", "vigil.resources", "os"},
+    "framesize.py": IO_MODULES | {"vigil.daemon", "vigil.resources", "vigil.policy", "os"},
     "control": IO_MODULES | {"vigil.daemon", "vigil.resources"},
     "model.py": IO_MODULES | {"vigil.config", "vigil.daemon", "vigil.resources"},
     "errors.py": {"vigil"},

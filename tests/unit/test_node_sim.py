@@ -204,7 +204,7 @@ def test_a_second_host_under_our_name_is_reported_not_obeyed():
 
 
 def test_frame_limit_is_checked_before_start():
-    from vigil.node import frame_problem
+    from vigil.framesize import frame_problem
 
     assert frame_problem(make_cluster(groups=2)) is None
     problem = frame_problem(make_cluster(groups=40))

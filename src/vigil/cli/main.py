@@ -124,7 +124,7 @@ def heartbeat_options(f: Any) -> Any:
 def check_config(c: Ctx) -> None:
     """Check the configuration and the key file; exit non-zero on any problem."""
     from vigil.errors import ConfigProblem
-    from vigil.node import frame_problem, serial_problem
+    from vigil.framesize import frame_problem, serial_problem
     from vigil.wire.auth import load_cluster_key
     try:
         cluster = _load(c)

@@ -14,7 +14,7 @@ from vigil.daemon.engine import Daemon
 from vigil.daemon.state import next_generation
 from vigil.errors import ConfigError, ConfigProblem, VigilError
 from vigil.model import Cluster
-from vigil.node import frame_problem, serial_problem
+from vigil.framesize import frame_problem, serial_problem
 from vigil.wire.auth import load_cluster_key
 
 log = logging.getLogger("vigil")
