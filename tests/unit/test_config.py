@@ -711,8 +711,8 @@ def test_a_serial_link_must_carry_one_heartbeat_per_keepalive(keepalive: str, ba
     problem = serial_problem(c)
     assert (problem is None) == ok, problem
     if not ok:
-        assert problem is not None and "/dev/ttyS0" in problem and "raise baud or keepalive" \
-            in problem
+        assert problem is not None and problem.key == "link", problem
+        assert "/dev/ttyS0" in problem.message and "raise baud or keepalive" in problem.message
 
 
 def test_agent_resources_and_group_policy_parse() -> None:
@@ -805,6 +805,20 @@ def test_group_policy_problems() -> None:
     assert keys == {"group[0].policy.migration_threshold", "group[0].policy.failover"}, keys
 
 
+@pytest.mark.parametrize("name", ["c" * 300, "c" * 65, "é" * 33],
+                         ids=["300 bytes", "65 bytes", "33 characters, 66 bytes"])
+def test_a_cluster_name_longer_than_a_frame_carries_is_refused_at_its_line(name: str) -> None:
+    p = only(replace('name = "web"', f'name = "{name}"'))
+    assert (p.line, p.key) == (2, "cluster.name"), p
+    size = len(name.encode())
+    assert f"{size} bytes" in p.message and "at most 64 bytes" in p.message, p.message
+
+
+def test_a_cluster_name_of_64_bytes_is_fine() -> None:
+    assert toml.parse(replace('name = "web"', f'name = "{"c" * 32}{"é" * 16}"'),
+                      "t.toml").name == "c" * 32 + "é" * 16
+
+
 def test_witness_replies_must_fit_in_a_frame_too() -> None:
     from vigil.framesize import frame_problem
     long_groups = "".join(
@@ -815,7 +829,7 @@ def test_witness_replies_must_fit_in_a_frame_too() -> None:
     assert frame_problem(c) is None  # heartbeats fit
     c = toml.parse(BASE + '[witness]\naddress = "10.0.0.9"\n' + long_groups, "t.toml")
     problem = frame_problem(c)
-    assert problem is not None and "one witness" in problem, problem
+    assert problem is not None and "witness ask" in problem.message, problem
 
 
 def test_api_and_notify_parse_and_export_back() -> None:

@@ -208,7 +208,7 @@ def test_frame_limit_is_checked_before_start():
 
     assert frame_problem(make_cluster(groups=2)) is None
     problem = frame_problem(make_cluster(groups=40))
-    assert problem and "40 groups do not fit in one heartbeat frame" in problem
+    assert problem and "40 groups make a heartbeat of" in problem.message, problem
 
 
 @SETTINGS

@@ -123,17 +123,13 @@ def heartbeat_options(f: Any) -> Any:
 @heartbeat_options
 def check_config(c: Ctx) -> None:
     """Check the configuration and the key file; exit non-zero on any problem."""
-    from vigil.errors import ConfigProblem
     from vigil.framesize import frame_problem, serial_problem
     from vigil.wire.auth import load_cluster_key
     try:
         cluster = _load(c)
-        too_big = frame_problem(cluster)
-        if too_big:
-            raise ConfigError(ConfigProblem(str(c.config), None, "group", too_big))
-        too_slow = serial_problem(cluster)
-        if too_slow:
-            raise ConfigError(ConfigProblem(str(c.config), None, "link", too_slow))
+        problem = frame_problem(cluster) or serial_problem(cluster)
+        if problem is not None:
+            raise ConfigError(problem)
         load_cluster_key(cluster)
     except VigilError as e:
         _fail(e, c.debug)

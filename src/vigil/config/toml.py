@@ -30,6 +30,7 @@ _T = TypeVar("_T")
 
 _MAX_DURATION = 7 * 86400.0  # anything longer is a typo, and keeps fmt_duration finite
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,62}")
+_MAX_CLUSTER_NAME = 64  # bytes: wire/frame.py MAX_NAME (config/ does not import wire)
 _BARE_KEY = re.compile(r"[A-Za-z0-9_-]+")
 _SYNTAX_AT = re.compile(r"\s*\(at line (\d+), column (\d+)\)\s*$")
 
@@ -153,6 +154,16 @@ def _as_nonempty(v: object) -> str:
     s = _as_str(v)
     if not s.strip():
         raise ValueError("must not be empty")
+    return s
+
+
+def _as_cluster_name(v: object) -> str:
+    s = _as_nonempty(v)
+    size = len(s.encode())
+    if size > _MAX_CLUSTER_NAME:
+        shown = repr(s if len(s) <= 24 else s[:21] + "...")
+        raise ValueError(f"{shown} is {size} bytes long (UTF-8); every heartbeat carries the "
+                         f"cluster name, in at most {_MAX_CLUSTER_NAME} bytes")
     return s
 
 
@@ -489,7 +500,7 @@ class _Checker:
         p: KeyPath = ("cluster",)
         self.unknown(c, p, _CLUSTER_KEYS, "[cluster]")
         required = "cluster" in doc  # else "missing [cluster]" said it all
-        name = self.field(c, p, "name", _as_nonempty, required=required)
+        name = self.field(c, p, "name", _as_cluster_name, required=required)
         key_file = self.field(c, p, "key_file", _as_path, required=required)
         timings = self.timings(c, p)
         auto_failback = self.field(c, p, "auto_failback", _as_bool)
@@ -737,14 +748,16 @@ class _Checker:
     def groups(self, doc: Table) -> tuple[model.Group, ...] | None:
         before = len(self.problems)
         groups: list[model.Group] = []
+        seen: set[str | None] = set()  # group names (a set: 10,000 groups must not take 10 s)
         floating = dict(self.heartbeat_addresses)  # address -> who uses it
         nodes = self.node_names
         for p, t in self.tables(doc, "group", "[[group]]"):
             self.unknown(t, p, _GROUP_KEYS, "[[group]]")
             name = self.field(t, p, "name", _as_name, required=True)
             home = self.field(t, p, "home", _as_name, required=True)
-            if name is not None and any(g.name == name for g in groups):
+            if name is not None and name in seen:
                 self.report((*p, "name"), f"group {name!r} is defined twice")
+            seen.add(name)
             if home is not None and nodes is not None and home not in nodes:
                 self.report((*p, "home"), f"{home!r} is not a node; nodes: "
                             f"{', '.join(nodes) or '(none)'}")
