@@ -3,6 +3,9 @@ a configuration the daemon would refuse, or that only looks wrong, file by file.
 
 from __future__ import annotations
 
+import os
+import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -40,8 +43,9 @@ def check(path: Path, *args: str) -> Result:
 
 
 def groups(n: int) -> str:
-    return "".join(f'\n[[group]]\nname = "g{i}"\nhome = "n1"\n[[group.resource]]\n'
-                   f'type = "exec"\nstart = ["/bin/true"]\nstop = ["/bin/true"]\n'
+    """n groups, written compactly: 10,000 of them stay within the 1 MiB a file may have."""
+    return "".join(f'[[group]]\nname="g{i}"\nhome="n1"\n'
+                   f'resource=[{{type="exec",start=["/bin/true"],stop=["/bin/true"]}}]\n'
                    for i in range(1, n + 1))
 
 
@@ -79,3 +83,180 @@ def test_the_daemon_refuses_what_does_not_fit_the_same_way(tmp_path: Path) -> No
     with pytest.raises(ConfigError) as e:
         daemon_check(load(path), "n1")
     assert f"error: {e.value}\n" == check(path).stderr
+
+
+def fifo(path: Path) -> Path:
+    os.mkfifo(path)
+    return path
+
+
+def sparse(path: Path, size: int, mode: int = 0o600) -> Path:
+    """A file of `size` bytes that takes no room on disk (reading it would take its size)."""
+    with open(path, "wb") as f:
+        f.truncate(size)
+    path.chmod(mode)
+    return path
+
+
+# --- 5.2: every file has a size limit, checked before it is read -------------------------------
+
+
+def test_a_huge_key_file_is_refused_by_its_size(tmp_path: Path) -> None:
+    path = config(tmp_path, groups(1))
+    k = sparse(tmp_path / "authkey", 64 << 20)  # replaces the good key
+    r = check(path)
+    assert r.exit_code == 2, r.output
+    assert r.stderr == (f"vigil: key file {k} is 67108864 bytes (64 MiB); a key file has at "
+                        f"most 4096 bytes (4 KiB): is it the right file?\n"), r.stderr
+
+
+def test_a_huge_configuration_file_is_refused_by_its_size(tmp_path: Path) -> None:
+    path = sparse(tmp_path / "vigil.toml", 2 << 20, 0o644)
+    r = check(path)
+    assert r.exit_code == 2, r.output
+    assert r.stderr.startswith(f"error: {path}: <file>: is 2097152 bytes (2 MiB); a "
+                               f"configuration file has at most 1048576 bytes (1 MiB)"), r.stderr
+
+
+KEEPALIVED = """vrrp_instance VI_1 {
+    state MASTER
+    interface eth0
+    virtual_router_id 51
+    priority 100
+    advert_int 1
+    virtual_ipaddress { 192.168.8.100/24 }
+}
+"""
+HACF = "keepalive 1\ndeadtime 10\nudpport 694\nbcast eth0\nauto_failback on\nnode n1\nnode n2\n"
+
+
+def hadir(tmp_path: Path, bom: bytes = b"") -> Path:
+    d = tmp_path / "ha.d"
+    d.mkdir()
+    (d / "ha.cf").write_bytes(bom + HACF.encode())
+    (d / "haresources").write_bytes(bom + b"n1 IPaddr::192.168.60.200/24/eth0\n")
+    (d / "authkeys").write_bytes(bom + b"auth 1\n1 sha1 s3cr3t-but-long-enough\n")
+    (d / "authkeys").chmod(0o600)
+    return d
+
+
+@pytest.mark.parametrize("name,size,limit", [("ha.cf", 2 << 20, "1048576 bytes (1 MiB)"),
+                                             ("haresources", 2 << 20, "1048576 bytes (1 MiB)"),
+                                             ("authkeys", 8192, "4096 bytes (4 KiB)")])
+def test_huge_heartbeat_files_are_refused_by_their_size(tmp_path: Path, name: str, size: int,
+                                                        limit: str) -> None:
+    d = hadir(tmp_path)
+    (d / name).unlink()
+    sparse(d / name, size)
+    r = CliRunner().invoke(cli, ["check-config", "--heartbeat-dir", str(d)])
+    assert r.exit_code == 2, r.output
+    assert f"error: {d / name}: <file>: is {size} bytes" in r.stderr, r.stderr
+    assert f"at most {limit}" in r.stderr, r.stderr
+
+
+def test_a_huge_keepalived_conf_is_refused_by_its_size(tmp_path: Path) -> None:
+    conf = sparse(tmp_path / "keepalived.conf", 2 << 20, 0o644)
+    r = CliRunner().invoke(cli, ["import", "keepalived", str(conf)])
+    assert r.exit_code == 2, r.output
+    assert f"error: {conf}: <file>: is 2097152 bytes (2 MiB)" in r.stderr, r.stderr
+
+
+def test_a_file_whose_size_says_nothing_is_read_no_further_than_its_limit(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """/proc files say they are 0 bytes long: the limit holds for what is read, too."""
+    from vigil.config import files
+    maps = Path("/proc/self/maps")
+    assert os.stat(maps).st_size == 0 and len(maps.read_bytes()) > 4096
+    read: list[int] = []
+    real_read = os.read
+
+    def counted(fd: int, n: int) -> bytes:
+        data = real_read(fd, n)
+        read.append(len(data))
+        return data
+
+    monkeypatch.setattr(os, "read", counted)
+    with pytest.raises(files.FileRefused) as e:
+        files.read_file(maps, 4096, "a key file")
+    assert e.value.reason == "holds more than 4096 bytes; a key file has at most 4096 bytes " \
+                             "(4 KiB): is it the right file?"
+    assert sum(read) == 4097, read
+
+
+# --- files that would block: refused without being opened --------------------------------------
+
+
+class Writer(threading.Thread):
+    """Opens the FIFO's other end as soon as someone reads it (a read then sees end of file at
+    once rather than waiting for ever), for 3 s; says whether anyone did."""
+
+    def __init__(self, path: Path) -> None:
+        super().__init__(daemon=True)
+        self.path, self.reader_came = path, False
+
+    def run(self) -> None:
+        deadline = time.monotonic() + 3.0
+        while time.monotonic() < deadline:
+            try:
+                os.close(os.open(self.path, os.O_WRONLY | os.O_NONBLOCK))
+            except OSError:  # ENXIO: nobody has it open for reading
+                time.sleep(0.01)
+                continue
+            self.reader_came = True
+            return
+
+
+def test_a_fifo_as_the_configuration_is_refused_unopened(tmp_path: Path) -> None:
+    path = fifo(tmp_path / "vigil.toml")
+    w = Writer(path)
+    w.start()
+    r = check(path)
+    w.join()
+    assert not w.reader_came
+    assert r.exit_code == 2, r.output
+    assert r.stderr == f"error: {path}: <file>: is a FIFO, not a regular file\n", r.stderr
+
+
+def test_a_fifo_as_keepalived_conf_is_refused_unopened(tmp_path: Path) -> None:
+    path = fifo(tmp_path / "keepalived.conf")
+    w = Writer(path)
+    w.start()
+    r = CliRunner().invoke(cli, ["import", "keepalived", str(path)])
+    w.join()
+    assert not w.reader_came
+    assert r.exit_code == 2, r.output
+    assert r.stderr == f"error: {path}: <file>: is a FIFO, not a regular file\n", r.stderr
+
+
+# --- 5.4: a byte-order mark (Windows editors write one) is no syntax error ---------------------
+
+
+def test_a_configuration_with_a_byte_order_mark_is_read(tmp_path: Path) -> None:
+    path = config(tmp_path, groups(1))
+    path.write_bytes(b"\xef\xbb\xbf" + path.read_bytes())
+    r = check(path)
+    assert r.exit_code == 0, r.stderr
+
+
+def test_heartbeat_files_with_a_byte_order_mark_are_read(tmp_path: Path) -> None:
+    d = hadir(tmp_path, bom=b"\xef\xbb\xbf")
+    r = CliRunner().invoke(cli, ["check-config", "--heartbeat-dir", str(d)])
+    assert r.exit_code == 0, r.stderr
+    assert "OK: cluster" in r.stdout
+
+
+def test_keepalived_conf_with_a_byte_order_mark_is_read(tmp_path: Path) -> None:
+    conf = tmp_path / "keepalived.conf"
+    conf.write_bytes(b"\xef\xbb\xbf" + KEEPALIVED.encode())
+    r = CliRunner().invoke(cli, ["import", "keepalived", str(conf)])
+    assert r.exit_code == 0, r.stderr
+    assert "192.168.8.100/24" in r.stdout
+
+
+def test_a_byte_order_mark_is_kept_in_a_binary_key_file(tmp_path: Path) -> None:
+    """The cluster key is any bytes: nothing is taken out of it."""
+    from vigil.wire.auth import load_key
+    k = tmp_path / "raw.key"
+    k.write_bytes(b"\xef\xbb\xbf" + b"k" * 16)
+    k.chmod(0o600)
+    assert load_key(k) == b"\xef\xbb\xbf" + b"k" * 16

@@ -486,7 +486,7 @@ def test_load_turns_file_problems_into_config_errors(tmp_path: Path) -> None:
     (p,) = info.value.problems
     assert (p.file, p.line, p.key) == (str(missing), None, "<file>")
     assert "No such file" in p.message
-    with pytest.raises(ConfigError, match="cannot read"):
+    with pytest.raises(ConfigError, match="is a directory, not a regular file"):
         toml.load(tmp_path)
     with pytest.raises(ConfigError, match="cannot read: embedded null byte"):
         toml.load(str(tmp_path) + "/a\0b")

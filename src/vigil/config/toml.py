@@ -20,6 +20,7 @@ from typing import Any, Literal, TypeVar
 
 from vigil import model
 from vigil.config.duration import parse_duration
+from vigil.config.files import MAX_CONFIG_FILE, FileRefused, read_file
 from vigil.config.locate import KeyPath, fmt_key, locate_keys
 from vigil.errors import ConfigError, ConfigProblem
 
@@ -71,13 +72,14 @@ _UNIT = re.compile(r"[A-Za-z0-9:_.@\\-]+\.(service|socket|mount|target|timer|pat
 
 
 def load(path: str | os.PathLike[str]) -> model.Cluster:
-    """Read and parse the file at `path`; an unreadable file is a ConfigError (key `<file>`)."""
+    """Read and parse the file at `path`; an unreadable file is a ConfigError (key `<file>`),
+    and so is one that is not a regular file or is larger than MAX_CONFIG_FILE (files.py). A
+    UTF-8 byte-order mark at the start is dropped."""
     source = os.fspath(path)
     try:
-        data = Path(source).read_bytes()
-    except (OSError, ValueError) as e:  # ValueError: a NUL in the path
-        message = e.strerror if isinstance(e, OSError) and e.strerror else str(e)
-        raise ConfigError(ConfigProblem(source, None, "<file>", f"cannot read: {message}")) from None
+        data = read_file(source, MAX_CONFIG_FILE, "a configuration file").data
+    except FileRefused as e:
+        raise ConfigError(ConfigProblem(source, None, "<file>", e.reason)) from None
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as e:
