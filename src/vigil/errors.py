@@ -44,7 +44,8 @@ class ConfigError(VigilError):
 
 
 class KeyFileError(VigilError):
-    """The cluster key cannot be used (missing, unreadable, too permissive, too short)."""
+    """The cluster key, or the API's token, cannot be used (missing, unreadable, too
+    permissive, too short or too large)."""
 
     exit_code = 2
 

@@ -12,7 +12,7 @@ import pytest
 from click.testing import CliRunner, Result
 
 from vigil.cli.main import cli
-from vigil.errors import ConfigError
+from vigil.errors import ConfigError, VigilError
 
 NODES = """\
 [[node]]
@@ -85,6 +85,13 @@ def test_the_daemon_refuses_what_does_not_fit_the_same_way(tmp_path: Path) -> No
     assert f"error: {e.value}\n" == check(path).stderr
 
 
+# --- 5.1: the API token file is checked as the daemon checks it --------------------------------
+
+
+def api(token: Path) -> str:
+    return f'\n[api]\nlisten = "127.0.0.1:9700"\ntoken_file = "{token}"\n'
+
+
 def fifo(path: Path) -> Path:
     os.mkfifo(path)
     return path
@@ -96,6 +103,48 @@ def sparse(path: Path, size: int, mode: int = 0o600) -> Path:
         f.truncate(size)
     path.chmod(mode)
     return path
+
+
+def token(tmp_path: Path, what: str) -> tuple[Path, str]:
+    """A token file that is wrong in the way `what` says, and the words that must name it."""
+    t = tmp_path / "api.token"
+    if what == "loose":
+        t.write_text("s3cr3t-token\n")
+        t.chmod(0o644)
+        return t, "has mode 0644; it must be 0600 (chmod 600"
+    if what == "directory":
+        t.mkdir(mode=0o700)
+        return t, "is a directory, not a regular file"
+    if what == "fifo":
+        return fifo(t), "is a FIFO, not a regular file"
+    if what == "missing":
+        return t, ": cannot read: No such file or directory"
+    if what == "empty":
+        t.write_text(" \n")
+        t.chmod(0o600)
+        return t, "is empty"
+    assert what == "huge"
+    return sparse(t, 64 << 20), "is 67108864 bytes (64 MiB); a token file has at most 4096 bytes"
+
+
+@pytest.mark.parametrize("what", ["loose", "directory", "fifo", "missing", "empty", "huge"])
+def test_a_token_file_the_daemon_refuses_is_refused(tmp_path: Path, what: str) -> None:
+    from vigil.daemon.api.server import check_token_file as daemon_check
+    t, words = token(tmp_path, what)
+    r = check(config(tmp_path, groups(1) + api(t)))
+    assert r.exit_code == 2, r.output
+    assert r.stderr.startswith(f"vigil: [api] token_file {t}") and words in r.stderr, r.stderr
+    with pytest.raises(VigilError) as e:
+        daemon_check(t)
+    assert r.stderr == f"vigil: {e.value}\n"  # word for word what the daemon says
+
+
+def test_a_good_token_file_passes(tmp_path: Path) -> None:
+    t = tmp_path / "api.token"
+    t.write_text("s3cr3t-token\n")
+    t.chmod(0o600)
+    r = check(config(tmp_path, groups(1) + api(t)))
+    assert r.exit_code == 0, r.stderr
 
 
 # --- 5.2: every file has a size limit, checked before it is read -------------------------------

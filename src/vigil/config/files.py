@@ -13,7 +13,9 @@ Text formats (all but the cluster key, which is any bytes) may start with a UTF-
 mark, as Windows editors write them; it is dropped (`bom=True`).
 
 Callers word the problem their own way (a ConfigProblem with file and key, a KeyFileError):
-`FileRefused.reason` is the sentence after the file's name. Imports errors only.
+`FileRefused.reason` is the sentence after the file's name. The API token file's checks
+(mode 0600, not empty) live here too, since both check-config and the daemon's HTTP server
+(daemon/api/server.py) make them. Imports errors only.
 """
 
 from __future__ import annotations
@@ -22,6 +24,8 @@ import os
 import stat
 from dataclasses import dataclass
 from pathlib import Path
+
+from vigil.errors import KeyFileError
 
 KIB = 1024
 MAX_KEY_FILE = 4 * KIB  # the cluster key, authkeys, the API token: a few dozen bytes
@@ -123,3 +127,33 @@ def read_file(path: Path | str, limit: int, what: str, *, bom: bool = True) -> F
 
 def _reason(e: OSError | ValueError) -> str:
     return e.strerror if isinstance(e, OSError) and e.strerror else str(e)
+
+
+# --- the API token ---------------------------------------------------------------------------
+
+
+def check_token_file(path: Path) -> None:
+    """Refuse a token file others can read, as Heartbeat refuses such an authkeys, or one
+    that holds no token. Run by check-config and by the daemon before its API listens."""
+    try:
+        read = read_file(path, MAX_KEY_FILE, "a token file")
+    except FileRefused as e:
+        raise KeyFileError(e.after(f"[api] token_file {path}")) from None
+    if read.mode & 0o077:
+        raise KeyFileError(f"[api] token_file {path} has mode {read.mode:04o}; "
+                           f"it must be 0600 (chmod 600 {path})")
+    try:
+        token = read.data.decode("utf-8").strip()
+    except UnicodeDecodeError:
+        raise KeyFileError(f"[api] token_file {path} is not UTF-8 text") from None
+    if not token:
+        raise KeyFileError(f"[api] token_file {path} is empty")
+
+
+def read_token(path: Path) -> str:
+    """The token in `path` ("" when it cannot be read): re-read at each API request, so that
+    it can be rotated without a restart, and bounded like every other file."""
+    try:
+        return read_file(path, MAX_KEY_FILE, "a token file").data.decode("utf-8").strip()
+    except (FileRefused, UnicodeDecodeError):
+        return ""

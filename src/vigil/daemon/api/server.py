@@ -28,14 +28,13 @@ import hmac
 import json
 import logging
 import ssl
-import stat
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from importlib import resources
-from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
+from vigil.config.files import check_token_file, read_token as _read_token
 from vigil.daemon.api.openapi import OPENAPI
 from vigil.control import protocol as p
 from vigil.daemon.bus import Bus, Event
@@ -83,28 +82,6 @@ class HttpError(Exception):
         super().__init__(message)
         self.status, self.code, self.message = status, code, message
         self.headers = headers or {}
-
-
-def check_token_file(path: Path) -> None:
-    """Refuse a token file others can read, as Heartbeat refuses such an authkeys."""
-    try:
-        st = path.stat()
-    except OSError as e:
-        raise VigilError(f"[api] token_file {path}: {e.strerror}") from None
-    if not stat.S_ISREG(st.st_mode):
-        raise VigilError(f"[api] token_file {path} is not a regular file")
-    if st.st_mode & 0o077:
-        raise VigilError(f"[api] token_file {path} has mode {stat.S_IMODE(st.st_mode):04o}; "
-                         f"it must be 0600 (chmod 600 {path})")
-    if not _read_token(path):
-        raise VigilError(f"[api] token_file {path} is empty")
-
-
-def _read_token(path: Path) -> str:
-    try:
-        return path.read_text().strip()
-    except (OSError, UnicodeDecodeError):
-        return ""
 
 
 def tls_context(api: Api) -> ssl.SSLContext | None:
