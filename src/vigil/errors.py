@@ -65,5 +65,12 @@ class DaemonUnreachable(VigilError):
     exit_code = 4
 
 
+class ControlDenied(VigilError):
+    """The control socket is there but this user may not use it (it is root's only): a
+    failure (exit 1), not "no daemon" (4), since a daemon may well be running."""
+
+    exit_code = 1
+
+
 class AgentError(VigilError):
     """A resource action failed (non-zero exit, netlink error, timeout)."""
