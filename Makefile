@@ -23,9 +23,10 @@ endef
 
 # The test runs' temporary files (pytest's tmp_path, the lab's directories, the browser's
 # profile) go to one directory of their own, removed afterwards: nothing is left in /tmp.
-# KEEP_TMP=1 keeps it (its path is printed), to look at what a failed test left.
+# KEEP_TMP=1 keeps it (its path is printed), to look at what a failed test left. Mode 0755
+# as /tmp is searchable: tests that drop to nobody must reach the sockets they make there.
 define with_tmp
-	tmp=$$(mktemp -d -t vigil-test.XXXXXX) || exit 1; \
+	tmp=$$(mktemp -d -t vigil-test.XXXXXX) && chmod 755 "$$tmp" || exit 1; \
 	trap 'if [ -n "$(KEEP_TMP)" ]; then echo "test: kept $$tmp"; else rm -rf "$$tmp"; fi' EXIT; \
 	export TMPDIR=$$tmp;
 endef

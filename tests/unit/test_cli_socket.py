@@ -31,6 +31,11 @@ def listening() -> Iterator[Path]:
     """A socket in a short-named directory of its own (AF_UNIX paths are short) that nobody
     may traverse; the test opens the directory when it means to."""
     d = Path(tempfile.mkdtemp(prefix="vigil-sock-"))
+    closed = [str(p) for p in d.parents if os.stat(p).st_mode & 0o001 == 0]
+    if closed:
+        shutil.rmtree(d)
+        pytest.fail(f"nobody must be able to reach {d} for this test, but cannot enter "
+                    f"{', '.join(closed)}: run it with a TMPDIR others may search")
     s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     try:
         s.bind(str(d / "vigil.sock"))
