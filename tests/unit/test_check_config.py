@@ -237,14 +237,14 @@ def test_a_file_whose_size_says_nothing_is_read_no_further_than_its_limit(
 
 class Writer(threading.Thread):
     """Opens the FIFO's other end as soon as someone reads it (a read then sees end of file at
-    once rather than waiting for ever), for 3 s; says whether anyone did."""
+    once rather than waiting for ever), for 1 s; says whether anyone did."""
 
     def __init__(self, path: Path) -> None:
         super().__init__(daemon=True)
         self.path, self.reader_came = path, False
 
     def run(self) -> None:
-        deadline = time.monotonic() + 3.0
+        deadline = time.monotonic() + 1.0
         while time.monotonic() < deadline:
             try:
                 os.close(os.open(self.path, os.O_WRONLY | os.O_NONBLOCK))
