@@ -3,43 +3,75 @@ SHELL := /bin/bash
 PYTHON ?= $(shell test -x /usr/bin/python3 && echo /usr/bin/python3 || command -v python3)
 VENV := .venv
 STAMP := $(VENV)/.installed
-DEBS := python3-venv iproute2 nftables tcpdump procps psmisc util-linux fence-agents socat resource-agents e2fsprogs \
-	chromium chromium-driver
+SETUP_LOG := build/setup.log
+# The Debian packages the daemon and the tests use, and who uses them: python3-venv (.venv),
+# iproute2 (ip, ss, bridge: the lab's namespaces), nftables (the lab cuts links with nft),
+# procps (ps, pgrep, sysctl), util-linux (nsenter, unshare, findmnt), mount (losetup, mount),
+# openssl (the API test's certificate), fence-agents (fence_dummy), socat (serial pty pairs,
+# the lab's forwards), resource-agents (OCF Dummy, IPaddr2), e2fsprogs (mkfs.ext4), chromium
+# and chromium-driver (the dashboard's browser test). Installed without recommended packages.
+DEBS := python3-venv iproute2 nftables procps util-linux mount openssl fence-agents socat \
+	resource-agents e2fsprogs chromium chromium-driver
+PYTEST := $(VENV)/bin/python -m pytest -q -p no:cacheprovider --durations=15
+
+# One set-up step: say it, run it with its output in $(SETUP_LOG), show the log's end if it fails.
+define step
+	@echo "setup: $(1)"; echo "== $(1)" >>$(SETUP_LOG)
+	@$(2) >>$(SETUP_LOG) 2>&1 || { echo "setup: $(1): failed; the end of $(SETUP_LOG):" >&2; \
+	  tail -n 25 $(SETUP_LOG) >&2; exit 1; }
+endef
+
+# The test runs' temporary files (pytest's tmp_path, the lab's directories, the browser's
+# profile) go to one directory of their own, removed afterwards: nothing is left in /tmp.
+# KEEP_TMP=1 keeps it (its path is printed), to look at what a failed test left. Mode 0755
+# as /tmp is searchable: tests that drop to nobody must reach the sockets they make there.
+define with_tmp
+	tmp=$$(mktemp -d -t vigil-test.XXXXXX) && chmod 755 "$$tmp" || exit 1; \
+	trap 'if [ -n "$(KEEP_TMP)" ]; then echo "test: kept $$tmp"; else rm -rf "$$tmp"; fi' EXIT; \
+	export TMPDIR=$$tmp;
+endef
 
 .PHONY: all deps venv demo test unit integration bench bench-failover bench-partition \
 	bench-agents soak clean
 
 all: venv
 
-# Debian packages the daemon and the tests use; installed only when one is missing.
+# The Debian packages above that are missing, and nothing else (tools/debs.sh says how many
+# packages and how large before it starts).
 deps:
-	@missing=$$(for p in $(DEBS); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q 'install ok installed' || echo $$p; done); \
-	if [ -n "$$missing" ]; then \
-	  echo "installing Debian packages: $$missing"; \
-	  DEBIAN_FRONTEND=noninteractive apt-get update -qq && \
-	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
-	fi
+	@tools/debs.sh $(SETUP_LOG) $(DEBS)
 
 $(STAMP): pyproject.toml | deps
-	$(PYTHON) -m venv $(VENV)
-	$(VENV)/bin/pip install -q --upgrade pip
-	$(VENV)/bin/pip install -q -e '.[test]'
-	touch $(STAMP)
+	@mkdir -p $(dir $(SETUP_LOG))
+	$(call step,python3 -m venv $(VENV),$(PYTHON) -m venv $(VENV))
+	$(call step,pip install --upgrade pip,$(VENV)/bin/pip install -q --upgrade pip)
+	$(call step,pip install -e '.[test]': vigil and its test tools (pytest hypothesis mypy \
+	  pillow prometheus_client selenium),$(VENV)/bin/pip install -q -e '.[test]')
+	@touch $(STAMP)
 
 venv: deps $(STAMP)
+	@echo "setup: done ($(VENV); set-up output in $(SETUP_LOG))"
 
 demo: venv
 	$(VENV)/bin/python -m vigil.lab.demo
 
 test: venv
-	$(VENV)/bin/mypy
-	$(VENV)/bin/python -m pytest -q -p no:cacheprovider tests
+	@echo "test: mypy --strict src/vigil"
+	@$(VENV)/bin/mypy
+	@$(with_tmp) \
+	echo "test: unit tests (tests/unit)"; \
+	$(PYTEST) tests/unit; unit=$$?; \
+	echo "test: integration tests (tests/integration: root, network namespaces, real daemons)"; \
+	$(PYTEST) tests/integration; integration=$$?; \
+	[ $$unit = 0 ] || echo "test: the unit tests FAILED (above)"; \
+	[ $$integration = 0 ] || echo "test: the integration tests FAILED (above)"; \
+	[ $$unit = 0 ] && [ $$integration = 0 ]
 
 unit: venv
-	$(VENV)/bin/python -m pytest -q tests/unit
+	@$(with_tmp) $(PYTEST) tests/unit
 
 integration: venv
-	$(VENV)/bin/python -m pytest -q tests/integration
+	@$(with_tmp) $(PYTEST) tests/integration
 
 # An hour of random faults on a test cluster (README: "Torture"), then a long fuzz.
 soak: venv

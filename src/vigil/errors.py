@@ -44,7 +44,8 @@ class ConfigError(VigilError):
 
 
 class KeyFileError(VigilError):
-    """The cluster key cannot be used (missing, unreadable, too permissive, too short)."""
+    """The cluster key, or the API's token, cannot be used (missing, unreadable, too
+    permissive, too short or too large)."""
 
     exit_code = 2
 
@@ -62,6 +63,13 @@ class DaemonUnreachable(VigilError):
     """No daemon answers on the control socket."""
 
     exit_code = 4
+
+
+class ControlDenied(VigilError):
+    """The control socket is there but this user may not use it (it is root's only): a
+    failure (exit 1), not "no daemon" (4), since a daemon may well be running."""
+
+    exit_code = 1
 
 
 class AgentError(VigilError):

@@ -12,6 +12,7 @@ they happened. The rules are Heartbeat's:
   comes back up, giving the peer that long to be heard;
 - a heartbeat arriving more than `warntime` after the previous one on that link is late;
 - after our own start, a peer never heard is declared dead only once `initdead` has passed;
+  a link never heard from a peer that came up is dead a deadtime after it came up;
 - a new generation from a node means it restarted: it is up again, with a fresh state.
 """
 
@@ -81,6 +82,7 @@ class _Peer:
     generation: int | None = None
     left_generation: int | None = None  # the life that said goodbye
     dead_reason: str | None = None
+    up_since: float | None = None  # when it first came up (in our life; never reset)
 
 
 @dataclass(frozen=True, slots=True)
@@ -165,6 +167,8 @@ class Membership:
         if p.liveness is not Liveness.UP or restarted:
             p.liveness = Liveness.UP
             p.dead_reason = None
+            if p.up_since is None:
+                p.up_since = at
             events.append(NodeUp(node, generation, restarted))
         return events
 
@@ -182,7 +186,8 @@ class Membership:
                         now >= l.last + self._t.deadtime:
                     l.status = Liveness.DEAD
                     events.append(LinkDead(name, link_name, now - l.last))
-                elif l.status is Liveness.UNKNOWN and initdead_over:
+                elif l.status is Liveness.UNKNOWN and (initdead_over or
+                                                       self._had_its_chance(p, now)):
                     l.status = Liveness.DEAD
             all_dead = all(l.status is Liveness.DEAD for l in p.links.values()) and \
                 self._evidence(p, now)
@@ -195,6 +200,12 @@ class Membership:
                 p.dead_reason = "initdead"
                 events.append(NodeDead(name, "initdead"))
         return events
+
+    def _had_its_chance(self, p: _Peer, now: float) -> bool:
+        """A link never heard from a node that came up: silent for a deadtime since it first
+        did, it is as dead as a link heard once (or the node would outlive its last working
+        link until initdead)."""
+        return p.up_since is not None and now >= p.up_since + self._t.deadtime
 
     def next_deadline(self) -> float | None:
         """The earliest time at which on_tick could change something."""
@@ -210,6 +221,8 @@ class Membership:
                     times.append(l.last + self._t.deadtime)
                 elif l.status is Liveness.UNKNOWN:
                     times.append(self._started + self._t.initdead)
+                    if p.up_since is not None:
+                        times.append(p.up_since + self._t.deadtime)
                 if l.local_up and l.evidence_from > 0:
                     times.append(l.evidence_from)
         return min(times) if times else None

@@ -39,6 +39,7 @@ from vigil.model import Timings
 from vigil.wire.messages import Echo
 
 DRIFT = 0.001  # how fast two monotonic clocks may drift apart (s/s), with a margin
+MS_MAX = 10**15 - 1  # `made` and `held_ms` never grow past 15 digits (framesize.py counts so)
 SENT_KEPT = 256  # heartbeats whose send time we remember (an echo of an older one is useless)
 
 
@@ -71,13 +72,13 @@ class Session:
     # --- our side --------------------------------------------------------------------------
 
     def made(self, now: float) -> int:
-        return max(0, round((now - self._origin) * 1000))
+        return min(MS_MAX, max(0, round((now - self._origin) * 1000)))
 
     def echo(self, now: float) -> Echo | None:
         if self._heard is None:
             return None
         gen, seq, when = self._heard
-        return Echo(gen, seq, max(0, round((now - when) * 1000)))
+        return Echo(gen, seq, min(MS_MAX, max(0, round((now - when) * 1000))))
 
     def sent(self, seq: int, now: float) -> None:
         """We sent heartbeat `seq` now (on any link)."""

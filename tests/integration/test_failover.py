@@ -188,7 +188,7 @@ def test_control_socket_is_root_only() -> None:
     import os
 
     from vigil.cli.client import call
-    from vigil.errors import DaemonUnreachable
+    from vigil.errors import ControlDenied
 
     with LabCluster() as c:
         c.start("n1")
@@ -208,7 +208,7 @@ def test_control_socket_is_root_only() -> None:
                 os.setuid(65534)
                 call(sock, "status", timeout=5)
                 os.write(w, b"answered")
-            except DaemonUnreachable as e:
+            except ControlDenied as e:
                 os.write(w, f"{e.exit_code} {e}".encode())
             except BaseException as e:
                 os.write(w, f"unexpected {type(e).__name__}: {e}".encode())
@@ -218,7 +218,8 @@ def test_control_socket_is_root_only() -> None:
         with os.fdopen(r, "rb") as f:
             said = f.read().decode()
         os.waitpid(pid, 0)
-        assert said.startswith("4 ") and "permission denied (root only)" in said, said
+        assert said == (f"1 permission denied on the control socket {sock} (mode 0600, owner "
+                        f"root): run as root"), said
         assert c.vigil("n1", "status").returncode == 0
 
 

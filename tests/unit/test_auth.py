@@ -79,7 +79,7 @@ def test_directory(tmp_path: Path) -> None:
     d.mkdir(mode=0o700)
     with pytest.raises(KeyFileError) as e:
         load_key(d)
-    assert str(e.value) == f"key file {d} is not a regular file"
+    assert str(e.value) == f"key file {d} is a directory, not a regular file"
 
 
 def test_parent_is_a_file(tmp_path: Path) -> None:

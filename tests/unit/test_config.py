@@ -489,7 +489,7 @@ def test_load_turns_file_problems_into_config_errors(tmp_path: Path) -> None:
     (p,) = info.value.problems
     assert (p.file, p.line, p.key) == (str(missing), None, "<file>")
     assert "No such file" in p.message
-    with pytest.raises(ConfigError, match="cannot read"):
+    with pytest.raises(ConfigError, match="is a directory, not a regular file"):
         toml.load(tmp_path)
     with pytest.raises(ConfigError, match="cannot read: embedded null byte"):
         toml.load(str(tmp_path) + "/a\0b")
@@ -705,7 +705,7 @@ agent = "disk"
                                                ("200ms", 19200, True)])
 def test_a_serial_link_must_carry_one_heartbeat_per_keepalive(keepalive: str, baud: int,
                                                                ok: bool) -> None:
-    from vigil.node import serial_problem
+    from vigil.framesize import serial_problem
     c = toml.parse(BASE.replace('key_file = "/etc/vigil/authkey"\n',
                                 f'key_file = "/etc/vigil/authkey"\nkeepalive = "{keepalive}"\n'
                                 f'warntime = "500ms"\ndeadtime = "1s"\n') +
@@ -714,8 +714,8 @@ def test_a_serial_link_must_carry_one_heartbeat_per_keepalive(keepalive: str, ba
     problem = serial_problem(c)
     assert (problem is None) == ok, problem
     if not ok:
-        assert problem is not None and "/dev/ttyS0" in problem and "raise baud or keepalive" \
-            in problem
+        assert problem is not None and problem.key == "link", problem
+        assert "/dev/ttyS0" in problem.message and "raise baud or keepalive" in problem.message
 
 
 def test_agent_resources_and_group_policy_parse() -> None:
@@ -808,8 +808,22 @@ def test_group_policy_problems() -> None:
     assert keys == {"group[0].policy.migration_threshold", "group[0].policy.failover"}, keys
 
 
+@pytest.mark.parametrize("name", ["c" * 300, "c" * 65, "é" * 33],
+                         ids=["300 bytes", "65 bytes", "33 characters, 66 bytes"])
+def test_a_cluster_name_longer_than_a_frame_carries_is_refused_at_its_line(name: str) -> None:
+    p = only(replace('name = "web"', f'name = "{name}"'))
+    assert (p.line, p.key) == (2, "cluster.name"), p
+    size = len(name.encode())
+    assert f"{size} bytes" in p.message and "at most 64 bytes" in p.message, p.message
+
+
+def test_a_cluster_name_of_64_bytes_is_fine() -> None:
+    assert toml.parse(replace('name = "web"', f'name = "{"c" * 32}{"é" * 16}"'),
+                      "t.toml").name == "c" * 32 + "é" * 16
+
+
 def test_witness_replies_must_fit_in_a_frame_too() -> None:
-    from vigil.node import frame_problem
+    from vigil.framesize import frame_problem
     long_groups = "".join(
         f'[[group]]\nname = "{chr(97 + i) * 63}"\nhome = "n1"\n[[group.resource]]\n'
         f'type = "ip"\naddress = "192.168.10.{i + 1}/24"\ninterface = "eth0"\n'
@@ -818,7 +832,7 @@ def test_witness_replies_must_fit_in_a_frame_too() -> None:
     assert frame_problem(c) is None  # heartbeats fit
     c = toml.parse(BASE + '[witness]\naddress = "10.0.0.9"\n' + long_groups, "t.toml")
     problem = frame_problem(c)
-    assert problem is not None and "one witness" in problem, problem
+    assert problem is not None and "witness ask" in problem.message, problem
 
 
 def test_api_and_notify_parse_and_export_back() -> None:

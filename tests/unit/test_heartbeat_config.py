@@ -514,7 +514,8 @@ def test_not_regular_files(tmp_path: Path) -> None:
     (tmp_path / "ha.cf").unlink()
     os.mkfifo(tmp_path / "ha.cf")  # reading it would block
     p = only(tmp_path)
-    assert (Path(p.file).name, p.key, p.message) == ("ha.cf", "<file>", "is not a regular file")
+    assert (Path(p.file).name, p.key, p.message) == ("ha.cf", "<file>",
+                                                     "is a FIFO, not a regular file")
 
 
 def test_two_mounts_by_label_get_distinct_ids(tmp_path: Path) -> None:
@@ -644,7 +645,7 @@ def test_authkeys_not_a_file(tmp_path: Path) -> None:
     write(tmp_path)
     (tmp_path / "authkeys").unlink()
     (tmp_path / "authkeys").mkdir()
-    assert only(tmp_path).message == "is not a regular file"
+    assert only(tmp_path).message == "is a directory, not a regular file"
 
 
 # --- export ----------------------------------------------------------------------------------

@@ -24,6 +24,7 @@ CONTRACTS = {
     "node.py": IO_MODULES | {"vigil.daemon", "vigil.resources", "os"},
     "session.py": IO_MODULES | {"vigil.daemon", "vigil.resources", "vigil.policy", "os"},
     "lookout.py": IO_MODULES | {"vigil.daemon", "vigil.resources", "vigil.policy", "os"},
+    "framesize.py": IO_MODULES | {"vigil.daemon", "vigil.resources", "vigil.policy", "os"},
     "control": IO_MODULES | {"vigil.daemon", "vigil.resources"},
     "model.py": IO_MODULES | {"vigil.config", "vigil.daemon", "vigil.resources"},
     "errors.py": {"vigil"},

@@ -182,15 +182,25 @@ def test_heartbeat_before_initdead_makes_the_peer_up() -> None:
     assert m.on_tick(104.5) == [LinkDead("n2", "eth0", 1.0), NodeDead("n2", "deadtime")]
 
 
-def test_a_never_heard_link_is_not_counted_dead_before_initdead() -> None:
-    # Heard on eth0 only, which then falls silent while initdead still runs: eth1 is unknown,
-    # not dead, so the node is declared dead (by deadtime) once initdead settles eth1.
+def test_a_link_never_heard_from_a_node_that_came_up_is_dead_a_deadtime_later() -> None:
+    # Heard on eth0 only, which then falls silent while initdead still runs: eth1, never
+    # heard though the node came up a deadtime ago, is dead too, so the node is dead at
+    # eth0's deadtime, not only once initdead settles eth1 (the replay simulation's check
+    # found a dead node counted up for 3 s so).
     m = two_links()
     m.on_heartbeat("n2", "eth0", 1, 100.5)
-    assert m.on_tick(101.5) == [LinkDead("n2", "eth0", 1.0)]
+    assert m.next_deadline() == 101.5
+    assert m.on_tick(101.5) == [LinkDead("n2", "eth0", 1.0), NodeDead("n2", "deadtime")]
+    assert m.view("n2").links[1].status is DEAD
+
+
+def test_a_link_not_heard_yet_is_not_dead_while_the_node_is_new() -> None:
+    m = two_links()
+    m.on_heartbeat("n2", "eth0", 1, 100.5)
+    m.on_heartbeat("n2", "eth0", 1, 101.0)
+    assert m.on_tick(101.25) == [] and m.view("n2").links[1].status is UNKNOWN
+    assert m.on_tick(101.5) == [] and m.view("n2").links[1].status is DEAD
     assert m.view("n2").liveness is UP
-    assert m.next_deadline() == 104.0
-    assert m.on_tick(104.0) == [NodeDead("n2", "deadtime")]
 
 
 def test_several_peers_in_configured_order() -> None:
@@ -287,11 +297,13 @@ class Ref:
     generation: int | None = None
     left: int | None = None  # generation that said it is leaving
     said_leaving: bool = False  # the newest accepted heartbeat said "leaving"
+    up_since: float | None = None  # when the node first came up
 
     def link(self, name: str, now: float) -> Liveness:
         last = self.last[name]
         if last is None:
-            return UNKNOWN if now < self.start + self.t.initdead else DEAD
+            chance = self.up_since is not None and now >= self.up_since + self.t.deadtime
+            return UNKNOWN if now < self.start + self.t.initdead and not chance else DEAD
         return UP if now < last + self.t.deadtime else DEAD
 
     def node(self, now: float) -> Liveness:
@@ -402,6 +414,8 @@ def test_next_deadline_is_sufficient(t: Timings, start: float,
         is_node = ref.node(now)
         if is_node is UP and (was_node is not UP or restarted):
             expected.append(NodeUp("n2", gen, restarted))
+            if ref.up_since is None:
+                ref.up_since = now
         # A goodbye after deadtime got there first is news too: it says what it left running.
         if is_node is DEAD and (was_node is not DEAD or not was_leaving):
             expected.append(NodeDead("n2", "shutdown"))

@@ -207,11 +207,11 @@ def test_a_second_host_under_our_name_is_reported_not_obeyed():
 
 
 def test_frame_limit_is_checked_before_start():
-    from vigil.node import frame_problem
+    from vigil.framesize import frame_problem
 
     assert frame_problem(make_cluster(groups=2)) is None
     problem = frame_problem(make_cluster(groups=40))
-    assert problem and "40 groups do not fit in one heartbeat frame" in problem
+    assert problem and "40 groups make a heartbeat of" in problem.message, problem
 
 
 @SETTINGS

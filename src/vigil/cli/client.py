@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import os
+import pwd
 import socket
 from pathlib import Path
 from typing import Any
 
 from vigil.control import protocol as p
-from vigil.errors import ControlError, DaemonUnreachable
+from vigil.errors import ControlDenied, ControlError, DaemonUnreachable
 
 
 def call(path: Path, cmd: str, timeout: float = 10.0,
@@ -22,7 +24,7 @@ def call(path: Path, cmd: str, timeout: float = 10.0,
         except ConnectionRefusedError:
             raise DaemonUnreachable(f"no vigil daemon listens on {path} (stale socket)")
         except PermissionError:
-            raise DaemonUnreachable(f"control socket {path}: permission denied (root only)")
+            raise ControlDenied(denied(path)) from None
         sock.sendall(p.encode_request(p.Request(cmd, args or {})))
         buf = b""
         while not buf.endswith(b"\n"):
@@ -46,3 +48,26 @@ def call(path: Path, cmd: str, timeout: float = 10.0,
         raise ControlError(resp.code.value, resp.message)
     assert resp.result is not None
     return resp.result
+
+
+def denied(path: Path) -> str:
+    """What refused this user the socket at `path`: a directory on the way that it may not
+    enter, or the socket's own mode (the daemon makes it root's only)."""
+    start = f"permission denied on the control socket {path}"
+    for d in reversed(Path(os.path.abspath(path)).parents):
+        if not os.access(d, os.X_OK):
+            return f"{start}: its directory {d} is closed to this user ({_owner(d)}): run as root"
+    owner = _owner(path)
+    return f"{start} ({owner}): run as root" if owner else f"{start}: run as root"
+
+
+def _owner(path: Path) -> str:
+    try:
+        st = os.stat(path)
+    except OSError:
+        return ""
+    try:
+        owner = pwd.getpwuid(st.st_uid).pw_name
+    except KeyError:
+        owner = str(st.st_uid)
+    return f"mode {st.st_mode & 0o7777:04o}, owner {owner}"

@@ -122,19 +122,19 @@ def heartbeat_options(f: Any) -> Any:
 @common
 @heartbeat_options
 def check_config(c: Ctx) -> None:
-    """Check the configuration and the key file; exit non-zero on any problem."""
-    from vigil.errors import ConfigProblem
-    from vigil.node import frame_problem, serial_problem
+    """Check the configuration, the key file and the API's token file; exit non-zero on any
+    problem."""
+    from vigil.config.files import check_token_file
+    from vigil.framesize import frame_problem, serial_problem
     from vigil.wire.auth import load_cluster_key
     try:
         cluster = _load(c)
-        too_big = frame_problem(cluster)
-        if too_big:
-            raise ConfigError(ConfigProblem(str(c.config), None, "group", too_big))
-        too_slow = serial_problem(cluster)
-        if too_slow:
-            raise ConfigError(ConfigProblem(str(c.config), None, "link", too_slow))
+        problem = frame_problem(cluster) or serial_problem(cluster)
+        if problem is not None:
+            raise ConfigError(problem)
         load_cluster_key(cluster)
+        if cluster.api is not None and cluster.api.token_file is not None:
+            check_token_file(cluster.api.token_file)  # as the daemon does before it listens
     except VigilError as e:
         _fail(e, c.debug)
     from vigil.model import partition_warning

@@ -62,14 +62,13 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import ipaddress
-import os
 import re
-import stat
 from collections.abc import Callable
 from pathlib import Path
 from typing import TypeVar
 
 from vigil import model
+from vigil.config.files import MAX_CONFIG_FILE, MAX_KEY_FILE, FileRefused, read_file
 from vigil.errors import ConfigError, ConfigProblem
 
 __all__ = ["Imported", "load_dir", "read_authkeys", "read_dir"]
@@ -161,16 +160,13 @@ class _Report:
 
 
 def _read(path: Path, r: _Report) -> list[str] | None:
-    """The lines of `path`. Bytes that are not UTF-8 survive as surrogates, so that comments
+    """The lines of `path` (files.read_file: a regular file of at most MAX_CONFIG_FILE bytes,
+    a byte-order mark dropped). Bytes that are not UTF-8 survive as surrogates, so that comments
     in any encoding (the seeds' guides are Chinese) pass; `_bad_text` refuses them elsewhere."""
     try:
-        if not stat.S_ISREG(os.stat(path).st_mode):  # a FIFO would block the read
-            r.error(str(path), None, "<file>", "is not a regular file")
-            return None
-        data = path.read_bytes()
-    except (OSError, ValueError) as e:  # ValueError: a NUL in the path
-        reason = e.strerror if isinstance(e, OSError) and e.strerror else str(e)
-        r.error(str(path), None, "<file>", f"cannot read: {reason}")
+        data = read_file(path, MAX_CONFIG_FILE, "a configuration file").data
+    except FileRefused as e:
+        r.error(str(path), None, "<file>", e.reason)
         return None
     return [line.decode("utf-8", "surrogateescape").rstrip("\r") for line in data.split(b"\n")]
 
@@ -813,17 +809,13 @@ def _group_name(first: model.Resource, taken: set[str]) -> str:
 def _authkeys(path: Path, allow_crc: bool, r: _Report) -> bytes | None:
     file = str(path)
     try:
-        st = os.stat(path)
-        if not stat.S_ISREG(st.st_mode):
-            r.error(file, None, "<file>", "is not a regular file")
-            return None
-        data = path.read_bytes()
-    except (OSError, ValueError) as e:
-        reason = e.strerror if isinstance(e, OSError) and e.strerror else str(e)
-        r.error(file, None, "<file>", f"cannot read: {reason}")
+        read = read_file(path, MAX_KEY_FILE, "an authkeys file")
+    except FileRefused as e:
+        r.error(file, None, "<file>", e.reason)
         return None
-    if stat.S_IMODE(st.st_mode) & 0o077:
-        r.error(file, None, "<mode>", f"mode {stat.S_IMODE(st.st_mode):04o}: the key must be "
+    data = read.data
+    if read.mode & 0o077:
+        r.error(file, None, "<mode>", f"mode {read.mode:04o}: the key must be "
                                       f"readable by its owner only, as Heartbeat requires "
                                       f"(chmod 600 {path})")
     auth: tuple[int, int] | None = None  # (index, line)

@@ -28,6 +28,7 @@ from pathlib import Path
 
 from vigil import model
 from vigil.config import export, toml
+from vigil.config.files import MAX_CONFIG_FILE, FileRefused, read_file
 from vigil.errors import ConfigError, ConfigProblem
 
 __all__ = ["Statement", "import_file", "import_text", "parse"]
@@ -183,12 +184,10 @@ class _Reader:
     def file(self, path: Path, stack: tuple[Path, ...] = (),
              at: tuple[str, int] | None = None) -> list[_Token]:
         try:
-            data = path.read_bytes()
-        except (OSError, ValueError) as e:
-            reason = e.strerror if isinstance(e, OSError) and e.strerror else str(e)
-            message = f"cannot read {path}: {reason}"
-            raise (_fail(at[0], at[1], "include", message) if at else
-                   _fail(str(path), None, "<file>", message)) from None
+            data = read_file(path, MAX_CONFIG_FILE, "a configuration file").data
+        except FileRefused as e:
+            raise (_fail(at[0], at[1], "include", e.after(str(path))) if at else
+                   _fail(str(path), None, "<file>", e.reason)) from None
         try:
             text = data.decode("utf-8")
         except UnicodeDecodeError as e:

@@ -20,6 +20,7 @@ from typing import Any, Literal, TypeVar
 
 from vigil import model
 from vigil.config.duration import parse_duration
+from vigil.config.files import MAX_CONFIG_FILE, FileRefused, read_file
 from vigil.config.locate import KeyPath, fmt_key, locate_keys
 from vigil.errors import ConfigError, ConfigProblem
 
@@ -30,6 +31,7 @@ _T = TypeVar("_T")
 
 _MAX_DURATION = 7 * 86400.0  # anything longer is a typo, and keeps fmt_duration finite
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,62}")
+_MAX_CLUSTER_NAME = 64  # bytes: wire/frame.py MAX_NAME (config/ does not import wire)
 _BARE_KEY = re.compile(r"[A-Za-z0-9_-]+")
 _SYNTAX_AT = re.compile(r"\s*\(at line (\d+), column (\d+)\)\s*$")
 
@@ -70,13 +72,14 @@ _UNIT = re.compile(r"[A-Za-z0-9:_.@\\-]+\.(service|socket|mount|target|timer|pat
 
 
 def load(path: str | os.PathLike[str]) -> model.Cluster:
-    """Read and parse the file at `path`; an unreadable file is a ConfigError (key `<file>`)."""
+    """Read and parse the file at `path`; an unreadable file is a ConfigError (key `<file>`),
+    and so is one that is not a regular file or is larger than MAX_CONFIG_FILE (files.py). A
+    UTF-8 byte-order mark at the start is dropped."""
     source = os.fspath(path)
     try:
-        data = Path(source).read_bytes()
-    except (OSError, ValueError) as e:  # ValueError: a NUL in the path
-        message = e.strerror if isinstance(e, OSError) and e.strerror else str(e)
-        raise ConfigError(ConfigProblem(source, None, "<file>", f"cannot read: {message}")) from None
+        data = read_file(source, MAX_CONFIG_FILE, "a configuration file").data
+    except FileRefused as e:
+        raise ConfigError(ConfigProblem(source, None, "<file>", e.reason)) from None
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as e:
@@ -153,6 +156,16 @@ def _as_nonempty(v: object) -> str:
     s = _as_str(v)
     if not s.strip():
         raise ValueError("must not be empty")
+    return s
+
+
+def _as_cluster_name(v: object) -> str:
+    s = _as_nonempty(v)
+    size = len(s.encode())
+    if size > _MAX_CLUSTER_NAME:
+        shown = repr(s if len(s) <= 24 else s[:21] + "...")
+        raise ValueError(f"{shown} is {size} bytes long (UTF-8); every heartbeat carries the "
+                         f"cluster name, in at most {_MAX_CLUSTER_NAME} bytes")
     return s
 
 
@@ -503,7 +516,7 @@ class _Checker:
         p: KeyPath = ("cluster",)
         self.unknown(c, p, _CLUSTER_KEYS, "[cluster]")
         required = "cluster" in doc  # else "missing [cluster]" said it all
-        name = self.field(c, p, "name", _as_nonempty, required=required)
+        name = self.field(c, p, "name", _as_cluster_name, required=required)
         key_file = self.field(c, p, "key_file", _as_path, required=required)
         timings = self.timings(c, p)
         auto_failback = self.field(c, p, "auto_failback", _as_bool)
@@ -753,14 +766,16 @@ class _Checker:
     def groups(self, doc: Table) -> tuple[model.Group, ...] | None:
         before = len(self.problems)
         groups: list[model.Group] = []
+        seen: set[str | None] = set()  # group names (a set: 10,000 groups must not take 10 s)
         floating = dict(self.heartbeat_addresses)  # address -> who uses it
         nodes = self.node_names
         for p, t in self.tables(doc, "group", "[[group]]"):
             self.unknown(t, p, _GROUP_KEYS, "[[group]]")
             name = self.field(t, p, "name", _as_name, required=True)
             home = self.field(t, p, "home", _as_name, required=True)
-            if name is not None and any(g.name == name for g in groups):
+            if name is not None and name in seen:
                 self.report((*p, "name"), f"group {name!r} is defined twice")
+            seen.add(name)
             if home is not None and nodes is not None and home not in nodes:
                 self.report((*p, "home"), f"{home!r} is not a node; nodes: "
                             f"{', '.join(nodes) or '(none)'}")

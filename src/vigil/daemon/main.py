@@ -14,8 +14,8 @@ from vigil.daemon.engine import Daemon
 from vigil.daemon.state import next_generation
 from vigil.daemon.watchdog import Watchdog
 from vigil.errors import ConfigError, ConfigProblem, VigilError
+from vigil.framesize import frame_problem, serial_problem
 from vigil.model import Cluster, watchdog_seconds
-from vigil.node import frame_problem, serial_problem
 from vigil.wire.auth import load_cluster_key
 
 log = logging.getLogger("vigil")
@@ -33,12 +33,9 @@ def check(cluster: Cluster, me: str) -> None:
             cluster.source, None, "node",
             f"this host is node {me!r}, which is not listed (nodes: "
             f"{', '.join(n.name for n in cluster.nodes)}); use --node NAME"))
-    too_big = frame_problem(cluster)
-    if too_big:
-        raise ConfigError(ConfigProblem(cluster.source, None, "group", too_big))
-    too_slow = serial_problem(cluster)
-    if too_slow:
-        raise ConfigError(ConfigProblem(cluster.source, None, "link", too_slow))
+    problem = frame_problem(cluster) or serial_problem(cluster)
+    if problem is not None:
+        raise ConfigError(problem)
 
 
 def reloader(load: Loader, me: str) -> Callable[[], tuple[Cluster, bytes]]:

@@ -3,18 +3,19 @@
 The key file holds the shared secret (any bytes; surrounding whitespace is dropped so that
 `vigil keygen` output and hand-edited files agree). Like Heartbeat's authkeys, a key file that
 group or others may read is refused: a leaked key lets anyone on the link forge heartbeats.
-This is the one module of wire/ that touches the filesystem; `generate_key` takes its
+This is the one module of wire/ that touches the filesystem (reading through
+config/files.py, as every file of the configuration is read); `generate_key` takes its
 randomness as an argument like every other core.
 """
 
 from __future__ import annotations
 
 import os
-import stat
 from pathlib import Path
 
 from typing import TYPE_CHECKING
 
+from vigil.config.files import MAX_KEY_FILE, FileRefused, read_file
 from vigil.errors import KeyFileError
 
 if TYPE_CHECKING:
@@ -24,24 +25,21 @@ MIN_KEY_BYTES = 16
 
 
 def load_key(path: Path) -> bytes:
+    """The key in `path`: a regular file of at most MAX_KEY_FILE bytes (4 KiB: a key is a few
+    dozen), refused by its size before it is read (config/files.py), mode 0600."""
     try:
-        st = os.stat(path)
-    except FileNotFoundError:
-        raise KeyFileError(f"key file {path} does not exist (create one with `vigil keygen {path}`)")
-    except OSError as e:
-        raise KeyFileError(f"key file {path}: {e.strerror}") from None
-    if not stat.S_ISREG(st.st_mode):
-        raise KeyFileError(f"key file {path} is not a regular file")
-    mode = stat.S_IMODE(st.st_mode)
-    if mode & 0o077:
+        read = read_file(path, MAX_KEY_FILE, "a key file", bom=False)  # any bytes: kept
+    except FileRefused as e:
+        if e.missing:
+            raise KeyFileError(f"key file {path} does not exist (create one with "
+                               f"`vigil keygen {path}`)") from None
+        raise KeyFileError(e.after(f"key file {path}")) from None
+    if read.mode & 0o077:
         raise KeyFileError(
-            f"key file {path} has mode {mode:04o}; it must not be readable by group or others "
-            f"(chmod 600 {path})"
+            f"key file {path} has mode {read.mode:04o}; it must not be readable by group or "
+            f"others (chmod 600 {path})"
         )
-    try:
-        key = path.read_bytes().strip()
-    except OSError as e:
-        raise KeyFileError(f"key file {path}: {e.strerror}") from None
+    key = read.data.strip()
     if len(key) < MIN_KEY_BYTES:
         raise KeyFileError(
             f"key file {path} holds {len(key)} bytes; at least {MIN_KEY_BYTES} are required"

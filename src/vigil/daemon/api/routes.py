@@ -23,18 +23,16 @@ from __future__ import annotations
 import hmac
 import json
 import logging
-import stat
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, Union
 from urllib.parse import parse_qs
 
 from vigil.control import protocol as p
 from vigil.daemon.api.exchange import HttpError, Reply, Request, json_bytes
 from vigil.daemon.api.openapi import OPENAPI
+from vigil.config.files import read_token as _read_token
 from vigil.daemon.bus import Bus
-from vigil.errors import VigilError
 from vigil.model import Api
 
 log = logging.getLogger(__name__)
@@ -77,28 +75,6 @@ class Action:
 
 
 Routed = Union[Reply, Stream, Action]
-
-
-def check_token_file(path: Path) -> None:
-    """Refuse a token file others can read, as Heartbeat refuses such an authkeys."""
-    try:
-        st = path.stat()
-    except OSError as e:
-        raise VigilError(f"[api] token_file {path}: {e.strerror}") from None
-    if not stat.S_ISREG(st.st_mode):
-        raise VigilError(f"[api] token_file {path} is not a regular file")
-    if st.st_mode & 0o077:
-        raise VigilError(f"[api] token_file {path} has mode {stat.S_IMODE(st.st_mode):04o}; "
-                         f"it must be 0600 (chmod 600 {path})")
-    if not _read_token(path):
-        raise VigilError(f"[api] token_file {path} is empty")
-
-
-def _read_token(path: Path) -> str:
-    try:
-        return path.read_text().strip()
-    except (OSError, UnicodeDecodeError):
-        return ""
 
 
 class Router:
