@@ -365,6 +365,9 @@ def test_https_with_the_configured_certificate() -> None:
             f'token_file = "{c.dir / "api.token"}"\ncert_file = "{cert}"\nkey_file = "{key}"\n')
         c.config_path.write_text(text)
         c.start("n1")
+        # The control socket comes before the API listens: a first connection can find the
+        # port closed (CI saw the handshake cut so, twice, under load).
+        c.lab.wait_listening("n1", API_PORT)
         port = c.forward("n1", API_PORT)
         ctx = ssl.create_default_context(cafile=str(cert))
         conn = http.client.HTTPSConnection("127.0.0.1", port, timeout=10, context=ctx)
