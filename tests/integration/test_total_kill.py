@@ -9,7 +9,9 @@ this kernel has no watchdog device; lab/watchdog.py acts the reset out)."""
 
 from __future__ import annotations
 
+import contextlib
 import time
+from collections.abc import Iterator
 
 import pytest
 
@@ -67,18 +69,22 @@ def test_a_normal_failover_looks_once_and_hears_nobody() -> None:
     assert not mon.doubles
 
 
-def with_watchdog(c: LabCluster, dog: StandInWatchdog) -> None:
-    c.node_config("n1", f'watchdog = "{dog.path}"')  # n1's own file: a host-local setting
+@contextlib.contextmanager
+def n1_with_a_watchdog(c: LabCluster) -> Iterator[StandInWatchdog]:
+    """n1 with a stand-in watchdog of 2 s whose expiry resets it (n1's own configuration
+    file: a host-local setting), both nodes up, n1 holding the address."""
+    with StandInWatchdog(c.dir / "n1-watchdog", timeout=2.0,
+                         expire=lambda: c.reset("n1")) as dog:
+        c.node_config("n1", f'watchdog = "{dog.path}"')
+        c.start("n1")
+        c.start("n2")
+        c.wait_holder("n1")
+        yield dog
 
 
 def test_with_a_watchdog_the_total_kill_resets_the_node_and_the_peer_takes_over() -> None:
     with LabCluster() as c, HolderMonitor(c) as mon:
-        with StandInWatchdog(c.dir / "n1-watchdog", timeout=2.0,
-                             expire=lambda: c.reset("n1")) as dog:
-            with_watchdog(c, dog)
-            c.start("n1")
-            c.start("n2")
-            c.wait_holder("n1")
+        with n1_with_a_watchdog(c) as dog:
             time.sleep(0.5)
             fed = dog.feeds
             c.kill_all("n1")
@@ -99,12 +105,7 @@ def test_the_guard_feeds_the_watchdog_for_a_frozen_daemon_and_disarms_for_a_dead
     import signal
 
     with LabCluster() as c, HolderMonitor(c) as mon:
-        with StandInWatchdog(c.dir / "n1-watchdog", timeout=2.0,
-                             expire=lambda: c.reset("n1")) as dog:
-            with_watchdog(c, dog)
-            c.start("n1")
-            c.start("n2")
-            c.wait_holder("n1")
+        with n1_with_a_watchdog(c) as dog:
             pid = c.daemon_pid("n1")
             os.kill(pid, signal.SIGSTOP)
             try:

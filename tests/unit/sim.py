@@ -228,6 +228,22 @@ class Sim:
                 at = self.now + self.rng.uniform(0, self.max_delay)
                 heapq.heappush(self.queue, _Msg(at, self._order, dst, link, data))
 
+    def act(self, fault: tuple[object, ...]) -> bool:
+        """The faults several property tests draw: ("cut", one_way) cuts every heartbeat
+        link (or, one way, those into n2), ("heal",) undoes it, ("standby" | "takeover",
+        node) asks a node. False when `fault` is none of them."""
+        match fault:
+            case ("cut", one_way):
+                self.cut = {("n2", 0), ("n2", 1)} if one_way else {
+                    (n, i) for n in ("n1", "n2") for i in range(len(LINKS))}
+            case ("heal",):
+                self.cut.clear()
+            case (what, str(name)) if what in ("standby", "takeover"):
+                self.request(name, str(what))
+            case _:
+                return False
+        return True
+
     def replay(self, count: int, to: str | None = None) -> None:
         """The attacker sends `count` frames it saw at any time (lost ones included: it
         sits on the wire), each to its own destination (or to `to`, own frames included) on

@@ -215,13 +215,8 @@ def test_the_replay_attacker_never_makes_a_dead_node_alive(seed, faults, loss, w
                 sim.crash(name)
                 other = "n2" if name == "n1" else "n1"
                 sim.boot(other, sim.crash(other))
-            case ("cut", one_way):
-                sim.cut = {("n2", 0), ("n2", 1)} if one_way else {
-                    (n, i) for n in ("n1", "n2") for i in range(2)}
-            case ("heal",):
-                sim.cut.clear()
-            case (what, name) if what in ("standby", "takeover"):
-                sim.request(name, what)
+            case _:
+                sim.act(f)
         sim.replay(replays)
         sim.run(0.05)
         assert not sim.violations, (sim.violations, sim.log[-30:])
