@@ -242,7 +242,8 @@ class Torture:
     @staticmethod
     def allowed(kind: str) -> float:
         """The longest client outage the fault explains."""
-        unplanned = DEADTIME + LEASE + DEADTIME + MARGIN  # detect, the lease, the settle
+        # detect, the lease, the settle (a deadtime and a half: node.py, _settle)
+        unplanned = DEADTIME + LEASE + 1.5 * DEADTIME + MARGIN
         return {
             "standby": MARGIN + STOP_DELAY, "takeover": MARGIN + STOP_DELAY,
             "restart": MARGIN + STOP_DELAY + 2.0,  # the restart's own hold, at most 1 s
