@@ -10,7 +10,9 @@ once fencing confirmed the peer off), a takeover of a group with addresses waits
 probe of each address (resources/conflict.py) to hear nobody. While another host answers,
 the group stays where it is and the probe runs again every `retry`; once nobody answers, the
 takeover goes on. Until a check has run, the reason is "checking"; after a failed one it
-names the address and who answers it.
+names the address and who answers it. An address that could not be probed (its interface
+down, the socket failed) is never taken for one nobody answers: the group waits for a probe
+that works.
 
 One probe suffices for a group the peer was running when it went silent (the usual
 failover: its addresses are still held there, or gone with the host). A group it was not
@@ -37,12 +39,24 @@ class Answer:
     mac: str
 
 
+@dataclass(frozen=True, slots=True)
+class Unprobed:
+    """`address` could not be probed (`why`: the interface is down, the socket failed...).
+    Never taken for silence: the group waits, and the probe runs again."""
+
+    address: str
+    why: str
+
+
+Result = Answer | Unprobed
+
+
 @dataclass(slots=True)
 class _Check:
     looks: int = 1  # free probes needed, `retry` apart (2: the peer may be starting it now)
     running: bool = False
     next_at: float = 0.0  # when a probe may run (again)
-    answers: tuple[Answer, ...] = ()
+    answers: tuple[Result, ...] = ()
     since: float | None = None  # when the addresses were first found answered
     free: bool = False  # the latest probe heard nobody: the takeover may go on
 
@@ -73,7 +87,8 @@ class Lookout:
             return None
         if not c.answers:
             return "checking that its addresses are free before taking it over"
-        return "; ".join(f"{a.address} still answered by {a.mac}" for a in c.answers)
+        return "; ".join(f"{a.address} still answered by {a.mac}" if isinstance(a, Answer)
+                         else f"cannot probe {a.address} ({a.why})" for a in c.answers)
 
     def due(self, group: str, now: float) -> bool:
         c = self._checks.get(group)
@@ -82,9 +97,10 @@ class Lookout:
     def started(self, group: str) -> None:
         self._checks[group].running = True
 
-    def found(self, group: str, answers: tuple[Answer, ...], now: float) -> str | None:
-        """What a probe of `group` heard. Returns a change to log: the first time addresses
-        are answered, when who answers changes, and when they are free again."""
+    def found(self, group: str, answers: tuple[Result, ...], now: float) -> str | None:
+        """What a probe of `group` heard: who answered, and the addresses it could not
+        probe (both keep the group waiting). Returns a change to log: the first time
+        addresses are answered (or unprobed), when that changes, and when all are free."""
         c = self._checks.get(group)
         if c is None:
             return None  # cleared meanwhile: the peer came back
@@ -97,6 +113,8 @@ class Lookout:
             return None if not before or not c.free else "free now"
         if c.since is None:
             c.since = now
+        if any(isinstance(a, Unprobed) for a in answers):
+            return None if before == answers else "unprobed"
         return None if before == answers else "answered"
 
     def next_deadline(self) -> float | None:
@@ -111,5 +129,8 @@ class Lookout:
         c = self._checks.get(group)
         if c is None or c.free or not c.answers:
             return None
-        return {"answered": [{"address": a.address, "mac": a.mac} for a in c.answers],
+        return {"answered": [{"address": a.address, "mac": a.mac} for a in c.answers
+                             if isinstance(a, Answer)],
+                "unprobed": [{"address": a.address, "why": a.why} for a in c.answers
+                             if isinstance(a, Unprobed)],
                 "since_ms": round((now - (c.since or now)) * 1000)}

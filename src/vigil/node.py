@@ -25,7 +25,7 @@ from vigil import policy
 from vigil.membership import (Event, HeartbeatLate, LinkDead, LinkUp, Liveness, Membership,
                               NodeDead, NodeUp)
 from vigil.model import Cluster, witness_lease
-from vigil.lookout import Answer, Lookout
+from vigil.lookout import Lookout, Result
 from vigil.model import IpResource
 from vigil.policy import Action, Probe, Recover, Start, Stop
 from vigil.session import Session, Verdict
@@ -673,14 +673,14 @@ class Node:
         self._dirty = True
         return [Note(Level.WARNING, f"group {group} {why}: probe found it {found.value}")]
 
-    def probed_addresses(self, group: str, answers: Sequence[Answer],
+    def probed_addresses(self, group: str, answers: Sequence[Result],
                          now: float) -> list[Note]:
         """What the Probe that step() returned for `group` heard: the addresses another host
-        answers for (empty: all free)."""
+        answers for, and those it could not probe (empty: all free)."""
         self._now = max(self._now, now)
         change = self.lookout.found(group, tuple(answers), now)
         self._dirty = True
-        if change == "answered":
+        if change in ("answered", "unprobed"):
             why = self._lookout_blocks(group) or ""
             return [Note(Level.ERROR, f"{why}; checking again every "
                                       f"{self.lookout.retry * 1000:.0f} ms")]
@@ -892,6 +892,8 @@ class Node:
         why = self.lookout.blocks(group)
         if why is None or why.startswith("checking"):
             return why
+        if "still answered" not in why:
+            return f"{why}: not taking {group} over before its addresses are heard free"
         return (f"{why}: {self.peer}'s host is alive and holds them (its daemon is dead or "
                 f"cut off); not taking {group} over while they answer")
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 from hypothesis import HealthCheck, given, settings, strategies as st
 
 from tests.unit.sim import KEY, LINKS, Sim, make_cluster
-from vigil.lookout import Answer, Lookout
+from vigil.lookout import Answer, Lookout, Unprobed
 from vigil.model import Timings
 from vigil.node import Level, Node
 from vigil.policy import Probe, Start
@@ -37,7 +37,7 @@ def test_a_group_is_taken_only_once_its_addresses_are_heard_free() -> None:
     assert look.blocks("g1") == "10.0.9.1 still answered by 02:00:00:00:00:01"
     assert look.status("g1", 0.51) == {"answered": [{"address": "10.0.9.1",
                                                      "mac": "02:00:00:00:00:01"}],
-                                       "since_ms": 500}
+                                       "unprobed": [], "since_ms": 500}
     assert not look.due("g1", 0.05) and look.next_deadline() == 0.11 and look.due("g1", 0.11)
     look.started("g1")
     assert look.found("g1", A, 0.12) is None  # the same answer: nothing new to say
@@ -58,6 +58,21 @@ def test_a_group_the_peer_was_not_running_is_heard_free_twice() -> None:
     look.started("g2")
     look.found("g2", (), 0.11)
     assert look.blocks("g2") is None
+
+
+def test_an_address_that_could_not_be_probed_is_never_taken_for_silence() -> None:
+    """The torture found it: a probe that failed (a stale ENETDOWN on the socket) counted as
+    "nobody answered", and the group was taken on top of a live holder."""
+    look = Lookout(retry=0.1)
+    look.arm(["g1"])
+    look.started("g1")
+    assert look.found("g1", (Unprobed("10.0.9.1", "Network is down"),), 0.01) == "unprobed"
+    assert look.blocks("g1") == "cannot probe 10.0.9.1 (Network is down)"
+    assert look.status("g1", 0.01) == {"answered": [], "unprobed": [
+        {"address": "10.0.9.1", "why": "Network is down"}], "since_ms": 0}
+    assert look.due("g1", 0.11)
+    look.started("g1")
+    assert look.found("g1", (), 0.12) == "free now" and look.blocks("g1") is None
 
 
 def test_cleared_when_the_peer_comes_back_and_stale_answers_are_ignored() -> None:
@@ -119,6 +134,16 @@ def test_a_silent_peers_group_is_probed_before_it_is_started_and_not_while_answe
     assert "answer no more" in notes[0].text
     step = n2.step(again + 0.01)
     assert [type(a) for a in step.actions] == [Start], step
+
+
+def test_a_failed_probe_keeps_the_group_where_it_is() -> None:
+    n1, n2 = pair()
+    alone(n2, 101.0, 102.0)
+    assert [type(a) for a in n2.step(102.0).actions] == [Probe]
+    notes = n2.probed_addresses("g1", (Unprobed("10.0.9.1", "Network is down"),), 102.01)
+    assert [n.level for n in notes] == [Level.ERROR] and "cannot probe 10.0.9.1" in notes[0].text
+    assert n2.step(102.01).actions == () and n2.local["g1"] is GroupState.STOPPED
+    assert "before its addresses are heard free" in n2.waiting["g1"]
 
 
 def test_no_probe_after_a_goodbye_or_once_fenced() -> None:

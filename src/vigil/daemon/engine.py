@@ -44,7 +44,7 @@ from vigil.errors import AgentError, VigilError
 from vigil.model import (Cluster, Fencing, Group, IpResource, Monitor, Notify, Respawn, Witness,
                          partition_warning, poison_wait)
 from vigil.node import Node, Note
-from vigil.lookout import Answer
+from vigil.lookout import Answer, Result, Unprobed
 from vigil.policy import Probe, Recover, Start
 from vigil.resources import build, fence as fence_mod
 from vigil.resources.base import Agent
@@ -789,14 +789,20 @@ class Daemon:
             log.error("%s %s: failed in %.0f ms: %s", agent.name, action, ms, error)
         return error
 
-    async def _look(self, group: Group) -> list[Answer]:
+    async def _look(self, group: Group) -> list[Result]:
         """Look before taking (lookout.py): probe each of the group's addresses at once,
         `address_probe` long; the ones another host answers for."""
         ips = [a for a in self.agents[group.name] if isinstance(a, IpAgent)]
         t0 = time.monotonic()
-        found = await asyncio.gather(*(a.answered(self.cluster.address_probe) for a in ips))
-        answers = [Answer(str(a.resource.address.ip), mac)
-                   for a, mac in zip(ips, found) if mac is not None]
+        found = await asyncio.gather(*(a.answered(self.cluster.address_probe) for a in ips),
+                                     return_exceptions=True)
+        answers: list[Result] = []
+        for a, got in zip(ips, found):
+            ip = str(a.resource.address.ip)
+            if isinstance(got, BaseException):  # never silence: the group waits
+                answers.append(Unprobed(ip, str(got).removeprefix(f"{a.name}: ")))
+            elif got is not None:
+                answers.append(Answer(ip, got))
         ms = (time.monotonic() - t0) * 1000
         self.metrics.probe(ms / 1000, bool(answers))
         if not answers:

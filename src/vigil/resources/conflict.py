@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import asyncio
 import ctypes
-import errno
 import socket
 import struct
 import time
@@ -151,6 +150,10 @@ class AddressProber:
         self._busy.add(key)
         try:
             sock = self._socket(ifname, family)
+            # An interface that went down left its error pending on the socket (ENETDOWN),
+            # which the next send would report although it is up again: read it away. If
+            # it is still down, the send says so.
+            sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
             _attach(sock, accept_filter(address))
             try:
                 probe = arp_probe_frame(mac, address) if isinstance(address, IPv4Address) \
@@ -225,11 +228,7 @@ def _read(sock: socket.socket, address: IPAddress, mac: bytes) -> bytes | None:
         try:
             frame, addr = sock.recvfrom(2048)
         except BlockingIOError:
-            return None
-        except OSError as e:
-            if e.errno in (errno.ENETDOWN, errno.ENXIO):
-                raise
-            return None
+            return None  # (any other error is the caller's: never taken for silence)
         if addr[2] == PACKET_OUTGOING:
             continue  # our own probe
         who = answer_from(frame, address)

@@ -87,17 +87,16 @@ class IpAgent(Agent):
 
     async def answered(self, wait: float) -> str | None:
         """Look before taking (lookout.py): does another host answer for the address on its
-        interface within `wait`? Its hardware address ("02:..") if so. An interface that
-        cannot be probed (down, gone, not found) answers nothing: the start says why."""
+        interface within `wait`? Its hardware address ("02:..") if so, None if nobody does.
+        AgentError when it cannot be probed (the interface down, gone or not found): that
+        is never taken for silence."""
         r = self.resource
         try:
             ifname, _ = await self._place()
             mac = self.host.announcer.mac(ifname)
             who = await self.host.prober.answered(ifname, r.address.ip, mac, wait)
-        except (OSError, AgentError) as e:
-            log.warning("%s: cannot probe the address: %s", self.name,
-                        getattr(e, "strerror", None) or e)
-            return None
+        except OSError as e:
+            raise self.error(f"cannot probe the address: {e.strerror or e}") from None
         return None if who is None else mac_text(who)
 
     async def prepare(self) -> None:
