@@ -37,3 +37,16 @@ def test_a_closed_link_never_writes_to_a_reused_descriptor() -> None:
     finally:
         for fd in (r, w, r2, w2):
             os.close(fd)
+
+
+def test_a_guard_whose_daemon_died_while_starting_it_leaves_quietly() -> None:
+    """kill -9 of the daemon while it was handing a new guard its model (the torture saw
+    it): the guard reads a short stdin, says so in one line and exits, with no traceback."""
+    import subprocess
+    import sys
+
+    for model in (b"", b"\x80\x04\x95"):  # nothing, or the first bytes of a pickle
+        r = subprocess.run([sys.executable, "-m", "vigil.daemon.guard", "98", "99"],
+                           input=model, capture_output=True, timeout=30)
+        assert r.returncode == 1
+        assert b"Traceback" not in r.stderr and b"no model from the daemon" in r.stderr

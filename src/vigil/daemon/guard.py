@@ -182,7 +182,15 @@ def main(argv: Sequence[str]) -> int:
     stdin."""
     feed, fired = int(argv[0]), int(argv[1])
     try:
-        cluster, me, key = pickle.loads(sys.stdin.buffer.read())
+        model = sys.stdin.buffer.read()
+        try:
+            cluster, me, key = pickle.loads(model)
+        except (EOFError, pickle.UnpicklingError, ValueError):
+            # The daemon died while it started this guard: nothing to guard, nothing said
+            # (a traceback here would be noise in a log an operator reads after a crash).
+            print(f"guard: no model from the daemon ({len(model)} bytes): it is gone; "
+                  f"exiting", file=sys.stderr)
+            return 1
         from vigil import log as vlog
         vlog.setup(me, cluster.log_file)
         wd = _Watchdog(int(argv[2]), cluster) if len(argv) > 2 else None

@@ -183,11 +183,15 @@ class LabCluster:
         guard = self.status(node)["guard"]
         proc = self.daemons.pop(node)
         pids = ([guard["pid"]] if guard and guard.get("alive") else []) + [proc.pid]
-        for pid in pids:
-            try:
-                os.kill(pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
+        # Stopped first, then killed: one killed while the other runs can see it die (the
+        # daemon replaces a dead guard; a guard acts on its daemon's end), which a cgroup's
+        # kill, at once for all, never lets happen.
+        for sig in (signal.SIGSTOP, signal.SIGKILL):
+            for pid in pids:
+                try:
+                    os.kill(pid, sig)
+                except ProcessLookupError:
+                    pass
         proc.wait(5)
         return pids
 
