@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from vigil.node import Level, Note
+from vigil.core.notes import Level, Note
 from vigil.wire import frame as wire
 from vigil.wire.replay import ReplayGuard
 from vigil.wire.votes import Reply, parse_ask, serialize_reply

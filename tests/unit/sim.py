@@ -1,4 +1,4 @@
-"""A two-node cluster on a fake network and a fake clock, driving the real `vigil.node.Node`.
+"""A two-node cluster on a fake network and a fake clock, driving the real `vigil.core.node.Node`.
 
 Like h11's ConnectionPair: the daemon's sockets, timers and agents are replaced by a message
 queue, a clock the test advances, and agents whose actions take a chosen time and may fail.
@@ -13,10 +13,11 @@ import random
 from dataclasses import dataclass, field
 
 from vigil.arbiter import Arbiter
-from vigil.lookout import Answer
+from vigil.core.lookout import Answer
 from vigil.model import (Cluster, ExecResource, Group, IpResource, Node as NodeModel, Timings,
                          Witness, witness_lease)
-from vigil.node import Node, goodbye_frames
+from vigil.core.goodbye import goodbye_frames
+from vigil.core.node import Node
 from vigil.policy import Probe, Recover, Start, Stop
 from vigil.wire.messages import ACTIVE_STATES, GroupState
 
@@ -152,7 +153,7 @@ class Sim:
 
     def guard_goodbye(self, name: str, stalled: bool) -> tuple[int, dict[str, GroupState]]:
         """The guard's work once `name`'s daemon died (kill -9) or stalled past the guard's
-        timeout: every active group stopped, then goodbye said for it (node.goodbye_frames,
+        timeout: every active group stopped, then goodbye said for it (core/goodbye.py,
         from the report of its last heartbeat) to the witness and on each link, each frame
         subject to cuts and loss. Returns the generation said goodbye for, and what a
         restart finds."""

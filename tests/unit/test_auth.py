@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from vigil.errors import KeyFileError, VigilError
-from vigil.wire.auth import MIN_KEY_BYTES, generate_key, load_key, write_key
+from vigil.config.keys import MIN_KEY_BYTES, generate_key, load_key, write_key
 
 KEY = b"0123456789abcdef0123456789abcdef"
 

@@ -304,7 +304,7 @@ def test_keepalived_conf_with_a_byte_order_mark_is_read(tmp_path: Path) -> None:
 
 def test_a_byte_order_mark_is_kept_in_a_binary_key_file(tmp_path: Path) -> None:
     """The cluster key is any bytes: nothing is taken out of it."""
-    from vigil.wire.auth import load_key
+    from vigil.config.keys import load_key
     k = tmp_path / "raw.key"
     k.write_bytes(b"\xef\xbb\xbf" + b"k" * 16)
     k.chmod(0o600)

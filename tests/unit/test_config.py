@@ -705,7 +705,7 @@ agent = "disk"
                                                ("200ms", 19200, True)])
 def test_a_serial_link_must_carry_one_heartbeat_per_keepalive(keepalive: str, baud: int,
                                                                ok: bool) -> None:
-    from vigil.framesize import serial_problem
+    from vigil.wire.framesize import serial_problem
     c = toml.parse(BASE.replace('key_file = "/etc/vigil/authkey"\n',
                                 f'key_file = "/etc/vigil/authkey"\nkeepalive = "{keepalive}"\n'
                                 f'warntime = "500ms"\ndeadtime = "1s"\n') +
@@ -823,7 +823,7 @@ def test_a_cluster_name_of_64_bytes_is_fine() -> None:
 
 
 def test_witness_replies_must_fit_in_a_frame_too() -> None:
-    from vigil.framesize import frame_problem
+    from vigil.wire.framesize import frame_problem
     long_groups = "".join(
         f'[[group]]\nname = "{chr(97 + i) * 63}"\nhome = "n1"\n[[group.resource]]\n'
         f'type = "ip"\naddress = "192.168.10.{i + 1}/24"\ninterface = "eth0"\n'

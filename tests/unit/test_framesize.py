@@ -1,4 +1,4 @@
-"""vigil.framesize: a configuration whose frames could not be sent is refused before start,
+"""vigil.wire.framesize: a configuration whose frames could not be sent is refused before start,
 with the field at fault and the real limits (issue 12, part 5.3)."""
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ import pytest
 
 from tests.unit.sim import make_cluster
 from vigil.errors import ConfigProblem
-from vigil.framesize import _encoded, _worst_frame_size, _worst_frames, frame_problem
+from vigil.wire.framesize import _encoded, _worst_frame_size, _worst_frames, frame_problem
 from vigil.model import Cluster, Node, Witness
 from vigil.wire import frame as wire
 

@@ -1,4 +1,4 @@
-"""The guard's goodbye on its daemon's behalf (node.goodbye_frames; daemon/guard.py sends it).
+"""The guard's goodbye on its daemon's behalf (core/goodbye.py; daemon/guard.py sends it).
 
 Once the guard has stopped everything after a kill -9 or a stall of its daemon, it tells the
 witness (an ask holding nothing) and the peer (the daemon's last report, leaving, the groups
@@ -17,7 +17,7 @@ from hypothesis import given, settings, strategies as st
 from tests.unit.sim import KEY, LINKS, Sim, make_cluster
 from tests.unit.test_witness import LEASE, T, W, make_sim
 from vigil.daemon.guard import GuardLink, _Fed
-from vigil.node import SEQ_JUMP, goodbye_frames
+from vigil.core.goodbye import SEQ_JUMP, goodbye_frames
 from vigil.wire import frame as wire
 from vigil.wire.messages import (Assignment, GroupReport, GroupState, Heartbeat, NodeStatus,
                                  parse, serialize)
@@ -211,7 +211,7 @@ def test_a_new_life_still_obeys_a_poison_pill_for_the_old_one() -> None:
     """The goodbye got lost, so the peer fenced n1 with the disk pill (written for the
     generation it knew). The daemon woke and took a new generation before reading it: the
     pill is for this process all the same (a CI run caught it ignoring one)."""
-    from vigil.node import Node
+    from vigil.core.node import Node
     from vigil.wire.votes import Poison, serialize_poison
 
     def pill(gen: int | None, before_ms: int) -> bytes:

@@ -10,9 +10,10 @@ from __future__ import annotations
 from hypothesis import HealthCheck, given, settings, strategies as st
 
 from tests.unit.sim import KEY, LINKS, Sim, make_cluster
-from vigil.lookout import Answer, Lookout, Unprobed
+from vigil.core.lookout import Answer, Lookout, Unprobed
 from vigil.model import Timings
-from vigil.node import Level, Node
+from vigil.core.node import Node
+from vigil.core.notes import Level
 from vigil.policy import Probe, Start
 from vigil.wire.messages import GroupState
 

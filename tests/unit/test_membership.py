@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from vigil.membership import (
+from vigil.core.membership import (
     Event,
     HeartbeatLate,
     LinkDead,

@@ -191,7 +191,8 @@ def test_no_start_on_a_stale_stopped_report():
 
 def test_a_second_host_under_our_name_is_reported_not_obeyed():
     from tests.unit.sim import KEY, LINKS
-    from vigil.node import Level, Node
+    from vigil.core.node import Node
+    from vigil.core.notes import Level
 
     sim = Sim(11)
     sim.run(1.0)
@@ -207,7 +208,7 @@ def test_a_second_host_under_our_name_is_reported_not_obeyed():
 
 
 def test_frame_limit_is_checked_before_start():
-    from vigil.framesize import frame_problem
+    from vigil.wire.framesize import frame_problem
 
     assert frame_problem(make_cluster(groups=2)) is None
     problem = frame_problem(make_cluster(groups=40))

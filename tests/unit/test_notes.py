@@ -6,7 +6,7 @@ from __future__ import annotations
 import logging
 
 from vigil.daemon.notes import BURST, NoteLog
-from vigil.node import Level, Note
+from vigil.core.notes import Level, Note
 
 
 class Lines(logging.Handler):

@@ -9,8 +9,9 @@ from hypothesis import HealthCheck, given, settings, strategies as st
 
 from tests.unit.sim import KEY, LINKS, Sim, make_cluster
 from vigil.model import Timings, Witness
-from vigil.node import Level, Node
-from vigil.session import DRIFT, Session, Verdict
+from vigil.core.node import Node
+from vigil.core.notes import Level
+from vigil.core.session import DRIFT, Session, Verdict
 from vigil.wire.messages import Echo, GroupState
 
 T = Timings(0.2, 0.5, 1.0, 3.0)  # the simulation's: max_age is half the deadtime, 0.5 s

@@ -125,8 +125,8 @@ def check_config(c: Ctx) -> None:
     """Check the configuration, the key file and the API's token file; exit non-zero on any
     problem."""
     from vigil.config.files import check_token_file
-    from vigil.framesize import frame_problem, serial_problem
-    from vigil.wire.auth import load_cluster_key
+    from vigil.wire.framesize import frame_problem, serial_problem
+    from vigil.config.keys import load_cluster_key
     try:
         cluster = _load(c)
         problem = frame_problem(cluster) or serial_problem(cluster)
@@ -306,7 +306,7 @@ def confirm(c: Ctx, node: str) -> None:
 @common
 def keygen(c: Ctx, path: Path) -> None:
     """Write a new random cluster key to PATH (mode 0600; never overwrites)."""
-    from vigil.wire.auth import generate_key, write_key
+    from vigil.config.keys import generate_key, write_key
     try:
         write_key(path, generate_key(os.urandom(32)))
     except VigilError as e:

@@ -29,7 +29,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
 
-from vigil import __version__, events, policy, reconfig
+from vigil import __version__, events, reconfig
 from vigil.control import protocol as p
 from vigil.daemon import (control_server, disk as disk_mod, guard as guard_mod,
                           links as links_mod, realtime)
@@ -43,8 +43,9 @@ from vigil.daemon.watchdog import Watchdog
 from vigil.errors import AgentError, VigilError
 from vigil.model import (Cluster, Fencing, Group, IpResource, Monitor, Notify, Respawn, Witness,
                          partition_warning, poison_wait)
-from vigil.node import Node, Note
-from vigil.lookout import Answer, Result, Unprobed
+from vigil.core.node import Node
+from vigil.core.notes import Note
+from vigil.core.lookout import Answer, Result, Unprobed
 from vigil.policy import Probe, Recover, Start
 from vigil.resources import build, fence as fence_mod
 from vigil.resources.base import Agent
@@ -89,10 +90,12 @@ class Daemon:
                  new_generation: Callable[[], int], socket_path: Path,
                  realtime_enabled: bool | None = None,
                  guard_link: guard_mod.GuardLink | None = None,
-                 reloader: Reloader | None = None, watchdog: Watchdog | None = None) -> None:
+                 reloader: Reloader | None = None, watchdog: Watchdog | None = None,
+                 unsafe: bool = False) -> None:
         self.cluster = cluster
         self.me = me
         self.key = key
+        self.unsafe = unsafe  # the torture test's broken build (policy View.skip_release_wait)
         self.new_generation = new_generation
         self.generation = 0
         self.socket_path = socket_path
@@ -169,7 +172,8 @@ class Daemon:
                 self.node = Node(self.cluster, self.me, self.key, self.generation,
                                  [l.name for l in self.links], now,
                                  [l.index for l in self.links if l.kind == "disk"],
-                                 [l.index for l in self.links if l.kind == "serial"])
+                                 [l.index for l in self.links if l.kind == "serial"],
+                                 skip_release_wait=self.unsafe)
                 self._seen = self._snapshot()
                 self._log(self.node.probed(found))
                 self._emit()
@@ -187,7 +191,7 @@ class Daemon:
                 warning = partition_warning(self.cluster)
                 if warning:
                     log.warning("%s", warning)
-                if policy.UNSAFE_SKIP_RELEASE_WAIT:
+                if self.unsafe:
                     log.error("UNSAFE TEST BUILD: VIGIL_UNSAFE_SKIP_RELEASE_WAIT=1: groups are "
                               "started without waiting for the peer to release them")
                 if self.realtime:

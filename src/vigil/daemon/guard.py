@@ -51,7 +51,7 @@ from vigil.daemon import links as links_mod
 from vigil.model import Cluster, Timings
 from vigil.resources import build
 from vigil.resources.host import Host
-from vigil.node import goodbye_frames
+from vigil.core.goodbye import goodbye_frames
 
 log = logging.getLogger("vigil.guard")
 

@@ -8,15 +8,15 @@ import os
 from collections.abc import Callable
 from pathlib import Path
 
-from vigil import log as vlog, policy
+from vigil import log as vlog
 from vigil.daemon import guard
 from vigil.daemon.engine import Daemon
 from vigil.daemon.state import next_generation
 from vigil.daemon.watchdog import Watchdog
 from vigil.errors import ConfigError, ConfigProblem, VigilError
-from vigil.framesize import frame_problem, serial_problem
+from vigil.wire.framesize import frame_problem, serial_problem
 from vigil.model import Cluster, watchdog_seconds
-from vigil.wire.auth import load_cluster_key
+from vigil.config.keys import load_cluster_key
 
 log = logging.getLogger("vigil")
 
@@ -62,8 +62,6 @@ def run(cluster: Cluster, me: str, socket_path: Path, state_dir: Path,
     key, key_warnings = load_cluster_key(cluster)
     for w in key_warnings:
         log.warning("%s", w)
-    if os.environ.get("VIGIL_UNSAFE_SKIP_RELEASE_WAIT") == "1":
-        policy.UNSAFE_SKIP_RELEASE_WAIT = True  # the torture test's broken build
     # The watchdog is opened before the guard starts, which gets the same open file: both
     # feed it, and the node resets only when both are gone (guard.py, _Watchdog).
     watchdog = None
@@ -78,7 +76,8 @@ def run(cluster: Cluster, me: str, socket_path: Path, state_dir: Path,
             watchdog.close()
         raise VigilError(f"cannot start the guard process: {e.strerror or e}") from None
     daemon = Daemon(cluster, me, key, lambda: next_generation(state_dir), socket_path, realtime,
-                    guard_link, None if load is None else reloader(load, me), watchdog)
+                    guard_link, None if load is None else reloader(load, me), watchdog,
+                    unsafe=os.environ.get("VIGIL_UNSAFE_SKIP_RELEASE_WAIT") == "1")
     try:
         asyncio.run(daemon.run())
     except KeyboardInterrupt:

@@ -14,7 +14,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable
 
-from vigil.node import Note
+from vigil.core.notes import Note
 from vigil.ratelimit import Allowed, RateLimiter
 
 BURST = 5

@@ -19,7 +19,7 @@ from vigil.arbiter import Arbiter
 from vigil.errors import VigilError
 from vigil.daemon.notes import NoteLog
 from vigil.model import Cluster, witness_lease
-from vigil.wire.auth import load_cluster_key
+from vigil.config.keys import load_cluster_key
 
 log = logging.getLogger("vigil")
 

@@ -101,6 +101,8 @@ def serialize(hb: Heartbeat) -> bytes:
 
 
 _MAX_EPOCH = 2**62
+# `made` and `held_ms` never grow past 15 digits (ms: 31,000 years): framesize.py counts so
+MS_MAX = 10**15 - 1
 _MAX_U64 = 2**64
 
 

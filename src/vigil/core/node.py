@@ -15,20 +15,19 @@ elsewhere while this node lives, because its report says FAILED).
 
 from __future__ import annotations
 
-import dataclasses
-import enum
 import math
 from dataclasses import dataclass
 from typing import Sequence
 
 from vigil import policy
-from vigil.membership import (Event, HeartbeatLate, LinkDead, LinkUp, Liveness, Membership,
+from vigil.core.membership import (Event, HeartbeatLate, LinkDead, LinkUp, Liveness, Membership,
                               NodeDead, NodeUp)
 from vigil.model import Cluster, witness_lease
-from vigil.lookout import Lookout, Result
+from vigil.core.lookout import Lookout, Result
 from vigil.model import IpResource
 from vigil.policy import Action, Probe, Recover, Start, Stop
-from vigil.session import Session, Verdict
+from vigil.core.notes import Level, Note
+from vigil.core.session import Session, Verdict
 from vigil.wire import frame as wire
 from vigil.wire.messages import (ACTIVE_STATES, Assignment, GroupReport, GroupState, Heartbeat,
                                  NodeStatus, parse, serialize)
@@ -37,24 +36,6 @@ from vigil.wire.votes import (Ask, Poison, parse_poison, parse_reply, poison_app
                               serialize_ask, serialize_poison)
 
 ASKS_KEPT = 32  # outstanding witness asks a reply may answer (older ones are forgotten)
-
-
-class Level(enum.IntEnum):
-    """Note levels; the values are the logging module's, so a Note logs as it is."""
-
-    DEBUG = 10
-    INFO = 20
-    WARNING = 30
-    ERROR = 40
-
-
-@dataclass(frozen=True, slots=True)
-class Note:
-    level: Level
-    text: str
-    # Set on notes untrusted input causes (a frame, a request): the daemon rate-limits each
-    # key, so nothing an attacker sends can flood the log.
-    key: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,10 +49,12 @@ class Step:
 class Node:
     def __init__(self, cluster: Cluster, me: str, key: bytes, generation: int,
                  link_names: Sequence[str], now: float, disk_links: Sequence[int] = (),
-                 slow_links: Sequence[int] = ()) -> None:
+                 slow_links: Sequence[int] = (), skip_release_wait: bool = False) -> None:
         """`disk_links`: the indexes of disk heartbeats (a partition alarm, the poison
         pill); `slow_links`: those whose frames wait for a timer or their airtime (disk and
-        serial), where a frame may be older and still count (session.py)."""
+        serial), where a frame may be older and still count (session.py);
+        `skip_release_wait`: the torture test's broken build (policy View)."""
+        self.skip_release_wait = skip_release_wait
         self.cluster = cluster
         self.me = me
         self.key = key
@@ -770,22 +753,10 @@ class Node:
         notes += [Note(Level.INFO, r) for r in decision.reasons]
         self._assign(decision.assignments)
         actions: list[Action] = []
-        stopping = {a.group for a in decision.actions if isinstance(a, Stop)}
-        for group, index in sorted(self._recover.items()):
-            a = self.assignments[group]
-            if group not in stopping and self.local[group] is GroupState.RUNNING and \
-                    a.owner == self.me and self.eligible[group]:
-                decision = policy.Decision(decision.assignments, decision.actions + (
-                    Recover(group, index, "a resource failed its monitor"),),
-                    decision.reasons, decision.waiting)
-        self._recover.clear()
-        for group, why in decision.waiting.items():
-            if why == self._lookout_blocks(group) and self.lookout.due(group, now):
-                self.lookout.started(group)
-                decision = policy.Decision(decision.assignments, decision.actions + (
-                    Probe(group),), decision.reasons, decision.waiting)
+        self._recover.clear()  # asked for once; a monitor that fails again asks again
         for act in decision.actions:
             if isinstance(act, Probe):
+                self.lookout.started(act.group)
                 actions.append(act)
                 continue
             if isinstance(act, Recover):
@@ -867,6 +838,11 @@ class Node:
             may_start=now is None or now >= self._hold_starts_until,
             takeover_blocked=self._blocked(now),
             start_blocked=self._start_blocked(now),
+            recover=dict(self._recover),
+            looks_due={} if now is None else {
+                g: why for g in self.local if self.lookout.due(g, now)
+                and (why := self._lookout_blocks(g)) is not None},
+            skip_release_wait=self.skip_release_wait,
         )
 
     def _blocked(self, now: float | None) -> dict[str, str]:
@@ -1042,41 +1018,3 @@ class Node:
                     self._dirty = True
                     self._failback_due.update(self.assignments)
         return notes
-
-
-SEQ_JUMP = 1 << 16  # past every frame the daemon may have sent after its last feed
-
-
-def goodbye_frames(cluster: Cluster, me: str, key: bytes, generation: int, seq: int,
-                   report: bytes, stopped: Sequence[str],
-                   links: Sequence[int]) -> tuple[bytes, list[bytes]] | None:
-    """The frames a guard sends once it has stopped `stopped` (None: no goodbye is true).
-
-    To the witness: an ask that holds nothing, so it frees this node's leases. To the peer,
-    on each link: the daemon's last report, leaving, with the stopped groups STOPPED. They
-    are numbered past anything the daemon sent: the peer and the witness accept them, and
-    then nothing older of this generation.
-
-    Only when every group is surely stopped, since a goodbye also spares the peer fencing
-    this node: not when one was starting (its agent may still be at work, and the daemon's
-    death does not end it: it could start something after the guard's stop), had failed to
-    stop (what it holds may differ from what the guard knows after a reload), was not
-    probed yet, or is active and not stopped. One that was stopping may still have its
-    agent at work too, but a stop only stops (the torture saw kills during failbacks wait
-    1.1 s)."""
-    hb = parse(report)
-    if hb is None or hb.status is NodeStatus.STARTING:
-        return None
-    groups = tuple(dataclasses.replace(g, eligible=False, state=GroupState.STOPPED)
-                   if g.name in stopped and g.state in (GroupState.RUNNING, GroupState.STOPPING)
-                   else dataclasses.replace(g, eligible=False) for g in hb.groups)
-    if any(g.state is not GroupState.STOPPED for g in groups):
-        return None
-    payload = serialize(dataclasses.replace(hb, status=NodeStatus.LEAVING, groups=groups))
-    seq += SEQ_JUMP
-    ask = wire.encode(wire.Frame(wire.FrameKind.WITNESS_ASK, cluster.name, me, generation,
-                                 seq, 0, serialize_ask(Ask(()))), key)
-    frames = [wire.encode(wire.Frame(wire.FrameKind.HEARTBEAT, cluster.name, me, generation,
-                                     seq + 1 + i, link, payload), key)
-              for i, link in enumerate(links)]
-    return ask, frames

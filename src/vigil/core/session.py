@@ -36,10 +36,9 @@ from collections import deque
 from dataclasses import dataclass
 
 from vigil.model import Timings
-from vigil.wire.messages import Echo
+from vigil.wire.messages import MS_MAX, Echo
 
 DRIFT = 0.001  # how fast two monotonic clocks may drift apart (s/s), with a margin
-MS_MAX = 10**15 - 1  # `made` and `held_ms` never grow past 15 digits (framesize.py counts so)
 SENT_KEPT = 256  # heartbeats whose send time we remember (an echo of an older one is useless)
 
 

@@ -3,9 +3,9 @@
 The key file holds the shared secret (any bytes; surrounding whitespace is dropped so that
 `vigil keygen` output and hand-edited files agree). Like Heartbeat's authkeys, a key file that
 group or others may read is refused: a leaked key lets anyone on the link forge heartbeats.
-This is the one module of wire/ that touches the filesystem (reading through
-config/files.py, as every file of the configuration is read); `generate_key` takes its
-randomness as an argument like every other core.
+It reads through config/files.py, as every file of the configuration is read (it lived
+in wire/ once, which then imported config: issue 13); `generate_key` takes its randomness
+as an argument like every other core.
 """
 
 from __future__ import annotations

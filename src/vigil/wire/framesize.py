@@ -16,9 +16,8 @@ import dataclasses
 from vigil.errors import ConfigProblem
 from vigil.model import Cluster
 from vigil.wire import frame as wire
-from vigil.wire.messages import (Assignment, Echo, GroupReport, GroupState, Heartbeat,
+from vigil.wire.messages import (MS_MAX, Assignment, Echo, GroupReport, GroupState, Heartbeat,
                                  NodeStatus, serialize)
-from vigil.session import MS_MAX
 from vigil.wire.votes import Ask, Reply, serialize_ask, serialize_reply
 
 

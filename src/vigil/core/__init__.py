@@ -1,0 +1,9 @@
+"""The sans-IO core of one node: frames in, frames, notes and actions out; no clock, no IO.
+
+  node.py        the coordinator: feeds every input to the parts below, runs the policy
+  notes.py       Note and Level, what the parts say for the log
+  session.py     which of the peer's heartbeats prove it alive now (challenge and answer)
+  membership.py  links and the peer: up, late, dead, from heartbeats and ticks
+  lookout.py     look before taking: a dead peer's addresses heard free first
+  goodbye.py     the goodbye a guard says for its daemon
+"""
