@@ -40,7 +40,7 @@ class Snapshot:
     peer_state: str  # membership.Liveness value: unknown, up, dead
     links: tuple[tuple[str, str], ...]  # (link, state) for the peer's links, config order
     groups: tuple[tuple[str, str], ...]  # (group, local GroupState value), config order
-    fence: str | None = None  # Node.fence_state: None, needed, running, done, failed
+    fence: str | None = None  # core/fencing.py FenceState value: None, needed, manual, running, failed, done
     fence_detail: str = ""
     answered: tuple[tuple[str, str], ...] = ()  # (group, what answers its addresses)
 

@@ -28,8 +28,8 @@ VALID = SIM.nodes["n2"].frame(0, SIM.now)
 
 def _state(node: object) -> object:
     n = node  # everything a decision depends on; counters excluded
-    return copy.deepcopy((n.assignments, n.local, n.eligible, n.report, n.leases,  # type: ignore[attr-defined]
-                          n.poisoned, n.fence_state,  # type: ignore[attr-defined]
+    return copy.deepcopy((n.assignments, n.local, n.eligible, n.report,  # type: ignore[attr-defined]
+                          n.witness.leases, n.poisoned, n.fencing.state,  # type: ignore[attr-defined]
                           n.membership.view(n.peer)))  # type: ignore[attr-defined]
 
 

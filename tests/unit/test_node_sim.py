@@ -272,14 +272,14 @@ def test_no_takeover_before_the_fence_agent_succeeds():
     sim.crash("n1")
     sim.run(2.0)
     n2 = sim.nodes["n2"]
-    assert sim.runners("g1") == [] and n2.fence_state == "needed"
+    assert sim.runners("g1") == [] and n2.fencing.state == "needed"
     assert n2.waiting["g1"] == "n1 is dead but not fenced yet"
-    assert n2.fence_started() == 0.0 and n2.fence_state == "running"
+    assert n2.fence_started() == 0.0 and n2.fencing.state == "running"
     n2.fence_result(False, "no answer", sim.now)
     sim._step("n2")
     sim.run(1.0)
     assert sim.runners("g1") == [], "a failed fence blocks (on_failure = block)"
-    assert n2.fence_state == "needed", "retried after retry_interval"
+    assert n2.fencing.state == "needed", "retried after retry_interval"
     n2.fence_started()
     n2.fence_result(True, "Powered OFF", sim.now)
     sim._step("n2")
@@ -307,13 +307,13 @@ def test_a_peer_that_fails_to_stop_is_fenced_then_its_group_taken():
             sim.run(5.0)
             assert sim.runners("g1") == [] and n2.local["g1"] is GroupState.STOPPED
             continue
-        assert n2.fence_state == "needed" and "failed to stop g1" in n2.fence_detail
+        assert n2.fencing.state == "needed" and "failed to stop g1" in n2.fencing.detail
         assert n2.fence_started() == 0.0
         n2.fence_result(True, "Powered OFF", sim.now)
         sim.crash("n1")  # what the fence agent did
         sim._step("n2")
         sim.run(2.0)
-        assert sim.runners("g1") == ["n2"] and n2.fence_state == "done"
+        assert sim.runners("g1") == ["n2"] and n2.fencing.state == "done"
         assert not sim.violations
 
 

@@ -110,9 +110,9 @@ def test_a_witness_reply_answers_one_open_ask_only() -> None:
 
     n1.witness_reply(reply(ask.seq + 100), sim.now)  # no such ask
     n1.witness_reply(reply(ask.seq, gen=n1.generation + 1), sim.now)  # another life's
-    assert "g1" not in n1.leases and n1.rejected["replay"] == 2
+    assert "g1" not in n1.witness.leases and n1.rejected["replay"] == 2
     n1.witness_reply(reply(ask.seq), sim.now)
-    assert n1.leases["g1"] > sim.now
-    before = n1.leases["g1"]
+    assert n1.witness.leases["g1"] > sim.now
+    before = n1.witness.leases["g1"]
     n1.witness_reply(reply(ask.seq), sim.now + 0.1)  # the same reply again
-    assert n1.leases["g1"] == before and n1.rejected["replay"] == 3
+    assert n1.witness.leases["g1"] == before and n1.rejected["replay"] == 3

@@ -207,7 +207,7 @@ def test_a_witness_with_another_lease_length_is_obeyed():
     sim.witness.lease = LEASE / 4  # the witness host's configuration says otherwise
     sim.run(1.0)
     n1 = sim.nodes["n1"]
-    left = max(n1.leases.values()) - sim.now
+    left = max(n1.witness.leases.values()) - sim.now
     assert 0 < left <= LEASE / 8 + 0.01, left
     cut_nodes(sim)
     sim.witness_cut.add("n1")

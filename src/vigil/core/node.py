@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Sequence
+from typing import Mapping, Sequence
 
 from vigil import policy
 from vigil.core.membership import (Event, HeartbeatLate, LinkDead, LinkUp, Liveness, Membership,
@@ -26,17 +26,17 @@ from vigil.model import Cluster, witness_lease
 from vigil.core.lookout import Lookout, Result
 from vigil.model import IpResource
 from vigil.policy import Action, Probe, Recover, Start, Stop
+from vigil.core.fencing import FenceEvent, FenceState, PeerFencing
+from vigil.core.groups import FOUND, GroupEvent, LocalGroups, finish
 from vigil.core.notes import Level, Note
 from vigil.core.session import Session, Verdict
+from vigil.core.stall import Stall
+from vigil.core.witness import WitnessClient
 from vigil.wire import frame as wire
 from vigil.wire.messages import (ACTIVE_STATES, Assignment, GroupReport, GroupState, Heartbeat,
                                  NodeStatus, parse, serialize)
 from vigil.wire.replay import ReplayGuard
-from vigil.wire.votes import (Ask, Poison, parse_poison, parse_reply, poison_applies,
-                              serialize_ask, serialize_poison)
-
-ASKS_KEPT = 32  # outstanding witness asks a reply may answer (older ones are forgotten)
-
+from vigil.wire.votes import Poison, parse_poison, parse_reply, poison_applies, serialize_poison
 
 @dataclass(frozen=True, slots=True)
 class Step:
@@ -76,7 +76,7 @@ class Node:
         self.report: Heartbeat | None = None
         self._report_key: tuple[int, int] = (-1, -1)  # (generation, seq) of self.report
         self.assignments = {g.name: policy.initial_assignment(g.home) for g in cluster.groups}
-        self.local = {g.name: GroupState.UNKNOWN for g in cluster.groups}
+        self.groups = LocalGroups(g.name for g in cluster.groups)  # (core/groups.py)
         self.eligible = {g.name: True for g in cluster.groups}
         self.healthy = {g.name: True for g in cluster.groups}
         self.failed_start: dict[str, str] = {}
@@ -96,26 +96,16 @@ class Node:
         self._reannounce: set[str] = set()
         self._failback_due: set[str] = set()  # groups that may go home (see policy.failback)
         self._link_local: dict[str, bool] = {}  # our side of each link: carrier up?
-        self._last_sent: float | None = None  # when we last sent a heartbeat
-        self._hold_starts_until = 0.0  # after a stall: start nothing before this
+        self.stall = Stall(cluster.timings)  # a daemon frozen or starved (core/stall.py)
         self._later: list[Note] = []  # notes from frame(), logged with the next step
         self.ping_count: int | None = None  # ping nodes we reach (None: unknown / none)
-        # Fencing of the peer after an unclean death: None (not needed), "needed", "running",
-        # "manual" (waiting for an operator), "failed" (retried at _fence_retry), "done".
-        self.fence_state: str | None = None
-        self.fence_detail = ""
-        self._fence_retry = 0.0
+        self.fencing = PeerFencing(cluster.fencing)  # of the peer (core/fencing.py)
         self._now = now  # the latest time any input carried
         self._dead_at: float | None = None  # when the peer was last declared dead
         self._left_at: float | None = None  # when it last said goodbye (a clean leave)
-        # The witness (arbiter.py): group -> until when this node holds its lease; the asks
-        # a reply may answer (seq -> when sent); what the latest reply said.
-        self.leases: dict[str, float] = {}
-        self._asks: dict[int, float] = {}
-        self.witness_seen: float | None = None
-        self.witness_holders: dict[str, str] = {}
-        self.witness_starting = False
-        self._refusals: set[str] = set()  # groups the witness refused us since the peer died
+        # The witness (arbiter.py): this node's asks and leases (core/witness.py)
+        self.witness = (WitnessClient(witness_lease(cluster)) if cluster.witness is not None
+                        else None)
         self.poisoned: str | None = None  # who told this node to stop (disk poison pill)
         # Look before taking: after a death without a goodbye, a group's addresses must be
         # heard free before it is taken over (lookout.py); probed again every keepalive.
@@ -190,10 +180,8 @@ class Node:
                 self.fail_count(group, now)
                 stall.append(Note(Level.INFO, f"group {group}: failure_timeout passed; this "
                                               f"node may run it again"))
-        if self.fence_state == "failed" and now >= self._fence_retry:
-            self.fence_state = "needed"  # try the agent again
-        if self._hold_starts_until and now >= self._hold_starts_until:
-            self._hold_starts_until = 0.0  # the deadtime after a stall is over:
+        self.fencing.tick(now)
+        if self.stall.ended(now):  # the deadtime after a stall is over:
             self._dirty = True  # we may run groups again, so they may come home
             self._failback_due.update(self.assignments)
         notes = stall + self._on_events(self.membership.on_tick(now), now)
@@ -203,7 +191,7 @@ class Node:
         """The start-up probe found these states; from now on this node takes part."""
         notes = []
         for name, st in states.items():
-            self.local[name] = st
+            self.groups.move(name, FOUND[st])
             if st is not GroupState.STOPPED:
                 notes.append(Note(Level.WARNING, f"group {name} found {st.value} at start: "
                                                  f"adopting it, not starting it again"))
@@ -222,7 +210,7 @@ class Node:
         assert result in (GroupState.RUNNING, GroupState.STOPPED, GroupState.FAILED)
         assert not (st is GroupState.STOPPING and result is GroupState.RUNNING)
         self._dirty = True
-        self.local[group] = result
+        self.groups.move(group, finish(st, result))
         if st is GroupState.STARTING and result is not GroupState.RUNNING:
             # Keep off the group so that the peer may take it (policy hands it over when the
             # peer is eligible) until an operator clears the failure.
@@ -256,10 +244,11 @@ class Node:
         settled state. Removed groups keep their local state (the guard, the heartbeat and
         `quiescent` still count them) until the daemon has stopped them and calls `forget`."""
         self.cluster = cluster
+        self.fencing.config = cluster.fencing
         for name in added:
             g = cluster.group(name)
             self.assignments[name] = policy.initial_assignment(g.home)
-            self.local[name] = GroupState.UNKNOWN
+            self.groups.add(name)
             self.eligible[name] = self.healthy[name] = True
             self.failures[name] = []
         self._dirty = True
@@ -268,7 +257,7 @@ class Node:
         """What the probe of a group added by a reload found here."""
         if self.local.get(group) is not GroupState.UNKNOWN:
             return []
-        self.local[group] = found
+        self.groups.move(group, FOUND[found])
         self._dirty = True
         if found is GroupState.STOPPED:
             return [Note(Level.INFO, f"group {group} added by reload: not present here")]
@@ -279,14 +268,18 @@ class Node:
         """The daemon starts an action of its own on `group` (a reload's restart or stop):
         STARTING or STOPPING until `finished`, as for the policy's own actions."""
         assert state in (GroupState.STARTING, GroupState.STOPPING)
-        self.local[group] = state
+        self.groups.move(group, GroupEvent.RESTART if state is GroupState.STARTING
+                         else GroupEvent.STOP)
         self._dirty = True
 
     def forget(self, group: str) -> None:
         """A group removed by a reload is stopped here (or was never here): drop it."""
-        for d in (self.assignments, self.local, self.eligible, self.healthy, self.failures,
-                  self.failed_start, self.banned, self._recover, self.waiting, self.leases):
+        self.groups.forget(group)
+        for d in (self.assignments, self.eligible, self.healthy, self.failures,
+                  self.failed_start, self.banned, self._recover, self.waiting):
             d.pop(group, None)
+        if self.witness is not None:
+            self.witness.forget(group)
         for s in (self._recovering, self._takeover, self._failback_due, self._reannounce):
             s.discard(group)
         self.lookout.forget(group)
@@ -380,9 +373,8 @@ class Node:
     def fence_started(self) -> float | None:
         """The daemon asks whether to run the fence agent now; marks it running and returns
         how long to wait first (the fence race: see model.Fencing.delay), or None."""
-        if self.fence_state != "needed":
+        if not self.fencing.move(FenceEvent.RUN):
             return None
-        self.fence_state = "running"
         f = self.cluster.fencing
         assert f is not None
         peer_served = self.report is not None and any(
@@ -391,17 +383,16 @@ class Node:
         return f.delay if peer_served and not i_serve else 0.0
 
     def fence_result(self, ok: bool, detail: str, now: float) -> list[Note]:
-        if self.fence_state != "running":
+        if self.fencing.state is not FenceState.RUNNING:
             return []  # the peer came back meanwhile
         self._dirty = True
         if ok:
             self.lookout.clear()  # its host is off: nothing there answers any more
-            self.fence_state, self.fence_detail = "done", detail
+            self.fencing.move(FenceEvent.SUCCEEDED, detail)
             return [Note(Level.WARNING, f"{self.peer} fenced: {detail}".rstrip(": "))]
         f = self.cluster.fencing
         assert f is not None
-        self.fence_state, self.fence_detail = "failed", detail
-        self._fence_retry = now + f.retry_interval
+        self.fencing.failed(detail, now)
         then = ("taking over anyway (on_failure = takeover)" if f.on_failure == "takeover"
                 else f"its groups stay down; retrying in {f.retry_interval:g} s")
         return [Note(Level.ERROR, f"FENCING {self.peer} FAILED: {detail}; {then}")]
@@ -410,20 +401,10 @@ class Node:
         """An operator says `node` is off. Returns an error, or None when accepted."""
         if node != self.peer:
             return f"{node} is not the peer of this node ({self.peer})"
-        if self.fence_state in (None, "done"):
+        if not self.fencing.move(FenceEvent.CONFIRMED, "confirmed by an operator"):
             return f"{node} does not need fencing now"
-        self.fence_state, self.fence_detail = "done", "confirmed by an operator"
         self._dirty = True
         return None
-
-    def _fence_blocks(self) -> str | None:
-        f = self.cluster.fencing
-        if f is None or self.fence_state is None:
-            return None
-        if self.fence_state == "done" or (self.fence_state == "failed" and
-                                          f.on_failure == "takeover"):
-            return None
-        return f"{self.peer} is dead but not fenced yet"
 
     # --- the witness -----------------------------------------------------------------------
 
@@ -437,15 +418,12 @@ class Node:
         return view.liveness is Liveness.DEAD or \
             not any(l.status is Liveness.UP for l in view.links)
 
-    def _lease_ok(self, group: str, now: float) -> bool:
-        return self.leases.get(group, 0.0) > now
-
     def _lease_lapsed(self, group: str) -> bool:
         """With a witness, a node whose peer is dead, or counts it dead (a one-way cut: it
         may take the group over as soon as the witness lets it), keeps a group only under
         its lease. (Taking one over is for `_witness_blocks`: this node stays eligible.)"""
-        if self.cluster.witness is None or self.local[group] not in ACTIVE_STATES or \
-                self._lease_ok(group, self._now) or self._left_without(group):
+        if self.witness is None or self.local[group] not in ACTIVE_STATES or \
+                self.witness.holds(group, self._now) or self._left_without(group):
             return False
         return self._peer_unheard() or (self.report is not None and not self.report.hears_you)
 
@@ -473,17 +451,12 @@ class Node:
         return tuple(g.name for g in self.cluster.groups if g.name in active or (
             dead and self._may_run(g.name)))
 
-    def _leased(self, now: float) -> tuple[str, ...]:
-        return tuple(g for g, t in self.leases.items() if t > now)
-
     def witness_ask(self, now: float) -> bytes:
         """The frame to send the witness now (every keepalive)."""
+        assert self.witness is not None
         self._now = max(self._now, now)
         self.seq += 1
-        self._asks[self.seq] = now
-        while len(self._asks) > ASKS_KEPT:
-            del self._asks[next(iter(self._asks))]
-        payload = serialize_ask(Ask(self.wanted(), self._leased(now)))
+        payload = self.witness.ask(self.seq, self.wanted(), now)
         return wire.encode(wire.Frame(wire.FrameKind.WITNESS_ASK, self.cluster.name, self.me,
                                       self.generation, self.seq, 0, payload), self.key)
 
@@ -491,37 +464,17 @@ class Node:
         """The witness answered an ask. A reply to no outstanding ask changes nothing."""
         self._now = max(self._now, now)
         w = self.cluster.witness
-        assert w is not None
+        assert w is not None and self.witness is not None
         f = self._side_frame(data, w.name, wire.FrameKind.WITNESS_REPLY, "witness reply")
         if isinstance(f, list):
             return f
         r = parse_reply(f.payload)
         if r is None:
             return self._reject(wire.RejectReason.GARBLED, -1, "witness reply")
-        if r.generation != self.generation or r.seq not in self._asks:
+        if r.generation != self.generation or not self.witness.open(r.seq):
             return self._reject(wire.RejectReason.REPLAY, -1, "witness reply to no open ask")
-        sent = self._asks.pop(r.seq)
-        notes = []
-        if self.witness_seen is None or now - self.witness_seen > witness_lease(self.cluster):
-            notes.append(Note(Level.INFO, f"the witness {w.address}:{w.port} answers"))
-        self.witness_seen = now
-        self.witness_starting = r.starting
-        holders = dict(r.holders)
-        # Held for half the lease the witness applies, should its configuration differ.
-        until = sent + min(witness_lease(self.cluster), r.lease_ms / 1000) / 2
-        for g in r.granted:
-            if g in self.leases or g in self.local:
-                if not self._lease_ok(g, now) and self._peer_dead():
-                    notes.append(Note(Level.WARNING, f"the witness grants group {g} to this "
-                                                     f"node while {self.peer} is dead"))
-                self.leases[g] = max(self.leases.get(g, 0.0), until)
-        for g, holder in holders.items():
-            if holder != self.me and self._peer_dead() and g not in self._refusals:
-                self._refusals.add(g)  # said once per death of the peer
-                notes.append(Note(Level.WARNING, f"the witness gives group {g} to {holder}: "
-                                                 f"{holder} lives on its side; not taking "
-                                                 f"it over"))
-        self.witness_holders = holders
+        notes = self.witness.reply(r, set(self.local), self.me, self.peer, self._peer_dead(),
+                                   f"{w.address}:{w.port}", now)
         return notes + self._update_all_eligible()
 
     def _side_frame(self, data: bytes, sender: str, kind: wire.FrameKind,
@@ -537,18 +490,9 @@ class Node:
         return got
 
     def _witness_blocks(self, group: str, now: float) -> str | None:
-        if self.cluster.witness is None or self._lease_ok(group, now):
-            return None
-        if self._left_without(group):
-            return None  # it said goodbye with the group stopped: nothing runs there
-        holder = self.witness_holders.get(group)
-        if self.witness_seen is None or now - self.witness_seen > witness_lease(self.cluster):
-            return f"{self.peer} is dead but the witness does not answer"
-        if self.witness_starting:
-            return f"{self.peer} is dead; the witness has just started and grants nothing yet"
-        if holder and holder != self.me:
-            return f"{self.peer} is dead to this node but holds the witness's lease"
-        return f"{self.peer} is dead; waiting for the witness's lease"
+        if self.witness is None or self._left_without(group):
+            return None  # (it said goodbye with the group stopped: nothing runs there)
+        return self.witness.blocks(group, self.me, self.peer, now)
 
     def _settling(self, now: float) -> str | None:
         """A peer declared dead without being fenced may still run the group for a moment:
@@ -556,7 +500,7 @@ class Node:
         did, and a peer that still hears us learns our new assignment only once we publish
         it. So a takeover that rests on the witness (not on fencing) is published at once
         and started one settle time (`_settle`) after the death."""
-        if self.cluster.witness is None or self._dead_at is None or self.fence_state == "done":
+        if self.witness is None or self._dead_at is None or self.fencing.done:
             return None
         if now < self._dead_at + self._settle():
             return f"{self.peer} was declared dead just now: giving it one deadtime to stop"
@@ -652,7 +596,7 @@ class Node:
         assert found in (GroupState.RUNNING, GroupState.STOPPED)
         if self.local[group] not in (GroupState.FAILED, GroupState.RUNNING):
             return []
-        self.local[group] = found
+        self.groups.move(group, FOUND[found])
         self._dirty = True
         return [Note(Level.WARNING, f"group {group} {why}: probe found it {found.value}")]
 
@@ -682,35 +626,29 @@ class Node:
         old, self.generation = self.generation, generation
         self.lives.append(generation)
         self._now = max(self._now, now)
-        self._asks.clear()
-        self.leases.clear()
-        self._hold_starts_until = max(self._hold_starts_until,
-                                      now + self.cluster.timings.deadtime)
+        if self.witness is not None:
+            self.witness.new_life()
+        self.stall.hold_for(now, self.cluster.timings.deadtime)
         self._dirty = True
         return [Note(Level.WARNING, f"the guard said goodbye for generation {old} while this "
                                     f"daemon stalled: going on as generation {generation}")]
 
+    @property
+    def local(self) -> Mapping[str, GroupState]:
+        """Each group's state on this node (core/groups.py moves them)."""
+        return self.groups.states
+
     def active_groups(self) -> list[str]:
         """Groups that may hold resources here: what the guard must stop if we die."""
-        return [g for g, s in self.local.items()
-                if s in ACTIVE_STATES or s is GroupState.FAILED]
+        return self.groups.active()
 
     def _check_stall(self, now: float) -> list[Note]:
-        """Did this daemon not run for a while (frozen by SIGSTOP, starved)? Heartbeats go out
-        every keepalive, so a long gap since the last one means we were not running. Then
-        what we did not hear meanwhile says nothing about the peer, and what we did hear is
-        old news queued in our sockets (the peer may have taken over since): for one
-        deadtime, declare nobody dead and start nothing. Checked at every input, before
-        anything else, because after a SIGCONT the queued frames and the overdue timers
-        come in no fixed order."""
-        t = self.cluster.timings
-        if self._last_sent is None or now - self._last_sent <= max(2 * t.keepalive,
-                                                                   t.deadtime / 2):
+        """A daemon that did not run for a while judges nothing and starts nothing for one
+        deadtime (core/stall.py)."""
+        gap = self.stall.check(now)
+        if gap is None:
             return []
-        gap = now - self._last_sent
-        self._last_sent = now
         self.membership.grace(now)
-        self._hold_starts_until = now + t.deadtime
         self._dirty = True
         return [Note(Level.WARNING, f"this daemon did not run for {gap * 1000:.0f} ms (frozen "
                                     f"or starved): judging nothing and starting nothing for "
@@ -760,12 +698,12 @@ class Node:
                 actions.append(act)
                 continue
             if isinstance(act, Recover):
-                self.local[act.group] = GroupState.STARTING
+                self.groups.move(act.group, GroupEvent.RESTART)
                 self._recovering.add(act.group)
                 first = self.cluster.group(act.group).resources[act.index].name
                 notes.append(Note(Level.INFO, f"recovering group {act.group} from {first}"))
             elif isinstance(act, Start):
-                self.local[act.group] = GroupState.STARTING
+                self.groups.move(act.group, GroupEvent.START)
                 notes.append(Note(Level.INFO, f"acquiring group {act.group} {act.reason}"))
                 if self._peer_dead() and not self._takeover:
                     # Heartbeat's words for a takeover, which its operators grep for
@@ -774,7 +712,7 @@ class Node:
                 if self._peer_dead():
                     self._takeover.add(act.group)
             elif isinstance(act, Stop):
-                self.local[act.group] = GroupState.STOPPING
+                self.groups.move(act.group, GroupEvent.STOP)
                 notes.append(Note(Level.INFO, f"releasing group {act.group}: {act.reason}"))
             actions.append(act)
             self._dirty = True
@@ -802,7 +740,7 @@ class Node:
             status = NodeStatus.UP if self.status is not NodeStatus.STARTING else self.status
         # While starts are held after a stall we cannot take a group: say so, or the peer
         # would hand one over (failback) only for it to wait out the hold, unserved.
-        able = self.status is NodeStatus.UP and not self._hold_starts_until
+        able = self.status is NodeStatus.UP and not self.stall.holding()
         groups = tuple(
             GroupReport(g.name, self.local[g.name], self.assignments[g.name],
                         self.eligible[g.name] and able)
@@ -817,7 +755,7 @@ class Node:
         # The first heartbeat after a SIGCONT is often what runs first: notice the stall
         # before it hides it (its notes go out with the next step).
         self._later += self._check_stall(now)
-        self._last_sent = now
+        self.stall.sent(now)
         self.seq += 1
         self.session.sent(self.seq, now)
         payload = self.sent_report = serialize(self.heartbeat(now))
@@ -826,8 +764,7 @@ class Node:
 
     def quiescent(self) -> bool:
         """No group is active here (all stopped or failed): a leaving node may go."""
-        return all(s in (GroupState.STOPPED, GroupState.FAILED, GroupState.UNKNOWN)
-                   for s in self.local.values())
+        return self.groups.quiescent()
 
     def view(self, now: float | None = None) -> policy.View:
         return policy.View(
@@ -835,7 +772,7 @@ class Node:
             groups={n: policy.LocalGroup(s, self.eligible[n]) for n, s in self.local.items()},
             assignments=dict(self.assignments),
             peer=self.membership.view(self.peer), report=self.report,
-            may_start=now is None or now >= self._hold_starts_until,
+            may_start=now is None or not self.stall.holding(now),
             takeover_blocked=self._blocked(now),
             start_blocked=self._start_blocked(now),
             recover=dict(self._recover),
@@ -848,7 +785,7 @@ class Node:
     def _blocked(self, now: float | None) -> dict[str, str]:
         t = self._now if now is None else now
         out = {}
-        fence = self._fence_blocks()
+        fence = self.fencing.blocks(self.peer)
         for g in self.cluster.groups:
             why = fence or self._witness_blocks(g.name, t) or self._lookout_blocks(g.name)
             if why:
@@ -863,7 +800,7 @@ class Node:
     def _lookout_blocks(self, group: str) -> str | None:
         """The last gate of a takeover from a peer that went silent: its addresses heard
         free. Not once fencing confirmed it off: its host answers nothing."""
-        if self.fence_state == "done":
+        if self.fencing.done:
             return None
         why = self.lookout.blocks(group)
         if why is None or why.startswith("checking"):
@@ -878,13 +815,13 @@ class Node:
         return {g.name: why for g in self.cluster.groups} if why else {}
 
     def next_deadline(self) -> float | None:
-        retry = self._fence_retry if self.fence_state == "failed" else None
-        times = [t for t in (self.membership.next_deadline(), self._hold_starts_until or None,
-                             retry, self.lookout.next_deadline()) if t is not None]
+        times = [t for t in (self.membership.next_deadline(), self.stall.next_deadline(),
+                             self.fencing.next_deadline(), self.lookout.next_deadline())
+                 if t is not None]
         times += [t for t in self.banned.values() if t != math.inf]
-        if self.cluster.witness is not None:
+        if self.witness is not None:
             # a lease running out, and the end of the settle time, change decisions
-            times += [t for t in self.leases.values() if t > self._now]
+            times += self.witness.deadlines(self._now)
             for t, wait in ((self._dead_at, self._settle()),
                             (self._left_at, self.cluster.timings.deadtime)):
                 if t is not None and t + wait > self._now:
@@ -933,11 +870,8 @@ class Node:
                                       f"blocked (no fencing configured); fix it on "
                                       f"{self.peer} and run `vigil resource cleanup {group}` "
                                       f"there")]
-        if self.fence_state in ("needed", "running", "manual", "done"):
+        if not self.fencing.move(FenceEvent.FAILED_STOP, f"{self.peer} failed to stop {group}"):
             return []
-        f = self.cluster.fencing
-        self.fence_state = "manual" if f.agent == "manual" else "needed"
-        self.fence_detail = f"{self.peer} failed to stop {group}"
         self._dirty = True
         return [Note(Level.ERROR, f"{self.peer} failed to stop group {group}: fencing it, then "
                                   f"taking the group over")]
@@ -998,9 +932,8 @@ class Node:
                     self._left_at = now if reason == "shutdown" else None
                     notes += self._update_all_eligible()  # a dead peer's ping: no news
                     f = self.cluster.fencing
-                    if f is not None and reason != "shutdown" and self.fence_state != "done":
-                        self.fence_state = "manual" if f.agent == "manual" else "needed"
-                        self.fence_detail = ""
+                    if f is not None and reason != "shutdown" and \
+                            self.fencing.move(FenceEvent.DIED, ""):
                         notes.append(Note(Level.WARNING, (
                             f"{node} must be fenced before its groups are taken over" +
                             (f": waiting for `vigil fence confirm {node}`"
@@ -1008,9 +941,10 @@ class Node:
                     self._dirty = True
                 case NodeUp(node, generation, restarted):
                     self.lookout.clear()
-                    self.fence_state, self.fence_detail = None, ""
+                    self.fencing.move(FenceEvent.CAME_BACK, "")
                     self._dead_at = self._left_at = None
-                    self._refusals.clear()
+                    if self.witness is not None:
+                        self.witness.peer_up()
                     notes += self._update_all_eligible()
                     how = "restarted" if restarted else "up"
                     notes.append(Note(Level.INFO,

@@ -43,6 +43,7 @@ from vigil.daemon.watchdog import Watchdog
 from vigil.errors import AgentError, VigilError
 from vigil.model import (Cluster, Fencing, Group, IpResource, Monitor, Notify, Respawn, Witness,
                          partition_warning, poison_wait)
+from vigil.core.fencing import FenceState
 from vigil.core.node import Node
 from vigil.core.notes import Note
 from vigil.core.lookout import Answer, Result, Unprobed
@@ -393,7 +394,7 @@ class Daemon:
             self._ask_witness()  # at once: a takeover waits for this answer
         self._emit()
         self.changed.set()
-        if self.node.fence_state == "needed":
+        if self.node.fencing.state is FenceState.NEEDED:
             self.fence_kick.set()
         if self.leaving and self.node.quiescent() and not any(self.pending.values()):
             self.quiet.set()
@@ -423,7 +424,7 @@ class Daemon:
                 log.warning("%s was running groups and this node runs none: waiting %g s "
                             "before fencing it, so that it wins a fence race", peer, delay)
                 await asyncio.sleep(delay)
-                if self.node.fence_state != "running":
+                if self.node.fencing.state is not FenceState.RUNNING:
                     continue  # it came back meanwhile
             log.warning("fencing %s: %s %s", peer, f.agent, f.action)
             t0 = time.monotonic()
@@ -493,7 +494,7 @@ class Daemon:
         log.warning("poison pill written for %s on %s; waiting %.0f ms for it to obey",
                     self.node.peer, disk.name, wait * 1000)
         await asyncio.sleep(wait)
-        if self.node.fence_state != "running":
+        if self.node.fencing.state is not FenceState.RUNNING:
             raise AgentError(f"{self.node.peer} came back while it was poisoned")
         return f"poison pill written on {disk.name}; no sign of life for {wait * 1000:.0f} ms"
 
@@ -939,14 +940,14 @@ class Daemon:
             "fencing": None if self.cluster.fencing is None else {
                 "agent": self.cluster.fencing.agent, "action": self.cluster.fencing.action,
                 "on_failure": self.cluster.fencing.on_failure,
-                "peer": node.fence_state, "detail": node.fence_detail,
+                "peer": _value(node.fencing.state), "detail": node.fencing.detail,
                 "device": self.fence_check or None},
-            "witness": None if self.cluster.witness is None else {
+            "witness": None if node.witness is None or self.cluster.witness is None else {
                 "address": f"{self.cluster.witness.address}:{self.cluster.witness.port}",
-                "last_reply_ms": age(node.witness_seen),
-                "leases_ms": {g: round((t - now) * 1000) for g, t in node.leases.items()
+                "last_reply_ms": age(node.witness.seen),
+                "leases_ms": {g: round((t - now) * 1000) for g, t in node.witness.leases.items()
                               if t > now},
-                "holders": node.witness_holders},
+                "holders": node.witness.holders},
             "ping": None if self.pinger is None else {
                 "nodes": self.pinger.targets, "reachable": node.ping_count,
                 "peer": node.report.ping if node.report else None},
@@ -1153,7 +1154,7 @@ class Daemon:
             self.me, node.peer, peer.liveness.value,
             tuple((l.name, l.status.value) for l in peer.links),
             tuple((g, st.value) for g, st in node.local.items()),
-            node.fence_state, node.fence_detail or "",
+            _value(node.fencing.state), node.fencing.detail,
             tuple((g.name, why) for g in self.cluster.groups
                   if (why := node.lookout.blocks(g.name)) and "answered" in why))
 
@@ -1230,6 +1231,10 @@ def _batches(agents: list[Agent]) -> list[list[Agent]]:
         else:
             out.append([a])
     return out
+
+
+def _value(state: FenceState | None) -> str | None:
+    return None if state is None else state.value
 
 
 def _monitored(f: Fencing) -> bool:
