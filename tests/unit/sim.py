@@ -160,7 +160,7 @@ class Sim:
         node = self.nodes[name]
         held = node.active_groups()
         gen = node.generation
-        made = goodbye_frames(self.cluster, name, KEY, gen, node.seq,
+        made = goodbye_frames(self.cluster, name, KEY, gen, node.frames.seq,
                               node.sent_report, held, range(len(LINKS)))
         if stalled:
             self.guard_stopped[name] = set(held)

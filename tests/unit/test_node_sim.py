@@ -200,11 +200,11 @@ def test_a_second_host_under_our_name_is_reported_not_obeyed():
     impostor = Node(sim.cluster, "n1", KEY, n1.generation + 5, LINKS, sim.now)
     impostor.probed({"g1": GroupState.STOPPED, "g2": GroupState.STOPPED})
     notes = n1.receive(impostor.frame(0, sim.now), 0, sim.now)
-    assert n1.rejected["duplicate_node"] == 1
+    assert n1.frames.rejected["duplicate_node"] == 1
     assert any(n.level is Level.ERROR and "two nodes share one name" in n.text for n in notes)
     # Our own frame looped back (same generation) is silently ignored, not counted.
     assert n1.receive(n1.frame(0, sim.now), 0, sim.now) == []
-    assert n1.rejected["duplicate_node"] == 1
+    assert n1.frames.rejected["duplicate_node"] == 1
 
 
 def test_frame_limit_is_checked_before_start():

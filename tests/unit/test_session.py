@@ -120,7 +120,7 @@ def test_a_restarted_node_is_not_fooled_by_a_dead_peers_old_frames() -> None:
         n1.step(t)
         assert n1.membership.view("n2").liveness.value != "up"
         t += 0.2
-    assert n1.rejected["unverified"] == 95 and n1.received == 0
+    assert n1.frames.rejected["unverified"] == 95 and n1.frames.received == 0
     assert n1.membership.view("n2").liveness.value == "dead"  # at initdead (3 s)
     assert set(n1.local.values()) == {GroupState.STARTING}, n1.local  # taking both over
 
@@ -131,9 +131,9 @@ def test_frames_held_back_prove_nothing_once_older_than_half_a_deadtime() -> Non
     held = n2.frame(0, now)  # a man in the middle keeps this one from n1...
     now = exchange(n1, n2, now + 0.2)
     # ...n2 dies, and the frame comes 0.6 s after it was made: new to n1, but old.
-    before = n1.received
+    before = n1.frames.received
     n1.receive(held, 1, now + 0.6)
-    assert n1.received == before and n1.rejected["unverified"] == 1
+    assert n1.frames.received == before and n1.frames.rejected["unverified"] == 1
 
 
 def test_our_own_frames_of_an_earlier_life_are_stale_not_a_second_host() -> None:
@@ -143,7 +143,7 @@ def test_our_own_frames_of_an_earlier_life_are_stale_not_a_second_host() -> None
     c = n1.cluster
     n1 = Node(c, "n1", KEY, 11, LINKS, 200.0)  # restarted
     notes = [n for data in old * 100 for n in n1.receive(data, 0, 200.0)]
-    assert n1.rejected["stale_generation"] == 300 and n1.rejected["duplicate_node"] == 0
+    assert n1.frames.rejected["stale_generation"] == 300 and n1.frames.rejected["duplicate_node"] == 0
     assert all(n.level is Level.DEBUG and n.key for n in notes)  # rate-limited by key
 
 
@@ -242,4 +242,4 @@ def test_replays_after_a_restart_change_nothing_the_peer_did_not_say() -> None:
         sim.run(0.2)
         assert sim.nodes["n1"].membership.view("n2").liveness.value != "up"
     assert sim.runners("g1") == ["n1"] and sim.runners("g2") == ["n1"]
-    assert sim.nodes["n1"].received == 0 and not sim.violations
+    assert sim.nodes["n1"].frames.received == 0 and not sim.violations

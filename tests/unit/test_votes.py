@@ -81,15 +81,15 @@ def test_the_node_obeys_a_pill_from_its_peer_for_this_life_only() -> None:
     forged = bytearray(pill)
     forged[-1] ^= 1
     n1.mail(bytes(forged))
-    assert n1.poisoned is None and n1.rejected["bad_auth"] == 1
+    assert n1.poisoned is None and n1.frames.rejected["bad_auth"] == 1
     n1.mail(n1.poison_frame(now_ms=2**40))  # from itself: not its peer
     assert n1.poisoned is None
-    n1.generation += 1  # as if n1 restarted after n2 wrote it: a new process, one life
-    n1.lives = [n1.generation]
+    n1.frames.generation += 1  # as if n1 restarted after n2 wrote it: a new process, one life
+    n1.frames.lives = [n1.generation]
     notes = n1.mail(pill)
     assert n1.poisoned is None and "ignoring a poison pill" in notes[0].text
-    n1.generation -= 1
-    n1.lives = [n1.generation]
+    n1.frames.generation -= 1
+    n1.frames.lives = [n1.generation]
     notes = n1.mail(pill)
     assert n1.poisoned == "n2" and "POISONED by n2" in notes[0].text
 
@@ -110,9 +110,9 @@ def test_a_witness_reply_answers_one_open_ask_only() -> None:
 
     n1.witness_reply(reply(ask.seq + 100), sim.now)  # no such ask
     n1.witness_reply(reply(ask.seq, gen=n1.generation + 1), sim.now)  # another life's
-    assert "g1" not in n1.witness.leases and n1.rejected["replay"] == 2
+    assert "g1" not in n1.witness.leases and n1.frames.rejected["replay"] == 2
     n1.witness_reply(reply(ask.seq), sim.now)
     assert n1.witness.leases["g1"] > sim.now
     before = n1.witness.leases["g1"]
     n1.witness_reply(reply(ask.seq), sim.now + 0.1)  # the same reply again
-    assert n1.witness.leases["g1"] == before and n1.rejected["replay"] == 3
+    assert n1.witness.leases["g1"] == before and n1.frames.rejected["replay"] == 3

@@ -29,13 +29,12 @@ from vigil.policy import Action, Probe, Recover, Start, Stop
 from vigil.core.fencing import FenceEvent, FenceState, PeerFencing
 from vigil.core.groups import FOUND, GroupEvent, LocalGroups, finish
 from vigil.core.notes import Level, Note
-from vigil.core.session import Session, Verdict
+from vigil.core.frames import Dropped, Frames
 from vigil.core.stall import Stall
 from vigil.core.witness import WitnessClient
 from vigil.wire import frame as wire
 from vigil.wire.messages import (ACTIVE_STATES, Assignment, GroupReport, GroupState, Heartbeat,
-                                 NodeStatus, parse, serialize)
-from vigil.wire.replay import ReplayGuard
+                                 NodeStatus, serialize)
 from vigil.wire.votes import Poison, parse_poison, parse_reply, poison_applies, serialize_poison
 
 @dataclass(frozen=True, slots=True)
@@ -57,9 +56,6 @@ class Node:
         self.skip_release_wait = skip_release_wait
         self.cluster = cluster
         self.me = me
-        self.key = key
-        self.generation = generation
-        self.lives = [generation]  # and those after the guard said goodbye (new_life)
         self.sent_report = b""  # the payload of the latest heartbeat: what the guard is fed
         self.link_names = tuple(link_names)
         self.disk_links = frozenset(self.link_names[i] for i in disk_links)
@@ -67,10 +63,10 @@ class Node:
         self.partitioned = False  # every network link to the peer is dead, its disk slot moves
         self.peer = cluster.peers(me)[0].name
         self.status = NodeStatus.STARTING
-        self.seq = 0
         self.membership = Membership([self.peer], self.link_names, cluster.timings, now)
-        self.guard = ReplayGuard()
-        self.session = Session(cluster.timings, now)  # which frames prove the peer alive
+        # Frames out and in: numbered, signed, verified, judged (core/frames.py)
+        self.frames = Frames(cluster.name, me, self.peer, key, generation, self.link_names,
+                             cluster.timings, now)
         self._answer = False  # a frame proved nothing: answer it at once (see step)
         self._answered = -math.inf
         self.report: Heartbeat | None = None
@@ -90,8 +86,6 @@ class Node:
         self._takeover: set[str] = set()  # groups being started because the peer is dead
         self._active_said = False  # "Local status now set to: 'active'" was logged
         self.waiting: dict[str, str] = {}
-        self.rejected: dict[str, int] = {r.value: 0 for r in wire.RejectReason}
-        self.received = 0
         self._dirty = True
         self._reannounce: set[str] = set()
         self._failback_due: set[str] = set()  # groups that may go home (see policy.failback)
@@ -119,57 +113,26 @@ class Node:
         return self._check_stall(now) + self._receive(data, link, now)
 
     def _receive(self, data: bytes, link: int, now: float) -> list[Note]:
-        got = wire.decode(data, self.key)
-        if isinstance(got, wire.Rejected):
-            return self._reject(got.reason, link, got.detail)
-        f = got
-        if f.cluster != self.cluster.name:
-            return self._reject(wire.RejectReason.WRONG_CLUSTER, link, f.cluster)
-        if f.sender == self.me:
-            if f.generation in self.lives:
-                return []  # our own broadcast looped back
-            if f.generation < self.generation:
-                # Older than this life, which is newer than any before it: a frame of an
-                # earlier life, replayed. Counted, and said at most a few times.
-                return self._reject(wire.RejectReason.STALE_GENERATION, link,
-                                    f"our own frame of generation {f.generation}")
-            # Another host runs under our name: both would take every group. Say it loudly.
-            self.rejected[wire.RejectReason.DUPLICATE_NODE.value] += 1
-            return [Note(Level.ERROR, f"another host sends heartbeats as {self.me} (generation "
-                                      f"{f.generation}) on {self.link_names[link]}: two nodes "
-                                      f"share one name; check --node and the configuration",
-                         "duplicate_node")]
-        if f.sender != self.peer:
-            return self._reject(wire.RejectReason.UNKNOWN_SENDER, link, f.sender)
-        if f.kind is not wire.FrameKind.HEARTBEAT or not 0 <= link < len(self.link_names):
-            return self._reject(wire.RejectReason.GARBLED, link, "unexpected kind")
-        replayed = self.guard.check(f.sender, f.generation, f.seq)
-        if replayed is not None:
-            return self._reject(replayed, link, f"gen {f.generation} seq {f.seq}")
-        hb = parse(f.payload)
-        if hb is None:
-            return self._reject(wire.RejectReason.GARBLED, link, "payload")
-        self.guard.accept(f.sender, f.generation, f.seq)
-        self.session.heard(f.generation, f.seq, now)
-        verdict, age = self.session.judge(f.generation, hb.made, hb.echo, set(self.lives), now,
-                                          slow=link in self.slow_links)
-        if verdict is not Verdict.LIVE and not (
-                verdict is Verdict.OLD and hb.status is NodeStatus.LEAVING):
-            peer = self.membership.view(self.peer)
-            if peer.liveness is not Liveness.UP or peer.generation != f.generation:
-                self._answer = True  # it may have just started: let it hear us at once
-            return self._reject(wire.RejectReason.UNVERIFIED, link, (
-                f"gen {f.generation} seq {f.seq}: " +
-                ("no answer to this node's current life yet" if age is None else
-                 f"made {age * 1000:.0f} ms ago")))
-        self.received += 1
+        got = self.frames.heartbeat(data, link, link in self.slow_links, now)
+        if isinstance(got, Dropped):
+            if got.unverified is not None:
+                peer = self.membership.view(self.peer)
+                if peer.liveness is not Liveness.UP or peer.generation != got.unverified:
+                    self._answer = True  # it may have just started: let it hear us at once
+            return got.notes
+        f, hb = got.frame, got.heartbeat
         key = (f.generation, f.seq)
         if key > self._report_key:
             self._adopt_report(hb, key)
         events = self.membership.on_heartbeat(f.sender, self.link_names[link], f.generation, now,
                                               leaving=hb.status is NodeStatus.LEAVING,
-                                              made=None if age is None else now - age)
+                                              made=got.made)
         return self._on_events(events, now)
+
+    @property
+    def generation(self) -> int:
+        """This life's generation (a new one after the guard's goodbye: `new_life`)."""
+        return self.frames.generation
 
     def tick(self, now: float) -> list[Note]:
         self._now = max(self._now, now)
@@ -455,39 +418,25 @@ class Node:
         """The frame to send the witness now (every keepalive)."""
         assert self.witness is not None
         self._now = max(self._now, now)
-        self.seq += 1
-        payload = self.witness.ask(self.seq, self.wanted(), now)
-        return wire.encode(wire.Frame(wire.FrameKind.WITNESS_ASK, self.cluster.name, self.me,
-                                      self.generation, self.seq, 0, payload), self.key)
+        payload = self.witness.ask(self.frames.seq + 1, self.wanted(), now)
+        return self.frames.encode(wire.FrameKind.WITNESS_ASK, payload)
 
     def witness_reply(self, data: bytes, now: float) -> list[Note]:
         """The witness answered an ask. A reply to no outstanding ask changes nothing."""
         self._now = max(self._now, now)
         w = self.cluster.witness
         assert w is not None and self.witness is not None
-        f = self._side_frame(data, w.name, wire.FrameKind.WITNESS_REPLY, "witness reply")
+        f = self.frames.side(data, w.name, wire.FrameKind.WITNESS_REPLY, "witness reply")
         if isinstance(f, list):
             return f
         r = parse_reply(f.payload)
         if r is None:
-            return self._reject(wire.RejectReason.GARBLED, -1, "witness reply")
+            return self.frames.reject(wire.RejectReason.GARBLED, -1, "witness reply")
         if r.generation != self.generation or not self.witness.open(r.seq):
-            return self._reject(wire.RejectReason.REPLAY, -1, "witness reply to no open ask")
+            return self.frames.reject(wire.RejectReason.REPLAY, -1, "witness reply to no open ask")
         notes = self.witness.reply(r, set(self.local), self.me, self.peer, self._peer_dead(),
                                    f"{w.address}:{w.port}", now)
         return notes + self._update_all_eligible()
-
-    def _side_frame(self, data: bytes, sender: str, kind: wire.FrameKind,
-                    where: str) -> wire.Frame | list[Note]:
-        """A frame that comes other than on a heartbeat link (the witness, the mailbox):
-        authentic, of this cluster, from `sender`, of `kind`; else the reject notes."""
-        got = wire.decode(data, self.key)
-        if isinstance(got, wire.Rejected):
-            return self._reject(got.reason, -1, f"({where})")
-        if got.cluster != self.cluster.name or got.sender != sender or got.kind is not kind:
-            return self._reject(wire.RejectReason.UNKNOWN_SENDER, -1,
-                                f"{got.sender} ({where})")
-        return got
 
     def _witness_blocks(self, group: str, now: float) -> str | None:
         if self.witness is None or self._left_without(group):
@@ -511,30 +460,28 @@ class Node:
         (session.py): the peer counts us alive until one deadtime after our last frame that
         said we hear it was *made*, and such a frame may be delivered late (held back, or
         replayed) up to that age."""
-        return self.cluster.timings.deadtime + self.session.max_age
+        return self.cluster.timings.deadtime + self.frames.session.max_age
 
     # --- the disk poison pill --------------------------------------------------------------
 
     def poison_frame(self, now_ms: int) -> bytes:
         """The pill to write into the peer's disk mailbox ([fencing] agent = "disk")."""
-        self.seq += 1
         gen = self.membership.view(self.peer).generation
-        payload = serialize_poison(Poison(self.peer, gen, now_ms))
-        return wire.encode(wire.Frame(wire.FrameKind.POISON, self.cluster.name, self.me,
-                                      self.generation, self.seq, 0, payload), self.key)
+        return self.frames.encode(wire.FrameKind.POISON,
+                                  serialize_poison(Poison(self.peer, gen, now_ms)))
 
     def mail(self, data: bytes) -> list[Note]:
         """Our disk mailbox changed. A valid pill for this life sets `poisoned`: the daemon
         then releases everything and stops."""
-        f = self._side_frame(data, self.peer, wire.FrameKind.POISON, "disk mailbox")
+        f = self.frames.side(data, self.peer, wire.FrameKind.POISON, "disk mailbox")
         if isinstance(f, list):
             return f
         p = parse_poison(f.payload)
         if p is None:
-            return self._reject(wire.RejectReason.GARBLED, -1, "poison pill")
+            return self.frames.reject(wire.RejectReason.GARBLED, -1, "poison pill")
         # Every life of this process: a pill for the one the guard said goodbye for is
         # still for us (the peer fenced this process, whatever it calls itself now).
-        if not any(poison_applies(p, self.me, g) for g in self.lives):
+        if not any(poison_applies(p, self.me, g) for g in self.frames.lives):
             return [Note(Level.INFO, f"ignoring a poison pill from {f.sender} meant for "
                                      f"{p.target} generation {p.generation}", "old pill")]
         self.poisoned = f.sender
@@ -622,9 +569,8 @@ class Node:
         Go on as a restarted daemon would: under a new generation, holding no lease, and
         starting nothing for one deadtime (the peer may hold our groups without a lease
         for that long after a goodbye: see `_left_without`)."""
-        assert generation > self.generation
-        old, self.generation = self.generation, generation
-        self.lives.append(generation)
+        old = self.generation
+        self.frames.new_life(generation)
         self._now = max(self._now, now)
         if self.witness is not None:
             self.witness.new_life()
@@ -749,18 +695,17 @@ class Node:
         hears = self.membership.view(self.peer).liveness is not Liveness.DEAD
         t = self._now if now is None else now
         return Heartbeat(status, groups, self.ping_count if self.cluster.ping else None, hears,
-                         self.session.made(t), self.session.echo(t))
+                         self.frames.session.made(t), self.frames.session.echo(t))
 
     def frame(self, link: int, now: float) -> bytes:
         # The first heartbeat after a SIGCONT is often what runs first: notice the stall
         # before it hides it (its notes go out with the next step).
         self._later += self._check_stall(now)
         self.stall.sent(now)
-        self.seq += 1
-        self.session.sent(self.seq, now)
         payload = self.sent_report = serialize(self.heartbeat(now))
-        return wire.encode(wire.Frame(wire.FrameKind.HEARTBEAT, self.cluster.name, self.me,
-                                      self.generation, self.seq, link, payload), self.key)
+        data = self.frames.encode(wire.FrameKind.HEARTBEAT, payload, link)
+        self.frames.session.sent(self.frames.seq, now)
+        return data
 
     def quiescent(self) -> bool:
         """No group is active here (all stopped or failed): a leaving node may go."""
@@ -829,12 +774,6 @@ class Node:
         return min(times) if times else None
 
     # --- internals -------------------------------------------------------------------------
-
-    def _reject(self, reason: wire.RejectReason, link: int, detail: str) -> list[Note]:
-        self.rejected[reason.value] += 1
-        name = self.link_names[link] if 0 <= link < len(self.link_names) else "a side channel"
-        return [Note(Level.DEBUG, f"dropped frame on {name}: {reason.value} {detail}".rstrip(),
-                     f"frame {reason.value} {name}")]
 
     def _adopt_report(self, hb: Heartbeat, key: tuple[int, int]) -> None:
         before = self.report if key[0] == self._report_key[0] else None

@@ -300,9 +300,9 @@ class Daemon:
             return
         assert self.node is not None
         now = time.monotonic()
-        before = self.node.received
+        before = self.node.frames.received
         self._log(self.node.receive(data, link, now))
-        if self.node.received != before:  # authentic and new: time it for the metrics
+        if self.node.frames.received != before:  # authentic and new: time it for the metrics
             last = self._heard.get(link)
             self._heard[link] = now
             if last is not None:
@@ -404,7 +404,7 @@ class Daemon:
         for link in self.links:
             link.send(self.node.frame(link.index, time.monotonic()))
         if self.guard is not None:  # the guard hears we live exactly when the peer does
-            self.guard.feed(self.node.active_groups(), self.node.generation, self.node.seq,
+            self.guard.feed(self.node.active_groups(), self.node.generation, self.node.frames.seq,
                             self.node.sent_report)
         if self.watchdog is not None:
             self.watchdog.feed()
@@ -936,7 +936,7 @@ class Daemon:
             "links": [{"name": l.name, "kind": l.kind, "via": l.describe(), "sent": l.sent,
                        "send_errors": l.send_errors} for l in self.links],
             "groups": groups,
-            "frames": {"received": node.received, "rejected": dict(node.rejected)},
+            "frames": {"received": node.frames.received, "rejected": dict(node.frames.rejected)},
             "fencing": None if self.cluster.fencing is None else {
                 "agent": self.cluster.fencing.agent, "action": self.cluster.fencing.action,
                 "on_failure": self.cluster.fencing.on_failure,
