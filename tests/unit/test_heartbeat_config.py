@@ -21,6 +21,7 @@ from hypothesis import strategies as st
 
 from vigil import model
 from vigil.config import export, heartbeat, toml
+from vigil.config.duration import parse_duration
 from vigil.errors import ConfigError, ConfigProblem
 
 FUZZ = settings(max_examples=int(os.environ.get("VIGIL_FUZZ_EXAMPLES", "300")), deadline=None,
@@ -730,7 +731,7 @@ def test_round_trip_ucast_and_respawn(tmp_path: Path, extra: str) -> None:
 def test_durations_written_exactly(seconds: float) -> None:
     text = export._dur(seconds)
     value = toml.tomllib.loads(f"x = {text}")["x"]
-    assert toml.parse_duration(value) == seconds
+    assert parse_duration(value) == seconds
 
 
 @given(st.text(max_size=40))
