@@ -13,8 +13,7 @@ from pathlib import Path
 from vigil import model
 from vigil.config.heartbeat_report import Report, bad_text, read_lines
 from vigil.config.heartbeat_values import as_ifname
-
-_SCRIPT = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.@+-]*")
+from vigil.config.names import FSTYPE, MAX_INTERFACE_NAME, SCRIPT
 
 
 def read_haresources(path: Path, cluster: model.Cluster | None,
@@ -93,7 +92,7 @@ def _resource(file: str, n: int, spec: str, r: Report) -> model.Resource | None:
             return _ip_resource(args[0], spec, file, n, r)
         if script == "Filesystem":
             return _filesystem(args, spec, file, n, r)
-        if not _SCRIPT.fullmatch(script):
+        if not SCRIPT.fullmatch(script):
             raise ValueError(f"{script!r} is not a resource script name (letters, digits, "
                              "'_', '.', '-'; no '/')")
         if "" in args:
@@ -134,7 +133,7 @@ def _ip_resource(arg: str, spec: str, file: str, n: int, r: Report) -> model.IpR
     interface, _, alias = iface.partition(":")
     if iface:
         as_ifname(interface)
-    if alias and len(iface) > 15:
+    if alias and len(iface) > MAX_INTERFACE_NAME:
         raise ValueError(f"label {iface!r} is longer than 15 characters")
     if brd is not None and not _is_ipv4(brd):
         raise ValueError(f"{brd!r} is not a broadcast address")
@@ -153,7 +152,7 @@ def _filesystem(args: list[str], spec: str, file: str, n: int, r: Report) -> mod
     if not mountpoint.startswith("/") or Path(mountpoint) == Path("/"):
         raise ValueError(f"{mountpoint!r}: the mount point must be an absolute path other "
                          "than /")
-    if not re.fullmatch(r"[a-z0-9._]+", fstype):
+    if not FSTYPE.fullmatch(fstype):
         raise ValueError(f"{fstype!r} is not a filesystem type such as ext4")
     if not device.startswith("/"):  # LABEL=, UUID=, -L, -U, host:/path, //host/share
         r.warn(file, n, spec, f"{device}: vigil's built-in filesystem resource takes a device "

@@ -14,11 +14,12 @@ from pathlib import Path
 from typing import TypeVar
 
 from vigil import model
+from vigil.config.duration import MAX_DURATION
+from vigil.config.names import NAME, is_ifname
 
 _V = TypeVar("_V")
-_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,62}")
 _TIME = re.compile(r"([0-9]+(?:\.[0-9]*)?|\.[0-9]+)(ms|msec|us|usec)?", re.IGNORECASE)
-_MAX_MS = 7 * 86400 * 1000  # longer is a typo (and keeps model.fmt_duration finite)
+_MAX_MS = round(MAX_DURATION * 1000)
 
 
 def as_ms(value: str) -> int:
@@ -65,7 +66,7 @@ def as_abspath(value: str) -> Path:
 
 
 def as_ifname(value: str) -> str:
-    if not value or len(value) > 15 or value in (".", "..") or any(c in "/:" for c in value):
+    if not is_ifname(value):  # the words of a line hold no white space
         raise ValueError(f"{value!r} is not a Linux interface name (at most 15 characters, "
                          "no '/' or ':')")
     return value
@@ -102,7 +103,7 @@ def mcast_group(version: int) -> Callable[[str], model.IPAddress]:
 
 
 def as_name(value: str) -> str:
-    if not _NAME.fullmatch(value):
+    if not NAME.fullmatch(value):
         raise ValueError(f"{value!r} is not a valid vigil name: 1-63 characters of letters, "
                          "digits, '_', '.' and '-', starting with a letter or digit")
     return value

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 
 from vigil import model
 from vigil.config.keepalived_syntax import Statement
+from vigil.config.names import is_ifname
 from vigil.errors import ConfigProblem
 
 _NUMBER = re.compile(r"[0-9]{1,9}(\.[0-9]{1,9})?")
@@ -141,7 +142,7 @@ class Importer:
         return a
 
     def ifname(self, s: Statement, key: str, v: str) -> str | None:
-        if not v or len(v) > 15 or v in (".", "..") or any(c in "/:" or c.isspace() for c in v):
+        if not is_ifname(v):
             self.report(s, key, f"{v[:60]!r} is not a Linux interface name (at most 15 "
                                 "characters, no '/', ':' or spaces)")
             return None

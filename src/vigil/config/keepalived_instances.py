@@ -11,6 +11,7 @@ import ipaddress
 from vigil.config import export
 from vigil.config.keepalived_importer import GARP, LVS, Importer, Instance, InstanceGroup, Vip
 from vigil.config.keepalived_syntax import Statement, title
+from vigil.config.names import MAX_INTERFACE_NAME
 
 _HOOKS = ("not run as it is (keepalived passes its own arguments): a [notify] hook reads "
           "VIGIL_EVENT: became_owner for MASTER, became_standby for BACKUP, group_failed "
@@ -229,7 +230,8 @@ class InstanceReader(Importer):
             self.report(e, key, f"{text}: no interface (add dev IFACE, or interface to the "
                                 "vrrp_instance)")
             return None
-        if label is not None and (len(label) > 15 or not label.startswith(interface)):
+        if label is not None and (len(label) > MAX_INTERFACE_NAME or
+                                  not label.startswith(interface)):
             self.drop(e, f"{text} label {label[:40]}", f"vigil's labels start with the "
                       f"interface name ({interface}) and have at most 15 characters")
             label = None

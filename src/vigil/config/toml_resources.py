@@ -12,6 +12,7 @@ from pathlib import Path
 
 from vigil import model
 from vigil.config.locate import KeyPath, fmt_key
+from vigil.config.names import FSTYPE, MAX_INTERFACE_NAME, SCRIPT
 from vigil.config.toml_checker import Checker, Table
 from vigil.config.toml_values import (as_address, as_argv, as_device, as_duration,
                                        as_ifname, as_name, as_nonempty, as_str, as_timeout,
@@ -31,7 +32,6 @@ _RESOURCE_KEYS: dict[str, tuple[str, ...]] = {
                    "kill_grace", "monitor"),
 }
 _OCF_AGENT = re.compile(r"(?:ocf:)?([A-Za-z0-9_.-]+):([A-Za-z0-9_.-]+)")
-_SCRIPT = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.@+-]*")
 _UNIT = re.compile(r"[A-Za-z0-9:_.@\\-]+\.(service|socket|mount|target|timer|path)")
 
 
@@ -78,7 +78,7 @@ class ResourceReader(Checker):
         if label is not None and interface is None:
             self.report((*p, "label"), "a label needs the interface written down")
         if label is not None and interface is not None and (
-                len(label) > 15 or not label.startswith(interface)):
+                len(label) > MAX_INTERFACE_NAME or not label.startswith(interface)):
             self.report((*p, "label"), f"{label!r} must be at most 15 characters and start with "
                         f"the interface name {interface!r}, e.g. \"{interface}:1\"")
         if address is not None:
@@ -211,7 +211,7 @@ def _as_ocf_params(v: object) -> tuple[tuple[str, str], ...]:
 
 def _as_script(v: object) -> str:
     s = as_nonempty(v)
-    if not _SCRIPT.fullmatch(s):
+    if not SCRIPT.fullmatch(s):
         raise ValueError(f"{s!r} is not a script name (letters, digits, '_', '.', '-', no '/')")
     return s
 
@@ -232,7 +232,7 @@ def _as_args(v: object) -> tuple[str, ...]:
 
 def _as_fstype(v: object) -> str:
     s = as_nonempty(v)
-    if not re.fullmatch(r"[a-z0-9._]+", s):
+    if not FSTYPE.fullmatch(s):
         raise ValueError(f"{s!r} is not a filesystem type such as \"ext4\"")
     return s
 

@@ -10,18 +10,15 @@ from __future__ import annotations
 
 import datetime
 import ipaddress
-import re
 from collections.abc import Callable
 from pathlib import Path
 from typing import TypeVar
 
 from vigil import model
-from vigil.config.duration import parse_duration
+from vigil.config.duration import MAX_DURATION, parse_duration
+from vigil.config.names import NAME, is_ifname
 
 _T = TypeVar("_T")
-
-_MAX_DURATION = 7 * 86400.0  # anything longer is a typo, and keeps fmt_duration finite
-_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,62}")
 
 
 def describe(v: object) -> str:
@@ -64,7 +61,7 @@ def as_nonempty(v: object) -> str:
 
 def as_name(v: object) -> str:
     s = as_str(v)
-    if not _NAME.fullmatch(s):
+    if not NAME.fullmatch(s):
         raise ValueError(f"{s!r} is not a valid name: 1-63 characters of letters, digits, "
                          "'_', '.' and '-', starting with a letter or digit")
     return s
@@ -94,8 +91,8 @@ def as_duration(v: object) -> float:
     if not isinstance(v, (str, int, float)):  # bool is an int: parse_duration refuses it
         raise ValueError(f'expected a duration such as "200ms" or "1s", found {describe(v)}')
     seconds = parse_duration(v)
-    if seconds > _MAX_DURATION:
-        raise ValueError(f"{v!r} is longer than the {_MAX_DURATION // 3600:g}h maximum")
+    if seconds > MAX_DURATION:
+        raise ValueError(f"{v!r} is longer than the {MAX_DURATION // 3600:g}h maximum")
     return seconds
 
 
@@ -108,7 +105,7 @@ def as_timeout(v: object) -> float:
 
 def as_ifname(v: object) -> str:
     s = as_nonempty(v)
-    if len(s) > 15 or s in (".", "..") or any(c in "/:" or c.isspace() for c in s):
+    if not is_ifname(s):
         raise ValueError(f"{s!r} is not a Linux interface name (at most 15 characters, "
                          "no '/', ':' or spaces)")
     return s
