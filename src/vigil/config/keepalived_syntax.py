@@ -12,7 +12,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from vigil.config.files import MAX_CONFIG_FILE, FileRefused, read_file
+from vigil.config.files import MAX_CONFIG_FILE, FileRefused, decode_text, read_file
 from vigil.errors import ConfigError, ConfigProblem
 
 _INCLUDES = ("include", "includer", "includem", "includew", "includeb", "includea")
@@ -110,13 +110,8 @@ class Reader:
         except FileRefused as e:
             raise (_fail(at[0], at[1], "include", e.after(str(path))) if at else
                    _fail(str(path), None, "<file>", e.reason)) from None
-        try:
-            text = data.decode("utf-8")
-        except UnicodeDecodeError as e:
-            line = data[: e.start].count(b"\n") + 1
-            raise _fail(str(path), line, "<syntax>",
-                        f"not UTF-8 (byte {e.start} of the file)") from None
-        return self.text(text, str(path), path.parent, (*stack, _real(path)))
+        return self.text(decode_text(data, str(path)), str(path), path.parent,
+                         (*stack, _real(path)))
 
     def text(self, text: str, source: str, base: Path | None,
              stack: tuple[Path, ...] = ()) -> list[Token]:

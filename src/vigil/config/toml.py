@@ -14,7 +14,7 @@ import re
 import tomllib
 
 from vigil import model
-from vigil.config.files import MAX_CONFIG_FILE, FileRefused, read_file
+from vigil.config.files import MAX_CONFIG_FILE, FileRefused, decode_text, read_file
 from vigil.config.locate import KeyPath, fmt_key, locate_keys
 from vigil.config.toml_cluster import ClusterReader
 from vigil.errors import ConfigError, ConfigProblem
@@ -33,14 +33,7 @@ def load(path: str | os.PathLike[str]) -> model.Cluster:
         data = read_file(source, MAX_CONFIG_FILE, "a configuration file").data
     except FileRefused as e:
         raise ConfigError(ConfigProblem(source, None, "<file>", e.reason)) from None
-    try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError as e:
-        line = data[: e.start].count(b"\n") + 1
-        raise ConfigError(
-            ConfigProblem(source, line, "<syntax>", f"not UTF-8 (byte {e.start} of the file)")
-        ) from None
-    return parse(text, source)
+    return parse(decode_text(data, source), source)
 
 
 def parse(text: str, source: str = "<memory>") -> model.Cluster:
