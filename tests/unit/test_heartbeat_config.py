@@ -20,7 +20,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from vigil import model
-from vigil.config import export, heartbeat, toml
+from vigil.config import export, ha_cf, heartbeat, toml
+from vigil.config.duration import parse_duration
 from vigil.errors import ConfigError, ConfigProblem
 
 FUZZ = settings(max_examples=int(os.environ.get("VIGIL_FUZZ_EXAMPLES", "300")), deadline=None,
@@ -392,12 +393,12 @@ NO_EFFECT_SAMPLES = {
 }
 
 
-@pytest.mark.parametrize("directive", sorted(heartbeat._NO_EFFECT))
+@pytest.mark.parametrize("directive", sorted(ha_cf._NO_EFFECT))
 def test_no_effect_directives_warn_and_check_values(tmp_path: Path, directive: str) -> None:
     _, warnings = load(tmp_path / "ok", hacf=MINIMAL + f"{directive} "
                                                        f"{NO_EFFECT_SAMPLES[directive]}\n")
     assert warnings == [(f"{tmp_path}/ok/ha.cf:5: {directive}: accepted, no effect: "
-                         f"{heartbeat._NO_EFFECT[directive][1]}")]
+                         f"{ha_cf._NO_EFFECT[directive][1]}")]
     p = only(tmp_path / "bad", hacf=MINIMAL + f"{directive} @bad\n")
     assert (p.line, p.key) == (5, directive) and "'@bad'" in p.message
 
@@ -730,7 +731,7 @@ def test_round_trip_ucast_and_respawn(tmp_path: Path, extra: str) -> None:
 def test_durations_written_exactly(seconds: float) -> None:
     text = export._dur(seconds)
     value = toml.tomllib.loads(f"x = {text}")["x"]
-    assert toml.parse_duration(value) == seconds
+    assert parse_duration(value) == seconds
 
 
 @given(st.text(max_size=40))
@@ -740,10 +741,10 @@ def test_strings_written_exactly(s: str) -> None:
 
 # --- fuzz ------------------------------------------------------------------------------------
 
-_WORDS = sorted(heartbeat._DIRECTIVES) + ["auth", "1", "sha1", "crc", "n1", "n2", "eth0",
-                                          "10.0.0.1", "10.0.0.1/24/eth0", "IPaddr::", "::",
-                                          "Filesystem::/dev/x::/m::ext4", "239.0.0.1", "694",
-                                          "on", "off", "legacy", "500ms", "\\", "#", ",", ":"]
+_WORDS = sorted(ha_cf._DIRECTIVES) + ["auth", "1", "sha1", "crc", "n1", "n2", "eth0",
+                                      "10.0.0.1", "10.0.0.1/24/eth0", "IPaddr::", "::",
+                                      "Filesystem::/dev/x::/m::ext4", "239.0.0.1", "694",
+                                      "on", "off", "legacy", "500ms", "\\", "#", ",", ":"]
 _LINE = st.lists(st.one_of(st.sampled_from(_WORDS), st.text(string.printable, max_size=8),
                            st.text(max_size=4)), max_size=7).map(" ".join)
 # Lines that are right, so that many examples load and go on through to_toml and toml.parse.

@@ -8,6 +8,7 @@ from __future__ import annotations
 import math
 import re
 
+MAX_DURATION = 7 * 86400.0  # in any format: longer is a typo, and keeps fmt_duration finite
 _UNITS: dict[str, float] = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
 _DURATION = re.compile(r"(?P<number>[0-9]+(?:\.[0-9]+)?|\.[0-9]+)\s*(?P<unit>[A-Za-z]*)")
 _EXAMPLES = '"200ms", "1s", "1.5s", "2m", "1h"'

@@ -10,7 +10,9 @@ refused when larger than its limit, and read up to the limit only. So a 2 GB fil
 than its limit either.
 
 Text formats (all but the cluster key, which is any bytes) may start with a UTF-8 byte-order
-mark, as Windows editors write them; it is dropped (`bom=True`).
+mark, as Windows editors write them; it is dropped (`bom=True`). `decode_text` makes the text of
+vigil.toml and keepalived.conf, refusing bytes that are not UTF-8 at the line of the first
+(Heartbeat's files let them pass in comments, and decode them their own way).
 
 Callers word the problem their own way (a ConfigProblem with file and key, a KeyFileError):
 `FileRefused.reason` is the sentence after the file's name. The API token file's checks
@@ -25,7 +27,7 @@ import stat
 from dataclasses import dataclass
 from pathlib import Path
 
-from vigil.errors import KeyFileError
+from vigil.errors import ConfigError, ConfigProblem, KeyFileError
 
 KIB = 1024
 MAX_KEY_FILE = 4 * KIB  # the cluster key, authkeys, the API token: a few dozen bytes
@@ -127,6 +129,17 @@ def read_file(path: Path | str, limit: int, what: str, *, bom: bool = True) -> F
 
 def _reason(e: OSError | ValueError) -> str:
     return e.strerror if isinstance(e, OSError) and e.strerror else str(e)
+
+
+def decode_text(data: bytes, file: str) -> str:
+    """`data`, read from `file`, as UTF-8 text; a byte that is not UTF-8 is a ConfigError
+    (key `<syntax>`) at its line."""
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        line = data[: e.start].count(b"\n") + 1
+        raise ConfigError(ConfigProblem(file, line, "<syntax>",
+                                        f"not UTF-8 (byte {e.start} of the file)")) from None
 
 
 # --- the API token ---------------------------------------------------------------------------

@@ -36,12 +36,9 @@ import os
 import random
 import re
 import signal
-import statistics
 import subprocess
 import sys
 import time
-from collections import Counter
-from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterator, Literal
 
@@ -49,6 +46,7 @@ from vigil.lab.arpwatch import doubles as arp_doubles
 from vigil.lab.cluster import RESET_LINE, HolderMonitor, LabCluster
 from vigil.lab.netns import exit_on_sigterm
 from vigil.lab.probe import Prober, Sample, outages
+from vigil.lab.torture_record import FAULTS, Fault, Run, render, summary, timeline_png
 from vigil.lab.watchdog import StandInWatchdog
 
 KEEPALIVE, DEADTIME, INITDEAD = 0.1, 0.3, 1.0
@@ -58,11 +56,6 @@ LEASE = 2 * DEADTIME
 MARGIN = 0.2  # the issue's allowance beyond what a fault explains
 STOP_DELAY = 0.2  # appd takes this long to stop: a start before the release shows
 WATCHDOG = 2.0  # n1's watchdog timeout (s)
-FAULTS: dict[str, int] = {  # kind -> weight
-    "kill9": 3, "total_kill": 2, "freeze_long": 3, "freeze_short": 2, "link": 3, "oneway": 2, "loss": 2,
-    "cut": 2, "standby": 3, "takeover": 3, "restart": 2, "resource_kill": 2,
-    "both_restart": 1,
-}
 # Error lines each fault may cause (beyond it, an ERROR line is a violation).
 EXPECTED_ERRORS = [
     r"guard: daemon (died|silent)", r"holds no lease of the witness", r"monitor: ",
@@ -82,30 +75,6 @@ case "$1" in
   status) running ;;
 esac
 """
-
-
-@dataclass
-class Fault:
-    kind: str
-    node: str
-    t0: float  # monotonic, when injected
-    t1: float = 0.0  # when undone
-    t2: float = 0.0  # when the cluster had recovered
-    detail: str = ""
-    outage_ms: float = 0.0
-    allowed_ms: float = 0.0
-
-
-@dataclass
-class Run:
-    seed: int
-    duration: float
-    out: Path
-    unsafe: bool = False
-    kinds: list[str] = field(default_factory=lambda: list(FAULTS))
-    faults: list[Fault] = field(default_factory=list)
-    violations: list[dict[str, Any]] = field(default_factory=list)
-    started: float = 0.0
 
 
 class Torture:
@@ -394,32 +363,9 @@ class Torture:
 
     # --- output ---------------------------------------------------------------------------
 
-    def summary(self) -> dict[str, Any]:
-        run = self.run
-        by_kind: dict[str, list[float]] = {}
-        for f in run.faults:
-            by_kind.setdefault(f.kind, []).append(f.outage_ms)
-        table = {}
-        for kind, values in sorted(by_kind.items()):
-            v = sorted(values)
-            table[kind] = {"faults": len(v), "median_ms": statistics.median(v),
-                           "p99_ms": v[min(len(v) - 1, int(0.99 * len(v)))], "max_ms": v[-1]}
-        # failovers and hand-overs: times a node gained the address (the first start aside)
-        gained = [n for _, n, held in sorted(self.mon.changes if self.mon else []) if held]
-        moves = sum(1 for a, b in zip(gained, gained[1:]) if a != b)
-        return {"seed": run.seed, "duration_s": run.duration, "unsafe": run.unsafe,
-                "faults": dict(Counter(f.kind for f in run.faults)),
-                "outage_by_kind": table, "owner_changes": moves,
-                "address_events": self.mon.events if self.mon else 0,
-                "violations": run.violations,
-                "timeline": [asdict(f) | {"t0": round(f.t0 - run.started, 3),
-                                          "t1": round(f.t1 - run.started, 3),
-                                          "t2": round(f.t2 - run.started, 3)}
-                             for f in run.faults]}
-
     def write(self, c: LabCluster) -> None:
         run = self.run
-        data = self.summary()
+        data = summary(run, self.mon)
         (run.out / "summary.json").write_text(json.dumps(data, indent=2) + "\n")
         if run.violations:
             report = [f"seed {run.seed}", "violations:"] + \
@@ -432,66 +378,9 @@ class Torture:
             (run.out / "report.txt").write_text("\n".join(report) + "\n")
         print(render(data))
         try:
-            timeline_png(self, run.out / "timeline.png")
+            timeline_png(run, self.mon, self.samples, run.out / "timeline.png")
         except ImportError:
             print("(no PNG timeline: Pillow is not installed)")
-
-
-
-def render(data: dict[str, Any]) -> str:
-    lines = [f"seed {data['seed']}: {sum(data['faults'].values())} faults in "
-             f"{data['duration_s']:.0f} s, {data['owner_changes']} owner changes, "
-             f"{len(data['violations'])} violation(s)",
-             f"{'fault':14} {'count':>5} {'median ms':>10} {'p99 ms':>8} {'max ms':>8}"]
-    for kind, row in data["outage_by_kind"].items():
-        lines.append(f"{kind:14} {row['faults']:5} {row['median_ms']:10.0f} "
-                     f"{row['p99_ms']:8.0f} {row['max_ms']:8.0f}")
-    for v in data["violations"]:
-        lines.append(f"VIOLATION {v['kind']} at {v['at_s']} s: {v['detail']}")
-    return "\n".join(lines)
-
-
-def timeline_png(t: Torture, path: Path) -> None:
-    """Who held the address (green n1, blue n2), the faults (grey, labelled) and the
-    client's outages (red), on one time axis."""
-    from PIL import Image, ImageDraw
-
-    run = t.run
-    if t.mon is None or not run.faults:
-        return
-    span = max(time.monotonic() - run.started, 1.0)
-    width, height, left = 1600, 262, 60
-    img = Image.new("RGB", (width, height), "white")
-    d = ImageDraw.Draw(img)
-
-    def x(at: float) -> float:
-        return left + (at - run.started) / span * (width - left - 10)
-
-    rows = {"n1": 30, "n2": 70, "faults": 120, "outage": 200}
-    for name, y in rows.items():
-        d.text((5, y), name, fill="black")
-    step = max(1, round(span / 20))  # about 20 ticks, whole seconds
-    for sec in range(0, int(span) + 1, step):
-        d.line([x(run.started + sec), 240, x(run.started + sec), 246], fill="black")
-        d.text((x(run.started + sec) + 2, 244), f"{sec}s", fill="black")
-    since: dict[str, float] = {}
-    for at, node, held in sorted(t.mon.changes):
-        if held:
-            since[node] = at
-        elif node in since:
-            d.rectangle([x(since.pop(node)), rows[node], x(at), rows[node] + 25],
-                        fill="green" if node == "n1" else "blue")
-    for node, at in since.items():
-        d.rectangle([x(at), rows[node], x(time.monotonic()), rows[node] + 25],
-                    fill="green" if node == "n1" else "blue")
-    for i, f in enumerate(run.faults):
-        d.rectangle([x(f.t0), rows["faults"], max(x(f.t1), x(f.t0) + 2), rows["faults"] + 20],
-                    fill="grey")
-        d.text((x(f.t0), rows["faults"] + 25 + 12 * (i % 4)), f.kind[:8], fill="black")
-    for o in outages(t.samples or [], after=run.started):
-        d.rectangle([x(o.start), rows["outage"], max(x(o.start + o.duration), x(o.start) + 1),
-                     rows["outage"] + 25], fill="red")
-    img.save(path)
 
 
 def main(argv: list[str] | None = None) -> int:
