@@ -84,9 +84,9 @@ def test_news_of_a_group_no_longer_running_changes_nothing():
     sim.request("n1", "standby")
     sim.run(2.0)
     assert sim.runners("g1") == ["n2"]
-    before = dict(sim.nodes["n1"].failures)
+    before = dict(sim.nodes["n1"].fails.failures)
     assert sim.nodes["n1"].resource_failed("g1", 0, "soft", "late", sim.now) == []
-    assert sim.nodes["n1"].failures == before
+    assert sim.nodes["n1"].fails.failures == before
 
 
 @settings(max_examples=40, deadline=None)

@@ -26,6 +26,7 @@ from vigil.model import Cluster, witness_lease
 from vigil.core.lookout import Lookout, Result
 from vigil.model import IpResource
 from vigil.policy import Action, Probe, Recover, Start, Stop
+from vigil.core.eligibility import FailCounts, Facts, Why, kept_off
 from vigil.core.fencing import FenceEvent, FenceState, PeerFencing
 from vigil.core.groups import FOUND, GroupEvent, LocalGroups, finish
 from vigil.core.notes import Level, Note
@@ -75,12 +76,8 @@ class Node:
         self.groups = LocalGroups(g.name for g in cluster.groups)  # (core/groups.py)
         self.eligible = {g.name: True for g in cluster.groups}
         self.healthy = {g.name: True for g in cluster.groups}
-        self.failed_start: dict[str, str] = {}
-        # Monitor failures here (times, forgotten after the group's failure_timeout), groups
-        # kept off this node after migration_threshold of them (until when), and restarts
-        # in place waiting for the next step (group -> first resource to restart).
-        self.failures: dict[str, list[float]] = {g.name: [] for g in cluster.groups}
-        self.banned: dict[str, float] = {}
+        self.fails = FailCounts()  # monitor failures, bans, failed starts (eligibility.py)
+        # Restarts in place waiting for the next step (group -> first resource to restart).
         self._recover: dict[str, int] = {}
         self._recovering: set[str] = set()
         self._takeover: set[str] = set()  # groups being started because the peer is dead
@@ -137,12 +134,10 @@ class Node:
     def tick(self, now: float) -> list[Note]:
         self._now = max(self._now, now)
         stall = self._check_stall(now)
-        for group, until in list(self.banned.items()):
-            if now >= until:
-                del self.banned[group]
-                self.fail_count(group, now)
-                stall.append(Note(Level.INFO, f"group {group}: failure_timeout passed; this "
-                                              f"node may run it again"))
+        for group in self.fails.expired(now):
+            self.fail_count(group, now)
+            stall.append(Note(Level.INFO, f"group {group}: failure_timeout passed; this node "
+                                          f"may run it again"))
         self.fencing.tick(now)
         if self.stall.ended(now):  # the deadtime after a stall is over:
             self._dirty = True  # we may run groups again, so they may come home
@@ -177,7 +172,7 @@ class Node:
         if st is GroupState.STARTING and result is not GroupState.RUNNING:
             # Keep off the group so that the peer may take it (policy hands it over when the
             # peer is eligible) until an operator clears the failure.
-            self.failed_start[group] = detail
+            self.fails.failed_start[group] = detail
             self._update_eligible(group)
         verb = "start" if st is GroupState.STARTING else "stop"
         took = "" if ms is None else f" in {ms:.0f} ms"
@@ -213,7 +208,6 @@ class Node:
             self.assignments[name] = policy.initial_assignment(g.home)
             self.groups.add(name)
             self.eligible[name] = self.healthy[name] = True
-            self.failures[name] = []
         self._dirty = True
 
     def probed_new(self, group: str, found: GroupState) -> list[Note]:
@@ -238,8 +232,8 @@ class Node:
     def forget(self, group: str) -> None:
         """A group removed by a reload is stopped here (or was never here): drop it."""
         self.groups.forget(group)
-        for d in (self.assignments, self.eligible, self.healthy, self.failures,
-                  self.failed_start, self.banned, self._recover, self.waiting):
+        self.fails.forget(group)
+        for d in (self.assignments, self.eligible, self.healthy, self._recover, self.waiting):
             d.pop(group, None)
         if self.witness is not None:
             self.witness.forget(group)
@@ -261,26 +255,28 @@ class Node:
     def _may_run(self, group: str) -> bool:
         """Nothing about this node itself keeps it off the group (its interfaces, a failed
         start, too many failures)."""
-        return self.healthy[group] and group not in self.failed_start and \
-            group not in self.banned
+        return self.healthy[group] and group not in self.fails.failed_start and \
+            group not in self.fails.banned
 
     def _update_eligible(self, group: str) -> list[Note]:
-        lapsed = self._lease_lapsed(group)
-        new = self._may_run(group) and not self._ping_worse() and not lapsed and \
-            not self._disk_lost()
+        why = kept_off(Facts(
+            healthy=self.healthy[group], failed_start=group in self.fails.failed_start,
+            banned=group in self.fails.banned, ping_worse=self._ping_worse(),
+            lease_lapsed=self._lease_lapsed(group), disk_lost=self._disk_lost()))
+        new = not why
         if new == self.eligible[group]:
             return []
         self.eligible[group] = new
         self._dirty = True
         if new:
             self._failback_due.add(group)
-        elif lapsed and self.local[group] in ACTIVE_STATES:
+        elif Why.LEASE in why and self.local[group] in ACTIVE_STATES:
             dead = ("counts this node dead" if not self._peer_unheard() else
                     "is dead" if self._peer_dead() else "is not heard on any link")
             return [Note(Level.ERROR, f"{self.peer} {dead} and this node holds no lease of "
                                       f"the witness on group {group}: stopping it, so that "
                                       f"it never runs on both nodes")]
-        elif self._disk_lost() and self.local[group] in ACTIVE_STATES:
+        elif Why.DISK in why and self.local[group] in ACTIVE_STATES:
             return [Note(Level.ERROR, f"{self.peer} is dead and this node lost its disk "
                                       f"heartbeat, where a poison pill would reach it: "
                                       f"stopping group {group}")]
@@ -493,9 +489,7 @@ class Node:
     def fail_count(self, group: str, now: float) -> int:
         g = next((x for x in self.cluster.groups if x.name == group), None)
         timeout = g.policy.failure_timeout if g is not None else 0.0  # removed by a reload
-        if timeout:
-            self.failures[group] = [t for t in self.failures[group] if now - t < timeout]
-        return len(self.failures[group])
+        return self.fails.count(group, timeout, now)
 
     def resource_failed(self, group: str, index: int, kind: str, detail: str,
                         now: float) -> list[Note]:
@@ -509,12 +503,11 @@ class Node:
             return []  # news about a state already left
         g = self.cluster.group(group)
         what = g.resources[index].name
-        self.failures[group].append(now)
-        count = self.fail_count(group, now)
+        count = self.fails.failed(group, g.policy.failure_timeout, now)
         threshold = g.policy.migration_threshold
         if kind in ("hard", "fatal") or count >= threshold:
             timeout = g.policy.failure_timeout
-            self.banned[group] = now + timeout if timeout else math.inf
+            self.fails.ban(group, timeout, now)
             why = (f"it cannot run on this node ({kind})" if kind in ("hard", "fatal") else
                    f"{count} failures here reach migration_threshold {threshold}")
             until = (f"for {timeout:g} s (failure_timeout)" if timeout else
@@ -530,9 +523,7 @@ class Node:
     def cleanup(self, group: str) -> bool:
         """An operator cleared the group's failures. True when the caller must probe the
         group again (a failed stop: only a probe can tell what is still there)."""
-        self.failed_start.pop(group, None)
-        self.failures[group] = []
-        self.banned.pop(group, None)
+        self.fails.clear(group)
         self._update_eligible(group)
         self._dirty = True
         return self.local[group] is GroupState.FAILED
@@ -763,7 +754,7 @@ class Node:
         times = [t for t in (self.membership.next_deadline(), self.stall.next_deadline(),
                              self.fencing.next_deadline(), self.lookout.next_deadline())
                  if t is not None]
-        times += [t for t in self.banned.values() if t != math.inf]
+        times += self.fails.deadlines()
         if self.witness is not None:
             # a lease running out, and the end of the settle time, change decisions
             times += self.witness.deadlines(self._now)

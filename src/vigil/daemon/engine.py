@@ -905,12 +905,12 @@ class Daemon:
                 "peer_state": report.state.value if report and peer.liveness.value == "up"
                 else None,
                 "eligible": node.eligible[g.name],
-                "failed_start": node.failed_start.get(g.name),
+                "failed_start": node.fails.failed_start.get(g.name),
                 "fail_count": node.fail_count(g.name, now),
                 "migration_threshold": g.policy.migration_threshold,
-                "banned_s": None if g.name not in node.banned else (
-                    "forever" if node.banned[g.name] == float("inf")
-                    else round(node.banned[g.name] - now, 1)),
+                "banned_s": None if g.name not in node.fails.banned else (
+                    "forever" if node.fails.banned[g.name] == float("inf")
+                    else round(node.fails.banned[g.name] - now, 1)),
                 "waiting": node.waiting.get(g.name),
                 "address_check": node.lookout.status(g.name, now),
                 "resources": [r.name for r in g.resources],
