@@ -1,5 +1,5 @@
 """Live reload, sans-IO: what changed between the running configuration and the new one, and
-what the daemon must do about it (daemon/engine.py `reload` does it).
+what the daemon must do about it (daemon/services/reload.py does it).
 
 keepalived's reload re-creates every VRRP instance and so can move every address
 (keepalived issues #1296, #2001); vigil applies only the difference:

@@ -36,6 +36,10 @@ CONTRACTS = {
                "socket"},
     "resources": {"vigil.daemon", "vigil.policy", "vigil.core", "vigil.wire"},
     "cli": {"vigil.resources", "pyroute2"},
+    # The hub owns the core and knows the services only through its Outlets protocol; the
+    # services know the hub, never the app that wires them.
+    "daemon/hub.py": {"vigil.daemon.services", "vigil.daemon.app", "vigil.daemon.api"},
+    "daemon/services": {"vigil.daemon.app", "vigil.daemon.api"},
 }
 
 

@@ -526,7 +526,8 @@ def test_stderr_is_logged(fake: Fake, caplog: pytest.LogCaptureFixture) -> None:
         fake.rc("start", 1)
         with pytest.raises(OcfError, match="nope$"):
             asyncio.run(a.start())
-    lines = [(r.levelname, r.getMessage()) for r in caplog.records if r.name == "vigil"]
+    lines = [(r.levelname, r.getMessage()) for r in caplog.records
+             if r.name == "vigil.resources.ocf"]
     me = "ocf:test:fake fake1"
     assert lines == [
         ("INFO", f"{me}: INFO: starting"), ("INFO", f"{me}: ocf-exit-reason:nope"),  # start

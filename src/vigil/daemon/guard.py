@@ -53,7 +53,7 @@ from vigil.resources import build
 from vigil.resources.host import Host
 from vigil.core.goodbye import goodbye_frames
 
-log = logging.getLogger("vigil.guard")
+log = logging.getLogger(__name__)
 
 
 def timeout_for(t: Timings) -> float:

@@ -27,7 +27,7 @@ from vigil.errors import AgentError
 from vigil.model import Notify
 from vigil.resources import runner
 
-log = logging.getLogger("vigil")
+log = logging.getLogger(__name__)
 
 BACKLOG = 10_000  # events waiting for the hooks; beyond this the oldest are dropped, loudly
 PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"

@@ -30,7 +30,7 @@ Receive = Callable[[bytes, int], None]
 
 
 class HeartbeatLink(Protocol):
-    """What the engine needs of every link, whatever carries it (UDP, serial, disk)."""
+    """What the daemon needs of every link, whatever carries it (UDP, serial, disk)."""
 
     index: int
     name: str

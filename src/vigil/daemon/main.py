@@ -10,7 +10,7 @@ from pathlib import Path
 
 from vigil import log as vlog
 from vigil.daemon import guard
-from vigil.daemon.engine import Daemon
+from vigil.daemon.app import Daemon
 from vigil.daemon.state import next_generation
 from vigil.daemon.watchdog import Watchdog
 from vigil.errors import ConfigError, ConfigProblem, VigilError
@@ -18,7 +18,7 @@ from vigil.wire.framesize import frame_problem, serial_problem
 from vigil.model import Cluster, watchdog_seconds
 from vigil.config.keys import load_cluster_key
 
-log = logging.getLogger("vigil")
+log = logging.getLogger(__name__)
 
 POISONED = 5  # exit status after obeying a disk poison pill (a service manager restarts us)
 

@@ -21,7 +21,7 @@ from vigil.daemon.notes import NoteLog
 from vigil.model import Cluster, witness_lease
 from vigil.config.keys import load_cluster_key
 
-log = logging.getLogger("vigil")
+log = logging.getLogger(__name__)
 
 
 class _Protocol(asyncio.DatagramProtocol):

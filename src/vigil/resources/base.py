@@ -1,7 +1,7 @@
 """The contract every resource agent keeps.
 
 An agent owns one configured resource (`model.Resource`) on this node. Its actions are
-coroutines with no timeout of their own: the caller (the engine) wraps each one in
+coroutines with no timeout of their own: the caller (daemon/services/groups.py) wraps each one in
 `asyncio.timeout(agent.timeout)` and treats the TimeoutError like a failure. Cancellation
 leaves nothing running (a cancelled command is killed and reaped).
 
@@ -13,7 +13,7 @@ leaves nothing running (a cancelled command is killed and reaped).
   `procs.Scope` (`procs`): a successful `stop()` ends by killing whatever the resource left
   running (`kill_leftovers`), so the guard, which calls the same stop(), does too; a probe
   that finds the resource stopped but processes of it still there says present
-  (`present_or_left`), so that the engine stops it, which kills them; `processes()` lists
+  (`present_or_left`), so that the daemon stops it, which kills them; `processes()` lists
   them, for status.
 """
 
@@ -29,7 +29,7 @@ if TYPE_CHECKING:
     from vigil.resources.procs import Proc, Scope
     from vigil.resources.runner import Completed
 
-log = logging.getLogger("vigil")
+log = logging.getLogger(__name__)
 # Checks that run every few seconds: their chatter is debug, unless they fail.
 _QUIET = frozenset({"monitor", "probe", "status", "is-active", "validate-all", "meta-data"})
 
@@ -88,7 +88,7 @@ class Agent(abc.ABC):
 
         When the agent says stopped but processes of the resource still run (a crash left
         them, a stop outside vigil, a service whose main process died): a probe says present
-        (True), with a warning naming them, so that the engine runs stop, which kills them,
+        (True), with a warning naming them, so that the daemon runs stop, which kills them,
         before the resource starts anywhere; a monitor says stopped as the agent did (the
         restart's stop kills them) and names them."""
         if running or self.procs is None:

@@ -71,7 +71,7 @@ __all__ = [
     "clear_meta_data_cache", "describe_rc",
 ]
 
-log = logging.getLogger("vigil")
+log = logging.getLogger(__name__)
 
 DEFAULT_TIMEOUT = 20.0
 """Seconds for an action when neither the resource nor the agent's meta-data gives one."""

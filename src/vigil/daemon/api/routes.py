@@ -13,7 +13,7 @@ open, or an action whose body the server must read first; then `act` does the ac
   POST /cleanup           {"group": NAME} (or {} for every group)
 
 HEAD is answered wherever GET is (without the body). The actions are the control socket's
-requests (daemon/engine.py `_handle`), so the API can do nothing the CLI cannot; they need
+requests (daemon/services/control.py `handle`), so the API can do nothing the CLI cannot; they need
 `Authorization: Bearer TOKEN`, the token being the content of `token_file` (mode 0600,
 re-read at each request, so it can be rotated without a restart).
 """

@@ -1,0 +1,79 @@
+"""Control requests (the UNIX socket, daemon/control_server.py; the HTTP API's actions):
+each records an operator's intent in the node, and the hub acts on it, as Patroni's API does.
+
+No task of its own: the control server's task (app.py) and the API call `handle`. Only a
+cleanup of a failed stop and a reload run agents (a probe; the reload's prepare), and both
+answer once that is done.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any, Callable
+
+from vigil.control import protocol as p
+from vigil.daemon.hub import Hub
+from vigil.daemon.services.groups import GroupWorkers
+from vigil.daemon.services.reload import Reload, retire_again
+
+log = logging.getLogger(__name__)
+
+
+class Control:
+    def __init__(self, hub: Hub, workers: GroupWorkers, reload: Reload,
+                 status: Callable[[], dict[str, Any]]) -> None:
+        self.hub = hub
+        self.workers = workers
+        self.reload = reload
+        self.status = status
+
+    async def handle(self, req: p.Request) -> p.Response:
+        hub, node = self.hub, self.hub.node
+        if req.cmd == "status":
+            return p.Response(True, self.status())
+        if hub.leaving:
+            return p.Response(False, None, p.ErrorCode.REFUSED, "this node is shutting down")
+        if req.cmd == "reload":
+            return await self.reload.reload()
+        if req.cmd == "cleanup":
+            return await self._cleanup(req.args.get("group"))
+        if req.cmd == "fence_confirm":
+            name = str(req.args.get("node", ""))
+            error = node.fence_confirm(name)
+            if error:
+                return p.Response(False, None, p.ErrorCode.REFUSED, error)
+            log.warning("an operator confirmed that %s is fenced", name)
+            hub.process()
+            return p.Response(True, {"message": f"{name} confirmed fenced; taking over"})
+        result = node.request(req.cmd, str(req.args.get("which", "all")),
+                              group=str(req.args.get("group", "")),
+                              to=str(req.args.get("to", "")))
+        if result.error:
+            log.warning("%s refused: %s", req.cmd, result.error)
+            return p.Response(False, None, p.ErrorCode.REFUSED, result.error)
+        log.info("%s requested: %s", req.cmd, result.message)
+        hub.process()
+        return p.Response(True, {"message": result.message})
+
+    async def _cleanup(self, only: str | None) -> p.Response:
+        hub, node = self.hub, self.hub.node
+        groups = list(hub.cluster.groups) + list(hub.retiring.values())
+        names = [g.name for g in groups]
+        if only is not None and only not in names:
+            return p.Response(False, None, p.ErrorCode.REFUSED,
+                              f"no group named {only!r} (groups: {', '.join(names)})")
+        done = []
+        for g in groups:
+            if only is not None and g.name != only or g.name not in node.local:
+                continue
+            if node.cleanup(g.name):
+                found = await self.workers.probe(g)
+                hub.log(node.reprobed(g.name, found))
+                done.append(f"{g.name} (probed: {found.value})")
+            else:
+                done.append(g.name)
+            if g.name in hub.retiring and g.name in self.workers.pending:  # removed: again
+                self.workers.queue(g.name, retire_again(self.reload, g))
+        log.info("cleanup requested: %s", ", ".join(done))
+        hub.process()
+        return p.Response(True, {"message": f"cleaned up {', '.join(done)}"})
