@@ -32,7 +32,7 @@ define with_tmp
 endef
 
 .PHONY: all deps venv demo test unit integration bench bench-failover bench-partition \
-	bench-agents soak clean
+	bench-agents bench-idle bench-deps soak clean
 
 all: venv
 
@@ -79,8 +79,8 @@ soak: venv
 	VIGIL_FUZZ_EXAMPLES=50000 $(VENV)/bin/python -m pytest -q -p no:cacheprovider \
 	  tests/unit/test_fuzz.py
 
-# The README's figures; each part also runs alone (about 25, 45 and 5 minutes).
-bench: bench-failover bench-partition bench-agents
+# The README's figures; each part also runs alone (about 25, 45, 5 and 3 minutes).
+bench: bench-failover bench-partition bench-agents bench-idle
 	$(VENV)/bin/python -m bench.frames
 	$(VENV)/bin/python -m bench.collect
 
@@ -89,6 +89,15 @@ bench-failover: venv
 
 bench-partition: venv
 	$(VENV)/bin/python -m bench.partition
+
+# The anchors the benchmarks run beside vigil in the same run (bench/anchors.py).
+BENCH_DEBS := keepalived
+
+bench-deps:
+	@tools/debs.sh $(SETUP_LOG) $(BENCH_DEBS)
+
+bench-idle: venv bench-deps
+	$(VENV)/bin/python -m bench.idle
 
 bench-agents: venv
 	$(VENV)/bin/python -m bench.agents

@@ -2,9 +2,10 @@
 
 Tasks, all in one TaskGroup (none outlives `run`), each owned by a service module:
   announcer        the Announcer's scheduled ARP/NA bursts (resources/announce.py)
-  heartbeat        a heartbeat on every link every keepalive (services/timers.py)
-  deadlines        the node's next deadline (services/timers.py)
-  health           ping count, links' carrier, groups' health checks (services/health.py)
+  heartbeat        a heartbeat on every link every keepalive, then the health pass
+                   (services/timers.py)
+  (a timer)        the node's next deadline, re-armed by the hub when it moves (hub.py)
+  health           the groups' health checks that need IO (services/health.py)
   group <name>     one per group: its actions, one at a time (services/groups.py)
   monitor <res>    one per monitored resource (services/monitors.py)
   control, api     the UNIX control socket and the HTTP API (services/control.py answers)
@@ -47,7 +48,7 @@ from vigil.daemon.services.control import Control
 from vigil.daemon.services.fencing import Fencer
 from vigil.daemon.services.groups import GroupWorkers, probe
 from vigil.daemon.services.guard_watch import GuardWatch
-from vigil.daemon.services.health import health
+from vigil.daemon.services.health import Health
 from vigil.daemon.services.monitors import Monitors
 from vigil.daemon.services.reload import Reload, Reloader
 from vigil.daemon.services.respawn import respawn
@@ -209,9 +210,9 @@ class Daemon:
                     async with asyncio.TaskGroup() as tg:
                         self.tg = monitors.tg = reload.tg = tg
                         tg.create_task(host.announcer.run(), name="announcer")
-                        tg.create_task(timers.heartbeats(hub), name="heartbeat")
-                        tg.create_task(timers.deadlines(hub), name="deadlines")
-                        tg.create_task(health(hub, workers, pinger), name="health")
+                        checks = Health(hub, workers, pinger)
+                        tg.create_task(timers.Beat(hub, checks).run(), name="heartbeat")
+                        tg.create_task(checks.run(), name="health")
                         for g in self.cluster.groups:
                             tg.create_task(workers.run(g), name=f"group {g.name}")
                             monitors.start(g)
@@ -246,7 +247,7 @@ class Daemon:
                 # Callbacks of transports still open must not act on closed ones (a witness
                 # reply after the links closed once raised in its callback: torture soak).
                 if hub is not None:
-                    hub.closing = True
+                    hub.close()
                 if witness is not None:
                     witness.close()
                 for l in links:

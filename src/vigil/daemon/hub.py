@@ -72,7 +72,10 @@ class Hub:
         self.clock = clock
         self.outlets: Outlets | None = None
         self.notes = NoteLog(log)  # what untrusted input makes us say is rate-limited
-        self.changed = asyncio.Event()  # the node's next deadline may have moved
+        # The node's next deadline, as one timer of the loop, moved only when it changes
+        # (a task woken after every input to re-arm it cost a wakeup per frame).
+        self._deadline: float | None = None
+        self._timer: asyncio.TimerHandle | None = None
         self.quiet = asyncio.Event()  # leaving, and nothing is held any more
         self.leaving = False
         self.closing = False  # set once the links begin to close
@@ -145,11 +148,34 @@ class Hub:
                              self.node.peer)
         self.outlets.ask_witness(False)  # at once if it changed: a takeover waits for it
         self.emit()
-        self.changed.set()
+        self._arm()
         if self.node.fencing.state is FenceState.NEEDED:
             self.outlets.kick_fencing()
         if self.leaving and self.node.quiescent() and not self.outlets.busy():
             self.quiet.set()
+
+    def _arm(self) -> None:
+        """Tick the node at its next deadline (clock() is the loop's time.monotonic)."""
+        deadline = self.node.next_deadline()
+        if deadline == self._deadline and (self._timer is not None or deadline is None):
+            return
+        if self._timer is not None:
+            self._timer.cancel()
+        self._deadline = deadline
+        self._timer = None if deadline is None else \
+            asyncio.get_running_loop().call_at(deadline, self._due)
+
+    def _due(self) -> None:
+        self._timer = self._deadline = None
+        if not self.closing:
+            self.tick()
+
+    def close(self) -> None:
+        """No more inputs: the links are closing."""
+        self.closing = True
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
 
     def send_all(self) -> None:
         """A heartbeat on every link; the guard and the watchdog hear we live exactly when

@@ -57,6 +57,11 @@ class Agent(abc.ABC):
         """Whether this node can run the resource now. By default it always can."""
         return True
 
+    def healthy_now(self) -> bool | None:
+        """`healthy()`'s answer when it needs no IO (the health pass then takes no task
+        switch and no timeout, every keepalive); None when only `healthy()` can tell."""
+        return True if type(self).healthy is Agent.healthy else None
+
     async def monitor(self) -> bool:
         """The periodic check of a running resource: True while it runs, False when it is not
         running (it died: restart it), AgentError when it failed in a way a restart may not

@@ -119,6 +119,19 @@ class IpAgent(Agent):
             return False
         return self.host.usable(ifname)
 
+    def healthy_now(self) -> bool | None:
+        """As `healthy`, from the configured interface or a recent look (one ioctl)."""
+        r = self.resource
+        if self.fixed:
+            assert r.interface is not None
+            return self.host.usable(r.interface)
+        if self._found is None or time.monotonic() - self._found[0] >= REFIND:
+            return None  # look again (findif), in healthy()
+        ifname = self._found[1].ifname
+        if r.interface is not None and ifname != r.interface:
+            return False
+        return self.host.usable(ifname)
+
     async def _place(self, fresh: bool = False) -> tuple[str, IPInterface]:
         """The interface and the address with its prefix length: as configured, or found
         (findif.py). `fresh`: look again now (a start); else trust a recent look."""
