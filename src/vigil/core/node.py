@@ -593,17 +593,8 @@ class Node:
 
     def request(self, what: str, which: str = "all", group: str = "",
                 to: str = "") -> policy.RequestResult:
-        view = self.view()
-        if what != "move" and which not in ("all", "local", "foreign"):
-            return policy.RequestResult({}, "", f"expected all, local or foreign, not {which!r}")
-        if what == "move":
-            result = policy.move(view, self.cluster, group, to)
-        elif what == "standby":
-            result = policy.standby(view, self.cluster, which)
-        elif what == "takeover":
-            result = policy.takeover(view, self.cluster, which)
-        else:
-            raise ValueError(what)
+        """An operator's standby, takeover or move (policy.request)."""
+        result = policy.request(self.view(), self.cluster, what, which, group, to)
         self._assign(result.assignments)
         return result
 
