@@ -26,6 +26,9 @@ CONTRACTS = {
     "core/lookout.py": {"vigil.policy", "vigil.core.node"},
     "core/membership.py": {"vigil.policy", "vigil.core.node"},
     "core/goodbye.py": {"vigil.policy", "vigil.core.node", "vigil.core.membership"},
+    # The parts of the node: none imports the coordinator; the policy only where its rules
+    # or its actions are what the part applies (merge, conflict_resolved, Start/Stop/Recover).
+    "core/ownership.py": {"vigil.core.node", "vigil.core.membership"},
     "policy": IO_MODULES | {"vigil.daemon", "vigil.resources", "vigil.core.node", "os"},
     "arbiter.py": IO_MODULES | {"vigil.daemon", "vigil.resources", "vigil.policy",
                                 "vigil.core.node", "os"},

@@ -4,6 +4,7 @@
   notes.py       Note and Level, what the parts say for the log
   session.py     which of the peer's heartbeats prove it alive now (challenge and answer)
   membership.py  links and the peer: up, late, dead, from heartbeats and ticks
+  ownership.py   who should run each group: the assignments and the seam that changes them
   lookout.py     look before taking: a dead peer's addresses heard free first
   goodbye.py     the goodbye a guard says for its daemon
 """

@@ -30,6 +30,7 @@ from vigil.core.eligibility import FailCounts, Facts, Why, kept_off
 from vigil.core.fencing import FenceEvent, FenceState, PeerFencing
 from vigil.core.groups import FOUND, GroupEvent, LocalGroups, finish
 from vigil.core.notes import Level, Note
+from vigil.core.ownership import Gossip, Ownership
 from vigil.core.frames import Dropped, Frames
 from vigil.core.stall import Stall
 from vigil.core.witness import WitnessClient
@@ -72,7 +73,8 @@ class Node:
         self._answered = -math.inf
         self.report: Heartbeat | None = None
         self._report_key: tuple[int, int] = (-1, -1)  # (generation, seq) of self.report
-        self.assignments = {g.name: policy.initial_assignment(g.home) for g in cluster.groups}
+        # Who should run each group: changed only through this seam (core/ownership.py)
+        self.ownership: Ownership = Gossip((g.name, g.home) for g in cluster.groups)
         self.groups = LocalGroups(g.name for g in cluster.groups)  # (core/groups.py)
         self.eligible = {g.name: True for g in cluster.groups}
         self.healthy = {g.name: True for g in cluster.groups}
@@ -101,6 +103,10 @@ class Node:
         # Look before taking: after a death without a goodbye, a group's addresses must be
         # heard free before it is taken over (lookout.py); probed again every keepalive.
         self.lookout = Lookout(cluster.timings.keepalive)
+
+    @property
+    def assignments(self) -> dict[str, Assignment]:
+        return self.ownership.assignments
 
     # --- inputs ----------------------------------------------------------------------------
 
@@ -205,7 +211,7 @@ class Node:
         self.fencing.config = cluster.fencing
         for name in added:
             g = cluster.group(name)
-            self.assignments[name] = policy.initial_assignment(g.home)
+            self.ownership.add(name, g.home)
             self.groups.add(name)
             self.eligible[name] = self.healthy[name] = True
         self._dirty = True
@@ -233,7 +239,8 @@ class Node:
         """A group removed by a reload is stopped here (or was never here): drop it."""
         self.groups.forget(group)
         self.fails.forget(group)
-        for d in (self.assignments, self.eligible, self.healthy, self._recover, self.waiting):
+        self.ownership.forget(group)
+        for d in (self.eligible, self.healthy, self._recover, self.waiting):
             d.pop(group, None)
         if self.witness is not None:
             self.witness.forget(group)
@@ -761,13 +768,9 @@ class Node:
         before = self.report if key[0] == self._report_key[0] else None
         self._report_key = key
         self.report = hb
-        changes = {}
         for r in hb.groups:
             if r.name not in self.assignments:
                 continue
-            merged = policy.merge(self.assignments[r.name], r.assignment)
-            if merged != self.assignments[r.name]:
-                changes[r.name] = merged
             prev = before.group(r.name) if before else None
             if prev is not None and r.eligible and not prev.eligible:
                 self._failback_due.add(r.name)  # the peer can run it again
@@ -777,7 +780,8 @@ class Node:
             if policy.conflict_resolved(prev.state if prev else None, r.state,
                                         self.local[r.name]):
                 self._reannounce.add(r.name)
-        self._assign(changes)
+        if self.ownership.heard(hb.groups):  # its records: the larger assignment wins
+            self._dirty = True
         if self.cluster.ping or self.cluster.witness:
             # the peer's ping count, or whether it counts us dead, may have changed
             self._later += self._update_all_eligible()
@@ -798,10 +802,9 @@ class Node:
                                   f"taking the group over")]
 
     def _assign(self, changes: dict[str, Assignment]) -> None:
-        for name, a in changes.items():
-            if a != self.assignments[name]:
-                self.assignments[name] = a
-                self._dirty = True
+        """A policy result, applied through the ownership seam."""
+        if self.ownership.assign(changes):
+            self._dirty = True
 
     def _check_partition(self) -> list[Note]:
         """The disk heartbeat's alarm: the peer writes its slot, so it lives, but every
