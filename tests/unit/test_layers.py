@@ -28,6 +28,7 @@ CONTRACTS = {
     "core/goodbye.py": {"vigil.policy", "vigil.core.node", "vigil.core.membership"},
     # The parts of the node: none imports the coordinator; the policy only where its rules
     # or its actions are what the part applies (merge, conflict_resolved, Start/Stop/Recover).
+    "core/agenda.py": {"vigil.policy", "vigil.core.node", "vigil.wire", "vigil.model"},
     "core/ownership.py": {"vigil.core.node", "vigil.core.membership"},
     "policy": IO_MODULES | {"vigil.daemon", "vigil.resources", "vigil.core.node", "os"},
     "arbiter.py": IO_MODULES | {"vigil.daemon", "vigil.resources", "vigil.policy",

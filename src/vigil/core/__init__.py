@@ -2,6 +2,7 @@
 
   node.py        the coordinator: feeds every input to the parts below, runs the policy
   notes.py       Note and Level, what the parts say for the log
+  agenda.py      what the next step owes: a heartbeat to send, failbacks, announcements
   session.py     which of the peer's heartbeats prove it alive now (challenge and answer)
   membership.py  links and the peer: up, late, dead, from heartbeats and ticks
   ownership.py   who should run each group: the assignments and the seam that changes them

@@ -15,11 +15,11 @@ elsewhere while this node lives, because its report says FAILED).
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from typing import Mapping, Sequence
 
 from vigil import policy
+from vigil.core.agenda import Agenda
 from vigil.core.membership import (Event, HeartbeatLate, LinkDead, LinkUp, Liveness, Membership,
                               NodeDead, NodeUp)
 from vigil.model import Cluster, witness_lease
@@ -59,6 +59,7 @@ class Node:
         self.cluster = cluster
         self.me = me
         self.sent_report = b""  # the payload of the latest heartbeat: what the guard is fed
+        self.agenda = Agenda(cluster.timings.keepalive)  # what the next step owes (agenda.py)
         self.link_names = tuple(link_names)
         self.disk_links = frozenset(self.link_names[i] for i in disk_links)
         self.slow_links = frozenset(slow_links) | frozenset(disk_links)
@@ -69,8 +70,6 @@ class Node:
         # Frames out and in: numbered, signed, verified, judged (core/frames.py)
         self.frames = Frames(cluster.name, me, self.peer, key, generation, self.link_names,
                              cluster.timings, now)
-        self._answer = False  # a frame proved nothing: answer it at once (see step)
-        self._answered = -math.inf
         self.report: Heartbeat | None = None
         self._report_key: tuple[int, int] = (-1, -1)  # (generation, seq) of self.report
         # Who should run each group: changed only through this seam (core/ownership.py)
@@ -85,12 +84,8 @@ class Node:
         self._takeover: set[str] = set()  # groups being started because the peer is dead
         self._active_said = False  # "Local status now set to: 'active'" was logged
         self.waiting: dict[str, str] = {}
-        self._dirty = True
-        self._reannounce: set[str] = set()
-        self._failback_due: set[str] = set()  # groups that may go home (see policy.failback)
         self._link_local: dict[str, bool] = {}  # our side of each link: carrier up?
         self.stall = Stall(cluster.timings)  # a daemon frozen or starved (core/stall.py)
-        self._later: list[Note] = []  # notes from frame(), logged with the next step
         self.ping_count: int | None = None  # ping nodes we reach (None: unknown / none)
         self.fencing = PeerFencing(cluster.fencing)  # of the peer (core/fencing.py)
         self._now = now  # the latest time any input carried
@@ -121,7 +116,7 @@ class Node:
             if got.unverified is not None:
                 peer = self.membership.view(self.peer)
                 if peer.liveness is not Liveness.UP or peer.generation != got.unverified:
-                    self._answer = True  # it may have just started: let it hear us at once
+                    self.agenda.answer = True  # it may have just started: let it hear us
             return got.notes
         f, hb = got.frame, got.heartbeat
         key = (f.generation, f.seq)
@@ -146,8 +141,8 @@ class Node:
                                           f"may run it again"))
         self.fencing.tick(now)
         if self.stall.ended(now):  # the deadtime after a stall is over:
-            self._dirty = True  # we may run groups again, so they may come home
-            self._failback_due.update(self.assignments)
+            self.agenda.send = True  # we may run groups again, so they may come home
+            self.agenda.failback.update(self.assignments)
         notes = stall + self._on_events(self.membership.on_tick(now), now)
         return notes + self._update_all_eligible()
 
@@ -160,7 +155,7 @@ class Node:
                 notes.append(Note(Level.WARNING, f"group {name} found {st.value} at start: "
                                                  f"adopting it, not starting it again"))
         self.status = NodeStatus.UP
-        self._dirty = True
+        self.agenda.send = True
         return notes + [Note(Level.INFO, "Local status now set to: 'up'")]
 
     def finished(self, group: str, result: GroupState, detail: str = "",
@@ -173,7 +168,7 @@ class Node:
         assert st in (GroupState.STARTING, GroupState.STOPPING), f"{group} is {st}"
         assert result in (GroupState.RUNNING, GroupState.STOPPED, GroupState.FAILED)
         assert not (st is GroupState.STOPPING and result is GroupState.RUNNING)
-        self._dirty = True
+        self.agenda.send = True
         self.groups.move(group, finish(st, result))
         if st is GroupState.STARTING and result is not GroupState.RUNNING:
             # Keep off the group so that the peer may take it (policy hands it over when the
@@ -214,14 +209,14 @@ class Node:
             self.ownership.add(name, g.home)
             self.groups.add(name)
             self.eligible[name] = self.healthy[name] = True
-        self._dirty = True
+        self.agenda.send = True
 
     def probed_new(self, group: str, found: GroupState) -> list[Note]:
         """What the probe of a group added by a reload found here."""
         if self.local.get(group) is not GroupState.UNKNOWN:
             return []
         self.groups.move(group, FOUND[found])
-        self._dirty = True
+        self.agenda.send = True
         if found is GroupState.STOPPED:
             return [Note(Level.INFO, f"group {group} added by reload: not present here")]
         return [Note(Level.WARNING, f"group {group} added by reload: found {found.value} "
@@ -233,7 +228,7 @@ class Node:
         assert state in (GroupState.STARTING, GroupState.STOPPING)
         self.groups.move(group, GroupEvent.RESTART if state is GroupState.STARTING
                          else GroupEvent.STOP)
-        self._dirty = True
+        self.agenda.send = True
 
     def forget(self, group: str) -> None:
         """A group removed by a reload is stopped here (or was never here): drop it."""
@@ -244,10 +239,11 @@ class Node:
             d.pop(group, None)
         if self.witness is not None:
             self.witness.forget(group)
-        for s in (self._recovering, self._takeover, self._failback_due, self._reannounce):
+        for s in (self._recovering, self._takeover):
             s.discard(group)
+        self.agenda.forget(group)
         self.lookout.forget(group)
-        self._dirty = True
+        self.agenda.send = True
 
     def set_eligible(self, group: str, healthy: bool) -> list[Note]:
         """Whether this node's resources for `group` can work (interfaces up)."""
@@ -274,9 +270,9 @@ class Node:
         if new == self.eligible[group]:
             return []
         self.eligible[group] = new
-        self._dirty = True
+        self.agenda.send = True
         if new:
-            self._failback_due.add(group)
+            self.agenda.failback.add(group)
         elif Why.LEASE in why and self.local[group] in ACTIVE_STATES:
             dead = ("counts this node dead" if not self._peer_unheard() else
                     "is dead" if self._peer_dead() else "is not heard on any link")
@@ -300,7 +296,7 @@ class Node:
         if count == self.ping_count:
             return []
         self.ping_count = count
-        self._dirty = True
+        self.agenda.send = True
         before = dict(self.eligible)
         notes = [Note(Level.INFO if count else Level.WARNING,
                       f"ping nodes reachable: {count} of {len(self.cluster.ping)}")]
@@ -329,7 +325,7 @@ class Node:
             return []
         self._link_local[name] = up
         self.membership.set_local(name, up, now)
-        self._dirty = True
+        self.agenda.send = True
         if up:
             return [Note(Level.INFO, f"our side of link {name} is up again")] + \
                 self._update_all_eligible()
@@ -351,7 +347,7 @@ class Node:
     def fence_result(self, ok: bool, detail: str, now: float) -> list[Note]:
         if self.fencing.state is not FenceState.RUNNING:
             return []  # the peer came back meanwhile
-        self._dirty = True
+        self.agenda.send = True
         if ok:
             self.lookout.clear()  # its host is off: nothing there answers any more
             self.fencing.move(FenceEvent.SUCCEEDED, detail)
@@ -369,7 +365,7 @@ class Node:
             return f"{node} is not the peer of this node ({self.peer})"
         if not self.fencing.move(FenceEvent.CONFIRMED, "confirmed by an operator"):
             return f"{node} does not need fencing now"
-        self._dirty = True
+        self.agenda.send = True
         return None
 
     # --- the witness -----------------------------------------------------------------------
@@ -523,7 +519,7 @@ class Node:
                                        f"off this node {until}")]
             return notes + self._update_eligible(group)
         self._recover[group] = min(index, self._recover.get(group, index))
-        self._dirty = True
+        self.agenda.send = True
         return [Note(Level.WARNING, f"{what} failed: {detail}; restarting it in place "
                                     f"(failure {count} of {threshold} on this node)")]
 
@@ -532,7 +528,7 @@ class Node:
         group again (a failed stop: only a probe can tell what is still there)."""
         self.fails.clear(group)
         self._update_eligible(group)
-        self._dirty = True
+        self.agenda.send = True
         return self.local[group] is GroupState.FAILED
 
     def reprobed(self, group: str, found: GroupState, why: str = "cleaned up") -> list[Note]:
@@ -542,7 +538,7 @@ class Node:
         if self.local[group] not in (GroupState.FAILED, GroupState.RUNNING):
             return []
         self.groups.move(group, FOUND[found])
-        self._dirty = True
+        self.agenda.send = True
         return [Note(Level.WARNING, f"group {group} {why}: probe found it {found.value}")]
 
     def probed_addresses(self, group: str, answers: Sequence[Result],
@@ -551,7 +547,7 @@ class Node:
         answers for, and those it could not probe (empty: all free)."""
         self._now = max(self._now, now)
         change = self.lookout.found(group, tuple(answers), now)
-        self._dirty = True
+        self.agenda.send = True
         if change in ("answered", "unprobed"):
             why = self._lookout_blocks(group) or ""
             return [Note(Level.ERROR, f"{why}; checking again every "
@@ -573,7 +569,7 @@ class Node:
         if self.witness is not None:
             self.witness.new_life()
         self.stall.hold_for(now, self.cluster.timings.deadtime)
-        self._dirty = True
+        self.agenda.send = True
         return [Note(Level.WARNING, f"the guard said goodbye for generation {old} while this "
                                     f"daemon stalled: going on as generation {generation}")]
 
@@ -593,7 +589,7 @@ class Node:
         if gap is None:
             return []
         self.membership.grace(now)
-        self._dirty = True
+        self.agenda.send = True
         return [Note(Level.WARNING, f"this daemon did not run for {gap * 1000:.0f} ms (frozen "
                                     f"or starved): judging nothing and starting nothing for "
                                     f"one deadtime")]
@@ -608,17 +604,15 @@ class Node:
     def leave(self) -> None:
         """Begin a clean shutdown: release everything (handing it to the peer if it is up)."""
         self.status = NodeStatus.LEAVING
-        self._dirty = True
+        self.agenda.send = True
 
     # --- outputs ---------------------------------------------------------------------------
 
     def step(self, now: float) -> Step:
         self._now = max(self._now, now)
-        notes, self._later = self._later + self._check_stall(now), []
-        if self._failback_due and self.status is NodeStatus.UP:
-            result = policy.failback(self.view(now), self.cluster,
-                                     frozenset(self._failback_due))
-            self._failback_due.clear()
+        notes = self.agenda.take_notes() + self._check_stall(now)
+        if self.agenda.failback and self.status is NodeStatus.UP:
+            result = policy.failback(self.view(now), self.cluster, self.agenda.take_failback())
             if result.assignments:
                 notes.append(Note(Level.INFO, result.message))
                 self._assign(result.assignments)
@@ -650,7 +644,7 @@ class Node:
                 self.groups.move(act.group, GroupEvent.STOP)
                 notes.append(Note(Level.INFO, f"releasing group {act.group}: {act.reason}"))
             actions.append(act)
-            self._dirty = True
+            self.agenda.send = True
         self.waiting = decision.waiting
         if not self._active_said and self.status is NodeStatus.UP and not self.waiting and \
                 not any(s in (GroupState.STARTING, GroupState.STOPPING)
@@ -658,13 +652,9 @@ class Node:
                 self.membership.view(self.peer).liveness is not Liveness.UNKNOWN:
             self._active_said = True  # the initial resource acquisition is over
             notes.append(Note(Level.INFO, "Local status now set to: 'active'"))
-        send, self._dirty = self._dirty, False
-        if self._answer and now >= self._answered + self.cluster.timings.keepalive / 2:
-            send, self._answered = True, now  # at most twice a keepalive, whatever comes in
-        self._answer = False
-        reannounce, self._reannounce = tuple(sorted(self._reannounce)), set()
+        send = self.agenda.take_send(now)
         changed = any(not isinstance(a, Probe) for a in actions)  # a probe changes nothing
-        return Step(tuple(actions), send or changed, tuple(notes), reannounce)
+        return Step(tuple(actions), send or changed, tuple(notes), self.agenda.take_reannounce())
 
     def heartbeat(self, now: float | None = None) -> Heartbeat:
         if self.status is NodeStatus.LEAVING and self.quiescent():
@@ -689,7 +679,7 @@ class Node:
     def frame(self, link: int, now: float) -> bytes:
         # The first heartbeat after a SIGCONT is often what runs first: notice the stall
         # before it hides it (its notes go out with the next step).
-        self._later += self._check_stall(now)
+        self.agenda.notes += self._check_stall(now)
         self.stall.sent(now)
         payload = self.sent_report = serialize(self.heartbeat(now))
         data = self.frames.encode(wire.FrameKind.HEARTBEAT, payload, link)
@@ -773,18 +763,18 @@ class Node:
                 continue
             prev = before.group(r.name) if before else None
             if prev is not None and r.eligible and not prev.eligible:
-                self._failback_due.add(r.name)  # the peer can run it again
+                self.agenda.failback.add(r.name)  # the peer can run it again
             if r.state is GroupState.FAILED and (prev is None or
                                                  prev.state is not GroupState.FAILED):
-                self._later += self._peer_failed_stop(r.name)
+                self.agenda.notes += self._peer_failed_stop(r.name)
             if policy.conflict_resolved(prev.state if prev else None, r.state,
                                         self.local[r.name]):
-                self._reannounce.add(r.name)
+                self.agenda.reannounce.add(r.name)
         if self.ownership.heard(hb.groups):  # its records: the larger assignment wins
-            self._dirty = True
+            self.agenda.send = True
         if self.cluster.ping or self.cluster.witness:
             # the peer's ping count, or whether it counts us dead, may have changed
-            self._later += self._update_all_eligible()
+            self.agenda.notes += self._update_all_eligible()
 
     def _peer_failed_stop(self, group: str) -> list[Note]:
         """The peer could not stop `group`: it may still hold its resources. With fencing,
@@ -797,14 +787,14 @@ class Node:
                                       f"there")]
         if not self.fencing.move(FenceEvent.FAILED_STOP, f"{self.peer} failed to stop {group}"):
             return []
-        self._dirty = True
+        self.agenda.send = True
         return [Note(Level.ERROR, f"{self.peer} failed to stop group {group}: fencing it, then "
                                   f"taking the group over")]
 
     def _assign(self, changes: dict[str, Assignment]) -> None:
         """A policy result, applied through the ownership seam."""
         if self.ownership.assign(changes):
-            self._dirty = True
+            self.agenda.send = True
 
     def _check_partition(self) -> list[Note]:
         """The disk heartbeat's alarm: the peer writes its slot, so it lives, but every
@@ -862,7 +852,7 @@ class Node:
                             f"{node} must be fenced before its groups are taken over" +
                             (f": waiting for `vigil fence confirm {node}`"
                              if f.agent == "manual" else f" ({f.agent} {f.action})"))))
-                    self._dirty = True
+                    self.agenda.send = True
                 case NodeUp(node, generation, restarted):
                     self.lookout.clear()
                     self.fencing.move(FenceEvent.CAME_BACK, "")
@@ -873,6 +863,6 @@ class Node:
                     how = "restarted" if restarted else "up"
                     notes.append(Note(Level.INFO,
                                       f"node {node}: is {how} (generation {generation})"))
-                    self._dirty = True
-                    self._failback_due.update(self.assignments)
+                    self.agenda.send = True
+                    self.agenda.failback.update(self.assignments)
         return notes
