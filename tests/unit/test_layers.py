@@ -30,6 +30,7 @@ CONTRACTS = {
     # or its actions are what the part applies (merge, conflict_resolved, Start/Stop/Recover).
     "core/agenda.py": {"vigil.policy", "vigil.core.node", "vigil.wire", "vigil.model"},
     "core/ownership.py": {"vigil.core.node", "vigil.core.membership"},
+    "core/peer.py": {"vigil.core.node"},
     "policy": IO_MODULES | {"vigil.daemon", "vigil.resources", "vigil.core.node", "os"},
     "arbiter.py": IO_MODULES | {"vigil.daemon", "vigil.resources", "vigil.policy",
                                 "vigil.core.node", "os"},

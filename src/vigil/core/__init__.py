@@ -5,6 +5,7 @@
   agenda.py      what the next step owes: a heartbeat to send, failbacks, announcements
   session.py     which of the peer's heartbeats prove it alive now (challenge and answer)
   membership.py  links and the peer: up, late, dead, from heartbeats and ticks
+  peer.py        the peer as this node knows it: its report, its death, its partition
   ownership.py   who should run each group: the assignments and the seam that changes them
   lookout.py     look before taking: a dead peer's addresses heard free first
   goodbye.py     the goodbye a guard says for its daemon

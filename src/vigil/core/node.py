@@ -20,7 +20,7 @@ from typing import Mapping, Sequence
 
 from vigil import policy
 from vigil.core.agenda import Agenda
-from vigil.core.membership import (Event, HeartbeatLate, LinkDead, LinkUp, Liveness, Membership,
+from vigil.core.membership import (Event, HeartbeatLate, LinkDead, LinkUp, Membership,
                               NodeDead, NodeUp)
 from vigil.model import Cluster, witness_lease
 from vigil.core.lookout import Lookout, Result
@@ -31,6 +31,7 @@ from vigil.core.fencing import FenceEvent, FenceState, PeerFencing
 from vigil.core.groups import FOUND, GroupEvent, LocalGroups, finish
 from vigil.core.notes import Level, Note
 from vigil.core.ownership import Gossip, Ownership
+from vigil.core.peer import News, Peer
 from vigil.core.frames import Dropped, Frames
 from vigil.core.stall import Stall
 from vigil.core.witness import WitnessClient
@@ -63,15 +64,17 @@ class Node:
         self.link_names = tuple(link_names)
         self.disk_links = frozenset(self.link_names[i] for i in disk_links)
         self.slow_links = frozenset(slow_links) | frozenset(disk_links)
-        self.partitioned = False  # every network link to the peer is dead, its disk slot moves
-        self.peer = cluster.peers(me)[0].name
         self.status = NodeStatus.STARTING
-        self.membership = Membership([self.peer], self.link_names, cluster.timings, now)
+        names = [p.name for p in cluster.peers(me)][:1]  # two nodes yet
+        self.membership = Membership(names, self.link_names, cluster.timings, now)
+        # The peers by name: their reports, deaths, partitions (core/peer.py)
+        self.peers = {n: Peer(n, self.membership, cluster.timings.deadtime, self.disk_links)
+                      for n in names}
+        self.other = self.peers[names[0]]  # the one peer while config/ admits two nodes
+        self.peer = self.other.name
         # Frames out and in: numbered, signed, verified, judged (core/frames.py)
         self.frames = Frames(cluster.name, me, self.peer, key, generation, self.link_names,
                              cluster.timings, now)
-        self.report: Heartbeat | None = None
-        self._report_key: tuple[int, int] = (-1, -1)  # (generation, seq) of self.report
         # Who should run each group: changed only through this seam (core/ownership.py)
         self.ownership: Ownership = Gossip((g.name, g.home) for g in cluster.groups)
         self.groups = LocalGroups(g.name for g in cluster.groups)  # (core/groups.py)
@@ -89,8 +92,6 @@ class Node:
         self.ping_count: int | None = None  # ping nodes we reach (None: unknown / none)
         self.fencing = PeerFencing(cluster.fencing)  # of the peer (core/fencing.py)
         self._now = now  # the latest time any input carried
-        self._dead_at: float | None = None  # when the peer was last declared dead
-        self._left_at: float | None = None  # when it last said goodbye (a clean leave)
         # The witness (arbiter.py): this node's asks and leases (core/witness.py)
         self.witness = (WitnessClient(witness_lease(cluster)) if cluster.witness is not None
                         else None)
@@ -103,6 +104,14 @@ class Node:
     def assignments(self) -> dict[str, Assignment]:
         return self.ownership.assignments
 
+    @property
+    def report(self) -> Heartbeat | None:
+        return self.other.report  # the peer's latest heartbeat, of its current life
+
+    @property
+    def partitioned(self) -> bool:
+        return self.other.partitioned  # every network link to the peer is dead, not its disk
+
     # --- inputs ----------------------------------------------------------------------------
 
     def receive(self, data: bytes, link: int, now: float) -> list[Note]:
@@ -113,15 +122,13 @@ class Node:
     def _receive(self, data: bytes, link: int, now: float) -> list[Note]:
         got = self.frames.heartbeat(data, link, link in self.slow_links, now)
         if isinstance(got, Dropped):
-            if got.unverified is not None:
-                peer = self.membership.view(self.peer)
-                if peer.liveness is not Liveness.UP or peer.generation != got.unverified:
-                    self.agenda.answer = True  # it may have just started: let it hear us
+            if got.unverified is not None and self.other.restarting(got.unverified):
+                self.agenda.answer = True  # let it hear us at once
             return got.notes
         f, hb = got.frame, got.heartbeat
-        key = (f.generation, f.seq)
-        if key > self._report_key:
-            self._adopt_report(hb, key)
+        news = self.other.adopt(hb, (f.generation, f.seq), self.local)
+        if news is not None:
+            self._heard(news, hb)
         events = self.membership.on_heartbeat(f.sender, self.link_names[link], f.generation, now,
                                               leaving=hb.status is NodeStatus.LEAVING,
                                               made=got.made)
@@ -264,7 +271,8 @@ class Node:
     def _update_eligible(self, group: str) -> list[Note]:
         why = kept_off(Facts(
             healthy=self.healthy[group], failed_start=group in self.fails.failed_start,
-            banned=group in self.fails.banned, ping_worse=self._ping_worse(),
+            banned=group in self.fails.banned,
+            ping_worse=bool(self.cluster.ping) and self.other.ping_worse(self.ping_count),
             lease_lapsed=self._lease_lapsed(group), disk_lost=self._disk_lost()))
         new = not why
         if new == self.eligible[group]:
@@ -274,8 +282,8 @@ class Node:
         if new:
             self.agenda.failback.add(group)
         elif Why.LEASE in why and self.local[group] in ACTIVE_STATES:
-            dead = ("counts this node dead" if not self._peer_unheard() else
-                    "is dead" if self._peer_dead() else "is not heard on any link")
+            dead = ("counts this node dead" if not self.other.unheard() else
+                    "is dead" if self.other.dead() else "is not heard on any link")
             return [Note(Level.ERROR, f"{self.peer} {dead} and this node holds no lease of "
                                       f"the witness on group {group}: stopping it, so that "
                                       f"it never runs on both nodes")]
@@ -288,7 +296,7 @@ class Node:
     def _disk_lost(self) -> bool:
         """Our side of a disk link fails while the peer is dead: the peer may be alive,
         may count us dead and may poison us through the disk, which we cannot read. Stop."""
-        return bool(self.disk_links) and self._peer_unheard() and \
+        return bool(self.disk_links) and self.other.unheard() and \
             not all(self._link_local.get(n, True) for n in self.disk_links)
 
     def set_ping(self, count: int | None) -> list[Note]:
@@ -305,15 +313,6 @@ class Node:
             notes.append(Note(Level.WARNING, f"{self.peer} reaches more ping nodes than this "
                                              f"node: handing over what it can run"))
         return notes
-
-    def _ping_worse(self) -> bool:
-        """ipfail: the peer is up and reaches more ping nodes than we do."""
-        if not self.cluster.ping or self.ping_count is None or self.report is None or \
-                self.report.ping is None:
-            return False
-        if self.membership.view(self.peer).liveness is not Liveness.UP:
-            return False
-        return self.report.ping > self.ping_count
 
     def _update_all_eligible(self) -> list[Note]:
         return [n for g in self.eligible for n in self._update_eligible(g)]
@@ -339,8 +338,7 @@ class Node:
             return None
         f = self.cluster.fencing
         assert f is not None
-        peer_served = self.report is not None and any(
-            r.state in ACTIVE_STATES for r in self.report.groups)
+        peer_served = self.other.serves()
         i_serve = bool(self.active_groups())
         return f.delay if peer_served and not i_serve else 0.0
 
@@ -370,46 +368,20 @@ class Node:
 
     # --- the witness -----------------------------------------------------------------------
 
-    def _peer_dead(self) -> bool:
-        return self.membership.view(self.peer).liveness is Liveness.DEAD
-
-    def _peer_unheard(self) -> bool:
-        """Dead, or silent on every link: also when our own cables are out, which keeps the
-        peer from being declared dead here while it may well declare us dead."""
-        view = self.membership.view(self.peer)
-        return view.liveness is Liveness.DEAD or \
-            not any(l.status is Liveness.UP for l in view.links)
-
     def _lease_lapsed(self, group: str) -> bool:
         """With a witness, a node whose peer is dead, or counts it dead (a one-way cut: it
         may take the group over as soon as the witness lets it), keeps a group only under
         its lease. (Taking one over is for `_witness_blocks`: this node stays eligible.)"""
         if self.witness is None or self.local[group] not in ACTIVE_STATES or \
-                self.witness.holds(group, self._now) or self._left_without(group):
+                self.witness.holds(group, self._now) or self.other.left_without(group, self._now):
             return False
-        return self._peer_unheard() or (self.report is not None and not self.report.hears_you)
-
-    def _left_without(self, group: str) -> bool:
-        """The peer said goodbye with `group` stopped, at most one deadtime ago: nothing
-        runs there, so this node may take the group and hold it while its lease is on the
-        way (it asks at once; the witness may not have heard the goodbye yet). Without the
-        "hold" half, the torture test saw a takeover after a clean leave start, stop for
-        want of a lease and start again when the lease came. The window is one deadtime;
-        after it, no lease means no group again. A peer that restarts within it and hears
-        us at once could start on a report we sent before the goodbye, as after any clean
-        shutdown: a real restart takes far longer than our next heartbeat (see
-        test_guard_goodbye's simulation, which restarts no sooner than 0.2 s)."""
-        if self._left_at is None or self._now >= self._left_at + self.cluster.timings.deadtime \
-                or self.report is None or not self.membership.view(self.peer).left:
-            return False
-        r = self.report.group(group)
-        return r is not None and r.state is GroupState.STOPPED
+        return self.other.unheard() or (self.report is not None and not self.report.hears_you)
 
     def wanted(self) -> tuple[str, ...]:
         """The groups to hold a lease on: those active here, and, while the peer is dead,
         those this node would take over."""
         active = set(self.active_groups())
-        dead = self._peer_dead() and self.status is NodeStatus.UP
+        dead = self.other.dead() and self.status is NodeStatus.UP
         return tuple(g.name for g in self.cluster.groups if g.name in active or (
             dead and self._may_run(g.name)))
 
@@ -433,12 +405,12 @@ class Node:
             return self.frames.reject(wire.RejectReason.GARBLED, -1, "witness reply")
         if r.generation != self.generation or not self.witness.open(r.seq):
             return self.frames.reject(wire.RejectReason.REPLAY, -1, "witness reply to no open ask")
-        notes = self.witness.reply(r, set(self.local), self.me, self.peer, self._peer_dead(),
+        notes = self.witness.reply(r, set(self.local), self.me, self.peer, self.other.dead(),
                                    f"{w.address}:{w.port}", now)
         return notes + self._update_all_eligible()
 
     def _witness_blocks(self, group: str, now: float) -> str | None:
-        if self.witness is None or self._left_without(group):
+        if self.witness is None or self.other.left_without(group, self._now):
             return None  # (it said goodbye with the group stopped: nothing runs there)
         return self.witness.blocks(group, self.me, self.peer, now)
 
@@ -448,9 +420,10 @@ class Node:
         did, and a peer that still hears us learns our new assignment only once we publish
         it. So a takeover that rests on the witness (not on fencing) is published at once
         and started one settle time (`_settle`) after the death."""
-        if self.witness is None or self._dead_at is None or self.fencing.done:
+        dead_at = self.other.dead_at
+        if self.witness is None or dead_at is None or self.fencing.done:
             return None
-        if now < self._dead_at + self._settle():
+        if now < dead_at + self._settle():
             return f"{self.peer} was declared dead just now: giving it one deadtime to stop"
         return None
 
@@ -465,7 +438,7 @@ class Node:
 
     def poison_frame(self, now_ms: int) -> bytes:
         """The pill to write into the peer's disk mailbox ([fencing] agent = "disk")."""
-        gen = self.membership.view(self.peer).generation
+        gen = self.other.view().generation
         return self.frames.encode(wire.FrameKind.POISON,
                                   serialize_poison(Poison(self.peer, gen, now_ms)))
 
@@ -562,7 +535,7 @@ class Node:
         peer ignores the rest of this generation, and the witness has freed our leases.
         Go on as a restarted daemon would: under a new generation, holding no lease, and
         starting nothing for one deadtime (the peer may hold our groups without a lease
-        for that long after a goodbye: see `_left_without`)."""
+        for that long after a goodbye: see Peer.left_without)."""
         old = self.generation
         self.frames.new_life(generation)
         self._now = max(self._now, now)
@@ -634,11 +607,11 @@ class Node:
             elif isinstance(act, Start):
                 self.groups.move(act.group, GroupEvent.START)
                 notes.append(Note(Level.INFO, f"acquiring group {act.group} {act.reason}"))
-                if self._peer_dead() and not self._takeover:
+                if self.other.dead() and not self._takeover:
                     # Heartbeat's words for a takeover, which its operators grep for
                     notes.append(Note(Level.INFO, f"Resources being acquired from "
                                                   f"{self.peer}."))
-                if self._peer_dead():
+                if self.other.dead():
                     self._takeover.add(act.group)
             elif isinstance(act, Stop):
                 self.groups.move(act.group, GroupEvent.STOP)
@@ -649,7 +622,7 @@ class Node:
         if not self._active_said and self.status is NodeStatus.UP and not self.waiting and \
                 not any(s in (GroupState.STARTING, GroupState.STOPPING)
                         for s in self.local.values()) and \
-                self.membership.view(self.peer).liveness is not Liveness.UNKNOWN:
+                self.other.known():
             self._active_said = True  # the initial resource acquisition is over
             notes.append(Note(Level.INFO, "Local status now set to: 'active'"))
         send = self.agenda.take_send(now)
@@ -671,7 +644,7 @@ class Node:
                         self.eligible[g.name] and able)
             for g in self.cluster.groups
         )
-        hears = self.membership.view(self.peer).liveness is not Liveness.DEAD
+        hears = not self.other.dead()
         t = self._now if now is None else now
         return Heartbeat(status, groups, self.ping_count if self.cluster.ping else None, hears,
                          self.frames.session.made(t), self.frames.session.echo(t))
@@ -695,7 +668,7 @@ class Node:
             me=self.me, status=self.status,
             groups={n: policy.LocalGroup(s, self.eligible[n]) for n, s in self.local.items()},
             assignments=dict(self.assignments),
-            peer=self.membership.view(self.peer), report=self.report,
+            peer=self.other.view(), report=self.report,
             may_start=now is None or not self.stall.holding(now),
             takeover_blocked=self._blocked(now),
             start_blocked=self._start_blocked(now),
@@ -746,30 +719,20 @@ class Node:
         if self.witness is not None:
             # a lease running out, and the end of the settle time, change decisions
             times += self.witness.deadlines(self._now)
-            for t, wait in ((self._dead_at, self._settle()),
-                            (self._left_at, self.cluster.timings.deadtime)):
-                if t is not None and t + wait > self._now:
-                    times.append(t + wait)
+            dead_at = self.other.dead_at
+            if dead_at is not None and dead_at + self._settle() > self._now:
+                times.append(dead_at + self._settle())
+            times += self.other.deadlines(self._now)  # a goodbye's window closes
         return min(times) if times else None
 
     # --- internals -------------------------------------------------------------------------
 
-    def _adopt_report(self, hb: Heartbeat, key: tuple[int, int]) -> None:
-        before = self.report if key[0] == self._report_key[0] else None
-        self._report_key = key
-        self.report = hb
-        for r in hb.groups:
-            if r.name not in self.assignments:
-                continue
-            prev = before.group(r.name) if before else None
-            if prev is not None and r.eligible and not prev.eligible:
-                self.agenda.failback.add(r.name)  # the peer can run it again
-            if r.state is GroupState.FAILED and (prev is None or
-                                                 prev.state is not GroupState.FAILED):
-                self.agenda.notes += self._peer_failed_stop(r.name)
-            if policy.conflict_resolved(prev.state if prev else None, r.state,
-                                        self.local[r.name]):
-                self.agenda.reannounce.add(r.name)
+    def _heard(self, news: News, hb: Heartbeat) -> None:
+        """A newer report of the peer (Peer.adopt says what is news in it)."""
+        self.agenda.failback.update(news.eligible_again)  # the peer can run them again
+        self.agenda.reannounce.update(news.resolved)
+        for g in news.failed:
+            self.agenda.notes += self._peer_failed_stop(g)
         if self.ownership.heard(hb.groups):  # its records: the larger assignment wins
             self.agenda.send = True
         if self.cluster.ping or self.cluster.witness:
@@ -796,42 +759,12 @@ class Node:
         if self.ownership.assign(changes):
             self.agenda.send = True
 
-    def _check_partition(self) -> list[Note]:
-        """The disk heartbeat's alarm: the peer writes its slot, so it lives, but every
-        network link to it is dead. It is not taken over (it is not dead); an operator must
-        look at the network."""
-        if not self.disk_links:
-            return []
-        links = self.membership.view(self.peer).links
-        disk_up = any(l.status is Liveness.UP for l in links if l.name in self.disk_links)
-        net = [l for l in links if l.name not in self.disk_links]
-        now = disk_up and bool(net) and all(l.status is Liveness.DEAD for l in net)
-        if now == self.partitioned:
-            return []
-        self.partitioned = now
-        if now:
-            return [Note(Level.ERROR, f"NETWORK PARTITION: every network link to {self.peer} "
-                                      f"is dead but its disk heartbeat moves: {self.peer} is "
-                                      f"alive and keeps what it runs; not taking over")]
-        return [Note(Level.WARNING, f"network partition over: a network link to {self.peer} "
-                                    f"is up again" if disk_up else
-                                    f"network partition over: {self.peer}'s disk heartbeat "
-                                    f"stopped too")]
-
     def _on_events(self, events: list[Event], now: float) -> list[Note]:
         notes: list[Note] = []
         for e in events:
             match e:
-                case LinkUp(node, link):
-                    notes.append(Note(Level.INFO, f"Link {node}:{link} up."))
-                    notes += self._check_partition()
-                case LinkDead(node, link, silent):
-                    notes.append(Note(Level.WARNING,
-                                      f"Link {node}:{link} dead. silent_ms={silent * 1000:.0f}"))
-                    notes += self._check_partition()
-                case HeartbeatLate(node, link, gap):
-                    notes.append(Note(Level.WARNING, f"Late heartbeat from {node} on {link}: "
-                                                     f"{gap * 1000:.0f} ms"))
+                case LinkUp() | LinkDead() | HeartbeatLate():
+                    notes += self.other.link_news(e)
                 case NodeDead(node, reason):
                     notes.append(Note(Level.WARNING, f"node {node}: is dead ({reason})"))
                     if reason == "shutdown":
@@ -841,9 +774,7 @@ class Node:
                             g for g in self._addressed() if self.report is None or
                             (r := self.report.group(g)) is None or r.state not in (
                                 GroupState.RUNNING, GroupState.STOPPING, GroupState.FAILED)])
-                    # A peer that left cleanly reported its groups stopped: nothing to settle.
-                    self._dead_at = None if reason == "shutdown" else now
-                    self._left_at = now if reason == "shutdown" else None
+                    self.other.died(reason, now)
                     notes += self._update_all_eligible()  # a dead peer's ping: no news
                     f = self.cluster.fencing
                     if f is not None and reason != "shutdown" and \
@@ -856,7 +787,7 @@ class Node:
                 case NodeUp(node, generation, restarted):
                     self.lookout.clear()
                     self.fencing.move(FenceEvent.CAME_BACK, "")
-                    self._dead_at = self._left_at = None
+                    self.other.came_back()
                     if self.witness is not None:
                         self.witness.peer_up()
                     notes += self._update_all_eligible()
