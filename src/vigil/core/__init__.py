@@ -8,5 +8,9 @@
   peer.py        the peer as this node knows it: its report, its death, its partition
   ownership.py   who should run each group: the assignments and the seam that changes them
   lookout.py     look before taking: a dead peer's addresses heard free first
+  fencing.py     fencing of the peer, as a machine, and what each step of it says
+  witness.py     this node's side of the witness: asks and leases
+  stall.py       a daemon frozen or starved: judge nothing, start nothing for a while
+  pill.py        the disk poison pill: written for the peer, found in our mailbox
   goodbye.py     the goodbye a guard says for its daemon
 """

@@ -33,12 +33,12 @@ from vigil.core.notes import Level, Note
 from vigil.core.ownership import Gossip, Ownership
 from vigil.core.peer import News, Peer
 from vigil.core.frames import Dropped, Frames
+from vigil.core.pill import PoisonPill
 from vigil.core.stall import Stall
 from vigil.core.witness import WitnessClient
 from vigil.wire import frame as wire
 from vigil.wire.messages import (ACTIVE_STATES, Assignment, GroupReport, GroupState, Heartbeat,
                                  NodeStatus, serialize)
-from vigil.wire.votes import Poison, parse_poison, parse_reply, poison_applies, serialize_poison
 
 @dataclass(frozen=True, slots=True)
 class Step:
@@ -88,14 +88,15 @@ class Node:
         self._active_said = False  # "Local status now set to: 'active'" was logged
         self.waiting: dict[str, str] = {}
         self._link_local: dict[str, bool] = {}  # our side of each link: carrier up?
-        self.stall = Stall(cluster.timings)  # a daemon frozen or starved (core/stall.py)
+        # A daemon frozen or starved (core/stall.py)
+        self.stall = Stall(cluster.timings, self.membership, self.agenda)
         self.ping_count: int | None = None  # ping nodes we reach (None: unknown / none)
         self.fencing = PeerFencing(cluster.fencing)  # of the peer (core/fencing.py)
         self._now = now  # the latest time any input carried
         # The witness (arbiter.py): this node's asks and leases (core/witness.py)
         self.witness = (WitnessClient(witness_lease(cluster)) if cluster.witness is not None
                         else None)
-        self.poisoned: str | None = None  # who told this node to stop (disk poison pill)
+        self.pill = PoisonPill(self.frames, me, self.peer)  # (core/pill.py)
         # Look before taking: after a death without a goodbye, a group's addresses must be
         # heard free before it is taken over (lookout.py); probed again every keepalive.
         self.lookout = Lookout(cluster.timings.keepalive)
@@ -103,6 +104,10 @@ class Node:
     @property
     def assignments(self) -> dict[str, Assignment]:
         return self.ownership.assignments
+
+    @property
+    def poisoned(self) -> str | None:
+        return self.pill.poisoned  # who told this node to stop (disk poison pill)
 
     @property
     def report(self) -> Heartbeat | None:
@@ -117,7 +122,7 @@ class Node:
     def receive(self, data: bytes, link: int, now: float) -> list[Note]:
         """One datagram from link `link`. Bad input is counted and changes nothing else."""
         self._now = max(self._now, now)
-        return self._check_stall(now) + self._receive(data, link, now)
+        return self.stall.notice(now) + self._receive(data, link, now)
 
     def _receive(self, data: bytes, link: int, now: float) -> list[Note]:
         got = self.frames.heartbeat(data, link, link in self.slow_links, now)
@@ -141,15 +146,13 @@ class Node:
 
     def tick(self, now: float) -> list[Note]:
         self._now = max(self._now, now)
-        stall = self._check_stall(now)
+        stall = self.stall.notice(now)
         for group in self.fails.expired(now):
             self.fail_count(group, now)
             stall.append(Note(Level.INFO, f"group {group}: failure_timeout passed; this node "
                                           f"may run it again"))
         self.fencing.tick(now)
-        if self.stall.ended(now):  # the deadtime after a stall is over:
-            self.agenda.send = True  # we may run groups again, so they may come home
-            self.agenda.failback.update(self.assignments)
+        self.stall.tick(now, self.assignments)
         notes = stall + self._on_events(self.membership.on_tick(now), now)
         return notes + self._update_all_eligible()
 
@@ -334,13 +337,7 @@ class Node:
     def fence_started(self) -> float | None:
         """The daemon asks whether to run the fence agent now; marks it running and returns
         how long to wait first (the fence race: see model.Fencing.delay), or None."""
-        if not self.fencing.move(FenceEvent.RUN):
-            return None
-        f = self.cluster.fencing
-        assert f is not None
-        peer_served = self.other.serves()
-        i_serve = bool(self.active_groups())
-        return f.delay if peer_served and not i_serve else 0.0
+        return self.fencing.run(self.other.serves(), bool(self.active_groups()))
 
     def fence_result(self, ok: bool, detail: str, now: float) -> list[Note]:
         if self.fencing.state is not FenceState.RUNNING:
@@ -348,23 +345,13 @@ class Node:
         self.agenda.send = True
         if ok:
             self.lookout.clear()  # its host is off: nothing there answers any more
-            self.fencing.move(FenceEvent.SUCCEEDED, detail)
-            return [Note(Level.WARNING, f"{self.peer} fenced: {detail}".rstrip(": "))]
-        f = self.cluster.fencing
-        assert f is not None
-        self.fencing.failed(detail, now)
-        then = ("taking over anyway (on_failure = takeover)" if f.on_failure == "takeover"
-                else f"its groups stay down; retrying in {f.retry_interval:g} s")
-        return [Note(Level.ERROR, f"FENCING {self.peer} FAILED: {detail}; {then}")]
+        return self.fencing.result(ok, detail, self.peer, now)
 
     def fence_confirm(self, node: str) -> str | None:
         """An operator says `node` is off. Returns an error, or None when accepted."""
-        if node != self.peer:
-            return f"{node} is not the peer of this node ({self.peer})"
-        if not self.fencing.move(FenceEvent.CONFIRMED, "confirmed by an operator"):
-            return f"{node} does not need fencing now"
-        self.agenda.send = True
-        return None
+        error = self.fencing.confirm(node, self.peer)
+        self.agenda.send |= error is None
+        return error
 
     # --- the witness -----------------------------------------------------------------------
 
@@ -389,22 +376,16 @@ class Node:
         """The frame to send the witness now (every keepalive)."""
         assert self.witness is not None
         self._now = max(self._now, now)
-        payload = self.witness.ask(self.frames.seq + 1, self.wanted(), now)
-        return self.frames.encode(wire.FrameKind.WITNESS_ASK, payload)
+        return self.witness.ask_frame(self.frames, self.wanted(), now)
 
     def witness_reply(self, data: bytes, now: float) -> list[Note]:
         """The witness answered an ask. A reply to no outstanding ask changes nothing."""
         self._now = max(self._now, now)
         w = self.cluster.witness
         assert w is not None and self.witness is not None
-        f = self.frames.side(data, w.name, wire.FrameKind.WITNESS_REPLY, "witness reply")
-        if isinstance(f, list):
-            return f
-        r = parse_reply(f.payload)
-        if r is None:
-            return self.frames.reject(wire.RejectReason.GARBLED, -1, "witness reply")
-        if r.generation != self.generation or not self.witness.open(r.seq):
-            return self.frames.reject(wire.RejectReason.REPLAY, -1, "witness reply to no open ask")
+        r = self.witness.verify(self.frames, data, w)
+        if isinstance(r, list):
+            return r
         notes = self.witness.reply(r, set(self.local), self.me, self.peer, self.other.dead(),
                                    f"{w.address}:{w.port}", now)
         return notes + self._update_all_eligible()
@@ -438,27 +419,12 @@ class Node:
 
     def poison_frame(self, now_ms: int) -> bytes:
         """The pill to write into the peer's disk mailbox ([fencing] agent = "disk")."""
-        gen = self.other.view().generation
-        return self.frames.encode(wire.FrameKind.POISON,
-                                  serialize_poison(Poison(self.peer, gen, now_ms)))
+        return self.pill.frame(self.other.view().generation, now_ms)
 
     def mail(self, data: bytes) -> list[Note]:
         """Our disk mailbox changed. A valid pill for this life sets `poisoned`: the daemon
         then releases everything and stops."""
-        f = self.frames.side(data, self.peer, wire.FrameKind.POISON, "disk mailbox")
-        if isinstance(f, list):
-            return f
-        p = parse_poison(f.payload)
-        if p is None:
-            return self.frames.reject(wire.RejectReason.GARBLED, -1, "poison pill")
-        # Every life of this process: a pill for the one the guard said goodbye for is
-        # still for us (the peer fenced this process, whatever it calls itself now).
-        if not any(poison_applies(p, self.me, g) for g in self.frames.lives):
-            return [Note(Level.INFO, f"ignoring a poison pill from {f.sender} meant for "
-                                     f"{p.target} generation {p.generation}", "old pill")]
-        self.poisoned = f.sender
-        return [Note(Level.ERROR, f"POISONED by {f.sender} through the disk: releasing "
-                                  f"everything and stopping")]
+        return self.pill.mail(data)
 
     # --- monitor failures ------------------------------------------------------------------
 
@@ -555,18 +521,6 @@ class Node:
         """Groups that may hold resources here: what the guard must stop if we die."""
         return self.groups.active()
 
-    def _check_stall(self, now: float) -> list[Note]:
-        """A daemon that did not run for a while judges nothing and starts nothing for one
-        deadtime (core/stall.py)."""
-        gap = self.stall.check(now)
-        if gap is None:
-            return []
-        self.membership.grace(now)
-        self.agenda.send = True
-        return [Note(Level.WARNING, f"this daemon did not run for {gap * 1000:.0f} ms (frozen "
-                                    f"or starved): judging nothing and starting nothing for "
-                                    f"one deadtime")]
-
     def request(self, what: str, which: str = "all", group: str = "",
                 to: str = "") -> policy.RequestResult:
         """An operator's standby, takeover or move (policy.request)."""
@@ -583,7 +537,7 @@ class Node:
 
     def step(self, now: float) -> Step:
         self._now = max(self._now, now)
-        notes = self.agenda.take_notes() + self._check_stall(now)
+        notes = self.agenda.take_notes() + self.stall.notice(now)
         if self.agenda.failback and self.status is NodeStatus.UP:
             result = policy.failback(self.view(now), self.cluster, self.agenda.take_failback())
             if result.assignments:
@@ -652,7 +606,7 @@ class Node:
     def frame(self, link: int, now: float) -> bytes:
         # The first heartbeat after a SIGCONT is often what runs first: notice the stall
         # before it hides it (its notes go out with the next step).
-        self.agenda.notes += self._check_stall(now)
+        self.agenda.notes += self.stall.notice(now)
         self.stall.sent(now)
         payload = self.sent_report = serialize(self.heartbeat(now))
         data = self.frames.encode(wire.FrameKind.HEARTBEAT, payload, link)
@@ -776,13 +730,8 @@ class Node:
                                 GroupState.RUNNING, GroupState.STOPPING, GroupState.FAILED)])
                     self.other.died(reason, now)
                     notes += self._update_all_eligible()  # a dead peer's ping: no news
-                    f = self.cluster.fencing
-                    if f is not None and reason != "shutdown" and \
-                            self.fencing.move(FenceEvent.DIED, ""):
-                        notes.append(Note(Level.WARNING, (
-                            f"{node} must be fenced before its groups are taken over" +
-                            (f": waiting for `vigil fence confirm {node}`"
-                             if f.agent == "manual" else f" ({f.agent} {f.action})"))))
+                    if reason != "shutdown":
+                        notes += self.fencing.died(node)
                     self.agenda.send = True
                 case NodeUp(node, generation, restarted):
                     self.lookout.clear()
