@@ -31,6 +31,7 @@ CONTRACTS = {
     "core/agenda.py": {"vigil.policy", "vigil.core.node", "vigil.wire", "vigil.model"},
     "core/ownership.py": {"vigil.core.node", "vigil.core.membership"},
     "core/peer.py": {"vigil.core.node"},
+    "core/eligibility.py": {"vigil.policy", "vigil.core.node"},
     "core/fencing.py": {"vigil.policy", "vigil.core.node", "vigil.wire"},
     "core/witness.py": {"vigil.policy", "vigil.core.node"},
     "core/stall.py": {"vigil.policy", "vigil.core.node"},

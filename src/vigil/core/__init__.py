@@ -7,6 +7,7 @@
   membership.py  links and the peer: up, late, dead, from heartbeats and ticks
   peer.py        the peer as this node knows it: its report, its death, its partition
   ownership.py   who should run each group: the assignments and the seam that changes them
+  eligibility.py whether this node may run each group: the facts and the verdicts
   lookout.py     look before taking: a dead peer's addresses heard free first
   fencing.py     fencing of the peer, as a machine, and what each step of it says
   witness.py     this node's side of the witness: asks and leases

@@ -26,7 +26,7 @@ from vigil.model import Cluster, witness_lease
 from vigil.core.lookout import Lookout, Result
 from vigil.model import IpResource
 from vigil.policy import Action, Probe, Recover, Start, Stop
-from vigil.core.eligibility import FailCounts, Facts, Why, kept_off
+from vigil.core.eligibility import Eligibility
 from vigil.core.fencing import FenceEvent, FenceState, PeerFencing
 from vigil.core.groups import FOUND, GroupEvent, LocalGroups, finish
 from vigil.core.notes import Level, Note
@@ -37,8 +37,8 @@ from vigil.core.pill import PoisonPill
 from vigil.core.stall import Stall
 from vigil.core.witness import WitnessClient
 from vigil.wire import frame as wire
-from vigil.wire.messages import (ACTIVE_STATES, Assignment, GroupReport, GroupState, Heartbeat,
-                                 NodeStatus, serialize)
+from vigil.wire.messages import (Assignment, GroupReport, GroupState, Heartbeat, NodeStatus,
+                                 serialize)
 
 @dataclass(frozen=True, slots=True)
 class Step:
@@ -78,19 +78,14 @@ class Node:
         # Who should run each group: changed only through this seam (core/ownership.py)
         self.ownership: Ownership = Gossip((g.name, g.home) for g in cluster.groups)
         self.groups = LocalGroups(g.name for g in cluster.groups)  # (core/groups.py)
-        self.eligible = {g.name: True for g in cluster.groups}
-        self.healthy = {g.name: True for g in cluster.groups}
-        self.fails = FailCounts()  # monitor failures, bans, failed starts (eligibility.py)
         # Restarts in place waiting for the next step (group -> first resource to restart).
         self._recover: dict[str, int] = {}
         self._recovering: set[str] = set()
         self._takeover: set[str] = set()  # groups being started because the peer is dead
         self._active_said = False  # "Local status now set to: 'active'" was logged
         self.waiting: dict[str, str] = {}
-        self._link_local: dict[str, bool] = {}  # our side of each link: carrier up?
         # A daemon frozen or starved (core/stall.py)
         self.stall = Stall(cluster.timings, self.membership, self.agenda)
-        self.ping_count: int | None = None  # ping nodes we reach (None: unknown / none)
         self.fencing = PeerFencing(cluster.fencing)  # of the peer (core/fencing.py)
         self._now = now  # the latest time any input carried
         # The witness (arbiter.py): this node's asks and leases (core/witness.py)
@@ -100,10 +95,19 @@ class Node:
         # Look before taking: after a death without a goodbye, a group's addresses must be
         # heard free before it is taken over (lookout.py); probed again every keepalive.
         self.lookout = Lookout(cluster.timings.keepalive)
+        # May this node run each group? (core/eligibility.py)
+        self.eligibility = Eligibility((g.name for g in cluster.groups), self.local, self.other,
+                                       self.witness, self.agenda, len(cluster.ping),
+                                       self.disk_links)
+        self.eligible, self.fails = self.eligibility.eligible, self.eligibility.fails
 
     @property
     def assignments(self) -> dict[str, Assignment]:
         return self.ownership.assignments
+
+    @property
+    def ping_count(self) -> int | None:
+        return self.eligibility.ping_count  # ping nodes we reach (None: unknown / none)
 
     @property
     def poisoned(self) -> str | None:
@@ -146,15 +150,11 @@ class Node:
 
     def tick(self, now: float) -> list[Note]:
         self._now = max(self._now, now)
-        stall = self.stall.notice(now)
-        for group in self.fails.expired(now):
-            self.fail_count(group, now)
-            stall.append(Note(Level.INFO, f"group {group}: failure_timeout passed; this node "
-                                          f"may run it again"))
+        stall = self.stall.notice(now) + self.eligibility.expire(self.cluster, now)
         self.fencing.tick(now)
         self.stall.tick(now, self.assignments)
         notes = stall + self._on_events(self.membership.on_tick(now), now)
-        return notes + self._update_all_eligible()
+        return notes + self.eligibility.update_all(self._now)
 
     def probed(self, states: dict[str, GroupState]) -> list[Note]:
         """The start-up probe found these states; from now on this node takes part."""
@@ -181,10 +181,7 @@ class Node:
         self.agenda.send = True
         self.groups.move(group, finish(st, result))
         if st is GroupState.STARTING and result is not GroupState.RUNNING:
-            # Keep off the group so that the peer may take it (policy hands it over when the
-            # peer is eligible) until an operator clears the failure.
-            self.fails.failed_start[group] = detail
-            self._update_eligible(group)
+            self.eligibility.start_failed(group, detail, self._now)
         verb = "start" if st is GroupState.STARTING else "stop"
         took = "" if ms is None else f" in {ms:.0f} ms"
         recovered = group in self._recovering
@@ -218,7 +215,7 @@ class Node:
             g = cluster.group(name)
             self.ownership.add(name, g.home)
             self.groups.add(name)
-            self.eligible[name] = self.healthy[name] = True
+            self.eligibility.add(name)
         self.agenda.send = True
 
     def probed_new(self, group: str, found: GroupState) -> list[Note]:
@@ -243,9 +240,9 @@ class Node:
     def forget(self, group: str) -> None:
         """A group removed by a reload is stopped here (or was never here): drop it."""
         self.groups.forget(group)
-        self.fails.forget(group)
+        self.eligibility.forget(group)
         self.ownership.forget(group)
-        for d in (self.eligible, self.healthy, self._recover, self.waiting):
+        for d in (self._recover, self.waiting):
             d.pop(group, None)
         if self.witness is not None:
             self.witness.forget(group)
@@ -257,82 +254,18 @@ class Node:
 
     def set_eligible(self, group: str, healthy: bool) -> list[Note]:
         """Whether this node's resources for `group` can work (interfaces up)."""
-        was = self.eligible[group]
-        self.healthy[group] = healthy
-        self._update_eligible(group)
-        if self.eligible[group] != was:
-            state = "can" if self.eligible[group] else "cannot"
-            return [Note(Level.WARNING, f"this node {state} run group {group} now")]
-        return []
-
-    def _may_run(self, group: str) -> bool:
-        """Nothing about this node itself keeps it off the group (its interfaces, a failed
-        start, too many failures)."""
-        return self.healthy[group] and group not in self.fails.failed_start and \
-            group not in self.fails.banned
-
-    def _update_eligible(self, group: str) -> list[Note]:
-        why = kept_off(Facts(
-            healthy=self.healthy[group], failed_start=group in self.fails.failed_start,
-            banned=group in self.fails.banned,
-            ping_worse=bool(self.cluster.ping) and self.other.ping_worse(self.ping_count),
-            lease_lapsed=self._lease_lapsed(group), disk_lost=self._disk_lost()))
-        new = not why
-        if new == self.eligible[group]:
-            return []
-        self.eligible[group] = new
-        self.agenda.send = True
-        if new:
-            self.agenda.failback.add(group)
-        elif Why.LEASE in why and self.local[group] in ACTIVE_STATES:
-            dead = ("counts this node dead" if not self.other.unheard() else
-                    "is dead" if self.other.dead() else "is not heard on any link")
-            return [Note(Level.ERROR, f"{self.peer} {dead} and this node holds no lease of "
-                                      f"the witness on group {group}: stopping it, so that "
-                                      f"it never runs on both nodes")]
-        elif Why.DISK in why and self.local[group] in ACTIVE_STATES:
-            return [Note(Level.ERROR, f"{self.peer} is dead and this node lost its disk "
-                                      f"heartbeat, where a poison pill would reach it: "
-                                      f"stopping group {group}")]
-        return []
-
-    def _disk_lost(self) -> bool:
-        """Our side of a disk link fails while the peer is dead: the peer may be alive,
-        may count us dead and may poison us through the disk, which we cannot read. Stop."""
-        return bool(self.disk_links) and self.other.unheard() and \
-            not all(self._link_local.get(n, True) for n in self.disk_links)
+        return self.eligibility.set_health(group, healthy, self._now)
 
     def set_ping(self, count: int | None) -> list[Note]:
         """How many ping nodes this node reaches now (daemon/ping.py)."""
-        if count == self.ping_count:
-            return []
-        self.ping_count = count
-        self.agenda.send = True
-        before = dict(self.eligible)
-        notes = [Note(Level.INFO if count else Level.WARNING,
-                      f"ping nodes reachable: {count} of {len(self.cluster.ping)}")]
-        notes += self._update_all_eligible()
-        if self.eligible != before and not all(self.eligible.values()):
-            notes.append(Note(Level.WARNING, f"{self.peer} reaches more ping nodes than this "
-                                             f"node: handing over what it can run"))
-        return notes
-
-    def _update_all_eligible(self) -> list[Note]:
-        return [n for g in self.eligible for n in self._update_eligible(g)]
+        return self.eligibility.set_ping(count, self._now)
 
     def set_link_local(self, link: int, up: bool, now: float) -> list[Note]:
         """Our own interface of `link` lost or regained carrier (see membership)."""
-        name = self.link_names[link]
-        if self._link_local.get(name, True) == up:
-            return []
-        self._link_local[name] = up
-        self.membership.set_local(name, up, now)
-        self.agenda.send = True
-        if up:
-            return [Note(Level.INFO, f"our side of link {name} is up again")] + \
-                self._update_all_eligible()
-        return [Note(Level.WARNING, f"our side of link {name} is down: its silence says "
-                                    f"nothing about {self.peer}")] + self._update_all_eligible()
+        notes = self.eligibility.set_carrier(self.link_names[link], up, self._now)
+        if notes:  # news
+            self.membership.set_local(self.link_names[link], up, now)
+        return notes
 
     def fence_started(self) -> float | None:
         """The daemon asks whether to run the fence agent now; marks it running and returns
@@ -355,22 +288,13 @@ class Node:
 
     # --- the witness -----------------------------------------------------------------------
 
-    def _lease_lapsed(self, group: str) -> bool:
-        """With a witness, a node whose peer is dead, or counts it dead (a one-way cut: it
-        may take the group over as soon as the witness lets it), keeps a group only under
-        its lease. (Taking one over is for `_witness_blocks`: this node stays eligible.)"""
-        if self.witness is None or self.local[group] not in ACTIVE_STATES or \
-                self.witness.holds(group, self._now) or self.other.left_without(group, self._now):
-            return False
-        return self.other.unheard() or (self.report is not None and not self.report.hears_you)
-
     def wanted(self) -> tuple[str, ...]:
         """The groups to hold a lease on: those active here, and, while the peer is dead,
         those this node would take over."""
         active = set(self.active_groups())
         dead = self.other.dead() and self.status is NodeStatus.UP
         return tuple(g.name for g in self.cluster.groups if g.name in active or (
-            dead and self._may_run(g.name)))
+            dead and self.eligibility.may_run(g.name)))
 
     def witness_ask(self, now: float) -> bytes:
         """The frame to send the witness now (every keepalive)."""
@@ -388,7 +312,7 @@ class Node:
             return r
         notes = self.witness.reply(r, set(self.local), self.me, self.peer, self.other.dead(),
                                    f"{w.address}:{w.port}", now)
-        return notes + self._update_all_eligible()
+        return notes + self.eligibility.update_all(self._now)
 
     def _witness_blocks(self, group: str, now: float) -> str | None:
         if self.witness is None or self.other.left_without(group, self._now):
@@ -429,9 +353,7 @@ class Node:
     # --- monitor failures ------------------------------------------------------------------
 
     def fail_count(self, group: str, now: float) -> int:
-        g = next((x for x in self.cluster.groups if x.name == group), None)
-        timeout = g.policy.failure_timeout if g is not None else 0.0  # removed by a reload
-        return self.fails.count(group, timeout, now)
+        return self.eligibility.fail_count(self.cluster, group, now)
 
     def resource_failed(self, group: str, index: int, kind: str, detail: str,
                         now: float) -> list[Note]:
@@ -443,31 +365,18 @@ class Node:
         self._now = max(self._now, now)
         if self.local[group] is not GroupState.RUNNING:
             return []  # news about a state already left
-        g = self.cluster.group(group)
-        what = g.resources[index].name
-        count = self.fails.failed(group, g.policy.failure_timeout, now)
-        threshold = g.policy.migration_threshold
-        if kind in ("hard", "fatal") or count >= threshold:
-            timeout = g.policy.failure_timeout
-            self.fails.ban(group, timeout, now)
-            why = (f"it cannot run on this node ({kind})" if kind in ("hard", "fatal") else
-                   f"{count} failures here reach migration_threshold {threshold}")
-            until = (f"for {timeout:g} s (failure_timeout)" if timeout else
-                     "until `vigil resource cleanup " + group + "`")
-            notes = [Note(Level.ERROR, f"{what} failed: {detail}; {why}: moving group {group} "
-                                       f"off this node {until}")]
-            return notes + self._update_eligible(group)
+        notes, off = self.eligibility.monitor_failed(self.cluster.group(group), index, kind,
+                                                     detail, now)
+        if off:
+            return notes + self.eligibility.update(group, self._now)
         self._recover[group] = min(index, self._recover.get(group, index))
         self.agenda.send = True
-        return [Note(Level.WARNING, f"{what} failed: {detail}; restarting it in place "
-                                    f"(failure {count} of {threshold} on this node)")]
+        return notes
 
     def cleanup(self, group: str) -> bool:
         """An operator cleared the group's failures. True when the caller must probe the
         group again (a failed stop: only a probe can tell what is still there)."""
-        self.fails.clear(group)
-        self._update_eligible(group)
-        self.agenda.send = True
+        self.eligibility.cleanup(group, self._now)
         return self.local[group] is GroupState.FAILED
 
     def reprobed(self, group: str, found: GroupState, why: str = "cleaned up") -> list[Note]:
@@ -691,7 +600,7 @@ class Node:
             self.agenda.send = True
         if self.cluster.ping or self.cluster.witness:
             # the peer's ping count, or whether it counts us dead, may have changed
-            self.agenda.notes += self._update_all_eligible()
+            self.agenda.notes += self.eligibility.update_all(self._now)
 
     def _peer_failed_stop(self, group: str) -> list[Note]:
         """The peer could not stop `group`: it may still hold its resources. With fencing,
@@ -729,7 +638,7 @@ class Node:
                             (r := self.report.group(g)) is None or r.state not in (
                                 GroupState.RUNNING, GroupState.STOPPING, GroupState.FAILED)])
                     self.other.died(reason, now)
-                    notes += self._update_all_eligible()  # a dead peer's ping: no news
+                    notes += self.eligibility.update_all(self._now)  # a dead peer's ping: no news
                     if reason != "shutdown":
                         notes += self.fencing.died(node)
                     self.agenda.send = True
@@ -739,7 +648,7 @@ class Node:
                     self.other.came_back()
                     if self.witness is not None:
                         self.witness.peer_up()
-                    notes += self._update_all_eligible()
+                    notes += self.eligibility.update_all(self._now)
                     how = "restarted" if restarted else "up"
                     notes.append(Note(Level.INFO,
                                       f"node {node}: is {how} (generation {generation})"))
