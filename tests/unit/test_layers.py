@@ -32,6 +32,7 @@ CONTRACTS = {
     "core/ownership.py": {"vigil.core.node", "vigil.core.membership"},
     "core/peer.py": {"vigil.core.node"},
     "core/eligibility.py": {"vigil.policy", "vigil.core.node"},
+    "core/failover.py": {"vigil.policy", "vigil.core.node"},
     "core/fencing.py": {"vigil.policy", "vigil.core.node", "vigil.wire"},
     "core/witness.py": {"vigil.policy", "vigil.core.node"},
     "core/stall.py": {"vigil.policy", "vigil.core.node"},

@@ -8,6 +8,7 @@
   peer.py        the peer as this node knows it: its report, its death, its partition
   ownership.py   who should run each group: the assignments and the seam that changes them
   eligibility.py whether this node may run each group: the facts and the verdicts
+  failover.py    the peer's death and return, and the gates of taking its groups
   lookout.py     look before taking: a dead peer's addresses heard free first
   fencing.py     fencing of the peer, as a machine, and what each step of it says
   witness.py     this node's side of the witness: asks and leases

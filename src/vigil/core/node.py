@@ -1,16 +1,17 @@
 """One cluster node's whole protocol state, sans-IO: frames in, frames and actions out.
 
-The daemon owns sockets, timers and resource agents; this class owns everything they feed:
-the replay guard, membership, the peer's latest report, the group assignments and the local
-group states. Inputs (`receive`, `tick`, `request`, `probed`, `finished`, `set_eligible`,
-`leave`) take `now` as an argument and return `Note`s for the log; `step` runs the policy and
-returns what the daemon must do. Tests drive two of these over a fake network
-(tests/unit/test_node_sim.py) exactly as the daemon drives one over UDP.
+The daemon owns sockets, timers and resource agents; `Node` owns everything they feed, as a
+coordinator over the parts of core/ (core/__init__.py lists them): each input goes to the
+parts it concerns, and `step` runs the policy over what they hold and applies its decision
+through the ownership seam (core/ownership.py). Inputs (`receive`, `tick`, `request`,
+`probed`, `finished`, `set_eligible`, `leave`...) take `now` as an argument and return
+`Note`s for the log; `step` returns what the daemon must do. Tests drive two of these over a
+fake network (tests/unit/test_node_sim.py) exactly as the daemon drives one over UDP.
 
-Local group states move only here: STOPPED -> STARTING (step returns Start) -> RUNNING or,
-on failure, STOPPED with the group marked ineligible; RUNNING -> STOPPING (step returns Stop)
--> STOPPED, or FAILED when the stop failed (then the group is blocked: never started
-elsewhere while this node lives, because its report says FAILED).
+Local group states move only along core/groups.py's table: STOPPED -> STARTING (step returns
+Start) -> RUNNING or, on failure, STOPPED with the group marked ineligible; RUNNING ->
+STOPPING (step returns Stop) -> STOPPED, or FAILED when the stop failed (then the group is
+blocked: never started elsewhere while this node lives, because its report says FAILED).
 """
 
 from __future__ import annotations
@@ -20,25 +21,25 @@ from typing import Mapping, Sequence
 
 from vigil import policy
 from vigil.core.agenda import Agenda
-from vigil.core.membership import (Event, HeartbeatLate, LinkDead, LinkUp, Membership,
-                              NodeDead, NodeUp)
-from vigil.model import Cluster, witness_lease
-from vigil.core.lookout import Lookout, Result
-from vigil.model import IpResource
-from vigil.policy import Action, Probe, Recover, Start, Stop
 from vigil.core.eligibility import Eligibility
-from vigil.core.fencing import FenceEvent, FenceState, PeerFencing
+from vigil.core.failover import Failover
+from vigil.core.fencing import PeerFencing
+from vigil.core.frames import Dropped, Frames
 from vigil.core.groups import FOUND, GroupEvent, LocalGroups, finish
+from vigil.core.lookout import Lookout, Result
+from vigil.core.membership import Membership
 from vigil.core.notes import Level, Note
 from vigil.core.ownership import Gossip, Ownership
-from vigil.core.peer import News, Peer
-from vigil.core.frames import Dropped, Frames
+from vigil.core.peer import Peer
 from vigil.core.pill import PoisonPill
 from vigil.core.stall import Stall
 from vigil.core.witness import WitnessClient
+from vigil.model import Cluster, witness_lease
+from vigil.policy import Action, Probe, Recover, Start, Stop
 from vigil.wire import frame as wire
 from vigil.wire.messages import (Assignment, GroupReport, GroupState, Heartbeat, NodeStatus,
                                  serialize)
+
 
 @dataclass(frozen=True, slots=True)
 class Step:
@@ -56,62 +57,56 @@ class Node:
         pill); `slow_links`: those whose frames wait for a timer or their airtime (disk and
         serial), where a frame may be older and still count (session.py);
         `skip_release_wait`: the torture test's broken build (policy View)."""
-        self.skip_release_wait = skip_release_wait
-        self.cluster = cluster
-        self.me = me
+        self.cluster, self.me, self.skip_release_wait = cluster, me, skip_release_wait
+        self.status = NodeStatus.STARTING
         self.sent_report = b""  # the payload of the latest heartbeat: what the guard is fed
-        self.agenda = Agenda(cluster.timings.keepalive)  # what the next step owes (agenda.py)
         self.link_names = tuple(link_names)
         self.disk_links = frozenset(self.link_names[i] for i in disk_links)
         self.slow_links = frozenset(slow_links) | frozenset(disk_links)
-        self.status = NodeStatus.STARTING
-        names = [p.name for p in cluster.peers(me)][:1]  # two nodes yet
-        self.membership = Membership(names, self.link_names, cluster.timings, now)
-        # The peers by name: their reports, deaths, partitions (core/peer.py)
-        self.peers = {n: Peer(n, self.membership, cluster.timings.deadtime, self.disk_links)
-                      for n in names}
+        self.waiting: dict[str, str] = {}  # group -> why the policy holds it
+        self._now = now  # the latest time any input carried
+        t, names = cluster.timings, [p.name for p in cluster.peers(me)][:1]  # two nodes yet
+        self.membership = Membership(names, self.link_names, t, now)
+        self.peers = {n: Peer(n, self.membership, t.deadtime, self.disk_links) for n in names}
         self.other = self.peers[names[0]]  # the one peer while config/ admits two nodes
         self.peer = self.other.name
-        # Frames out and in: numbered, signed, verified, judged (core/frames.py)
         self.frames = Frames(cluster.name, me, self.peer, key, generation, self.link_names,
-                             cluster.timings, now)
-        # Who should run each group: changed only through this seam (core/ownership.py)
+                             t, now)
+        self.agenda = Agenda(t.keepalive)
         self.ownership: Ownership = Gossip((g.name, g.home) for g in cluster.groups)
-        self.groups = LocalGroups(g.name for g in cluster.groups)  # (core/groups.py)
+        self.groups = LocalGroups(g.name for g in cluster.groups)
+        self.stall = Stall(t, self.membership, self.agenda)
+        self.fencing = PeerFencing(cluster.fencing)
+        self.witness = (WitnessClient(witness_lease(cluster)) if cluster.witness is not None
+                        else None)
+        self.pill = PoisonPill(self.frames, me, self.peer)
+        self.lookout = Lookout(t.keepalive)  # probed again every keepalive
+        self.eligibility = Eligibility((g.name for g in cluster.groups), self.local, self.other,
+                                       self.witness, self.agenda, len(cluster.ping),
+                                       self.disk_links)
+        self.eligible, self.fails = self.eligibility.eligible, self.eligibility.fails
         # Restarts in place waiting for the next step (group -> first resource to restart).
         self._recover: dict[str, int] = {}
         self._recovering: set[str] = set()
         self._takeover: set[str] = set()  # groups being started because the peer is dead
         self._active_said = False  # "Local status now set to: 'active'" was logged
-        self.waiting: dict[str, str] = {}
-        # A daemon frozen or starved (core/stall.py)
-        self.stall = Stall(cluster.timings, self.membership, self.agenda)
-        self.fencing = PeerFencing(cluster.fencing)  # of the peer (core/fencing.py)
-        self._now = now  # the latest time any input carried
-        # The witness (arbiter.py): this node's asks and leases (core/witness.py)
-        self.witness = (WitnessClient(witness_lease(cluster)) if cluster.witness is not None
-                        else None)
-        self.pill = PoisonPill(self.frames, me, self.peer)  # (core/pill.py)
-        # Look before taking: after a death without a goodbye, a group's addresses must be
-        # heard free before it is taken over (lookout.py); probed again every keepalive.
-        self.lookout = Lookout(cluster.timings.keepalive)
-        # May this node run each group? (core/eligibility.py)
-        self.eligibility = Eligibility((g.name for g in cluster.groups), self.local, self.other,
-                                       self.witness, self.agenda, len(cluster.ping),
-                                       self.disk_links)
-        self.eligible, self.fails = self.eligibility.eligible, self.eligibility.fails
+        self.failover = Failover(me, self.other, self.fencing, self.witness, self.lookout,
+                                 self.eligibility, self.agenda,
+                                 t.deadtime + self.frames.session.max_age)
+
+    @property
+    def generation(self) -> int:
+        """This life's generation (a new one after the guard's goodbye: `new_life`)."""
+        return self.frames.generation
+
+    @property
+    def local(self) -> Mapping[str, GroupState]:
+        """Each group's state on this node."""
+        return self.groups.states
 
     @property
     def assignments(self) -> dict[str, Assignment]:
         return self.ownership.assignments
-
-    @property
-    def ping_count(self) -> int | None:
-        return self.eligibility.ping_count  # ping nodes we reach (None: unknown / none)
-
-    @property
-    def poisoned(self) -> str | None:
-        return self.pill.poisoned  # who told this node to stop (disk poison pill)
 
     @property
     def report(self) -> Heartbeat | None:
@@ -121,39 +116,43 @@ class Node:
     def partitioned(self) -> bool:
         return self.other.partitioned  # every network link to the peer is dead, not its disk
 
+    @property
+    def ping_count(self) -> int | None:
+        return self.eligibility.ping_count  # ping nodes we reach (None: unknown / none)
+
+    @property
+    def poisoned(self) -> str | None:
+        return self.pill.poisoned  # who told this node to stop (disk poison pill)
+
     # --- inputs ----------------------------------------------------------------------------
 
     def receive(self, data: bytes, link: int, now: float) -> list[Note]:
         """One datagram from link `link`. Bad input is counted and changes nothing else."""
         self._now = max(self._now, now)
-        return self.stall.notice(now) + self._receive(data, link, now)
-
-    def _receive(self, data: bytes, link: int, now: float) -> list[Note]:
+        notes = self.stall.notice(now)
         got = self.frames.heartbeat(data, link, link in self.slow_links, now)
         if isinstance(got, Dropped):
             if got.unverified is not None and self.other.restarting(got.unverified):
                 self.agenda.answer = True  # let it hear us at once
-            return got.notes
+            return notes + got.notes
         f, hb = got.frame, got.heartbeat
         news = self.other.adopt(hb, (f.generation, f.seq), self.local)
-        if news is not None:
-            self._heard(news, hb)
+        if news is not None:  # its records through the ownership seam, the rest to failover
+            self.agenda.send |= self.ownership.heard(hb.groups)
+            self.agenda.notes += self.failover.heard(news, self.cluster, self._now)
         events = self.membership.on_heartbeat(f.sender, self.link_names[link], f.generation, now,
                                               leaving=hb.status is NodeStatus.LEAVING,
                                               made=got.made)
-        return self._on_events(events, now)
-
-    @property
-    def generation(self) -> int:
-        """This life's generation (a new one after the guard's goodbye: `new_life`)."""
-        return self.frames.generation
+        return notes + self.failover.on_events(events, self.cluster, self.assignments, now,
+                                               self._now)
 
     def tick(self, now: float) -> list[Note]:
         self._now = max(self._now, now)
-        stall = self.stall.notice(now) + self.eligibility.expire(self.cluster, now)
+        notes = self.stall.notice(now) + self.eligibility.expire(self.cluster, now)
         self.fencing.tick(now)
         self.stall.tick(now, self.assignments)
-        notes = stall + self._on_events(self.membership.on_tick(now), now)
+        notes += self.failover.on_events(self.membership.on_tick(now), self.cluster,
+                                         self.assignments, now, self._now)
         return notes + self.eligibility.update_all(self._now)
 
     def probed(self, states: dict[str, GroupState]) -> list[Note]:
@@ -202,6 +201,70 @@ class Node:
         return [Note(Level.ERROR, f"group {group} failed to {verb}: {detail}; it stays blocked "
                                   f"on this node (its resources may still be held)")]
 
+    def resource_failed(self, group: str, index: int, kind: str, detail: str,
+                        now: float) -> list[Note]:
+        """A monitor of resource `index` of `group` failed: kind "not_running" (it died),
+        "soft" (it failed; a restart may help), "hard" (it cannot run on this node) or
+        "fatal" (its configuration is wrong). Restart in place, or, after
+        migration_threshold failures within failure_timeout (or at once for hard and fatal
+        ones), keep this node off the group: policy then hands it to the peer."""
+        self._now = max(self._now, now)
+        if self.local[group] is not GroupState.RUNNING:
+            return []  # news about a state already left
+        notes, off = self.eligibility.monitor_failed(self.cluster.group(group), index, kind,
+                                                     detail, now)
+        if off:
+            return notes + self.eligibility.update(group, self._now)
+        self._recover[group] = min(index, self._recover.get(group, index))
+        self.agenda.send = True
+        return notes
+
+    def fail_count(self, group: str, now: float) -> int:
+        return self.eligibility.fail_count(self.cluster, group, now)
+
+    def cleanup(self, group: str) -> bool:
+        """An operator cleared the group's failures. True when the caller must probe the
+        group again (a failed stop: only a probe can tell what is still there)."""
+        self.eligibility.cleanup(group, self._now)
+        return self.local[group] is GroupState.FAILED
+
+    def reprobed(self, group: str, found: GroupState, why: str = "cleaned up") -> list[Note]:
+        """What a probe found after `cleanup` or after the guard stopped the group; the normal
+        rules take it from there. Only a settled state is replaced (not an action under way)."""
+        assert found in (GroupState.RUNNING, GroupState.STOPPED)
+        if self.local[group] not in (GroupState.FAILED, GroupState.RUNNING):
+            return []
+        self.groups.move(group, FOUND[found])
+        self.agenda.send = True
+        return [Note(Level.WARNING, f"group {group} {why}: probe found it {found.value}")]
+
+    def set_eligible(self, group: str, healthy: bool) -> list[Note]:
+        """Whether this node's resources for `group` can work (interfaces up)."""
+        return self.eligibility.set_health(group, healthy, self._now)
+
+    def set_ping(self, count: int | None) -> list[Note]:
+        """How many ping nodes this node reaches now (daemon/ping.py)."""
+        return self.eligibility.set_ping(count, self._now)
+
+    def set_link_local(self, link: int, up: bool, now: float) -> list[Note]:
+        """Our own interface of `link` lost or regained carrier (see membership)."""
+        notes = self.eligibility.set_carrier(self.link_names[link], up, self._now)
+        if notes:  # news
+            self.membership.set_local(self.link_names[link], up, now)
+        return notes
+
+    def request(self, what: str, which: str = "all", group: str = "",
+                to: str = "") -> policy.RequestResult:
+        """An operator's standby, takeover or move (policy.request)."""
+        result = policy.request(self.view(), self.cluster, what, which, group, to)
+        self.agenda.send |= self.ownership.assign(result.assignments)
+        return result
+
+    def leave(self) -> None:
+        """Begin a clean shutdown: release everything (handing it to the peer if it is up)."""
+        self.status = NodeStatus.LEAVING
+        self.agenda.send = True
+
     # --- live reload (reconfig.py; the daemon runs the actions) ------------------------------
 
     def reconfigure(self, cluster: Cluster, added: Sequence[str]) -> None:
@@ -212,8 +275,7 @@ class Node:
         self.cluster = cluster
         self.fencing.config = cluster.fencing
         for name in added:
-            g = cluster.group(name)
-            self.ownership.add(name, g.home)
+            self.ownership.add(name, cluster.group(name).home)
             self.groups.add(name)
             self.eligibility.add(name)
         self.agenda.send = True
@@ -239,62 +301,33 @@ class Node:
 
     def forget(self, group: str) -> None:
         """A group removed by a reload is stopped here (or was never here): drop it."""
-        self.groups.forget(group)
-        self.eligibility.forget(group)
-        self.ownership.forget(group)
-        for d in (self._recover, self.waiting):
-            d.pop(group, None)
+        for part in (self.groups, self.eligibility, self.ownership, self.lookout, self.agenda):
+            part.forget(group)
+        self._recover.pop(group, None)
+        self._recovering.discard(group)
+        self._takeover.discard(group)
         if self.witness is not None:
             self.witness.forget(group)
-        for s in (self._recovering, self._takeover):
-            s.discard(group)
-        self.agenda.forget(group)
-        self.lookout.forget(group)
+        self.waiting.pop(group, None)
         self.agenda.send = True
 
-    def set_eligible(self, group: str, healthy: bool) -> list[Note]:
-        """Whether this node's resources for `group` can work (interfaces up)."""
-        return self.eligibility.set_health(group, healthy, self._now)
-
-    def set_ping(self, count: int | None) -> list[Note]:
-        """How many ping nodes this node reaches now (daemon/ping.py)."""
-        return self.eligibility.set_ping(count, self._now)
-
-    def set_link_local(self, link: int, up: bool, now: float) -> list[Note]:
-        """Our own interface of `link` lost or regained carrier (see membership)."""
-        notes = self.eligibility.set_carrier(self.link_names[link], up, self._now)
-        if notes:  # news
-            self.membership.set_local(self.link_names[link], up, now)
-        return notes
+    # --- the peer's death: fencing, the witness, the lookout, the poison pill ---------------
 
     def fence_started(self) -> float | None:
-        """The daemon asks whether to run the fence agent now; marks it running and returns
-        how long to wait first (the fence race: see model.Fencing.delay), or None."""
+        """Whether to run the fence agent now: how long to wait first, or None (PeerFencing.run)."""
         return self.fencing.run(self.other.serves(), bool(self.active_groups()))
 
     def fence_result(self, ok: bool, detail: str, now: float) -> list[Note]:
-        if self.fencing.state is not FenceState.RUNNING:
-            return []  # the peer came back meanwhile
-        self.agenda.send = True
-        if ok:
-            self.lookout.clear()  # its host is off: nothing there answers any more
-        return self.fencing.result(ok, detail, self.peer, now)
+        return self.failover.fence_result(ok, detail, now)
 
     def fence_confirm(self, node: str) -> str | None:
         """An operator says `node` is off. Returns an error, or None when accepted."""
-        error = self.fencing.confirm(node, self.peer)
-        self.agenda.send |= error is None
-        return error
-
-    # --- the witness -----------------------------------------------------------------------
+        return self.failover.fence_confirm(node)
 
     def wanted(self) -> tuple[str, ...]:
-        """The groups to hold a lease on: those active here, and, while the peer is dead,
-        those this node would take over."""
-        active = set(self.active_groups())
-        dead = self.other.dead() and self.status is NodeStatus.UP
-        return tuple(g.name for g in self.cluster.groups if g.name in active or (
-            dead and self.eligibility.may_run(g.name)))
+        """The groups to hold a lease on: those active here, and those it would take over."""
+        return self.failover.wanted(self.cluster, self.active_groups(),
+                                    self.status is NodeStatus.UP)
 
     def witness_ask(self, now: float) -> bytes:
         """The frame to send the witness now (every keepalive)."""
@@ -305,105 +338,22 @@ class Node:
     def witness_reply(self, data: bytes, now: float) -> list[Note]:
         """The witness answered an ask. A reply to no outstanding ask changes nothing."""
         self._now = max(self._now, now)
-        w = self.cluster.witness
-        assert w is not None and self.witness is not None
-        r = self.witness.verify(self.frames, data, w)
-        if isinstance(r, list):
-            return r
-        notes = self.witness.reply(r, set(self.local), self.me, self.peer, self.other.dead(),
-                                   f"{w.address}:{w.port}", now)
-        return notes + self.eligibility.update_all(self._now)
+        return self.failover.witness_reply(self.frames, data, self.cluster, set(self.local),
+                                           now, self._now)
 
-    def _witness_blocks(self, group: str, now: float) -> str | None:
-        if self.witness is None or self.other.left_without(group, self._now):
-            return None  # (it said goodbye with the group stopped: nothing runs there)
-        return self.witness.blocks(group, self.me, self.peer, now)
-
-    def _settling(self, now: float) -> str | None:
-        """A peer declared dead without being fenced may still run the group for a moment:
-        it notices the loss of its peer and of the witness only about one deadtime after we
-        did, and a peer that still hears us learns our new assignment only once we publish
-        it. So a takeover that rests on the witness (not on fencing) is published at once
-        and started one settle time (`_settle`) after the death."""
-        dead_at = self.other.dead_at
-        if self.witness is None or dead_at is None or self.fencing.done:
-            return None
-        if now < dead_at + self._settle():
-            return f"{self.peer} was declared dead just now: giving it one deadtime to stop"
-        return None
-
-    def _settle(self) -> float:
-        """One deadtime, and the age a frame of ours may have had when it reached the peer
-        (session.py): the peer counts us alive until one deadtime after our last frame that
-        said we hear it was *made*, and such a frame may be delivered late (held back, or
-        replayed) up to that age."""
-        return self.cluster.timings.deadtime + self.frames.session.max_age
-
-    # --- the disk poison pill --------------------------------------------------------------
+    def probed_addresses(self, group: str, answers: Sequence[Result],
+                         now: float) -> list[Note]:
+        """What the Probe that step() returned for `group` heard (empty: all free)."""
+        self._now = max(self._now, now)
+        return self.failover.probed_addresses(group, answers, now)
 
     def poison_frame(self, now_ms: int) -> bytes:
         """The pill to write into the peer's disk mailbox ([fencing] agent = "disk")."""
         return self.pill.frame(self.other.view().generation, now_ms)
 
     def mail(self, data: bytes) -> list[Note]:
-        """Our disk mailbox changed. A valid pill for this life sets `poisoned`: the daemon
-        then releases everything and stops."""
+        """Our disk mailbox changed: a valid pill sets `poisoned` (the daemon then stops)."""
         return self.pill.mail(data)
-
-    # --- monitor failures ------------------------------------------------------------------
-
-    def fail_count(self, group: str, now: float) -> int:
-        return self.eligibility.fail_count(self.cluster, group, now)
-
-    def resource_failed(self, group: str, index: int, kind: str, detail: str,
-                        now: float) -> list[Note]:
-        """A monitor of resource `index` of `group` failed: kind "not_running" (it died),
-        "soft" (it failed; a restart may help), "hard" (it cannot run on this node) or
-        "fatal" (its configuration is wrong). Restart in place, or, after
-        migration_threshold failures within failure_timeout (or at once for hard and fatal
-        ones), keep this node off the group: policy then hands it to the peer."""
-        self._now = max(self._now, now)
-        if self.local[group] is not GroupState.RUNNING:
-            return []  # news about a state already left
-        notes, off = self.eligibility.monitor_failed(self.cluster.group(group), index, kind,
-                                                     detail, now)
-        if off:
-            return notes + self.eligibility.update(group, self._now)
-        self._recover[group] = min(index, self._recover.get(group, index))
-        self.agenda.send = True
-        return notes
-
-    def cleanup(self, group: str) -> bool:
-        """An operator cleared the group's failures. True when the caller must probe the
-        group again (a failed stop: only a probe can tell what is still there)."""
-        self.eligibility.cleanup(group, self._now)
-        return self.local[group] is GroupState.FAILED
-
-    def reprobed(self, group: str, found: GroupState, why: str = "cleaned up") -> list[Note]:
-        """What a probe found after `cleanup` or after the guard stopped the group; the normal
-        rules take it from there. Only a settled state is replaced (not an action under way)."""
-        assert found in (GroupState.RUNNING, GroupState.STOPPED)
-        if self.local[group] not in (GroupState.FAILED, GroupState.RUNNING):
-            return []
-        self.groups.move(group, FOUND[found])
-        self.agenda.send = True
-        return [Note(Level.WARNING, f"group {group} {why}: probe found it {found.value}")]
-
-    def probed_addresses(self, group: str, answers: Sequence[Result],
-                         now: float) -> list[Note]:
-        """What the Probe that step() returned for `group` heard: the addresses another host
-        answers for, and those it could not probe (empty: all free)."""
-        self._now = max(self._now, now)
-        change = self.lookout.found(group, tuple(answers), now)
-        self.agenda.send = True
-        if change in ("answered", "unprobed"):
-            why = self._lookout_blocks(group) or ""
-            return [Note(Level.ERROR, f"{why}; checking again every "
-                                      f"{self.lookout.retry * 1000:.0f} ms")]
-        if change == "free now":
-            return [Note(Level.WARNING, f"group {group}: its addresses answer no more: "
-                                        f"taking it over")]
-        return []
 
     def new_life(self, generation: int, now: float) -> list[Note]:
         """The guard said goodbye for this daemon while it stalled (daemon/guard.py): the
@@ -421,27 +371,6 @@ class Node:
         return [Note(Level.WARNING, f"the guard said goodbye for generation {old} while this "
                                     f"daemon stalled: going on as generation {generation}")]
 
-    @property
-    def local(self) -> Mapping[str, GroupState]:
-        """Each group's state on this node (core/groups.py moves them)."""
-        return self.groups.states
-
-    def active_groups(self) -> list[str]:
-        """Groups that may hold resources here: what the guard must stop if we die."""
-        return self.groups.active()
-
-    def request(self, what: str, which: str = "all", group: str = "",
-                to: str = "") -> policy.RequestResult:
-        """An operator's standby, takeover or move (policy.request)."""
-        result = policy.request(self.view(), self.cluster, what, which, group, to)
-        self._assign(result.assignments)
-        return result
-
-    def leave(self) -> None:
-        """Begin a clean shutdown: release everything (handing it to the peer if it is up)."""
-        self.status = NodeStatus.LEAVING
-        self.agenda.send = True
-
     # --- outputs ---------------------------------------------------------------------------
 
     def step(self, now: float) -> Step:
@@ -451,16 +380,14 @@ class Node:
             result = policy.failback(self.view(now), self.cluster, self.agenda.take_failback())
             if result.assignments:
                 notes.append(Note(Level.INFO, result.message))
-                self._assign(result.assignments)
+                self.agenda.send |= self.ownership.assign(result.assignments)
         decision = policy.decide(self.view(now), self.cluster)
         notes += [Note(Level.INFO, r) for r in decision.reasons]
-        self._assign(decision.assignments)
-        actions: list[Action] = []
+        self.agenda.send |= self.ownership.assign(decision.assignments)
         self._recover.clear()  # asked for once; a monitor that fails again asks again
         for act in decision.actions:
             if isinstance(act, Probe):
                 self.lookout.started(act.group)
-                actions.append(act)
                 continue
             if isinstance(act, Recover):
                 self.groups.move(act.group, GroupEvent.RESTART)
@@ -479,38 +406,31 @@ class Node:
             elif isinstance(act, Stop):
                 self.groups.move(act.group, GroupEvent.STOP)
                 notes.append(Note(Level.INFO, f"releasing group {act.group}: {act.reason}"))
-            actions.append(act)
             self.agenda.send = True
         self.waiting = decision.waiting
         if not self._active_said and self.status is NodeStatus.UP and not self.waiting and \
                 not any(s in (GroupState.STARTING, GroupState.STOPPING)
-                        for s in self.local.values()) and \
-                self.other.known():
+                        for s in self.local.values()) and self.other.known():
             self._active_said = True  # the initial resource acquisition is over
             notes.append(Note(Level.INFO, "Local status now set to: 'active'"))
-        send = self.agenda.take_send(now)
-        changed = any(not isinstance(a, Probe) for a in actions)  # a probe changes nothing
-        return Step(tuple(actions), send or changed, tuple(notes), self.agenda.take_reannounce())
+        changed = any(not isinstance(a, Probe) for a in decision.actions)  # a probe: no change
+        return Step(tuple(decision.actions), self.agenda.take_send(now) or changed,
+                    tuple(notes), self.agenda.take_reannounce())
 
     def heartbeat(self, now: float | None = None) -> Heartbeat:
-        if self.status is NodeStatus.LEAVING and self.quiescent():
-            status = NodeStatus.LEAVING
-        else:
-            # Until every group is released, a leaving node still reports itself up, or the
-            # peer would stop listening to it before it reports the groups stopped.
-            status = NodeStatus.UP if self.status is not NodeStatus.STARTING else self.status
+        # Until every group is released, a leaving node still reports itself up, or the peer
+        # would stop listening to it before it reports the groups stopped.
+        status = self.status if self.status is NodeStatus.STARTING or (
+            self.status is NodeStatus.LEAVING and self.quiescent()) else NodeStatus.UP
         # While starts are held after a stall we cannot take a group: say so, or the peer
         # would hand one over (failback) only for it to wait out the hold, unserved.
         able = self.status is NodeStatus.UP and not self.stall.holding()
-        groups = tuple(
-            GroupReport(g.name, self.local[g.name], self.assignments[g.name],
-                        self.eligible[g.name] and able)
-            for g in self.cluster.groups
-        )
-        hears = not self.other.dead()
+        groups = tuple(GroupReport(g.name, self.local[g.name], self.assignments[g.name],
+                                   self.eligible[g.name] and able) for g in self.cluster.groups)
         t = self._now if now is None else now
-        return Heartbeat(status, groups, self.ping_count if self.cluster.ping else None, hears,
-                         self.frames.session.made(t), self.frames.session.echo(t))
+        return Heartbeat(status, groups, self.ping_count if self.cluster.ping else None,
+                         not self.other.dead(), self.frames.session.made(t),
+                         self.frames.session.echo(t))
 
     def frame(self, link: int, now: float) -> bytes:
         # The first heartbeat after a SIGCONT is often what runs first: notice the stall
@@ -526,132 +446,26 @@ class Node:
         """No group is active here (all stopped or failed): a leaving node may go."""
         return self.groups.quiescent()
 
+    def active_groups(self) -> list[str]:
+        """Groups that may hold resources here: what the guard must stop if we die."""
+        return self.groups.active()
+
     def view(self, now: float | None = None) -> policy.View:
+        t = self._now if now is None else now
         return policy.View(
             me=self.me, status=self.status,
             groups={n: policy.LocalGroup(s, self.eligible[n]) for n, s in self.local.items()},
-            assignments=dict(self.assignments),
-            peer=self.other.view(), report=self.report,
+            assignments=dict(self.assignments), peer=self.other.view(), report=self.report,
             may_start=now is None or not self.stall.holding(now),
-            takeover_blocked=self._blocked(now),
-            start_blocked=self._start_blocked(now),
+            takeover_blocked=self.failover.blocked(self.cluster, t, self._now),
+            start_blocked=self.failover.start_blocked(self.cluster, t),
             recover=dict(self._recover),
-            looks_due={} if now is None else {
-                g: why for g in self.local if self.lookout.due(g, now)
-                and (why := self._lookout_blocks(g)) is not None},
-            skip_release_wait=self.skip_release_wait,
-        )
-
-    def _blocked(self, now: float | None) -> dict[str, str]:
-        t = self._now if now is None else now
-        out = {}
-        fence = self.fencing.blocks(self.peer)
-        for g in self.cluster.groups:
-            why = fence or self._witness_blocks(g.name, t) or self._lookout_blocks(g.name)
-            if why:
-                out[g.name] = why
-        return out
-
-    def _addressed(self) -> list[str]:
-        """The groups with floating addresses: those a takeover must look before taking."""
-        return [g.name for g in self.cluster.groups
-                if any(isinstance(r, IpResource) for r in g.resources)]
-
-    def _lookout_blocks(self, group: str) -> str | None:
-        """The last gate of a takeover from a peer that went silent: its addresses heard
-        free. Not once fencing confirmed it off: its host answers nothing."""
-        if self.fencing.done:
-            return None
-        why = self.lookout.blocks(group)
-        if why is None or why.startswith("checking"):
-            return why
-        if "still answered" not in why:
-            return f"{why}: not taking {group} over before its addresses are heard free"
-        return (f"{why}: {self.peer}'s host is alive and holds them (its daemon is dead or "
-                f"cut off); not taking {group} over while they answer")
-
-    def _start_blocked(self, now: float | None) -> dict[str, str]:
-        why = self._settling(self._now if now is None else now)
-        return {g.name: why for g in self.cluster.groups} if why else {}
+            looks_due={} if now is None else self.failover.looks_due(self.local, now),
+            skip_release_wait=self.skip_release_wait)
 
     def next_deadline(self) -> float | None:
         times = [t for t in (self.membership.next_deadline(), self.stall.next_deadline(),
                              self.fencing.next_deadline(), self.lookout.next_deadline())
                  if t is not None]
-        times += self.fails.deadlines()
-        if self.witness is not None:
-            # a lease running out, and the end of the settle time, change decisions
-            times += self.witness.deadlines(self._now)
-            dead_at = self.other.dead_at
-            if dead_at is not None and dead_at + self._settle() > self._now:
-                times.append(dead_at + self._settle())
-            times += self.other.deadlines(self._now)  # a goodbye's window closes
+        times += self.fails.deadlines() + self.failover.deadlines(self._now)
         return min(times) if times else None
-
-    # --- internals -------------------------------------------------------------------------
-
-    def _heard(self, news: News, hb: Heartbeat) -> None:
-        """A newer report of the peer (Peer.adopt says what is news in it)."""
-        self.agenda.failback.update(news.eligible_again)  # the peer can run them again
-        self.agenda.reannounce.update(news.resolved)
-        for g in news.failed:
-            self.agenda.notes += self._peer_failed_stop(g)
-        if self.ownership.heard(hb.groups):  # its records: the larger assignment wins
-            self.agenda.send = True
-        if self.cluster.ping or self.cluster.witness:
-            # the peer's ping count, or whether it counts us dead, may have changed
-            self.agenda.notes += self.eligibility.update_all(self._now)
-
-    def _peer_failed_stop(self, group: str) -> list[Note]:
-        """The peer could not stop `group`: it may still hold its resources. With fencing,
-        shoot it, then take the group; without, the group stays blocked (never started
-        here while the peer lives), and that must be loud."""
-        if self.cluster.fencing is None:
-            return [Note(Level.ERROR, f"{self.peer} failed to stop group {group}: it stays "
-                                      f"blocked (no fencing configured); fix it on "
-                                      f"{self.peer} and run `vigil resource cleanup {group}` "
-                                      f"there")]
-        if not self.fencing.move(FenceEvent.FAILED_STOP, f"{self.peer} failed to stop {group}"):
-            return []
-        self.agenda.send = True
-        return [Note(Level.ERROR, f"{self.peer} failed to stop group {group}: fencing it, then "
-                                  f"taking the group over")]
-
-    def _assign(self, changes: dict[str, Assignment]) -> None:
-        """A policy result, applied through the ownership seam."""
-        if self.ownership.assign(changes):
-            self.agenda.send = True
-
-    def _on_events(self, events: list[Event], now: float) -> list[Note]:
-        notes: list[Note] = []
-        for e in events:
-            match e:
-                case LinkUp() | LinkDead() | HeartbeatLate():
-                    notes += self.other.link_news(e)
-                case NodeDead(node, reason):
-                    notes.append(Note(Level.WARNING, f"node {node}: is dead ({reason})"))
-                    if reason == "shutdown":
-                        self.lookout.clear()  # it stopped its groups itself
-                    elif self.cluster.address_probe > 0:
-                        self.lookout.arm(self._addressed(), twice=[
-                            g for g in self._addressed() if self.report is None or
-                            (r := self.report.group(g)) is None or r.state not in (
-                                GroupState.RUNNING, GroupState.STOPPING, GroupState.FAILED)])
-                    self.other.died(reason, now)
-                    notes += self.eligibility.update_all(self._now)  # a dead peer's ping: no news
-                    if reason != "shutdown":
-                        notes += self.fencing.died(node)
-                    self.agenda.send = True
-                case NodeUp(node, generation, restarted):
-                    self.lookout.clear()
-                    self.fencing.move(FenceEvent.CAME_BACK, "")
-                    self.other.came_back()
-                    if self.witness is not None:
-                        self.witness.peer_up()
-                    notes += self.eligibility.update_all(self._now)
-                    how = "restarted" if restarted else "up"
-                    notes.append(Note(Level.INFO,
-                                      f"node {node}: is {how} (generation {generation})"))
-                    self.agenda.send = True
-                    self.agenda.failback.update(self.assignments)
-        return notes

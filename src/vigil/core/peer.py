@@ -111,7 +111,7 @@ class Peer:
 
     def died(self, reason: str, now: float) -> None:
         """Declared dead (membership's `reason`). A peer that left cleanly ("shutdown")
-        reported its groups stopped: nothing to settle (Node._settling), but its goodbye
+        reported its groups stopped: nothing to settle (core/failover.py), but its goodbye
         counts for one deadtime (`left_without`)."""
         self.dead_at = None if reason == "shutdown" else now
         self.left_at = now if reason == "shutdown" else None

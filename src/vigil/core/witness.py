@@ -4,10 +4,10 @@ Every keepalive the node asks the witness for a lease on the groups it runs, and
 peer is dead, on those it would take over (`ask`). A reply answers one outstanding ask of
 this life only (`ASKS_KEPT` are remembered); a lease is held for half the lease the witness
 applies, counted from when the ask was sent, so a reply delayed in the network buys nothing.
-Whether a lease is needed (the peer dead or unheard) is the node's to say (core/node.py);
-this class says what the witness has granted and, when it has not, why (`blocks`). Its
-frames are this node's (core/frames.py): `ask_frame` numbers and signs an ask, `verify`
-checks a reply. Sans-IO: `now` is an argument.
+Whether a lease is needed (the peer dead or unheard) is for core/eligibility.py and
+core/failover.py to say; this class says what the witness has granted and, when it has not,
+why (`blocks`). Its frames are this node's (core/frames.py): `ask_frame` numbers and signs an
+ask, `verify` checks a reply. Sans-IO: `now` is an argument.
 """
 
 from __future__ import annotations
