@@ -8,10 +8,11 @@ through the ownership seam (core/ownership.py). Inputs (`receive`, `tick`, `requ
 `Note`s for the log; `step` returns what the daemon must do. Tests drive two of these over a
 fake network (tests/unit/test_node_sim.py) exactly as the daemon drives one over UDP.
 
-Local group states move only along core/groups.py's table: STOPPED -> STARTING (step returns
-Start) -> RUNNING or, on failure, STOPPED with the group marked ineligible; RUNNING ->
-STOPPING (step returns Stop) -> STOPPED, or FAILED when the stop failed (then the group is
-blocked: never started elsewhere while this node lives, because its report says FAILED).
+Local group states move only in core/underway.py, along core/groups.py's table: STOPPED ->
+STARTING (step returns Start) -> RUNNING or, on failure, STOPPED with the group marked
+ineligible; RUNNING -> STOPPING (step returns Stop) -> STOPPED, or FAILED when the stop failed
+(then the group is blocked: never started elsewhere while this node lives, because its
+report says FAILED).
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from vigil.core.eligibility import Eligibility
 from vigil.core.failover import Failover
 from vigil.core.fencing import PeerFencing
 from vigil.core.frames import Dropped, Frames
-from vigil.core.groups import FOUND, GroupEvent, LocalGroups, finish
+from vigil.core.groups import LocalGroups
 from vigil.core.lookout import Lookout, Result
 from vigil.core.membership import Membership
 from vigil.core.notes import Level, Note
@@ -33,9 +34,10 @@ from vigil.core.ownership import Gossip, Ownership
 from vigil.core.peer import Peer
 from vigil.core.pill import PoisonPill
 from vigil.core.stall import Stall
+from vigil.core.underway import Underway
 from vigil.core.witness import WitnessClient
 from vigil.model import Cluster, witness_lease
-from vigil.policy import Action, Probe, Recover, Start, Stop
+from vigil.policy import Action, Probe
 from vigil.wire import frame as wire
 from vigil.wire.messages import (Assignment, GroupReport, GroupState, Heartbeat, NodeStatus,
                                  serialize)
@@ -85,11 +87,7 @@ class Node:
                                        self.witness, self.agenda, len(cluster.ping),
                                        self.disk_links)
         self.eligible, self.fails = self.eligibility.eligible, self.eligibility.fails
-        # Restarts in place waiting for the next step (group -> first resource to restart).
-        self._recover: dict[str, int] = {}
-        self._recovering: set[str] = set()
-        self._takeover: set[str] = set()  # groups being started because the peer is dead
-        self._active_said = False  # "Local status now set to: 'active'" was logged
+        self.underway = Underway(self.groups, self.eligibility, self.lookout, self.agenda)
         self.failover = Failover(me, self.other, self.fencing, self.witness, self.lookout,
                                  self.eligibility, self.agenda,
                                  t.deadtime + self.frames.session.max_age)
@@ -157,67 +155,23 @@ class Node:
 
     def probed(self, states: dict[str, GroupState]) -> list[Note]:
         """The start-up probe found these states; from now on this node takes part."""
-        notes = []
-        for name, st in states.items():
-            self.groups.move(name, FOUND[st])
-            if st is not GroupState.STOPPED:
-                notes.append(Note(Level.WARNING, f"group {name} found {st.value} at start: "
-                                                 f"adopting it, not starting it again"))
+        notes = self.underway.probed(states)
         self.status = NodeStatus.UP
-        self.agenda.send = True
         return notes + [Note(Level.INFO, "Local status now set to: 'up'")]
 
     def finished(self, group: str, result: GroupState, detail: str = "",
                  ms: float | None = None) -> list[Note]:
-        """The daemon finished the Start or Stop that step() returned for `group`.
-
-        After a Start: RUNNING (ok), STOPPED (failed, and what had started was stopped again)
-        or FAILED (failed, and cleaning up failed too). After a Stop: STOPPED or FAILED."""
-        st = self.local[group]
-        assert st in (GroupState.STARTING, GroupState.STOPPING), f"{group} is {st}"
-        assert result in (GroupState.RUNNING, GroupState.STOPPED, GroupState.FAILED)
-        assert not (st is GroupState.STOPPING and result is GroupState.RUNNING)
-        self.agenda.send = True
-        self.groups.move(group, finish(st, result))
-        if st is GroupState.STARTING and result is not GroupState.RUNNING:
-            self.eligibility.start_failed(group, detail, self._now)
-        verb = "start" if st is GroupState.STARTING else "stop"
-        took = "" if ms is None else f" in {ms:.0f} ms"
-        recovered = group in self._recovering
-        self._recovering.discard(group)
-        taken = group in self._takeover
-        self._takeover.discard(group)
-        if result is GroupState.RUNNING:
-            done = [Note(Level.INFO, f"group {group} {'recovered' if recovered else 'acquired'}"
-                                     f"{took}")]
-            if taken and not self._takeover:
-                done.append(Note(Level.INFO, f"mach_down takeover complete for node "
-                                             f"{self.peer}."))
-            return done
-        if result is GroupState.STOPPED and st is GroupState.STOPPING:
-            return [Note(Level.INFO, f"group {group} released{took}")]
-        if result is GroupState.STOPPED:
-            return [Note(Level.ERROR, f"group {group} failed to start: {detail}")]
-        return [Note(Level.ERROR, f"group {group} failed to {verb}: {detail}; it stays blocked "
-                                  f"on this node (its resources may still be held)")]
+        """The daemon finished the Start or Stop that step() returned for `group`: RUNNING,
+        STOPPED or FAILED (see Underway.finished)."""
+        return self.underway.finished(group, result, detail, ms, self.peer, self._now)
 
     def resource_failed(self, group: str, index: int, kind: str, detail: str,
                         now: float) -> list[Note]:
-        """A monitor of resource `index` of `group` failed: kind "not_running" (it died),
-        "soft" (it failed; a restart may help), "hard" (it cannot run on this node) or
-        "fatal" (its configuration is wrong). Restart in place, or, after
-        migration_threshold failures within failure_timeout (or at once for hard and fatal
-        ones), keep this node off the group: policy then hands it to the peer."""
+        """A monitor of resource `index` of `group` failed: kind "not_running", "soft", "hard"
+        or "fatal" (see Underway.resource_failed)."""
         self._now = max(self._now, now)
-        if self.local[group] is not GroupState.RUNNING:
-            return []  # news about a state already left
-        notes, off = self.eligibility.monitor_failed(self.cluster.group(group), index, kind,
-                                                     detail, now)
-        if off:
-            return notes + self.eligibility.update(group, self._now)
-        self._recover[group] = min(index, self._recover.get(group, index))
-        self.agenda.send = True
-        return notes
+        return self.underway.resource_failed(self.cluster, group, index, kind, detail, now,
+                                             self._now)
 
     def fail_count(self, group: str, now: float) -> int:
         return self.eligibility.fail_count(self.cluster, group, now)
@@ -229,14 +183,8 @@ class Node:
         return self.local[group] is GroupState.FAILED
 
     def reprobed(self, group: str, found: GroupState, why: str = "cleaned up") -> list[Note]:
-        """What a probe found after `cleanup` or after the guard stopped the group; the normal
-        rules take it from there. Only a settled state is replaced (not an action under way)."""
-        assert found in (GroupState.RUNNING, GroupState.STOPPED)
-        if self.local[group] not in (GroupState.FAILED, GroupState.RUNNING):
-            return []
-        self.groups.move(group, FOUND[found])
-        self.agenda.send = True
-        return [Note(Level.WARNING, f"group {group} {why}: probe found it {found.value}")]
+        """What a probe found after `cleanup` or after the guard stopped the group."""
+        return self.underway.reprobed(group, found, why)
 
     def set_eligible(self, group: str, healthy: bool) -> list[Note]:
         """Whether this node's resources for `group` can work (interfaces up)."""
@@ -282,30 +230,17 @@ class Node:
 
     def probed_new(self, group: str, found: GroupState) -> list[Note]:
         """What the probe of a group added by a reload found here."""
-        if self.local.get(group) is not GroupState.UNKNOWN:
-            return []
-        self.groups.move(group, FOUND[found])
-        self.agenda.send = True
-        if found is GroupState.STOPPED:
-            return [Note(Level.INFO, f"group {group} added by reload: not present here")]
-        return [Note(Level.WARNING, f"group {group} added by reload: found {found.value} "
-                                    f"here; adopting it, not starting it again")]
+        return self.underway.probed_new(group, found)
 
     def begin(self, group: str, state: GroupState) -> None:
-        """The daemon starts an action of its own on `group` (a reload's restart or stop):
-        STARTING or STOPPING until `finished`, as for the policy's own actions."""
-        assert state in (GroupState.STARTING, GroupState.STOPPING)
-        self.groups.move(group, GroupEvent.RESTART if state is GroupState.STARTING
-                         else GroupEvent.STOP)
-        self.agenda.send = True
+        """The daemon starts an action of its own on `group` (a reload's restart or stop)."""
+        self.underway.begin(group, state)
 
     def forget(self, group: str) -> None:
         """A group removed by a reload is stopped here (or was never here): drop it."""
-        for part in (self.groups, self.eligibility, self.ownership, self.lookout, self.agenda):
+        for part in (self.groups, self.eligibility, self.ownership, self.underway,
+                     self.lookout, self.agenda):
             part.forget(group)
-        self._recover.pop(group, None)
-        self._recovering.discard(group)
-        self._takeover.discard(group)
         if self.witness is not None:
             self.witness.forget(group)
         self.waiting.pop(group, None)
@@ -384,35 +319,10 @@ class Node:
         decision = policy.decide(self.view(now), self.cluster)
         notes += [Note(Level.INFO, r) for r in decision.reasons]
         self.agenda.send |= self.ownership.assign(decision.assignments)
-        self._recover.clear()  # asked for once; a monitor that fails again asks again
-        for act in decision.actions:
-            if isinstance(act, Probe):
-                self.lookout.started(act.group)
-                continue
-            if isinstance(act, Recover):
-                self.groups.move(act.group, GroupEvent.RESTART)
-                self._recovering.add(act.group)
-                first = self.cluster.group(act.group).resources[act.index].name
-                notes.append(Note(Level.INFO, f"recovering group {act.group} from {first}"))
-            elif isinstance(act, Start):
-                self.groups.move(act.group, GroupEvent.START)
-                notes.append(Note(Level.INFO, f"acquiring group {act.group} {act.reason}"))
-                if self.other.dead() and not self._takeover:
-                    # Heartbeat's words for a takeover, which its operators grep for
-                    notes.append(Note(Level.INFO, f"Resources being acquired from "
-                                                  f"{self.peer}."))
-                if self.other.dead():
-                    self._takeover.add(act.group)
-            elif isinstance(act, Stop):
-                self.groups.move(act.group, GroupEvent.STOP)
-                notes.append(Note(Level.INFO, f"releasing group {act.group}: {act.reason}"))
-            self.agenda.send = True
+        notes += self.underway.take(decision.actions, self.cluster, self.other)
         self.waiting = decision.waiting
-        if not self._active_said and self.status is NodeStatus.UP and not self.waiting and \
-                not any(s in (GroupState.STARTING, GroupState.STOPPING)
-                        for s in self.local.values()) and self.other.known():
-            self._active_said = True  # the initial resource acquisition is over
-            notes.append(Note(Level.INFO, "Local status now set to: 'active'"))
+        notes += self.underway.settled(self.status is NodeStatus.UP, bool(self.waiting),
+                                       self.other)
         changed = any(not isinstance(a, Probe) for a in decision.actions)  # a probe: no change
         return Step(tuple(decision.actions), self.agenda.take_send(now) or changed,
                     tuple(notes), self.agenda.take_reannounce())
@@ -459,7 +369,7 @@ class Node:
             may_start=now is None or not self.stall.holding(now),
             takeover_blocked=self.failover.blocked(self.cluster, t, self._now),
             start_blocked=self.failover.start_blocked(self.cluster, t),
-            recover=dict(self._recover),
+            recover=dict(self.underway.restarts),
             looks_due={} if now is None else self.failover.looks_due(self.local, now),
             skip_release_wait=self.skip_release_wait)
 
