@@ -82,7 +82,7 @@ SCENARIOS: dict[str, tuple[str, float]] = {
 # The outage each may cause, from the issue: deadtime + 200 ms for a dead or frozen daemon;
 # deadtime + the protection's own time where the group must move; none where it stays.
 TARGET_MS = {"kill9": 500, "freeze": 500, "ping": 300 + 400 + 200,  # + deadping
-             # + the witness lease + the settle (1.5 deadtimes: node.py, _settle)
+             # + the witness lease + the settle (1.5 deadtimes: core/failover.py)
              "isolated": 300 + 600 + 450 + 200,
              "poison": 300 + 600 + 200,  # + the pill's wait (2 x deadtime)
              # from the reset: the next look (every keepalive) and the 10 ms it listens

@@ -6,7 +6,7 @@ A lease on a group is granted to at most one node at a time and lasts `lease` se
 the moment the ask arrived; the holder keeps it by asking again. Another node gets it only
 once the holder let it go (asked without it: it stopped the group) or its lease expired.
 
-The node side (node.py) keeps a lease only for half of `lease`, counted from when it *sent*
+The node side (core/witness.py) keeps a lease only for half of `lease`, counted from when it *sent*
 the granted ask, and stops a group whose lease lapsed when its peer is dead too. Since an ask
 arrives after it was sent, the holder's own deadline always comes at least `lease / 2`
 before the witness would give the group to the other node: time to stop it.

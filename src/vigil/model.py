@@ -83,8 +83,8 @@ def watchdog_seconds(t: Timings) -> int:
 def poison_wait(t: Timings) -> float:
     """How long a node that wrote a poison pill waits before it counts the peer as fenced.
     A live peer reads its mailbox every keepalive and stops at once; a peer whose disk hangs
-    notices within deadtime / 2 and stops too (node.py); a frozen one is stopped by its guard
-    within deadtime. Twice deadtime covers all three."""
+    notices within deadtime / 2 and stops too (core/eligibility.py); a frozen one is stopped
+    by its guard within deadtime. Twice deadtime covers all three."""
     return 2 * t.deadtime
 
 

@@ -10,13 +10,16 @@ an operator's `vigil fence confirm`. The states, and the only moves between them
     needed, manual, running, failed --confirmed--> done
     any --came_back--> (none)        (the peer is up again)
 
-Any other (state, event) pair changes nothing. Sans-IO: `now` is an argument.
+Any other (state, event) pair changes nothing. `PeerFencing` also says what each step means
+for the log, and how long the agent waits before it shoots (`run`). Sans-IO: `now` is an
+argument.
 """
 
 from __future__ import annotations
 
 import enum
 
+from vigil.core.notes import Level, Note
 from vigil.model import Fencing
 
 
@@ -93,6 +96,47 @@ class PeerFencing:
         assert self.config is not None
         if self.move(FenceEvent.FAILED, detail):
             self.retry_at = now + self.config.retry_interval
+
+    def died(self, peer: str) -> list[Note]:
+        """`peer` was declared dead without a goodbye: fencing is needed."""
+        if not self.move(FenceEvent.DIED, ""):
+            return []
+        assert self.config is not None
+        f = self.config
+        return [Note(Level.WARNING, (
+            f"{peer} must be fenced before its groups are taken over" +
+            (f": waiting for `vigil fence confirm {peer}`" if f.agent == "manual"
+             else f" ({f.agent} {f.action})")))]
+
+    def run(self, peer_serves: bool, i_serve: bool) -> float | None:
+        """The daemon asks whether to run the fence agent now: marks it running and returns
+        how long to wait first, or None. The fence race (model.Fencing.delay): in a
+        partition both nodes want to fence each other; the one that runs no group waits
+        before shooting a peer that ran groups, so the peer that serves wins."""
+        if not self.move(FenceEvent.RUN):
+            return None
+        assert self.config is not None
+        return self.config.delay if peer_serves and not i_serve else 0.0
+
+    def result(self, ok: bool, detail: str, peer: str, now: float) -> list[Note]:
+        """What the agent that `run` started found (call it while RUNNING)."""
+        assert self.config is not None and self.state is FenceState.RUNNING
+        if ok:
+            self.move(FenceEvent.SUCCEEDED, detail)
+            return [Note(Level.WARNING, f"{peer} fenced: {detail}".rstrip(": "))]
+        f = self.config
+        self.failed(detail, now)
+        then = ("taking over anyway (on_failure = takeover)" if f.on_failure == "takeover"
+                else f"its groups stay down; retrying in {f.retry_interval:g} s")
+        return [Note(Level.ERROR, f"FENCING {peer} FAILED: {detail}; {then}")]
+
+    def confirm(self, node: str, peer: str) -> str | None:
+        """An operator says `node` is off. Returns an error, or None when accepted."""
+        if node != peer:
+            return f"{node} is not the peer of this node ({peer})"
+        if not self.move(FenceEvent.CONFIRMED, "confirmed by an operator"):
+            return f"{node} does not need fencing now"
+        return None
 
     def blocks(self, peer: str) -> str | None:
         """Why the peer's groups may not be taken yet (None: they may)."""

@@ -15,7 +15,7 @@ other move is a bug (AssertionError), never a silent change:
              --broken-->   FAILED     (blocked: never started elsewhere while this node lives)
     FAILED   --found_stopped/found_running-->  (a probe after `vigil resource cleanup`)
 
-Sans-IO; the notes of a finished action are core/node.py's.
+Sans-IO; the moves are made, and said for the log, by core/underway.py.
 """
 
 from __future__ import annotations

@@ -20,9 +20,10 @@ running yet (a hand-over in flight, a start after initdead) may be being started
 now, by a peer that counts us dead too: such a group must be heard free twice, `retry`
 apart, which is longer than a start takes to add an address.
 
-The node (node.py) arms the lookout at the peer's death, clears it when the peer comes back
-or leaves cleanly, asks `blocks()` in every decision and turns `due()` groups into Probe
-actions; the daemon runs them and hands the answers to `found()`.
+The node's failover (failover.py) arms the lookout at the peer's death, clears it when the
+peer comes back or leaves cleanly, and tells every decision what `blocks()` and `due()` say
+(the policy turns due groups into Probe actions); the daemon runs them and hands the answers
+to `found()`.
 """
 
 from __future__ import annotations

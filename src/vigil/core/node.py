@@ -1,42 +1,47 @@
 """One cluster node's whole protocol state, sans-IO: frames in, frames and actions out.
 
-The daemon owns sockets, timers and resource agents; this class owns everything they feed:
-the replay guard, membership, the peer's latest report, the group assignments and the local
-group states. Inputs (`receive`, `tick`, `request`, `probed`, `finished`, `set_eligible`,
-`leave`) take `now` as an argument and return `Note`s for the log; `step` runs the policy and
-returns what the daemon must do. Tests drive two of these over a fake network
-(tests/unit/test_node_sim.py) exactly as the daemon drives one over UDP.
+The daemon owns sockets, timers and resource agents; `Node` owns everything they feed, as a
+coordinator over the parts of core/ (core/__init__.py lists them): each input goes to the
+parts it concerns, and `step` runs the policy over what they hold and applies its decision
+through the ownership seam (core/ownership.py). Inputs (`receive`, `tick`, `request`,
+`probed`, `finished`, `set_eligible`, `leave`...) take `now` as an argument and return
+`Note`s for the log; `step` returns what the daemon must do. Tests drive two of these over a
+fake network (tests/unit/test_node_sim.py) exactly as the daemon drives one over UDP.
 
-Local group states move only here: STOPPED -> STARTING (step returns Start) -> RUNNING or,
-on failure, STOPPED with the group marked ineligible; RUNNING -> STOPPING (step returns Stop)
--> STOPPED, or FAILED when the stop failed (then the group is blocked: never started
-elsewhere while this node lives, because its report says FAILED).
+Local group states move only in core/underway.py, along core/groups.py's table: STOPPED ->
+STARTING (step returns Start) -> RUNNING or, on failure, STOPPED with the group marked
+ineligible; RUNNING -> STOPPING (step returns Stop) -> STOPPED, or FAILED when the stop failed
+(then the group is blocked: never started elsewhere while this node lives, because its
+report says FAILED).
 """
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from typing import Mapping, Sequence
 
 from vigil import policy
-from vigil.core.membership import (Event, HeartbeatLate, LinkDead, LinkUp, Liveness, Membership,
-                              NodeDead, NodeUp)
-from vigil.model import Cluster, witness_lease
-from vigil.core.lookout import Lookout, Result
-from vigil.model import IpResource
-from vigil.policy import Action, Probe, Recover, Start, Stop
-from vigil.core.eligibility import FailCounts, Facts, Why, kept_off
-from vigil.core.fencing import FenceEvent, FenceState, PeerFencing
-from vigil.core.groups import FOUND, GroupEvent, LocalGroups, finish
-from vigil.core.notes import Level, Note
+from vigil.core.agenda import Agenda
+from vigil.core.eligibility import Eligibility
+from vigil.core.failover import Failover
+from vigil.core.fencing import PeerFencing
 from vigil.core.frames import Dropped, Frames
+from vigil.core.groups import LocalGroups
+from vigil.core.lookout import Lookout, Result
+from vigil.core.membership import Membership
+from vigil.core.notes import Level, Note
+from vigil.core.ownership import Gossip, Ownership
+from vigil.core.peer import Peer
+from vigil.core.pill import PoisonPill
 from vigil.core.stall import Stall
+from vigil.core.underway import Underway
 from vigil.core.witness import WitnessClient
+from vigil.model import Cluster, witness_lease
+from vigil.policy import Action, Probe
 from vigil.wire import frame as wire
-from vigil.wire.messages import (ACTIVE_STATES, Assignment, GroupReport, GroupState, Heartbeat,
-                                 NodeStatus, serialize)
-from vigil.wire.votes import Poison, parse_poison, parse_reply, poison_applies, serialize_poison
+from vigil.wire.messages import (Assignment, GroupReport, GroupState, Heartbeat, NodeStatus,
+                                 serialize)
+
 
 @dataclass(frozen=True, slots=True)
 class Step:
@@ -54,145 +59,159 @@ class Node:
         pill); `slow_links`: those whose frames wait for a timer or their airtime (disk and
         serial), where a frame may be older and still count (session.py);
         `skip_release_wait`: the torture test's broken build (policy View)."""
-        self.skip_release_wait = skip_release_wait
-        self.cluster = cluster
-        self.me = me
+        self.cluster, self.me, self.skip_release_wait = cluster, me, skip_release_wait
+        self.status = NodeStatus.STARTING
         self.sent_report = b""  # the payload of the latest heartbeat: what the guard is fed
         self.link_names = tuple(link_names)
         self.disk_links = frozenset(self.link_names[i] for i in disk_links)
         self.slow_links = frozenset(slow_links) | frozenset(disk_links)
-        self.partitioned = False  # every network link to the peer is dead, its disk slot moves
-        self.peer = cluster.peers(me)[0].name
-        self.status = NodeStatus.STARTING
-        self.membership = Membership([self.peer], self.link_names, cluster.timings, now)
-        # Frames out and in: numbered, signed, verified, judged (core/frames.py)
-        self.frames = Frames(cluster.name, me, self.peer, key, generation, self.link_names,
-                             cluster.timings, now)
-        self._answer = False  # a frame proved nothing: answer it at once (see step)
-        self._answered = -math.inf
-        self.report: Heartbeat | None = None
-        self._report_key: tuple[int, int] = (-1, -1)  # (generation, seq) of self.report
-        self.assignments = {g.name: policy.initial_assignment(g.home) for g in cluster.groups}
-        self.groups = LocalGroups(g.name for g in cluster.groups)  # (core/groups.py)
-        self.eligible = {g.name: True for g in cluster.groups}
-        self.healthy = {g.name: True for g in cluster.groups}
-        self.fails = FailCounts()  # monitor failures, bans, failed starts (eligibility.py)
-        # Restarts in place waiting for the next step (group -> first resource to restart).
-        self._recover: dict[str, int] = {}
-        self._recovering: set[str] = set()
-        self._takeover: set[str] = set()  # groups being started because the peer is dead
-        self._active_said = False  # "Local status now set to: 'active'" was logged
-        self.waiting: dict[str, str] = {}
-        self._dirty = True
-        self._reannounce: set[str] = set()
-        self._failback_due: set[str] = set()  # groups that may go home (see policy.failback)
-        self._link_local: dict[str, bool] = {}  # our side of each link: carrier up?
-        self.stall = Stall(cluster.timings)  # a daemon frozen or starved (core/stall.py)
-        self._later: list[Note] = []  # notes from frame(), logged with the next step
-        self.ping_count: int | None = None  # ping nodes we reach (None: unknown / none)
-        self.fencing = PeerFencing(cluster.fencing)  # of the peer (core/fencing.py)
+        self.waiting: dict[str, str] = {}  # group -> why the policy holds it
         self._now = now  # the latest time any input carried
-        self._dead_at: float | None = None  # when the peer was last declared dead
-        self._left_at: float | None = None  # when it last said goodbye (a clean leave)
-        # The witness (arbiter.py): this node's asks and leases (core/witness.py)
+        t, names = cluster.timings, [p.name for p in cluster.peers(me)][:1]  # two nodes yet
+        self.membership = Membership(names, self.link_names, t, now)
+        self.peers = {n: Peer(n, self.membership, t.deadtime, self.disk_links) for n in names}
+        self.other = self.peers[names[0]]  # the one peer while config/ admits two nodes
+        self.peer = self.other.name
+        self.frames = Frames(cluster.name, me, self.peer, key, generation, self.link_names,
+                             t, now)
+        self.agenda = Agenda(t.keepalive)
+        self.ownership: Ownership = Gossip((g.name, g.home) for g in cluster.groups)
+        self.groups = LocalGroups(g.name for g in cluster.groups)
+        self.stall = Stall(t, self.membership, self.agenda)
+        self.fencing = PeerFencing(cluster.fencing)
         self.witness = (WitnessClient(witness_lease(cluster)) if cluster.witness is not None
                         else None)
-        self.poisoned: str | None = None  # who told this node to stop (disk poison pill)
-        # Look before taking: after a death without a goodbye, a group's addresses must be
-        # heard free before it is taken over (lookout.py); probed again every keepalive.
-        self.lookout = Lookout(cluster.timings.keepalive)
-
-    # --- inputs ----------------------------------------------------------------------------
-
-    def receive(self, data: bytes, link: int, now: float) -> list[Note]:
-        """One datagram from link `link`. Bad input is counted and changes nothing else."""
-        self._now = max(self._now, now)
-        return self._check_stall(now) + self._receive(data, link, now)
-
-    def _receive(self, data: bytes, link: int, now: float) -> list[Note]:
-        got = self.frames.heartbeat(data, link, link in self.slow_links, now)
-        if isinstance(got, Dropped):
-            if got.unverified is not None:
-                peer = self.membership.view(self.peer)
-                if peer.liveness is not Liveness.UP or peer.generation != got.unverified:
-                    self._answer = True  # it may have just started: let it hear us at once
-            return got.notes
-        f, hb = got.frame, got.heartbeat
-        key = (f.generation, f.seq)
-        if key > self._report_key:
-            self._adopt_report(hb, key)
-        events = self.membership.on_heartbeat(f.sender, self.link_names[link], f.generation, now,
-                                              leaving=hb.status is NodeStatus.LEAVING,
-                                              made=got.made)
-        return self._on_events(events, now)
+        self.pill = PoisonPill(self.frames, me, self.peer)
+        self.lookout = Lookout(t.keepalive)  # probed again every keepalive
+        self.eligibility = Eligibility((g.name for g in cluster.groups), self.local, self.other,
+                                       self.witness, self.agenda, len(cluster.ping),
+                                       self.disk_links)
+        self.eligible, self.fails = self.eligibility.eligible, self.eligibility.fails
+        self.underway = Underway(self.groups, self.eligibility, self.lookout, self.agenda)
+        self.failover = Failover(me, self.other, self.fencing, self.witness, self.lookout,
+                                 self.eligibility, self.agenda,
+                                 t.deadtime + self.frames.session.max_age)
 
     @property
     def generation(self) -> int:
         """This life's generation (a new one after the guard's goodbye: `new_life`)."""
         return self.frames.generation
 
+    @property
+    def local(self) -> Mapping[str, GroupState]:
+        """Each group's state on this node."""
+        return self.groups.states
+
+    @property
+    def assignments(self) -> dict[str, Assignment]:
+        return self.ownership.assignments
+
+    @property
+    def report(self) -> Heartbeat | None:
+        return self.other.report  # the peer's latest heartbeat, of its current life
+
+    @property
+    def partitioned(self) -> bool:
+        return self.other.partitioned  # every network link to the peer is dead, not its disk
+
+    @property
+    def ping_count(self) -> int | None:
+        return self.eligibility.ping_count  # ping nodes we reach (None: unknown / none)
+
+    @property
+    def poisoned(self) -> str | None:
+        return self.pill.poisoned  # who told this node to stop (disk poison pill)
+
+    # --- inputs ----------------------------------------------------------------------------
+
+    def receive(self, data: bytes, link: int, now: float) -> list[Note]:
+        """One datagram from link `link`. Bad input is counted and changes nothing else."""
+        self._now = max(self._now, now)
+        notes = self.stall.notice(now)
+        got = self.frames.heartbeat(data, link, link in self.slow_links, now)
+        if isinstance(got, Dropped):
+            if got.unverified is not None and self.other.restarting(got.unverified):
+                self.agenda.answer = True  # let it hear us at once
+            return notes + got.notes
+        f, hb = got.frame, got.heartbeat
+        news = self.other.adopt(hb, (f.generation, f.seq), self.local)
+        if news is not None:  # its records through the ownership seam, the rest to failover
+            self.agenda.send |= self.ownership.heard(hb.groups)
+            self.agenda.notes += self.failover.heard(news, self.cluster, self._now)
+        events = self.membership.on_heartbeat(f.sender, self.link_names[link], f.generation, now,
+                                              leaving=hb.status is NodeStatus.LEAVING,
+                                              made=got.made)
+        return notes + self.failover.on_events(events, self.cluster, self.assignments, now,
+                                               self._now)
+
     def tick(self, now: float) -> list[Note]:
         self._now = max(self._now, now)
-        stall = self._check_stall(now)
-        for group in self.fails.expired(now):
-            self.fail_count(group, now)
-            stall.append(Note(Level.INFO, f"group {group}: failure_timeout passed; this node "
-                                          f"may run it again"))
+        notes = self.stall.notice(now) + self.eligibility.expire(self.cluster, now)
         self.fencing.tick(now)
-        if self.stall.ended(now):  # the deadtime after a stall is over:
-            self._dirty = True  # we may run groups again, so they may come home
-            self._failback_due.update(self.assignments)
-        notes = stall + self._on_events(self.membership.on_tick(now), now)
-        return notes + self._update_all_eligible()
+        self.stall.tick(now, self.assignments)
+        notes += self.failover.on_events(self.membership.on_tick(now), self.cluster,
+                                         self.assignments, now, self._now)
+        return notes + self.eligibility.update_all(self._now)
 
     def probed(self, states: dict[str, GroupState]) -> list[Note]:
         """The start-up probe found these states; from now on this node takes part."""
-        notes = []
-        for name, st in states.items():
-            self.groups.move(name, FOUND[st])
-            if st is not GroupState.STOPPED:
-                notes.append(Note(Level.WARNING, f"group {name} found {st.value} at start: "
-                                                 f"adopting it, not starting it again"))
+        notes = self.underway.probed(states)
         self.status = NodeStatus.UP
-        self._dirty = True
         return notes + [Note(Level.INFO, "Local status now set to: 'up'")]
 
     def finished(self, group: str, result: GroupState, detail: str = "",
                  ms: float | None = None) -> list[Note]:
-        """The daemon finished the Start or Stop that step() returned for `group`.
+        """The daemon finished the Start or Stop that step() returned for `group`: RUNNING,
+        STOPPED or FAILED (see Underway.finished)."""
+        return self.underway.finished(group, result, detail, ms, self.peer, self._now)
 
-        After a Start: RUNNING (ok), STOPPED (failed, and what had started was stopped again)
-        or FAILED (failed, and cleaning up failed too). After a Stop: STOPPED or FAILED."""
-        st = self.local[group]
-        assert st in (GroupState.STARTING, GroupState.STOPPING), f"{group} is {st}"
-        assert result in (GroupState.RUNNING, GroupState.STOPPED, GroupState.FAILED)
-        assert not (st is GroupState.STOPPING and result is GroupState.RUNNING)
-        self._dirty = True
-        self.groups.move(group, finish(st, result))
-        if st is GroupState.STARTING and result is not GroupState.RUNNING:
-            # Keep off the group so that the peer may take it (policy hands it over when the
-            # peer is eligible) until an operator clears the failure.
-            self.fails.failed_start[group] = detail
-            self._update_eligible(group)
-        verb = "start" if st is GroupState.STARTING else "stop"
-        took = "" if ms is None else f" in {ms:.0f} ms"
-        recovered = group in self._recovering
-        self._recovering.discard(group)
-        taken = group in self._takeover
-        self._takeover.discard(group)
-        if result is GroupState.RUNNING:
-            done = [Note(Level.INFO, f"group {group} {'recovered' if recovered else 'acquired'}"
-                                     f"{took}")]
-            if taken and not self._takeover:
-                done.append(Note(Level.INFO, f"mach_down takeover complete for node "
-                                             f"{self.peer}."))
-            return done
-        if result is GroupState.STOPPED and st is GroupState.STOPPING:
-            return [Note(Level.INFO, f"group {group} released{took}")]
-        if result is GroupState.STOPPED:
-            return [Note(Level.ERROR, f"group {group} failed to start: {detail}")]
-        return [Note(Level.ERROR, f"group {group} failed to {verb}: {detail}; it stays blocked "
-                                  f"on this node (its resources may still be held)")]
+    def resource_failed(self, group: str, index: int, kind: str, detail: str,
+                        now: float) -> list[Note]:
+        """A monitor of resource `index` of `group` failed: kind "not_running", "soft", "hard"
+        or "fatal" (see Underway.resource_failed)."""
+        self._now = max(self._now, now)
+        return self.underway.resource_failed(self.cluster, group, index, kind, detail, now,
+                                             self._now)
+
+    def fail_count(self, group: str, now: float) -> int:
+        return self.eligibility.fail_count(self.cluster, group, now)
+
+    def cleanup(self, group: str) -> bool:
+        """An operator cleared the group's failures. True when the caller must probe the
+        group again (a failed stop: only a probe can tell what is still there)."""
+        self.eligibility.cleanup(group, self._now)
+        return self.local[group] is GroupState.FAILED
+
+    def reprobed(self, group: str, found: GroupState, why: str = "cleaned up") -> list[Note]:
+        """What a probe found after `cleanup` or after the guard stopped the group."""
+        return self.underway.reprobed(group, found, why)
+
+    def set_eligible(self, group: str, healthy: bool) -> list[Note]:
+        """Whether this node's resources for `group` can work (interfaces up)."""
+        return self.eligibility.set_health(group, healthy, self._now)
+
+    def set_ping(self, count: int | None) -> list[Note]:
+        """How many ping nodes this node reaches now (daemon/ping.py)."""
+        return self.eligibility.set_ping(count, self._now)
+
+    def set_link_local(self, link: int, up: bool, now: float) -> list[Note]:
+        """Our own interface of `link` lost or regained carrier (see membership)."""
+        notes = self.eligibility.set_carrier(self.link_names[link], up, self._now)
+        if notes:  # news
+            self.membership.set_local(self.link_names[link], up, now)
+        return notes
+
+    def request(self, what: str, which: str = "all", group: str = "",
+                to: str = "") -> policy.RequestResult:
+        """An operator's standby, takeover or move (policy.request)."""
+        result = policy.request(self.view(), self.cluster, what, which, group, to)
+        self.agenda.send |= self.ownership.assign(result.assignments)
+        return result
+
+    def leave(self) -> None:
+        """Begin a clean shutdown: release everything (handing it to the peer if it is up)."""
+        self.status = NodeStatus.LEAVING
+        self.agenda.send = True
 
     # --- live reload (reconfig.py; the daemon runs the actions) ------------------------------
 
@@ -204,494 +223,129 @@ class Node:
         self.cluster = cluster
         self.fencing.config = cluster.fencing
         for name in added:
-            g = cluster.group(name)
-            self.assignments[name] = policy.initial_assignment(g.home)
+            self.ownership.add(name, cluster.group(name).home)
             self.groups.add(name)
-            self.eligible[name] = self.healthy[name] = True
-        self._dirty = True
+            self.eligibility.add(name)
+        self.agenda.send = True
 
     def probed_new(self, group: str, found: GroupState) -> list[Note]:
         """What the probe of a group added by a reload found here."""
-        if self.local.get(group) is not GroupState.UNKNOWN:
-            return []
-        self.groups.move(group, FOUND[found])
-        self._dirty = True
-        if found is GroupState.STOPPED:
-            return [Note(Level.INFO, f"group {group} added by reload: not present here")]
-        return [Note(Level.WARNING, f"group {group} added by reload: found {found.value} "
-                                    f"here; adopting it, not starting it again")]
+        return self.underway.probed_new(group, found)
 
     def begin(self, group: str, state: GroupState) -> None:
-        """The daemon starts an action of its own on `group` (a reload's restart or stop):
-        STARTING or STOPPING until `finished`, as for the policy's own actions."""
-        assert state in (GroupState.STARTING, GroupState.STOPPING)
-        self.groups.move(group, GroupEvent.RESTART if state is GroupState.STARTING
-                         else GroupEvent.STOP)
-        self._dirty = True
+        """The daemon starts an action of its own on `group` (a reload's restart or stop)."""
+        self.underway.begin(group, state)
 
     def forget(self, group: str) -> None:
         """A group removed by a reload is stopped here (or was never here): drop it."""
-        self.groups.forget(group)
-        self.fails.forget(group)
-        for d in (self.assignments, self.eligible, self.healthy, self._recover, self.waiting):
-            d.pop(group, None)
+        for part in (self.groups, self.eligibility, self.ownership, self.underway,
+                     self.lookout, self.agenda):
+            part.forget(group)
         if self.witness is not None:
             self.witness.forget(group)
-        for s in (self._recovering, self._takeover, self._failback_due, self._reannounce):
-            s.discard(group)
-        self.lookout.forget(group)
-        self._dirty = True
+        self.waiting.pop(group, None)
+        self.agenda.send = True
 
-    def set_eligible(self, group: str, healthy: bool) -> list[Note]:
-        """Whether this node's resources for `group` can work (interfaces up)."""
-        was = self.eligible[group]
-        self.healthy[group] = healthy
-        self._update_eligible(group)
-        if self.eligible[group] != was:
-            state = "can" if self.eligible[group] else "cannot"
-            return [Note(Level.WARNING, f"this node {state} run group {group} now")]
-        return []
-
-    def _may_run(self, group: str) -> bool:
-        """Nothing about this node itself keeps it off the group (its interfaces, a failed
-        start, too many failures)."""
-        return self.healthy[group] and group not in self.fails.failed_start and \
-            group not in self.fails.banned
-
-    def _update_eligible(self, group: str) -> list[Note]:
-        why = kept_off(Facts(
-            healthy=self.healthy[group], failed_start=group in self.fails.failed_start,
-            banned=group in self.fails.banned, ping_worse=self._ping_worse(),
-            lease_lapsed=self._lease_lapsed(group), disk_lost=self._disk_lost()))
-        new = not why
-        if new == self.eligible[group]:
-            return []
-        self.eligible[group] = new
-        self._dirty = True
-        if new:
-            self._failback_due.add(group)
-        elif Why.LEASE in why and self.local[group] in ACTIVE_STATES:
-            dead = ("counts this node dead" if not self._peer_unheard() else
-                    "is dead" if self._peer_dead() else "is not heard on any link")
-            return [Note(Level.ERROR, f"{self.peer} {dead} and this node holds no lease of "
-                                      f"the witness on group {group}: stopping it, so that "
-                                      f"it never runs on both nodes")]
-        elif Why.DISK in why and self.local[group] in ACTIVE_STATES:
-            return [Note(Level.ERROR, f"{self.peer} is dead and this node lost its disk "
-                                      f"heartbeat, where a poison pill would reach it: "
-                                      f"stopping group {group}")]
-        return []
-
-    def _disk_lost(self) -> bool:
-        """Our side of a disk link fails while the peer is dead: the peer may be alive,
-        may count us dead and may poison us through the disk, which we cannot read. Stop."""
-        return bool(self.disk_links) and self._peer_unheard() and \
-            not all(self._link_local.get(n, True) for n in self.disk_links)
-
-    def set_ping(self, count: int | None) -> list[Note]:
-        """How many ping nodes this node reaches now (daemon/ping.py)."""
-        if count == self.ping_count:
-            return []
-        self.ping_count = count
-        self._dirty = True
-        before = dict(self.eligible)
-        notes = [Note(Level.INFO if count else Level.WARNING,
-                      f"ping nodes reachable: {count} of {len(self.cluster.ping)}")]
-        notes += self._update_all_eligible()
-        if self.eligible != before and not all(self.eligible.values()):
-            notes.append(Note(Level.WARNING, f"{self.peer} reaches more ping nodes than this "
-                                             f"node: handing over what it can run"))
-        return notes
-
-    def _ping_worse(self) -> bool:
-        """ipfail: the peer is up and reaches more ping nodes than we do."""
-        if not self.cluster.ping or self.ping_count is None or self.report is None or \
-                self.report.ping is None:
-            return False
-        if self.membership.view(self.peer).liveness is not Liveness.UP:
-            return False
-        return self.report.ping > self.ping_count
-
-    def _update_all_eligible(self) -> list[Note]:
-        return [n for g in self.eligible for n in self._update_eligible(g)]
-
-    def set_link_local(self, link: int, up: bool, now: float) -> list[Note]:
-        """Our own interface of `link` lost or regained carrier (see membership)."""
-        name = self.link_names[link]
-        if self._link_local.get(name, True) == up:
-            return []
-        self._link_local[name] = up
-        self.membership.set_local(name, up, now)
-        self._dirty = True
-        if up:
-            return [Note(Level.INFO, f"our side of link {name} is up again")] + \
-                self._update_all_eligible()
-        return [Note(Level.WARNING, f"our side of link {name} is down: its silence says "
-                                    f"nothing about {self.peer}")] + self._update_all_eligible()
+    # --- the peer's death: fencing, the witness, the lookout, the poison pill ---------------
 
     def fence_started(self) -> float | None:
-        """The daemon asks whether to run the fence agent now; marks it running and returns
-        how long to wait first (the fence race: see model.Fencing.delay), or None."""
-        if not self.fencing.move(FenceEvent.RUN):
-            return None
-        f = self.cluster.fencing
-        assert f is not None
-        peer_served = self.report is not None and any(
-            r.state in ACTIVE_STATES for r in self.report.groups)
-        i_serve = bool(self.active_groups())
-        return f.delay if peer_served and not i_serve else 0.0
+        """Whether to run the fence agent now: how long to wait first, or None (PeerFencing.run)."""
+        return self.fencing.run(self.other.serves(), bool(self.active_groups()))
 
     def fence_result(self, ok: bool, detail: str, now: float) -> list[Note]:
-        if self.fencing.state is not FenceState.RUNNING:
-            return []  # the peer came back meanwhile
-        self._dirty = True
-        if ok:
-            self.lookout.clear()  # its host is off: nothing there answers any more
-            self.fencing.move(FenceEvent.SUCCEEDED, detail)
-            return [Note(Level.WARNING, f"{self.peer} fenced: {detail}".rstrip(": "))]
-        f = self.cluster.fencing
-        assert f is not None
-        self.fencing.failed(detail, now)
-        then = ("taking over anyway (on_failure = takeover)" if f.on_failure == "takeover"
-                else f"its groups stay down; retrying in {f.retry_interval:g} s")
-        return [Note(Level.ERROR, f"FENCING {self.peer} FAILED: {detail}; {then}")]
+        return self.failover.fence_result(ok, detail, now)
 
     def fence_confirm(self, node: str) -> str | None:
         """An operator says `node` is off. Returns an error, or None when accepted."""
-        if node != self.peer:
-            return f"{node} is not the peer of this node ({self.peer})"
-        if not self.fencing.move(FenceEvent.CONFIRMED, "confirmed by an operator"):
-            return f"{node} does not need fencing now"
-        self._dirty = True
-        return None
-
-    # --- the witness -----------------------------------------------------------------------
-
-    def _peer_dead(self) -> bool:
-        return self.membership.view(self.peer).liveness is Liveness.DEAD
-
-    def _peer_unheard(self) -> bool:
-        """Dead, or silent on every link: also when our own cables are out, which keeps the
-        peer from being declared dead here while it may well declare us dead."""
-        view = self.membership.view(self.peer)
-        return view.liveness is Liveness.DEAD or \
-            not any(l.status is Liveness.UP for l in view.links)
-
-    def _lease_lapsed(self, group: str) -> bool:
-        """With a witness, a node whose peer is dead, or counts it dead (a one-way cut: it
-        may take the group over as soon as the witness lets it), keeps a group only under
-        its lease. (Taking one over is for `_witness_blocks`: this node stays eligible.)"""
-        if self.witness is None or self.local[group] not in ACTIVE_STATES or \
-                self.witness.holds(group, self._now) or self._left_without(group):
-            return False
-        return self._peer_unheard() or (self.report is not None and not self.report.hears_you)
-
-    def _left_without(self, group: str) -> bool:
-        """The peer said goodbye with `group` stopped, at most one deadtime ago: nothing
-        runs there, so this node may take the group and hold it while its lease is on the
-        way (it asks at once; the witness may not have heard the goodbye yet). Without the
-        "hold" half, the torture test saw a takeover after a clean leave start, stop for
-        want of a lease and start again when the lease came. The window is one deadtime;
-        after it, no lease means no group again. A peer that restarts within it and hears
-        us at once could start on a report we sent before the goodbye, as after any clean
-        shutdown: a real restart takes far longer than our next heartbeat (see
-        test_guard_goodbye's simulation, which restarts no sooner than 0.2 s)."""
-        if self._left_at is None or self._now >= self._left_at + self.cluster.timings.deadtime \
-                or self.report is None or not self.membership.view(self.peer).left:
-            return False
-        r = self.report.group(group)
-        return r is not None and r.state is GroupState.STOPPED
+        return self.failover.fence_confirm(node)
 
     def wanted(self) -> tuple[str, ...]:
-        """The groups to hold a lease on: those active here, and, while the peer is dead,
-        those this node would take over."""
-        active = set(self.active_groups())
-        dead = self._peer_dead() and self.status is NodeStatus.UP
-        return tuple(g.name for g in self.cluster.groups if g.name in active or (
-            dead and self._may_run(g.name)))
+        """The groups to hold a lease on: those active here, and those it would take over."""
+        return self.failover.wanted(self.cluster, self.active_groups(),
+                                    self.status is NodeStatus.UP)
 
     def witness_ask(self, now: float) -> bytes:
         """The frame to send the witness now (every keepalive)."""
         assert self.witness is not None
         self._now = max(self._now, now)
-        payload = self.witness.ask(self.frames.seq + 1, self.wanted(), now)
-        return self.frames.encode(wire.FrameKind.WITNESS_ASK, payload)
+        return self.witness.ask_frame(self.frames, self.wanted(), now)
 
     def witness_reply(self, data: bytes, now: float) -> list[Note]:
         """The witness answered an ask. A reply to no outstanding ask changes nothing."""
         self._now = max(self._now, now)
-        w = self.cluster.witness
-        assert w is not None and self.witness is not None
-        f = self.frames.side(data, w.name, wire.FrameKind.WITNESS_REPLY, "witness reply")
-        if isinstance(f, list):
-            return f
-        r = parse_reply(f.payload)
-        if r is None:
-            return self.frames.reject(wire.RejectReason.GARBLED, -1, "witness reply")
-        if r.generation != self.generation or not self.witness.open(r.seq):
-            return self.frames.reject(wire.RejectReason.REPLAY, -1, "witness reply to no open ask")
-        notes = self.witness.reply(r, set(self.local), self.me, self.peer, self._peer_dead(),
-                                   f"{w.address}:{w.port}", now)
-        return notes + self._update_all_eligible()
-
-    def _witness_blocks(self, group: str, now: float) -> str | None:
-        if self.witness is None or self._left_without(group):
-            return None  # (it said goodbye with the group stopped: nothing runs there)
-        return self.witness.blocks(group, self.me, self.peer, now)
-
-    def _settling(self, now: float) -> str | None:
-        """A peer declared dead without being fenced may still run the group for a moment:
-        it notices the loss of its peer and of the witness only about one deadtime after we
-        did, and a peer that still hears us learns our new assignment only once we publish
-        it. So a takeover that rests on the witness (not on fencing) is published at once
-        and started one settle time (`_settle`) after the death."""
-        if self.witness is None or self._dead_at is None or self.fencing.done:
-            return None
-        if now < self._dead_at + self._settle():
-            return f"{self.peer} was declared dead just now: giving it one deadtime to stop"
-        return None
-
-    def _settle(self) -> float:
-        """One deadtime, and the age a frame of ours may have had when it reached the peer
-        (session.py): the peer counts us alive until one deadtime after our last frame that
-        said we hear it was *made*, and such a frame may be delivered late (held back, or
-        replayed) up to that age."""
-        return self.cluster.timings.deadtime + self.frames.session.max_age
-
-    # --- the disk poison pill --------------------------------------------------------------
-
-    def poison_frame(self, now_ms: int) -> bytes:
-        """The pill to write into the peer's disk mailbox ([fencing] agent = "disk")."""
-        gen = self.membership.view(self.peer).generation
-        return self.frames.encode(wire.FrameKind.POISON,
-                                  serialize_poison(Poison(self.peer, gen, now_ms)))
-
-    def mail(self, data: bytes) -> list[Note]:
-        """Our disk mailbox changed. A valid pill for this life sets `poisoned`: the daemon
-        then releases everything and stops."""
-        f = self.frames.side(data, self.peer, wire.FrameKind.POISON, "disk mailbox")
-        if isinstance(f, list):
-            return f
-        p = parse_poison(f.payload)
-        if p is None:
-            return self.frames.reject(wire.RejectReason.GARBLED, -1, "poison pill")
-        # Every life of this process: a pill for the one the guard said goodbye for is
-        # still for us (the peer fenced this process, whatever it calls itself now).
-        if not any(poison_applies(p, self.me, g) for g in self.frames.lives):
-            return [Note(Level.INFO, f"ignoring a poison pill from {f.sender} meant for "
-                                     f"{p.target} generation {p.generation}", "old pill")]
-        self.poisoned = f.sender
-        return [Note(Level.ERROR, f"POISONED by {f.sender} through the disk: releasing "
-                                  f"everything and stopping")]
-
-    # --- monitor failures ------------------------------------------------------------------
-
-    def fail_count(self, group: str, now: float) -> int:
-        g = next((x for x in self.cluster.groups if x.name == group), None)
-        timeout = g.policy.failure_timeout if g is not None else 0.0  # removed by a reload
-        return self.fails.count(group, timeout, now)
-
-    def resource_failed(self, group: str, index: int, kind: str, detail: str,
-                        now: float) -> list[Note]:
-        """A monitor of resource `index` of `group` failed: kind "not_running" (it died),
-        "soft" (it failed; a restart may help), "hard" (it cannot run on this node) or
-        "fatal" (its configuration is wrong). Restart in place, or, after
-        migration_threshold failures within failure_timeout (or at once for hard and fatal
-        ones), keep this node off the group: policy then hands it to the peer."""
-        self._now = max(self._now, now)
-        if self.local[group] is not GroupState.RUNNING:
-            return []  # news about a state already left
-        g = self.cluster.group(group)
-        what = g.resources[index].name
-        count = self.fails.failed(group, g.policy.failure_timeout, now)
-        threshold = g.policy.migration_threshold
-        if kind in ("hard", "fatal") or count >= threshold:
-            timeout = g.policy.failure_timeout
-            self.fails.ban(group, timeout, now)
-            why = (f"it cannot run on this node ({kind})" if kind in ("hard", "fatal") else
-                   f"{count} failures here reach migration_threshold {threshold}")
-            until = (f"for {timeout:g} s (failure_timeout)" if timeout else
-                     "until `vigil resource cleanup " + group + "`")
-            notes = [Note(Level.ERROR, f"{what} failed: {detail}; {why}: moving group {group} "
-                                       f"off this node {until}")]
-            return notes + self._update_eligible(group)
-        self._recover[group] = min(index, self._recover.get(group, index))
-        self._dirty = True
-        return [Note(Level.WARNING, f"{what} failed: {detail}; restarting it in place "
-                                    f"(failure {count} of {threshold} on this node)")]
-
-    def cleanup(self, group: str) -> bool:
-        """An operator cleared the group's failures. True when the caller must probe the
-        group again (a failed stop: only a probe can tell what is still there)."""
-        self.fails.clear(group)
-        self._update_eligible(group)
-        self._dirty = True
-        return self.local[group] is GroupState.FAILED
-
-    def reprobed(self, group: str, found: GroupState, why: str = "cleaned up") -> list[Note]:
-        """What a probe found after `cleanup` or after the guard stopped the group; the normal
-        rules take it from there. Only a settled state is replaced (not an action under way)."""
-        assert found in (GroupState.RUNNING, GroupState.STOPPED)
-        if self.local[group] not in (GroupState.FAILED, GroupState.RUNNING):
-            return []
-        self.groups.move(group, FOUND[found])
-        self._dirty = True
-        return [Note(Level.WARNING, f"group {group} {why}: probe found it {found.value}")]
+        return self.failover.witness_reply(self.frames, data, self.cluster, set(self.local),
+                                           now, self._now)
 
     def probed_addresses(self, group: str, answers: Sequence[Result],
                          now: float) -> list[Note]:
-        """What the Probe that step() returned for `group` heard: the addresses another host
-        answers for, and those it could not probe (empty: all free)."""
+        """What the Probe that step() returned for `group` heard (empty: all free)."""
         self._now = max(self._now, now)
-        change = self.lookout.found(group, tuple(answers), now)
-        self._dirty = True
-        if change in ("answered", "unprobed"):
-            why = self._lookout_blocks(group) or ""
-            return [Note(Level.ERROR, f"{why}; checking again every "
-                                      f"{self.lookout.retry * 1000:.0f} ms")]
-        if change == "free now":
-            return [Note(Level.WARNING, f"group {group}: its addresses answer no more: "
-                                        f"taking it over")]
-        return []
+        return self.failover.probed_addresses(group, answers, now)
+
+    def poison_frame(self, now_ms: int) -> bytes:
+        """The pill to write into the peer's disk mailbox ([fencing] agent = "disk")."""
+        return self.pill.frame(self.other.view().generation, now_ms)
+
+    def mail(self, data: bytes) -> list[Note]:
+        """Our disk mailbox changed: a valid pill sets `poisoned` (the daemon then stops)."""
+        return self.pill.mail(data)
 
     def new_life(self, generation: int, now: float) -> list[Note]:
         """The guard said goodbye for this daemon while it stalled (daemon/guard.py): the
         peer ignores the rest of this generation, and the witness has freed our leases.
         Go on as a restarted daemon would: under a new generation, holding no lease, and
         starting nothing for one deadtime (the peer may hold our groups without a lease
-        for that long after a goodbye: see `_left_without`)."""
+        for that long after a goodbye: see Peer.left_without)."""
         old = self.generation
         self.frames.new_life(generation)
         self._now = max(self._now, now)
         if self.witness is not None:
             self.witness.new_life()
         self.stall.hold_for(now, self.cluster.timings.deadtime)
-        self._dirty = True
+        self.agenda.send = True
         return [Note(Level.WARNING, f"the guard said goodbye for generation {old} while this "
                                     f"daemon stalled: going on as generation {generation}")]
-
-    @property
-    def local(self) -> Mapping[str, GroupState]:
-        """Each group's state on this node (core/groups.py moves them)."""
-        return self.groups.states
-
-    def active_groups(self) -> list[str]:
-        """Groups that may hold resources here: what the guard must stop if we die."""
-        return self.groups.active()
-
-    def _check_stall(self, now: float) -> list[Note]:
-        """A daemon that did not run for a while judges nothing and starts nothing for one
-        deadtime (core/stall.py)."""
-        gap = self.stall.check(now)
-        if gap is None:
-            return []
-        self.membership.grace(now)
-        self._dirty = True
-        return [Note(Level.WARNING, f"this daemon did not run for {gap * 1000:.0f} ms (frozen "
-                                    f"or starved): judging nothing and starting nothing for "
-                                    f"one deadtime")]
-
-    def request(self, what: str, which: str = "all", group: str = "",
-                to: str = "") -> policy.RequestResult:
-        view = self.view()
-        if what != "move" and which not in ("all", "local", "foreign"):
-            return policy.RequestResult({}, "", f"expected all, local or foreign, not {which!r}")
-        if what == "move":
-            result = policy.move(view, self.cluster, group, to)
-        elif what == "standby":
-            result = policy.standby(view, self.cluster, which)
-        elif what == "takeover":
-            result = policy.takeover(view, self.cluster, which)
-        else:
-            raise ValueError(what)
-        self._assign(result.assignments)
-        return result
-
-    def leave(self) -> None:
-        """Begin a clean shutdown: release everything (handing it to the peer if it is up)."""
-        self.status = NodeStatus.LEAVING
-        self._dirty = True
 
     # --- outputs ---------------------------------------------------------------------------
 
     def step(self, now: float) -> Step:
         self._now = max(self._now, now)
-        notes, self._later = self._later + self._check_stall(now), []
-        if self._failback_due and self.status is NodeStatus.UP:
-            result = policy.failback(self.view(now), self.cluster,
-                                     frozenset(self._failback_due))
-            self._failback_due.clear()
+        notes = self.agenda.take_notes() + self.stall.notice(now)
+        if self.agenda.failback and self.status is NodeStatus.UP:
+            result = policy.failback(self.view(now), self.cluster, self.agenda.take_failback())
             if result.assignments:
                 notes.append(Note(Level.INFO, result.message))
-                self._assign(result.assignments)
+                self.agenda.send |= self.ownership.assign(result.assignments)
         decision = policy.decide(self.view(now), self.cluster)
         notes += [Note(Level.INFO, r) for r in decision.reasons]
-        self._assign(decision.assignments)
-        actions: list[Action] = []
-        self._recover.clear()  # asked for once; a monitor that fails again asks again
-        for act in decision.actions:
-            if isinstance(act, Probe):
-                self.lookout.started(act.group)
-                actions.append(act)
-                continue
-            if isinstance(act, Recover):
-                self.groups.move(act.group, GroupEvent.RESTART)
-                self._recovering.add(act.group)
-                first = self.cluster.group(act.group).resources[act.index].name
-                notes.append(Note(Level.INFO, f"recovering group {act.group} from {first}"))
-            elif isinstance(act, Start):
-                self.groups.move(act.group, GroupEvent.START)
-                notes.append(Note(Level.INFO, f"acquiring group {act.group} {act.reason}"))
-                if self._peer_dead() and not self._takeover:
-                    # Heartbeat's words for a takeover, which its operators grep for
-                    notes.append(Note(Level.INFO, f"Resources being acquired from "
-                                                  f"{self.peer}."))
-                if self._peer_dead():
-                    self._takeover.add(act.group)
-            elif isinstance(act, Stop):
-                self.groups.move(act.group, GroupEvent.STOP)
-                notes.append(Note(Level.INFO, f"releasing group {act.group}: {act.reason}"))
-            actions.append(act)
-            self._dirty = True
+        self.agenda.send |= self.ownership.assign(decision.assignments)
+        notes += self.underway.take(decision.actions, self.cluster, self.other)
         self.waiting = decision.waiting
-        if not self._active_said and self.status is NodeStatus.UP and not self.waiting and \
-                not any(s in (GroupState.STARTING, GroupState.STOPPING)
-                        for s in self.local.values()) and \
-                self.membership.view(self.peer).liveness is not Liveness.UNKNOWN:
-            self._active_said = True  # the initial resource acquisition is over
-            notes.append(Note(Level.INFO, "Local status now set to: 'active'"))
-        send, self._dirty = self._dirty, False
-        if self._answer and now >= self._answered + self.cluster.timings.keepalive / 2:
-            send, self._answered = True, now  # at most twice a keepalive, whatever comes in
-        self._answer = False
-        reannounce, self._reannounce = tuple(sorted(self._reannounce)), set()
-        changed = any(not isinstance(a, Probe) for a in actions)  # a probe changes nothing
-        return Step(tuple(actions), send or changed, tuple(notes), reannounce)
+        notes += self.underway.settled(self.status is NodeStatus.UP, bool(self.waiting),
+                                       self.other)
+        changed = any(not isinstance(a, Probe) for a in decision.actions)  # a probe: no change
+        return Step(tuple(decision.actions), self.agenda.take_send(now) or changed,
+                    tuple(notes), self.agenda.take_reannounce())
 
     def heartbeat(self, now: float | None = None) -> Heartbeat:
-        if self.status is NodeStatus.LEAVING and self.quiescent():
-            status = NodeStatus.LEAVING
-        else:
-            # Until every group is released, a leaving node still reports itself up, or the
-            # peer would stop listening to it before it reports the groups stopped.
-            status = NodeStatus.UP if self.status is not NodeStatus.STARTING else self.status
+        # Until every group is released, a leaving node still reports itself up, or the peer
+        # would stop listening to it before it reports the groups stopped.
+        status = self.status if self.status is NodeStatus.STARTING or (
+            self.status is NodeStatus.LEAVING and self.quiescent()) else NodeStatus.UP
         # While starts are held after a stall we cannot take a group: say so, or the peer
         # would hand one over (failback) only for it to wait out the hold, unserved.
         able = self.status is NodeStatus.UP and not self.stall.holding()
-        groups = tuple(
-            GroupReport(g.name, self.local[g.name], self.assignments[g.name],
-                        self.eligible[g.name] and able)
-            for g in self.cluster.groups
-        )
-        hears = self.membership.view(self.peer).liveness is not Liveness.DEAD
+        groups = tuple(GroupReport(g.name, self.local[g.name], self.assignments[g.name],
+                                   self.eligible[g.name] and able) for g in self.cluster.groups)
         t = self._now if now is None else now
-        return Heartbeat(status, groups, self.ping_count if self.cluster.ping else None, hears,
-                         self.frames.session.made(t), self.frames.session.echo(t))
+        return Heartbeat(status, groups, self.ping_count if self.cluster.ping else None,
+                         not self.other.dead(), self.frames.session.made(t),
+                         self.frames.session.echo(t))
 
     def frame(self, link: int, now: float) -> bytes:
         # The first heartbeat after a SIGCONT is often what runs first: notice the stall
         # before it hides it (its notes go out with the next step).
-        self._later += self._check_stall(now)
+        self.agenda.notes += self.stall.notice(now)
         self.stall.sent(now)
         payload = self.sent_report = serialize(self.heartbeat(now))
         data = self.frames.encode(wire.FrameKind.HEARTBEAT, payload, link)
@@ -702,183 +356,26 @@ class Node:
         """No group is active here (all stopped or failed): a leaving node may go."""
         return self.groups.quiescent()
 
+    def active_groups(self) -> list[str]:
+        """Groups that may hold resources here: what the guard must stop if we die."""
+        return self.groups.active()
+
     def view(self, now: float | None = None) -> policy.View:
+        t = self._now if now is None else now
         return policy.View(
             me=self.me, status=self.status,
             groups={n: policy.LocalGroup(s, self.eligible[n]) for n, s in self.local.items()},
-            assignments=dict(self.assignments),
-            peer=self.membership.view(self.peer), report=self.report,
+            assignments=dict(self.assignments), peer=self.other.view(), report=self.report,
             may_start=now is None or not self.stall.holding(now),
-            takeover_blocked=self._blocked(now),
-            start_blocked=self._start_blocked(now),
-            recover=dict(self._recover),
-            looks_due={} if now is None else {
-                g: why for g in self.local if self.lookout.due(g, now)
-                and (why := self._lookout_blocks(g)) is not None},
-            skip_release_wait=self.skip_release_wait,
-        )
-
-    def _blocked(self, now: float | None) -> dict[str, str]:
-        t = self._now if now is None else now
-        out = {}
-        fence = self.fencing.blocks(self.peer)
-        for g in self.cluster.groups:
-            why = fence or self._witness_blocks(g.name, t) or self._lookout_blocks(g.name)
-            if why:
-                out[g.name] = why
-        return out
-
-    def _addressed(self) -> list[str]:
-        """The groups with floating addresses: those a takeover must look before taking."""
-        return [g.name for g in self.cluster.groups
-                if any(isinstance(r, IpResource) for r in g.resources)]
-
-    def _lookout_blocks(self, group: str) -> str | None:
-        """The last gate of a takeover from a peer that went silent: its addresses heard
-        free. Not once fencing confirmed it off: its host answers nothing."""
-        if self.fencing.done:
-            return None
-        why = self.lookout.blocks(group)
-        if why is None or why.startswith("checking"):
-            return why
-        if "still answered" not in why:
-            return f"{why}: not taking {group} over before its addresses are heard free"
-        return (f"{why}: {self.peer}'s host is alive and holds them (its daemon is dead or "
-                f"cut off); not taking {group} over while they answer")
-
-    def _start_blocked(self, now: float | None) -> dict[str, str]:
-        why = self._settling(self._now if now is None else now)
-        return {g.name: why for g in self.cluster.groups} if why else {}
+            takeover_blocked=self.failover.blocked(self.cluster, t, self._now),
+            start_blocked=self.failover.start_blocked(self.cluster, t),
+            recover=dict(self.underway.restarts),
+            looks_due={} if now is None else self.failover.looks_due(self.local, now),
+            skip_release_wait=self.skip_release_wait)
 
     def next_deadline(self) -> float | None:
         times = [t for t in (self.membership.next_deadline(), self.stall.next_deadline(),
                              self.fencing.next_deadline(), self.lookout.next_deadline())
                  if t is not None]
-        times += self.fails.deadlines()
-        if self.witness is not None:
-            # a lease running out, and the end of the settle time, change decisions
-            times += self.witness.deadlines(self._now)
-            for t, wait in ((self._dead_at, self._settle()),
-                            (self._left_at, self.cluster.timings.deadtime)):
-                if t is not None and t + wait > self._now:
-                    times.append(t + wait)
+        times += self.fails.deadlines() + self.failover.deadlines(self._now)
         return min(times) if times else None
-
-    # --- internals -------------------------------------------------------------------------
-
-    def _adopt_report(self, hb: Heartbeat, key: tuple[int, int]) -> None:
-        before = self.report if key[0] == self._report_key[0] else None
-        self._report_key = key
-        self.report = hb
-        changes = {}
-        for r in hb.groups:
-            if r.name not in self.assignments:
-                continue
-            merged = policy.merge(self.assignments[r.name], r.assignment)
-            if merged != self.assignments[r.name]:
-                changes[r.name] = merged
-            prev = before.group(r.name) if before else None
-            if prev is not None and r.eligible and not prev.eligible:
-                self._failback_due.add(r.name)  # the peer can run it again
-            if r.state is GroupState.FAILED and (prev is None or
-                                                 prev.state is not GroupState.FAILED):
-                self._later += self._peer_failed_stop(r.name)
-            if policy.conflict_resolved(prev.state if prev else None, r.state,
-                                        self.local[r.name]):
-                self._reannounce.add(r.name)
-        self._assign(changes)
-        if self.cluster.ping or self.cluster.witness:
-            # the peer's ping count, or whether it counts us dead, may have changed
-            self._later += self._update_all_eligible()
-
-    def _peer_failed_stop(self, group: str) -> list[Note]:
-        """The peer could not stop `group`: it may still hold its resources. With fencing,
-        shoot it, then take the group; without, the group stays blocked (never started
-        here while the peer lives), and that must be loud."""
-        if self.cluster.fencing is None:
-            return [Note(Level.ERROR, f"{self.peer} failed to stop group {group}: it stays "
-                                      f"blocked (no fencing configured); fix it on "
-                                      f"{self.peer} and run `vigil resource cleanup {group}` "
-                                      f"there")]
-        if not self.fencing.move(FenceEvent.FAILED_STOP, f"{self.peer} failed to stop {group}"):
-            return []
-        self._dirty = True
-        return [Note(Level.ERROR, f"{self.peer} failed to stop group {group}: fencing it, then "
-                                  f"taking the group over")]
-
-    def _assign(self, changes: dict[str, Assignment]) -> None:
-        for name, a in changes.items():
-            if a != self.assignments[name]:
-                self.assignments[name] = a
-                self._dirty = True
-
-    def _check_partition(self) -> list[Note]:
-        """The disk heartbeat's alarm: the peer writes its slot, so it lives, but every
-        network link to it is dead. It is not taken over (it is not dead); an operator must
-        look at the network."""
-        if not self.disk_links:
-            return []
-        links = self.membership.view(self.peer).links
-        disk_up = any(l.status is Liveness.UP for l in links if l.name in self.disk_links)
-        net = [l for l in links if l.name not in self.disk_links]
-        now = disk_up and bool(net) and all(l.status is Liveness.DEAD for l in net)
-        if now == self.partitioned:
-            return []
-        self.partitioned = now
-        if now:
-            return [Note(Level.ERROR, f"NETWORK PARTITION: every network link to {self.peer} "
-                                      f"is dead but its disk heartbeat moves: {self.peer} is "
-                                      f"alive and keeps what it runs; not taking over")]
-        return [Note(Level.WARNING, f"network partition over: a network link to {self.peer} "
-                                    f"is up again" if disk_up else
-                                    f"network partition over: {self.peer}'s disk heartbeat "
-                                    f"stopped too")]
-
-    def _on_events(self, events: list[Event], now: float) -> list[Note]:
-        notes: list[Note] = []
-        for e in events:
-            match e:
-                case LinkUp(node, link):
-                    notes.append(Note(Level.INFO, f"Link {node}:{link} up."))
-                    notes += self._check_partition()
-                case LinkDead(node, link, silent):
-                    notes.append(Note(Level.WARNING,
-                                      f"Link {node}:{link} dead. silent_ms={silent * 1000:.0f}"))
-                    notes += self._check_partition()
-                case HeartbeatLate(node, link, gap):
-                    notes.append(Note(Level.WARNING, f"Late heartbeat from {node} on {link}: "
-                                                     f"{gap * 1000:.0f} ms"))
-                case NodeDead(node, reason):
-                    notes.append(Note(Level.WARNING, f"node {node}: is dead ({reason})"))
-                    if reason == "shutdown":
-                        self.lookout.clear()  # it stopped its groups itself
-                    elif self.cluster.address_probe > 0:
-                        self.lookout.arm(self._addressed(), twice=[
-                            g for g in self._addressed() if self.report is None or
-                            (r := self.report.group(g)) is None or r.state not in (
-                                GroupState.RUNNING, GroupState.STOPPING, GroupState.FAILED)])
-                    # A peer that left cleanly reported its groups stopped: nothing to settle.
-                    self._dead_at = None if reason == "shutdown" else now
-                    self._left_at = now if reason == "shutdown" else None
-                    notes += self._update_all_eligible()  # a dead peer's ping: no news
-                    f = self.cluster.fencing
-                    if f is not None and reason != "shutdown" and \
-                            self.fencing.move(FenceEvent.DIED, ""):
-                        notes.append(Note(Level.WARNING, (
-                            f"{node} must be fenced before its groups are taken over" +
-                            (f": waiting for `vigil fence confirm {node}`"
-                             if f.agent == "manual" else f" ({f.agent} {f.action})"))))
-                    self._dirty = True
-                case NodeUp(node, generation, restarted):
-                    self.lookout.clear()
-                    self.fencing.move(FenceEvent.CAME_BACK, "")
-                    self._dead_at = self._left_at = None
-                    if self.witness is not None:
-                        self.witness.peer_up()
-                    notes += self._update_all_eligible()
-                    how = "restarted" if restarted else "up"
-                    notes.append(Note(Level.INFO,
-                                      f"node {node}: is {how} (generation {generation})"))
-                    self._dirty = True
-                    self._failback_due.update(self.assignments)
-        return notes

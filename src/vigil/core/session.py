@@ -25,7 +25,7 @@ nodes answer each other's frames:
 A frame that proves nothing (`Verdict.UNBOUND` or `Verdict.OLD`) is still echoed: the echo
 carries the newest (generation, seq) received, so a peer that has just started is proven one
 round trip later, once it has heard one of our frames and answered it. Its content is not
-believed (node.py drops it, counted as "unverified"). Only a goodbye (a LEAVING report) of a
+believed (frames.py drops it, counted as "unverified"). Only a goodbye (a LEAVING report) of a
 bound generation counts at any age: it says that life is over, which is never false later.
 """
 

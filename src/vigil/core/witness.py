@@ -4,15 +4,19 @@ Every keepalive the node asks the witness for a lease on the groups it runs, and
 peer is dead, on those it would take over (`ask`). A reply answers one outstanding ask of
 this life only (`ASKS_KEPT` are remembered); a lease is held for half the lease the witness
 applies, counted from when the ask was sent, so a reply delayed in the network buys nothing.
-Whether a lease is needed (the peer dead or unheard) is the node's to say (core/node.py);
-this class says what the witness has granted and, when it has not, why (`blocks`).
-Sans-IO: `now` is an argument.
+Whether a lease is needed (the peer dead or unheard) is for core/eligibility.py and
+core/failover.py to say; this class says what the witness has granted and, when it has not,
+why (`blocks`). Its frames are this node's (core/frames.py): `ask_frame` numbers and signs an
+ask, `verify` checks a reply. Sans-IO: `now` is an argument.
 """
 
 from __future__ import annotations
 
+from vigil.core.frames import Frames
 from vigil.core.notes import Level, Note
-from vigil.wire.votes import Ask, Reply, serialize_ask
+from vigil.model import Witness
+from vigil.wire import frame as wire
+from vigil.wire.votes import Ask, Reply, parse_reply, serialize_ask
 
 ASKS_KEPT = 32  # outstanding asks a reply may answer (older ones are forgotten)
 
@@ -33,6 +37,23 @@ class WitnessClient:
         while len(self._asks) > ASKS_KEPT:
             del self._asks[next(iter(self._asks))]
         return serialize_ask(Ask(wanted, self.held(now)))
+
+    def ask_frame(self, frames: Frames, wanted: tuple[str, ...], now: float) -> bytes:
+        """The frame of an ask for `wanted`, sent now."""
+        return frames.encode(wire.FrameKind.WITNESS_ASK, self.ask(frames.seq + 1, wanted, now))
+
+    def verify(self, frames: Frames, data: bytes, witness: Witness) -> Reply | list[Note]:
+        """A reply from `witness` that answers an open ask of this life, or the notes of
+        its rejection (counted like any bad frame)."""
+        f = frames.side(data, witness.name, wire.FrameKind.WITNESS_REPLY, "witness reply")
+        if isinstance(f, list):
+            return f
+        r = parse_reply(f.payload)
+        if r is None:
+            return frames.reject(wire.RejectReason.GARBLED, -1, "witness reply")
+        if r.generation != frames.generation or not self.open(r.seq):
+            return frames.reject(wire.RejectReason.REPLAY, -1, "witness reply to no open ask")
+        return r
 
     def open(self, seq: int) -> bool:
         """A reply to `seq` would answer an ask of this life."""

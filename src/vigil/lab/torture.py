@@ -211,7 +211,7 @@ class Torture:
     @staticmethod
     def allowed(kind: str) -> float:
         """The longest client outage the fault explains."""
-        # detect, the lease, the settle (a deadtime and a half: node.py, _settle)
+        # detect, the lease, the settle (a deadtime and a half: core/failover.py)
         unplanned = DEADTIME + LEASE + 1.5 * DEADTIME + MARGIN
         return {
             "standby": MARGIN + STOP_DELAY, "takeover": MARGIN + STOP_DELAY,

@@ -1,6 +1,6 @@
 """What the policy tells a node to do: the actions `decide` emits, in one place.
 
-The node's coordinator (core/node.py) marks the group's new local state; the daemon's group
+The node (core/underway.py) marks the group's new local state; the daemon's group
 worker carries the action out and reports back (`Node.finished`).
 """
 
@@ -25,8 +25,9 @@ class Stop:
 
 @dataclass(frozen=True, slots=True)
 class Recover:
-    """Restart a running group in place from resource `index` on (node.py decides it after a
-    failed monitor): stop that resource and the later ones in reverse, start them in order."""
+    """Restart a running group in place from resource `index` on (core/underway.py asks for
+    it after a failed monitor): stop that resource and the later ones in reverse, start them
+    in order."""
 
     group: str
     index: int

@@ -65,10 +65,10 @@ class View:
     # neither reassigned nor started.
     takeover_blocked: Mapping[str, str] = field(default_factory=dict)
     # group -> why a takeover, once decided, may not start yet (the peer may still be
-    # stopping it: see node.py, "settle"). The new assignment is published meanwhile.
+    # stopping it: see core/failover.py, "settle"). The new assignment is published meanwhile.
     start_blocked: Mapping[str, str] = field(default_factory=dict)
-    may_start: bool = True  # False for a while after this daemon was frozen (node.py)
-    # group -> the first resource to restart in place (a monitor failed: core/node.py)
+    may_start: bool = True  # False for a while after this daemon was frozen (core/stall.py)
+    # group -> the first resource to restart in place (a monitor failed: core/underway.py)
     recover: Mapping[str, int] = field(default_factory=dict)
     # group -> why the look before taking holds it, for groups whose next look is due now
     # (core/lookout.py): where that is why the group waits, the decision asks for a Probe.

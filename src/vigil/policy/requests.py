@@ -1,5 +1,6 @@
 """One-shot changes of assignments: an operator's standby, takeover and move (Heartbeat's
-hb_standby and hb_takeover, Pacemaker's `crm resource move`), and failback on an edge.
+hb_standby and hb_takeover, Pacemaker's `crm resource move`; `request` names them), and
+failback on an edge.
 Pure, like decide.py, over the same View.
 """
 
@@ -32,6 +33,21 @@ def _which(v: View, cluster: Cluster, which: str) -> set[str]:
     this node) or "foreign" ones (whose home is the peer)."""
     return {g.name for g in cluster.groups
             if which == "all" or (g.home == v.me) == (which == "local")}
+
+
+def request(v: View, cluster: Cluster, what: str, which: str = "all", group: str = "",
+            to: str = "") -> RequestResult:
+    """An operator's request by name (`vigil standby|takeover|move`): "move" moves `group`
+    (to `to`); "standby" and "takeover" take `which` groups: all, local or foreign."""
+    if what != "move" and which not in ("all", "local", "foreign"):
+        return RequestResult({}, "", f"expected all, local or foreign, not {which!r}")
+    if what == "move":
+        return move(v, cluster, group, to)
+    if what == "standby":
+        return standby(v, cluster, which)
+    if what == "takeover":
+        return takeover(v, cluster, which)
+    raise ValueError(what)
 
 
 def move(v: View, cluster: Cluster, group: str, to: str = "") -> RequestResult:
