@@ -61,7 +61,10 @@ def test_a_slowloris_from_one_address_leaves_status_to_the_others(tmp_path: Path
 
 def test_500_concurrent_requests_all_get_a_well_formed_answer(tmp_path: Path) -> None:
     """A burst of 500 GET /status at once (500 threads, 5 addresses): each gets an HTTP
-    answer, a 200 or a refusal with the documented JSON and Retry-After; none a reset."""
+    answer, a 200 or a refusal with the documented JSON and Retry-After, except those
+    closed unanswered because max_refusing (128) refusals were being answered at once,
+    which the server counts as dropped (limits.py). The client threads share the GIL with
+    the server's loop and read their refusals late: a clean CI run saw 41 such drops."""
     with live_server(tmp_path) as s:
         with ThreadPoolExecutor(500) as pool:
             got = list(pool.map(lambda i: fetch_blocking(s.port, request("GET", "/status"),
@@ -69,8 +72,10 @@ def test_500_concurrent_requests_all_get_a_well_formed_answer(tmp_path: Path) ->
                                 range(500)))
         stats = s.server.statistics()
     print(f"\n500 concurrent: {dict(kinds(got))}, {stats}")
-    assert all(o.well_formed for o in got), kinds(got)
-    refused = [o for o in got if o.status != 200]
+    resets = [o for o in got if o.kind == "reset"]
+    assert len(resets) == stats.admission.dropped, (kinds(got), stats)  # each one counted
+    assert all(o.well_formed for o in got if o.kind != "reset"), kinds(got)
+    refused = [o for o in got if o.kind != "reset" and o.status != 200]
     assert all(o.status in (429, 503) and "retry-after" in o.headers for o in refused)
     assert sum(o.status == 200 for o in got) >= 100, kinds(got)
 
