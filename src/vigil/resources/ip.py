@@ -120,46 +120,54 @@ class IpAgent(Agent):
         return self.host.usable(ifname)
 
     def healthy_now(self) -> bool | None:
-        """As `healthy`, from the configured interface or a recent look (one ioctl)."""
-        r = self.resource
-        if self.fixed:
-            assert r.interface is not None
-            return self.host.usable(r.interface)
-        if self._found is None or time.monotonic() - self._found[0] >= REFIND:
-            return None  # look again (findif), in healthy()
-        ifname = self._found[1].ifname
-        if r.interface is not None and ifname != r.interface:
+        """As `healthy`, from the configured interface or a recent look (one ioctl); None
+        when the interface must be looked up again (`healthy` does that)."""
+        try:
+            known = self._known()
+        except AgentError:
             return False
-        return self.host.usable(ifname)
+        return None if known is None else self.host.usable(known[0])
 
     async def _place(self, fresh: bool = False) -> tuple[str, IPInterface]:
         """The interface and the address with its prefix length: as configured, or found
         (findif.py). `fresh`: look again now (a start); else trust a recent look."""
+        known = self._known(fresh)
+        if known is not None:
+            return known
+        try:
+            place = await findif.find(self.host.ipr, self.resource.address.ip)
+        except findif.NotFound as e:
+            self._found = None
+            if str(e) != self._unplaced:
+                self._unplaced = str(e)
+                log.error("%s: %s; this node cannot run it", self.name, e)
+            raise self.error(str(e)) from None
+        if self._found is None or self._found[1] != place:
+            log.info("%s: found %s as %s (connected route %s)", self.name, place.ifname,
+                     place.address.with_prefixlen, place.route)
+        self._found, self._unplaced = (time.monotonic(), place), ""
+        return self._fit(place)
+
+    def _known(self, fresh: bool = False) -> tuple[str, IPInterface] | None:
+        """`_place` without IO: the configured place, or a look younger than REFIND unless
+        `fresh`; None when only a new look can tell."""
         r = self.resource
         if self.fixed:
             assert r.interface is not None
             return r.interface, r.address
         if not fresh and self._found is not None and \
                 time.monotonic() - self._found[0] < REFIND:
-            place = self._found[1]
-        else:
-            try:
-                place = await findif.find(self.host.ipr, r.address.ip)
-            except findif.NotFound as e:
-                self._found = None
-                if str(e) != self._unplaced:
-                    self._unplaced = str(e)
-                    log.error("%s: %s; this node cannot run it", self.name, e)
-                raise self.error(str(e)) from None
-            if self._found is None or self._found[1] != place:
-                log.info("%s: found %s as %s (connected route %s)", self.name, place.ifname,
-                         place.address.with_prefixlen, place.route)
-            self._found, self._unplaced = (time.monotonic(), place), ""
+            return self._fit(self._found[1])
+        return None
+
+    def _fit(self, place: findif.Place) -> tuple[str, IPInterface]:
+        """A found place, as interface and address; AgentError when it is not on the
+        configured interface."""
+        r = self.resource
         if r.interface is not None and place.ifname != r.interface:
             raise self.error(f"the connected route for {r.address.ip} is on {place.ifname}, "
                              f"not on the configured {r.interface}")
-        address = r.address if r.prefix_given else place.address
-        return place.ifname, address
+        return place.ifname, r.address if r.prefix_given else place.address
 
     async def _where_present(self) -> list[tuple[int, int]]:
         """(interface index, prefix length) of each place the address is configured: on its
