@@ -14,7 +14,7 @@ from typing import Any, Callable
 from vigil.control import protocol as p
 from vigil.daemon.hub import Hub
 from vigil.daemon.services.groups import GroupWorkers
-from vigil.daemon.services.reload import Reload, retire_again
+from vigil.daemon.services.reload import Reload, Retire
 
 log = logging.getLogger(__name__)
 
@@ -73,7 +73,7 @@ class Control:
             else:
                 done.append(g.name)
             if g.name in hub.retiring and g.name in self.workers.pending:  # removed: again
-                self.workers.queue(g.name, retire_again(self.reload, g))
+                self.workers.queue(g.name, Retire(self.reload, g))
         log.info("cleanup requested: %s", ", ".join(done))
         hub.process()
         return p.Response(True, {"message": f"cleaned up {', '.join(done)}"})

@@ -4,7 +4,7 @@ No task of its own: `reload` runs in the control request or in a task the SIGHUP
 starts (`on_signal`, joined to the app's TaskGroup). A bad or unsupported configuration is
 refused whole, with its reasons, and nothing changes. Otherwise one synchronous step
 (`_apply`) switches the model, and each changed or removed group's worker does the rest
-between its other actions (`_Replace`, `_Retire`).
+between its other actions (`_Replace`, `Retire`).
 """
 
 from __future__ import annotations
@@ -123,7 +123,7 @@ class Reload:
         for g in plan.removed:
             self.monitors.stop(g.name)  # a check must not report on a group now unknown
             hub.retiring[g.name] = g
-            self.workers.queue(g.name, _Retire(self, g))
+            self.workers.queue(g.name, Retire(self, g))
         hub.shared.cluster = new
         hub.node.reconfigure(new, [g.name for g in plan.added])
         for c in plan.changed:
@@ -143,7 +143,7 @@ class Reload:
         hub = self.hub
         hub.shared.cluster = dataclasses.replace(hub.cluster, groups=tuple(
             g if x.name == g.name else x for x in hub.cluster.groups))
-        hub.node.cluster = hub.shared.cluster
+        hub.node.reconfigure(hub.shared.cluster, ())  # through its input, adding nothing
 
 
 class _Replace:
@@ -190,9 +190,10 @@ class _Replace:
         return False
 
 
-class _Retire:
+class Retire:
     """A reload removed the group: its worker stops it if it runs here, then forgets it.
-    While its stop has failed it stays known (and guarded) until cleaned up."""
+    While its stop has failed it stays known (and guarded) until cleaned up, when the
+    cleanup queues a Retire again (services/control.py)."""
 
     def __init__(self, reload: Reload, group: Group) -> None:
         self.reload, self.group = reload, group
@@ -221,8 +222,3 @@ class _Retire:
         log.info("reload: group %s removed", g.name)
         hub.process()
         return True
-
-
-def retire_again(reload: Reload, g: Group) -> _Retire:
-    """A removed group whose stop failed was cleaned up: its worker tries the stop again."""
-    return _Retire(reload, g)
