@@ -19,6 +19,7 @@ import time
 from pathlib import Path
 from typing import Iterator
 
+from bench import common
 from vigil.lab.netns import Lab
 
 CONF = """global_defs {{
@@ -73,8 +74,7 @@ def _tree(pid: int) -> list[int]:
     children, waiting a moment for the VRRP child to exist."""
     deadline = time.monotonic() + 5.0
     while True:
-        kids = subprocess.run(["pgrep", "-P", str(pid)], capture_output=True,
-                              text=True).stdout.split()
+        kids = common.children(pid)
         if kids or time.monotonic() > deadline:
-            return [pid] + [int(k) for k in kids]
+            return [pid] + kids
         time.sleep(0.05)

@@ -94,6 +94,31 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / CLK_TCK  # fields 14 and 15 of proc(5)
 
 
+def cpu_ns(pid: int) -> int:
+    """Time on a CPU of every thread of `pid`, in ns (schedstat's first field): finer than
+    cpu_seconds' clock ticks, so a quiet process is not rounded to 0."""
+    total = 0
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        try:
+            total += int((task / "schedstat").read_text().split()[0])
+        except (OSError, ValueError, IndexError):
+            pass  # a thread that ended meanwhile
+    return total
+
+
+def pss_kb(pid: int) -> int:
+    """The proportional set size of `pid` (/proc/PID/smaps_rollup): shared pages split."""
+    for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
+        if line.startswith("Pss:"):
+            return int(line.split()[1])
+    raise KeyError("Pss")
+
+
+def children(pid: int) -> list[int]:
+    out = subprocess.run(["pgrep", "-P", str(pid)], capture_output=True, text=True).stdout
+    return [int(p) for p in out.split()]
+
+
 def status_kb(pid: int, key: str) -> int:
     """A "kB" field of /proc/PID/status (VmRSS, VmHWM...)."""
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():

@@ -19,7 +19,6 @@ at most 30 MB PSS.
 from __future__ import annotations
 
 import argparse
-import subprocess
 import time
 from pathlib import Path
 from typing import Any
@@ -40,40 +39,18 @@ def timings_for(keepalive_ms: int) -> dict[str, str]:
             "deadtime": f"{keepalive_ms * 5}ms", "initdead": f"{max(keepalive_ms * 15, 1000)}ms"}
 
 
-def cpu_ns(pid: int) -> int:
-    """Time on a CPU of every thread of `pid`, in ns (schedstat's first field)."""
-    total = 0
-    for task in Path(f"/proc/{pid}/task").iterdir():
-        try:
-            total += int((task / "schedstat").read_text().split()[0])
-        except (OSError, ValueError, IndexError):
-            pass  # a thread that ended meanwhile
-    return total
-
-
-def pss_kb(pid: int) -> int:
-    for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
-        if line.startswith("Pss:"):
-            return int(line.split()[1])
-    raise KeyError("Pss")
-
-
-def children(pid: int) -> list[int]:
-    out = subprocess.run(["pgrep", "-P", str(pid)], capture_output=True, text=True).stdout
-    return [int(p) for p in out.split()]
-
-
 def _window(groups: dict[str, list[int]], seconds: float) -> dict[str, dict[str, Any]]:
     """CPU over `seconds`, then memory, of each node's processes."""
     t0 = time.monotonic()
-    c0 = {n: {p: cpu_ns(p) for p in ps} for n, ps in groups.items()}
+    c0 = {n: {p: common.cpu_ns(p) for p in ps} for n, ps in groups.items()}
     time.sleep(seconds)
     wall = time.monotonic() - t0
     out = {}
     for n, ps in groups.items():
-        procs = {p: {"cpu_percent": round((cpu_ns(p) - c0[n][p]) / 1e9 / wall * 100, 3),
+        procs = {p: {"cpu_percent": round((common.cpu_ns(p) - c0[n][p]) / 1e9 / wall * 100,
+                                          3),
                      "rss_mb": round(common.status_kb(p, "VmRSS") / 1024, 1),
-                     "pss_mb": round(pss_kb(p) / 1024, 1)} for p in ps}
+                     "pss_mb": round(common.pss_kb(p) / 1024, 1)} for p in ps}
         out[n] = {"cpu_percent": round(sum(v["cpu_percent"] for v in procs.values()), 3),
                   "rss_mb": round(sum(v["rss_mb"] for v in procs.values()), 1),
                   "pss_mb": round(sum(v["pss_mb"] for v in procs.values()), 1),
@@ -91,7 +68,7 @@ def measure(seconds: float = 40.0, timings: dict[str, str] = TIMINGS) -> dict[st
         common.settle(c)
         time.sleep(1.0)  # past the start-up transients (hand-shake, ARP bursts)
         daemons = {n: common.daemon_pid(c.daemons[n].pid) for n in ("n1", "n2")}
-        groups = {n: [pid] + children(pid) for n, pid in daemons.items()}
+        groups = {n: [pid] + common.children(pid) for n, pid in daemons.items()}
         nodes = _window(groups, seconds)
         holders = c.holders()
     for n, v in nodes.items():
