@@ -13,7 +13,9 @@ its guard, keepalived's parent and VRRP child. RSS is VmRSS, PSS the proportiona
 
 Issue 13's targets, on the owner: vigil at keepalive 100 ms no more CPU than keepalived at
 adverts every 0.1 s; at most 0.25 % of a core at keepalive 50 ms; daemon and guard together
-at most 30 MB PSS.
+at most 30 MB PSS. The asyncio floor (bench/floor.py) runs in the same invocation: two bare
+asyncio processes sending each other a datagram per interval, what any asyncio daemon pays
+here before doing any work of its own.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bench import anchors, common
+from bench import anchors, common, floor
 from vigil.lab.cluster import LabCluster
 from vigil.lab.netns import Lab, exit_on_sigterm
 
@@ -89,6 +91,17 @@ def measure_keepalived(seconds: float = 40.0, advert: float = 0.1) -> dict[str, 
     return {"what": "keepalived", "advert_s": advert, "seconds": seconds, "nodes": nodes}
 
 
+def measure_floor(seconds: float, keepalive_ms: int) -> dict[str, Any]:
+    """bench/floor.py's pair of bare asyncio processes at the same heartbeat interval: the
+    part of vigil's figure that any asyncio daemon here pays."""
+    print(f"idle: the asyncio floor, a datagram each way every {keepalive_ms} ms, "
+          f"{seconds:g} s...", flush=True)
+    f = floor.measure(keepalive_ms / 1000, seconds)
+    return {"what": "asyncio floor", "interval_ms": keepalive_ms, "seconds": seconds,
+            "nodes": {"n1": {"cpu_percent": f["cpu_percent"], "rss_mb": 0.0,
+                             "pss_mb": f["pss_mb"], "processes": {}, "role": "either"}}}
+
+
 def verdicts(runs: list[dict[str, Any]]) -> dict[str, Any]:
     """Issue 13's targets, on the owner, from the runs of one invocation."""
     owner = {(r["what"], r.get("timings", {}).get("keepalive") or r.get("advert_s")):
@@ -102,6 +115,9 @@ def verdicts(runs: list[dict[str, Any]]) -> dict[str, Any]:
         out["cpu_100ms_within"] = v100["cpu_percent"] <= ka["cpu_percent"]
     if v50 is not None:
         out["cpu_50ms_within"] = v50["cpu_percent"] <= CPU_50MS_TARGET
+    for r in runs:
+        if r["what"] == "asyncio floor":
+            out[f"floor_{r['interval_ms']}ms_cpu_percent"] = r["nodes"]["n1"]["cpu_percent"]
     vig = [v for (w, _), v in owner.items() if w == "vigil"]
     if vig:
         out["pss_within"] = all(v["pss_mb"] <= PSS_TARGET_MB for v in vig)
@@ -112,6 +128,7 @@ def render(r: dict[str, Any]) -> str:
     rows = []
     for run in r["runs"] if "runs" in r else [r]:
         what = (f"vigil keepalive {run['timings']['keepalive']}" if run["what"] == "vigil"
+                else f"asyncio floor {run['interval_ms']} ms" if run["what"] == "asyncio floor"
                 else f"keepalived adverts {run['advert_s']:g} s")
         for n, v in run["nodes"].items():
             per = ", ".join(f"{p['cpu_percent']:.3f}" for p in v["processes"].values())
@@ -136,7 +153,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", type=Path, default=Path("bench/results-idle.json"))
     args = ap.parse_args(argv)
     info = common.machine()
-    runs = [measure(args.seconds, timings_for(int(k))) for k in args.keepalive_ms.split(",")]
+    intervals = [int(k) for k in args.keepalive_ms.split(",")]
+    runs = [measure(args.seconds, timings_for(k)) for k in intervals]
+    runs += [measure_floor(args.seconds, k) for k in intervals]
     if not args.no_keepalived:
         runs.append(measure_keepalived(args.seconds, args.advert))
     result = {"runs": runs, "verdicts": verdicts(runs)}
