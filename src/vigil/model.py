@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal, Union
 
+from vigil.balancer.model import VirtualServer
+
 IPInterface = Union[ipaddress.IPv4Interface, ipaddress.IPv6Interface]
 IPAddress = Union[ipaddress.IPv4Address, ipaddress.IPv6Address]
 
@@ -422,6 +424,7 @@ class Cluster:
     log_file: Path | None = None
     watchdog: Path | None = None  # e.g. /dev/watchdog: fed with every heartbeat
     watchdog_timeout: int | None = None  # seconds; default watchdog_seconds(timings)
+    virtual_servers: tuple[VirtualServer, ...] = ()  # the load balancer (balancer/)
     fencing: Fencing | None = None
     witness: Witness | None = None
     respawn: tuple[Respawn, ...] = ()

@@ -14,10 +14,11 @@ from vigil.config.toml_nodes import NodeReader
 from vigil.config.toml_sections import SectionReader
 from vigil.config.toml_values import (as_addresses, as_bool, as_duration, as_nonempty,
                                        as_path, as_timeout, describe, int_in)
+from vigil.config.toml_virtual import VirtualServerReader
 
 _MAX_CLUSTER_NAME = 64  # bytes: wire/frame.py MAX_NAME (config/ does not import wire)
-_TOP_KEYS = ("cluster", "node", "link", "group", "fencing", "witness", "respawn", "api",
-             "notify")
+_TOP_KEYS = ("cluster", "node", "link", "group", "virtual_server", "fencing", "witness",
+             "respawn", "api", "notify")
 _CLUSTER_KEYS = ("name", "key_file", "keepalive", "warntime", "deadtime", "initdead",
                  "auto_failback", "port", "realtime", "log_file", "watchdog",
                  "watchdog_timeout", "ping", "ping_interval", "deadping", "address_probe")
@@ -61,6 +62,8 @@ class ClusterReader(NodeReader, GroupReader, SectionReader):
         if nodes is not None and not links and not any(n.addresses for n in nodes):
             self.report(("node",), "no heartbeat link: give the nodes an address or add a [[link]]")
         groups = self.groups(doc)
+        virtual_servers = VirtualServerReader(self).virtual_servers(
+            doc, None if groups is None else [g.name for g in groups])
         fencing = self.fencing(doc, nodes)
         witness = self.witness(doc, timings)
         respawn = self.respawn(doc)
@@ -80,7 +83,8 @@ class ClusterReader(NodeReader, GroupReader, SectionReader):
             auto_failback=True if auto_failback is None else auto_failback,
             port=port or 694, links=links, realtime=True if realtime is None else realtime,
             log_file=log_file, watchdog=watchdog, watchdog_timeout=watchdog_timeout,
-            fencing=fencing, witness=witness, respawn=respawn, api=api, notify=notify,
+            virtual_servers=virtual_servers, fencing=fencing, witness=witness, respawn=respawn,
+            api=api, notify=notify,
             ping=ping or (), ping_interval=ping_interval, deadping=deadping,
             address_probe=0.01 if address_probe is None else address_probe,
             source=self.source,

@@ -1,0 +1,130 @@
+"""[[virtual_server]] in vigil.toml: what reads, and every mistake named by file, line, key."""
+
+from __future__ import annotations
+
+import ipaddress
+
+import pytest
+
+from vigil.balancer.model import Check, Endpoint
+from vigil.config.toml import parse
+from vigil.errors import ConfigError
+
+BASE = """
+[cluster]
+name = "c"
+key_file = "/etc/vigil/key"
+
+[[node]]
+name = "n1"
+address = "10.0.0.1"
+
+[[node]]
+name = "n2"
+address = "10.0.0.2"
+
+[[group]]
+name = "web"
+home = "n1"
+[[group.resource]]
+type = "ip"
+address = "192.168.10.200/24"
+interface = "eth0"
+"""
+
+VS = """
+[[virtual_server]]
+name = "web"
+address = "192.168.10.200:80"
+scheduler = "wrr"
+persistence = "300s"
+persistence_netmask = 24
+quorum = 1
+sorry_server = "127.0.0.1:8080"
+group = "web"
+[virtual_server.check]
+type = "http"
+path = "/health"
+expect_status = [200]
+expect_body = "ok"
+interval = "1s"
+timeout = "500ms"
+rise = 2
+fall = 2
+[[virtual_server.real]]
+address = "192.168.10.201:80"
+weight = 1
+[[virtual_server.real]]
+address = "192.168.10.202:80"
+weight = 3
+[virtual_server.real.check]
+timeout = "200ms"
+"""
+
+
+def test_the_issues_example_reads() -> None:
+    (vs,) = parse(BASE + VS).virtual_servers
+    assert vs.endpoint == Endpoint(ipaddress.ip_address("192.168.10.200"), 80)
+    assert (vs.scheduler, vs.forward, vs.persistence, vs.persistence_netmask) == \
+        ("wrr", "nat", 300.0, 24)
+    assert vs.sorry_server == Endpoint(ipaddress.ip_address("127.0.0.1"), 8080)
+    assert [r.weight for r in vs.real] == [1, 3]
+    assert vs.real[0].check == Check(type="http", path="/health", expect_body="ok",
+                                     interval=1.0, timeout=0.5)
+    assert vs.real[1].check.timeout == 0.2 and vs.real[1].check.path == "/health"
+
+
+def test_a_cluster_without_virtual_servers_has_none() -> None:
+    assert parse(BASE).virtual_servers == ()
+
+
+def problems(text: str) -> list[str]:
+    with pytest.raises(ConfigError) as e:
+        parse(text, "vigil.toml")
+    return [str(p) for p in e.value.problems]
+
+
+@pytest.mark.parametrize("change, key, words", [
+    (("weight = 1", "weight = 1\ncolour = 2"), "virtual_server[0].real[0].colour",
+     "unknown key"),
+    (('address = "192.168.10.201:80"', 'address = "192.168.10.200:80"'),
+     "virtual_server[0].real[0].address", "own address"),
+    (('address = "192.168.10.201:80"', 'address = "192.168.10.201:0"'),
+     "virtual_server[0].real[0].address", "port 0"),
+    (('address = "192.168.10.202:80"', 'address = "192.168.10.201:80"'),
+     "virtual_server[0].real[1].address", "twice"),
+    (('address = "192.168.10.201:80"', 'address = "[fd00::1]:80"'),
+     "virtual_server[0].real[0].address", "IPv6"),
+    (('scheduler = "wrr"', 'scheduler = "wlc"'), "virtual_server[0].scheduler",
+     "least-connection"),
+    (('scheduler = "wrr"', 'scheduler = "fastest"'), "virtual_server[0].scheduler",
+     "unknown scheduler"),
+    (('scheduler = "wrr"', 'forward = "dr"'), "virtual_server[0].forward", "direct routing"),
+    (('group = "web"', 'group = "db"'), "virtual_server[0].group", "not a group"),
+    (("quorum = 1", "quorum = 3"), "virtual_server[0].quorum", "more than its 2"),
+    (('timeout = "500ms"', 'timeout = "2s"'), "virtual_server[0].check.timeout",
+     "longer than the interval"),
+    (('expect_body = "ok"', 'expect_body = "(ok"'), "virtual_server[0].check.expect_body",
+     "not a regular expression"),
+    (("persistence_netmask = 24", "persistence_netmask = 33"),
+     "virtual_server[0].persistence_netmask", "33"),
+    (('type = "http"', 'type = "exec"'), "virtual_server[0].check.command", "needs its command"),
+    (('address = "192.168.10.200:80"', 'fwmark = 1\naddress = "192.168.10.200:80"'),
+     "virtual_server[0]", "either address or fwmark"),
+])
+def test_each_mistake_is_named(change: tuple[str, str], key: str, words: str) -> None:
+    found = problems(BASE + VS.replace(*change, 1))
+    assert any(f" {key}:" in p and words in p and "vigil.toml:" in p for p in found), found
+
+
+def test_two_services_on_one_address_are_refused() -> None:
+    found = problems(BASE + VS + VS.replace('name = "web"', 'name = "web2"', 1))
+    assert any("virtual_server[1].address" in p and "same service" in p for p in found)
+    assert not any("defined twice" in p for p in found)
+
+
+def test_the_daemon_refuses_virtual_servers_it_cannot_run_yet() -> None:
+    from vigil.daemon.main import check
+    with pytest.raises(ConfigError, match="does not run the load balancer yet"):
+        check(parse(BASE + VS), "n1")
+    check(parse(BASE), "n1")
