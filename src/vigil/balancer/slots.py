@@ -1,0 +1,96 @@
+"""Which real server each slot of a virtual service sends new connections to.
+
+The data plane (nft.py) picks a slot per new connection: the next one in turn for rr and
+wrr (`numgen inc`), a hash of the client's address for sh and mh (`jhash ip saddr`), and
+the slot's entry names the real server. A table of `size` slots, `size` a prime well above
+the number of servers, gives each server a share of slots within one slot of its weight's
+share, so that weights hold without a rule per weight and a change of weight or of health
+only rewrites the slots that change owner.
+
+- `interleaved`: smooth weighted round robin (nginx's): consecutive slots go to different
+  servers in proportion to their weights, so consecutive connections do too.
+- `maglev`: Maglev's consistent hash (Eisenbud et al., NSDI 2016) with weights: each server
+  fills its own pseudo-random order of slots, in turns proportional to its weight; a server
+  that leaves gives up its slots and the others keep nearly all of theirs, so clients hashed
+  to a healthy server stay with it. Both directors compute the same table from the same
+  servers: the orders come from a hash of each server's key, never from Python's `hash`.
+
+Pure functions; keys are any strings (a real server's "address:port").
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Mapping
+
+SIZES = (1021, 4093, 16381, 65521)  # primes; at least ~100 slots per server
+
+
+def size_for(servers: int) -> int:
+    """The smallest table in SIZES with at least 100 slots per server."""
+    for s in SIZES:
+        if s >= 100 * servers:
+            return s
+    return SIZES[-1]
+
+
+def _active(weights: Mapping[str, int]) -> list[tuple[str, int]]:
+    return sorted((k, w) for k, w in weights.items() if w > 0)
+
+
+def interleaved(weights: Mapping[str, int], size: int) -> list[str]:
+    """`size` slots, each server's count within one of size*weight/total, interleaved.
+    Empty when no server has a positive weight."""
+    servers = _active(weights)
+    if not servers:
+        return []
+    total = sum(w for _, w in servers)
+    current = [0] * len(servers)
+    out: list[str] = []
+    for _ in range(size):
+        best = 0
+        for i, (_, w) in enumerate(servers):
+            current[i] += w
+            if current[i] > current[best]:
+                best = i
+        current[best] -= total
+        out.append(servers[best][0])
+    return out
+
+
+def _order(key: str, size: int) -> tuple[int, int]:
+    digest = hashlib.blake2b(key.encode(), digest_size=16).digest()
+    offset = int.from_bytes(digest[:8], "big") % size
+    skip = int.from_bytes(digest[8:], "big") % (size - 1) + 1
+    return offset, skip
+
+
+def maglev(weights: Mapping[str, int], size: int) -> list[str]:
+    """Maglev's lookup table of `size` (a prime) slots, weighted. Empty when no server has a
+    positive weight."""
+    servers = _active(weights)
+    if not servers:
+        return []
+    top = max(w for _, w in servers)
+    orders = [_order(k, size) for k, _ in servers]
+    tried = [0] * len(servers)
+    credit = [0.0] * len(servers)
+    table: list[str | None] = [None] * size
+    filled = 0
+    while filled < size:
+        for i, (key, w) in enumerate(servers):
+            credit[i] += w / top
+            if credit[i] < 1.0:
+                continue
+            credit[i] -= 1.0
+            offset, skip = orders[i]
+            while True:  # the server's next preferred slot that is still free
+                slot = (offset + tried[i] * skip) % size
+                tried[i] += 1
+                if table[slot] is None:
+                    break
+            table[slot] = key
+            filled += 1
+            if filled == size:
+                break
+    return [k for k in table if k is not None]
