@@ -52,6 +52,13 @@ CONTRACTS = {
     "cli": {"vigil.resources", "pyroute2"},
     # The hub owns the core and knows the services only through its Outlets protocol; the
     # services know the hub, never the app that wires them.
+    # The balancer's model and its ruleset are pure; balancer/apply.py runs nft.
+    "balancer/model.py": IO_MODULES | {"vigil", "os"},
+    "balancer/slots.py": IO_MODULES | {"vigil.daemon", "vigil.resources", "vigil.core",
+                                       "vigil.config", "os"},
+    "balancer/health.py": IO_MODULES | {"vigil", "os"},
+    "balancer/nft.py": IO_MODULES | {"vigil.daemon", "vigil.resources", "vigil.core",
+                                     "vigil.config", "os"},
     "daemon/hub.py": {"vigil.daemon.services", "vigil.daemon.app", "vigil.daemon.api"},
     "daemon/services": {"vigil.daemon.app", "vigil.daemon.api"},
 }
