@@ -1,0 +1,148 @@
+"""The real servers' health checks (keepalived's TCP_CHECK, HTTP_GET, SSL_GET and
+MISC_CHECK; ldirectord's checktype connect, negotiate and external): one coroutine per check
+that answers a `Result` within the check's timeout, whatever the server does.
+
+- tcp: the connection opens.
+- http, https: GET `path` (HTTP/1.1, `Connection: close`, h11 parsing the answer); the status
+  is one of `expect_status`, the body matches `expect_body` (a regular expression, searched)
+  and its MD5 is `digest`, when given. https does not verify the certificate, as
+  keepalived's SSL_GET does not: the check asks whether the server answers, not who it is.
+- exec: the command exits 0 within the timeout, with VIGIL_REAL_ADDRESS and VIGIL_REAL_PORT
+  in its environment; one that hangs is killed (its whole process group) at the timeout.
+- none: always healthy (ldirectord's checktype = off).
+
+What a server answers is untrusted: headers are bounded by h11, the body read is capped at
+MAX_BODY, and `why` quotes nothing longer than a short excerpt.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import os
+import re
+import signal
+import ssl
+import time
+from dataclasses import dataclass
+
+import h11
+
+from vigil.balancer.model import Check, Endpoint
+
+MAX_BODY = 1 << 20
+
+
+@dataclass(frozen=True, slots=True)
+class Result:
+    ok: bool
+    why: str  # "ok", or what failed: "connect: refused", "status 503", "timeout after 500ms"
+    latency: float  # seconds from start to the answer
+
+
+def judge_http(check: Check, status: int, body: bytes) -> tuple[bool, str]:
+    """Whether an HTTP answer is healthy, and if not why (pure)."""
+    if status not in check.expect_status:
+        return False, f"status {status}, expected {', '.join(map(str, check.expect_status))}"
+    if check.expect_body is not None and \
+            re.search(check.expect_body, body.decode("utf-8", "replace")) is None:
+        return False, f"body does not match {check.expect_body!r}"
+    if check.digest is not None and hashlib.md5(body).hexdigest() != check.digest:
+        return False, "body digest differs"
+    return True, "ok"
+
+
+async def run(check: Check, server: Endpoint) -> Result:
+    """One check of `server`; never raises, never outlives check.timeout by much."""
+    start = time.monotonic()
+    target = Endpoint(server.address, check.port or server.port)
+    try:
+        ok, why = await asyncio.wait_for(_CHECKS[check.type](check, target), check.timeout)
+    except asyncio.TimeoutError:
+        ok, why = False, f"timeout after {round(check.timeout * 1000)}ms"
+    except ConnectionRefusedError:
+        ok, why = False, "connect: refused"
+    except ssl.SSLError as e:
+        ok, why = False, f"tls: {e.reason or e}"[:160]
+    except OSError as e:
+        ok, why = False, f"{type(e).__name__}: {e.strerror or e}"[:160]
+    except h11.ProtocolError as e:
+        ok, why = False, f"bad HTTP answer: {e}"[:160]
+    return Result(ok, why, time.monotonic() - start)
+
+
+async def _tcp(check: Check, target: Endpoint) -> tuple[bool, str]:
+    _, writer = await asyncio.open_connection(str(target.address), target.port)
+    writer.close()
+    await _closed(writer)
+    return True, "ok"
+
+
+async def _http(check: Check, target: Endpoint) -> tuple[bool, str]:
+    context = None
+    if check.type == "https":
+        context = ssl.create_default_context()
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+    reader, writer = await asyncio.open_connection(str(target.address), target.port,
+                                                   ssl=context)
+    try:
+        conn = h11.Connection(h11.CLIENT)
+        host = check.host or (f"[{target.address}]" if target.address.version == 6
+                              else str(target.address))
+        writer.write(conn.send(h11.Request(method="GET", target=check.path, headers=[
+            ("Host", host), ("User-Agent", "vigil-check"), ("Connection", "close")])))
+        writer.write(conn.send(h11.EndOfMessage()))
+        await writer.drain()
+        status, body = None, bytearray()
+        while True:
+            event = conn.next_event()
+            if event is h11.NEED_DATA:
+                conn.receive_data(await reader.read(65536))
+            elif isinstance(event, h11.Response):
+                status = event.status_code
+            elif isinstance(event, h11.Data):
+                body += event.data
+                if len(body) > MAX_BODY:
+                    return False, f"body larger than {MAX_BODY} bytes"
+            elif isinstance(event, (h11.EndOfMessage, h11.ConnectionClosed)):
+                break
+        if status is None:
+            return False, "no HTTP answer"
+        return judge_http(check, status, bytes(body))
+    finally:
+        writer.close()
+        await _closed(writer)
+
+
+async def _exec(check: Check, target: Endpoint) -> tuple[bool, str]:
+    env = {**os.environ, "VIGIL_REAL_ADDRESS": str(target.address),
+           "VIGIL_REAL_PORT": str(target.port)}
+    proc = await asyncio.create_subprocess_exec(
+        *check.command, env=env, stdin=asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
+        start_new_session=True)
+    try:
+        code = await proc.wait()
+    except BaseException:  # the timeout: the check and whatever it started go
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        await asyncio.shield(proc.wait())
+        raise
+    return (True, "ok") if code == 0 else (False, f"exit status {code}")
+
+
+async def _none(check: Check, target: Endpoint) -> tuple[bool, str]:
+    return True, "ok"
+
+
+async def _closed(writer: asyncio.StreamWriter) -> None:
+    try:
+        await writer.wait_closed()
+    except (OSError, ssl.SSLError):
+        pass
+
+
+_CHECKS = {"tcp": _tcp, "http": _http, "https": _http, "exec": _exec, "none": _none}
