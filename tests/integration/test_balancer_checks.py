@@ -20,13 +20,20 @@ from vigil.lab.netns import Lab
 
 HUNG = "import socket,time\ns=socket.socket();s.setsockopt(socket.SOL_SOCKET,socket.SO_REUSEADDR,1)\n" \
        "s.bind(('{addr}',81));s.listen(8)\nc=[]\nwhile True: c.append(s.accept())"
-HTTPS = textwrap.dedent("""
-    import http.server, ssl, sys
-    d, cert, addr = sys.argv[1], sys.argv[2], sys.argv[3]
+# A directory served over HTTP (port 80) or HTTPS (443, given a certificate), binding
+# without http.server's reverse DNS lookup: the test network sends nothing to a name server.
+WWW = textwrap.dedent("""
+    import http.server, socketserver, ssl, sys
+    d, addr, port, cert = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4:]
+    class S(http.server.HTTPServer):
+        def server_bind(self):
+            socketserver.TCPServer.server_bind(self)
+            self.server_name, self.server_port = addr, port
     h = lambda *a, **k: http.server.SimpleHTTPRequestHandler(*a, directory=d, **k)
-    s = http.server.HTTPServer((addr, 443), h)
-    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER); ctx.load_cert_chain(cert)
-    s.socket = ctx.wrap_socket(s.socket, server_side=True)
+    s = S((addr, port), h)
+    if cert:
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER); ctx.load_cert_chain(cert[0])
+        s.socket = ctx.wrap_socket(s.socket, server_side=True)
     s.serve_forever()
 """)
 RUN = textwrap.dedent("""
@@ -53,10 +60,11 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
                    check=True, capture_output=True)
     with Lab.create(["director", "r1"]) as lab:
         addr = lab.address("r1")
-        lab.popen("r1", ["python3", "-m", "http.server", "80", "--bind", addr,
-                         "--directory", str(root)])
+        lab.popen("r1", ["python3", "-c", WWW, str(root), addr, "80"],
+                  stderr=subprocess.DEVNULL)
         lab.popen("r1", ["python3", "-c", HUNG.format(addr=addr)])
-        lab.popen("r1", ["python3", "-c", HTTPS, str(root), str(cert), addr])
+        lab.popen("r1", ["python3", "-c", WWW, str(root), addr, "443", str(cert)],
+                  stderr=subprocess.DEVNULL)
         for port in (80, 81, 443):
             lab.wait_listening("r1", port)
         yield lab

@@ -1,6 +1,6 @@
 """The balancer's data plane on the real kernel: nft.py's rulesets applied with apply.py in a
-director namespace between a client and three real servers, each a real HTTP server that
-says who it is. NAT as LVS's masq: the real servers' gateway is the director.
+director namespace between a client and three real servers, each a real HTTP/1.1 server
+that says who it is (vigil.lab.web). NAT as LVS's masq: the real servers' gateway is the director.
 
     client (link 0) -- director (link 0 | link 1) -- r1, r2, r3 (link 1)
 """
@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ipaddress
 import json
+import sys
 import textwrap
 from collections.abc import Iterator
 
@@ -45,17 +46,15 @@ CLIENT = textwrap.dedent("""
 
 
 @pytest.fixture(scope="module")
-def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
+def lab() -> Iterator[Lab]:
     with Lab.create(["client", "director", *REALS], links=2) as lab:
         lab.run("client", ["ip", "link", "set", lab.ifname(1), "down"])
         lab.run("director", ["sysctl", "-qw", "net.ipv4.ip_forward=1"])
         for r in REALS:
             lab.run(r, ["ip", "link", "set", lab.ifname(0), "down"])
             lab.run(r, ["ip", "route", "add", "default", "via", lab.address("director", 1)])
-            root = tmp_path_factory.mktemp(r)
-            (root / "who").write_text(r + "\n")
-            lab.popen(r, ["python3", "-m", "http.server", "80", "-p", "HTTP/1.1", "--bind",
-                          lab.address(r, 1), "--directory", str(root)])
+            lab.popen(r, [sys.executable, "-m", "vigil.lab.web", "--name", r, "--bind",
+                          lab.address(r, 1), "--keepalive"])
             lab.wait_listening(r, 80)
         yield lab
         apply.run(nft.remove(), _prefix(lab))

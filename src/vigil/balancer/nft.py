@@ -33,11 +33,14 @@ result back as JSON. Pure: apply.py runs it.
 from __future__ import annotations
 
 import ipaddress
-from collections.abc import Mapping, Sequence
+from collections.abc import Hashable, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 from vigil.balancer import slots as slotting
 from vigil.balancer.model import Endpoint, VirtualServer
+
+_K = TypeVar("_K", bound=Hashable)
 
 TABLE = "vigil_lb"
 FAMILY = "inet"
@@ -70,8 +73,7 @@ class Plan:
     chains: Mapping[str, tuple[str, ...]]  # name -> rules; "prerouting" is the base chain
 
 
-def numbering(names: Sequence[object], previous: Mapping[object, int],
-              limit: int) -> dict[object, int]:
+def numbering(names: Sequence[_K], previous: Mapping[_K, int], limit: int) -> dict[_K, int]:
     """Numbers 1..limit for `names`: each keeps its number from `previous`, a new one gets the
     lowest free. ValueError when there are more names than numbers."""
     out = {k: previous[k] for k in names if k in previous}

@@ -2,14 +2,17 @@
 
     python -m vigil.lab.web --name n1 [--port 80] [--bind 0.0.0.0]
 
-Every GET (and HEAD) is answered 200 with the body ``<name>\\n`` and ``Connection: close``;
-nothing is logged per request. A thread per connection. Exits 0 on SIGTERM or SIGINT.
+Every GET (and HEAD) is answered 200 with the body ``<name>\\n`` and ``Connection: close``
+(HTTP/1.1 keep-alive with --keepalive); nothing is logged per request. A thread per
+connection. Binding never looks the address up in DNS (http.server's would: a test network
+sends nothing to a name server). Exits 0 on SIGTERM or SIGINT.
 """
 
 from __future__ import annotations
 
 import argparse
 import signal
+import socketserver
 import threading
 from collections.abc import Sequence
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -31,7 +34,8 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_response(200)
         self.send_header("Content-Type", "text/plain")
         self.send_header("Content-Length", str(len(self.body)))
-        self.send_header("Connection", "close")
+        if self.protocol_version == "HTTP/1.0":
+            self.send_header("Connection", "close")
         self.end_headers()
         if with_body:
             self.wfile.write(self.body)
@@ -44,10 +48,18 @@ class _Server(ThreadingHTTPServer):
     daemon_threads = True
     request_queue_size = 128
 
+    def server_bind(self) -> None:
+        """TCPServer's bind, without HTTPServer's socket.getfqdn (a reverse DNS lookup)."""
+        socketserver.TCPServer.server_bind(self)
+        self.server_name, self.server_port = str(self.server_address[0]), \
+            int(self.server_address[1])
 
-def serve(name: str, port: int = 80, bind: str = "0.0.0.0") -> None:
+
+def serve(name: str, port: int = 80, bind: str = "0.0.0.0", keepalive: bool = False) -> None:
     """Serve until SIGTERM or SIGINT. Must be called from the main thread."""
-    handler = type("Handler", (_Handler,), {"body": f"{name}\n".encode()})
+    handler = type("Handler", (_Handler,), {
+        "body": f"{name}\n".encode(),
+        "protocol_version": "HTTP/1.1" if keepalive else "HTTP/1.0"})
     stop = {signal.SIGTERM, signal.SIGINT}
     # Blocked before any thread starts, so only sigwait below ever sees them.
     signal.pthread_sigmask(signal.SIG_BLOCK, stop)
@@ -69,8 +81,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--name", required=True, help="what to answer")
     parser.add_argument("--port", type=int, default=80)
     parser.add_argument("--bind", default="0.0.0.0", help="address to listen on")
+    parser.add_argument("--keepalive", action="store_true",
+                        help="HTTP/1.1, connections kept open between requests")
     args = parser.parse_args(argv)
-    serve(args.name, args.port, args.bind)
+    serve(args.name, args.port, args.bind, args.keepalive)
     return 0
 
 

@@ -1,0 +1,68 @@
+"""What the data plane should hold: the configured services, each real server's health and
+the operator's drains, made into an nft.py Plan. Pure; service.py applies it.
+
+A real server takes new connections when its checks say it is up, its weight is above 0 and
+no operator drained it (`vigil lb drain`). Service and server numbers (the connection marks)
+are kept across `reconfigure`, so a reload that adds, removes or re-weights servers changes
+only what it must.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+from vigil.balancer import nft
+from vigil.balancer.model import Endpoint, VirtualServer
+
+Key = tuple[str, Endpoint]
+
+
+class Director:
+    def __init__(self, services: Sequence[VirtualServer]) -> None:
+        self.services: dict[str, VirtualServer] = {}
+        self.numbers: dict[str, int] = {}
+        self.ids: dict[str, dict[Endpoint, int]] = {}
+        self.drained: set[Key] = set()
+        self.reconfigure(services)
+
+    def reconfigure(self, services: Sequence[VirtualServer]) -> None:
+        self.services = {vs.name: vs for vs in services}
+        self.numbers = nft.numbering(list(self.services), self.numbers, nft.MAX_SERVICES)
+        self.ids = {vs.name: nft.numbering([r.endpoint for r in vs.real],
+                                           self.ids.get(vs.name, {}), nft.MAX_REAL)
+                    for vs in services}
+        self.drained = {k for k in self.drained if self._known(k)}
+
+    def _known(self, key: Key) -> bool:
+        vs = self.services.get(key[0])
+        return vs is not None and any(r.endpoint == key[1] for r in vs.real)
+
+    def find(self, service: str, server: str) -> Key:
+        """The key of `server` ("address:port", as `vigil lb status` shows it) in `service`;
+        KeyError with a sentence naming what is unknown."""
+        vs = self.services.get(service)
+        if vs is None:
+            raise KeyError(f"no virtual server {service!r}; virtual servers: "
+                           f"{', '.join(sorted(self.services)) or '(none)'}")
+        for r in vs.real:
+            if str(r.endpoint) == server:
+                return (service, r.endpoint)
+        raise KeyError(f"virtual server {service!r} has no real server {server!r}; its "
+                       f"servers: {', '.join(str(r.endpoint) for r in vs.real)}")
+
+    def drain(self, key: Key) -> None:
+        self.drained.add(key)
+
+    def enable(self, key: Key) -> None:
+        self.drained.discard(key)
+
+    def active(self, vs: VirtualServer, up: Callable[[Key], bool]) -> dict[Endpoint, int]:
+        return {r.endpoint: r.weight for r in vs.real
+                if r.weight > 0 and (vs.name, r.endpoint) not in self.drained
+                and up((vs.name, r.endpoint))}
+
+    def plan(self, up: Callable[[Key], bool], groups: Callable[[str], bool]) -> nft.Plan:
+        """The ruleset for the services whose group `groups` says this node runs."""
+        return nft.plan([nft.Service(vs, self.numbers[name], self.ids[name],
+                                     self.active(vs, up))
+                         for name, vs in self.services.items() if groups(vs.group)])

@@ -1,0 +1,68 @@
+"""Every real server checked at its own interval, on every director (a takeover starts with
+a warm view): one task per (service, server) that runs its check (checks.py), feeds the
+result to its Health (health.py) and tells `on_change` when the server goes up or down.
+
+Checks start spread over their first interval, so that 200 servers with one interval do not
+all connect at once; each then keeps its own fixed rate. A check slower than its interval is
+followed by the next one at once, never by a burst of the ones it missed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import zlib
+from collections.abc import Awaitable, Callable, Sequence
+
+from vigil.balancer import checks
+from vigil.balancer.health import Change, Health
+from vigil.balancer.model import Check, Endpoint, VirtualServer
+
+Key = tuple[str, Endpoint]  # (service name, real server)
+OnChange = Callable[[Key, Change, checks.Result], None]
+Runner = Callable[[Check, Endpoint], Awaitable[checks.Result]]
+
+
+class Prober:
+    def __init__(self, services: Sequence[VirtualServer], on_change: OnChange,
+                 runner: Runner = checks.run) -> None:
+        self.on_change = on_change
+        self.runner = runner
+        self.checks: dict[Key, Check] = {(vs.name, r.endpoint): r.check
+                                         for vs in services for r in vs.real}
+        self.health: dict[Key, Health] = {k: Health(c.rise, c.fall)
+                                          for k, c in self.checks.items()}
+        self.results: dict[Key, checks.Result] = {}
+        self.counts: dict[Key, dict[bool, int]] = {k: {True: 0, False: 0} for k in self.checks}
+
+    def up(self, key: Key) -> bool:
+        """Whether the server takes new connections by its checks (False until known)."""
+        return bool(self.health[key].up)
+
+    async def run(self) -> None:
+        async with asyncio.TaskGroup() as tg:
+            for key in self.checks:
+                tg.create_task(self._probe(key), name=f"check {key[0]} {key[1]}")
+
+    async def _probe(self, key: Key) -> None:
+        check = self.checks[key]
+        loop = asyncio.get_running_loop()
+        if check.type == "none":
+            self._record(key, checks.Result(True, "ok", 0.0))
+            return
+        # A stable spread over the first interval (the same on both directors).
+        spread = zlib.crc32(f"{key[0]} {key[1]}".encode()) % 1000 / 1000
+        next_at = loop.time() + check.interval * spread
+        while True:
+            await asyncio.sleep(max(0.0, next_at - loop.time()))
+            next_at += check.interval
+            result = await self.runner(check, key[1])
+            self._record(key, result)
+            if next_at < loop.time():  # a check slower than its interval: no burst after it
+                next_at = loop.time()
+
+    def _record(self, key: Key, result: checks.Result) -> None:
+        self.results[key] = result
+        self.counts[key][result.ok] += 1
+        change = self.health[key].observe(result.ok, result.why)
+        if change is not None:
+            self.on_change(key, change, result)

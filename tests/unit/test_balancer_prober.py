@@ -1,0 +1,80 @@
+"""prober.py with a scripted runner: each server's results at its own rate become up/down
+changes after rise/fall, and a slow check is not followed by a burst."""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+from collections.abc import Iterator
+
+from vigil.balancer import checks
+from vigil.balancer.model import Check, Endpoint, RealServer, VirtualServer
+from vigil.balancer.prober import Key, Prober
+
+
+def ep(last: int) -> Endpoint:
+    return Endpoint(ipaddress.ip_address(f"10.0.1.{last}"), 80)
+
+
+def test_results_become_changes_after_rise_and_fall() -> None:
+    fast = Check(interval=0.01, timeout=0.005, rise=2, fall=3)
+    vs = VirtualServer("web", "g", (RealServer(ep(1), check=fast), RealServer(ep(2), check=fast),
+                                    RealServer(ep(3), check=Check(type="none"))))
+    script: dict[Endpoint, Iterator[bool]] = {
+        ep(1): iter([True] * 3 + [False] * 3 + [True] * 2 + [True] * 100),
+        ep(2): iter([False] * 100)}
+    changes: list[tuple[Key, str]] = []
+    calls: dict[Endpoint, list[float]] = {ep(1): [], ep(2): []}
+
+    async def runner(check: Check, server: Endpoint) -> checks.Result:
+        calls[server].append(asyncio.get_running_loop().time())
+        ok = next(script[server])
+        return checks.Result(ok, "ok" if ok else "status 503", 0.001)
+
+    async def main() -> Prober:
+        p = Prober([vs], lambda k, c, r: changes.append((k, c)), runner)
+        task = asyncio.create_task(p.run())
+        await asyncio.sleep(0.2)
+        task.cancel()
+        try:
+            await task
+        except asyncio.CancelledError:
+            pass
+        return p
+
+    p = asyncio.run(main())
+    mine = [c for k, c in changes if k == ("web", ep(1))]
+    assert mine == ["up", "down", "up"]
+    assert [c for k, c in changes if k == ("web", ep(2))] == ["down"]
+    assert [c for k, c in changes if k == ("web", ep(3))] == ["up"] and p.up(("web", ep(3)))
+    assert p.up(("web", ep(1))) and not p.up(("web", ep(2)))
+    gaps = [b - a for a, b in zip(calls[ep(1)], calls[ep(1)][1:])]
+    assert 0.009 <= sum(gaps) / len(gaps) <= 0.03  # its own rate
+    assert p.counts[("web", ep(2))][False] == len(calls[ep(2)])
+
+
+def test_a_slow_check_does_not_bring_a_burst_after_it() -> None:
+    slow = Check(interval=0.01, timeout=0.5)
+    vs = VirtualServer("web", "g", (RealServer(ep(1), check=slow),))
+    times: list[float] = []
+
+    async def runner(check: Check, server: Endpoint) -> checks.Result:
+        loop = asyncio.get_running_loop()
+        times.append(loop.time())
+        await asyncio.sleep(0.05 if len(times) == 1 else 0)
+        return checks.Result(True, "ok", 0.0)
+
+    async def main() -> None:
+        task = asyncio.create_task(Prober([vs], lambda *a: None, runner).run())
+        await asyncio.sleep(0.12)
+        task.cancel()
+        try:
+            await task
+        except asyncio.CancelledError:
+            pass
+
+    asyncio.run(main())
+    # the check after the slow one comes at once; the rest keep the rate, no catching up
+    gaps = [b - a for a, b in zip(times[1:], times[2:])]
+    assert times[1] - times[0] >= 0.05
+    assert gaps and min(gaps) >= 0.004 and len(times) <= 2 + 0.07 / 0.01 + 1
