@@ -80,6 +80,8 @@ def test_what_the_nftables_data_plane_lacks_is_refused_by_name(kw: dict[str, str
 
 def test_numbering_keeps_numbers_and_fills_the_lowest_gap() -> None:
     assert nft.numbering(["a", "b", "c"], {"b": 1, "c": 5}, 10) == {"a": 2, "b": 1, "c": 5}
+    assert nft.numbering(["a", "c"], {"b": 1, "c": 5}, 10) == {"a": 2, "c": 5}
+    assert nft.numbering(["a", "c"], {"b": 1, "c": 2}, 2) == {"a": 1, "c": 2}  # full: reuse
     with pytest.raises(ValueError, match="more than 2"):
         nft.numbering(["a", "b", "c"], {}, 2)
 

@@ -74,17 +74,23 @@ class Plan:
 
 
 def numbering(names: Sequence[_K], previous: Mapping[_K, int], limit: int) -> dict[_K, int]:
-    """Numbers 1..limit for `names`: each keeps its number from `previous`, a new one gets the
-    lowest free. ValueError when there are more names than numbers."""
+    """Numbers 1..limit for `names`: each keeps its number from `previous`; a new one gets
+    the lowest number `previous` did not hold at all (so that a number freed by this very
+    change is not given to another in the same transaction), else the lowest free.
+    ValueError when there are more names than numbers."""
     out = {k: previous[k] for k in names if k in previous}
-    used = set(out.values())
-    free = (i for i in range(1, limit + 1) if i not in used)
+    held = set(previous.values())
+    fresh = (i for i in range(1, limit + 1) if i not in held)
     for k in names:
-        if k not in out:
-            try:
-                out[k] = next(free)
-            except StopIteration:
-                raise ValueError(f"more than {limit} to number") from None
+        if k in out:
+            continue
+        n = next(fresh, None)
+        if n is None:
+            used = set(out.values())
+            n = next((i for i in range(1, limit + 1) if i not in used), None)
+            if n is None:
+                raise ValueError(f"more than {limit} to number")
+        out[k] = n
     return out
 
 

@@ -1,0 +1,57 @@
+"""director.py: what the data plane should hold from health, drains and configuration."""
+
+from __future__ import annotations
+
+import ipaddress
+
+import pytest
+
+from vigil.balancer.director import Director
+from vigil.balancer.model import Endpoint, RealServer, VirtualServer
+
+
+def ep(last: int) -> Endpoint:
+    return Endpoint(ipaddress.ip_address(f"10.0.1.{last}"), 80)
+
+
+def vs(name: str, *lasts: int, weights: dict[int, int] | None = None) -> VirtualServer:
+    w = weights or {}
+    return VirtualServer(name, "g", tuple(RealServer(ep(i), weight=w.get(i, 1)) for i in lasts),
+                         endpoint=Endpoint(ipaddress.ip_address("192.168.10.200"),
+                                           80 if name == "web" else 81))
+
+
+def test_up_weighted_and_not_drained_servers_take_new_connections() -> None:
+    d = Director([vs("web", 1, 2, 3, 4, weights={4: 0})])
+    d.drain(d.find("web", "10.0.1.2:80"))
+    assert d.active(d.services["web"], lambda k: k[1] != ep(3)) == {ep(1): 1}
+    d.enable(d.find("web", "10.0.1.2:80"))
+    assert d.active(d.services["web"], lambda k: True) == {ep(1): 1, ep(2): 1, ep(3): 1}
+
+
+def test_unknown_names_are_named() -> None:
+    d = Director([vs("web", 1)])
+    with pytest.raises(KeyError, match="no virtual server 'db'; virtual servers: web"):
+        d.find("db", "10.0.1.1:80")
+    with pytest.raises(KeyError, match="has no real server '10.0.1.9:80'; its servers: "
+                                       "10.0.1.1:80"):
+        d.find("web", "10.0.1.9:80")
+
+
+def test_a_reload_keeps_every_number_and_forgets_drains_of_removed_servers() -> None:
+    d = Director([vs("web", 1, 2, 3), vs("api", 5)])
+    before = (dict(d.numbers), {k: dict(v) for k, v in d.ids.items()})
+    d.drain(d.find("web", "10.0.1.3:80"))
+    d.drain(d.find("web", "10.0.1.2:80"))
+    d.reconfigure([vs("api", 5), vs("web", 2, 4, 1)])
+    assert d.numbers == before[0]
+    # 3's number is not given to 4 in the change that removes 3 (its persistence set goes)
+    assert d.ids["web"] == {ep(1): 1, ep(2): 2, ep(4): 4}
+    assert d.drained == {("web", ep(2))}
+
+
+def test_the_plan_holds_only_the_services_of_groups_run_here() -> None:
+    d = Director([vs("web", 1), vs("api", 5)])
+    plan = d.plan(lambda k: True, lambda g: False)
+    assert plan.chains == {"prerouting": ()}
+    assert set(d.plan(lambda k: True, lambda g: True).chains) == {"prerouting", "vs1", "vs2"}
