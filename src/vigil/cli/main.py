@@ -141,6 +141,10 @@ def check_config(c: Ctx) -> None:
     warning = partition_warning(cluster)
     if warning:
         click.echo(f"warning: {warning}", err=True)
+    if cluster.virtual_servers:
+        click.echo(f"warning: {len(cluster.virtual_servers)} virtual server(s) read and "
+                   "checked, but the daemon does not run the load balancer yet and refuses "
+                   "to start with them (docs/balancer.md)", err=True)
     checked = f"{c.heartbeat_dir} (ha.cf, haresources, authkeys)" if c.heartbeat_dir else c.config
     click.echo(f"{checked}: OK: cluster {cluster.name}, nodes "
                f"{', '.join(n.name for n in cluster.nodes)}, "
