@@ -15,6 +15,10 @@ import ctypes.util
 import gc
 import logging
 import os
+from collections.abc import Callable
+from typing import TypeVar
+
+_T = TypeVar("_T")
 
 log = logging.getLogger(__name__)
 
@@ -46,3 +50,17 @@ def freeze_heap() -> None:
     never garbage, and a full collection over them is what makes long pauses."""
     gc.collect()
     gc.freeze()
+
+
+def at_normal_priority(work: Callable[[], _T]) -> Callable[[], _T]:
+    """`work` for a worker thread: the thread leaves the real-time class first (Linux
+    schedules threads one by one), so that a long piece of work such as a reload's parse
+    competes fairly with the node's services instead of starving them for its duration,
+    while the event loop's thread keeps its SCHED_FIFO."""
+    def run() -> _T:
+        try:
+            os.sched_setscheduler(0, os.SCHED_OTHER, os.sched_param(0))
+        except OSError:
+            pass  # not real-time to begin with
+        return work()
+    return run

@@ -17,6 +17,7 @@ from typing import Callable
 from vigil import reconfig
 from vigil.control import protocol as p
 from vigil.daemon.hub import Hub
+from vigil.daemon.realtime import at_normal_priority
 from vigil.daemon.services.groups import GroupWorkers
 from vigil.daemon.services.guard_watch import GuardWatch
 from vigil.daemon.services.monitors import Monitors
@@ -69,10 +70,12 @@ class Reload:
             return refuse("this node is shutting down")
         async with self.lock:
             node = hub.node
-            try:
-                new, key = self.reloader()
+            try:  # the parse in a worker thread, out of the real-time class (realtime.py)
+                new, key = await asyncio.to_thread(at_normal_priority(self.reloader))
             except VigilError as e:
                 return refuse(str(e))
+            if hub.leaving:
+                return refuse("this node is shutting down")
             plan = reconfig.plan(hub.cluster, new)
             if key != hub.shared.key:
                 plan.refused.append("the cluster key changed")
