@@ -145,8 +145,7 @@ def _service(s: Service) -> tuple[dict[str, MapDecl], tuple[str, ...]]:
             # the director serves itself (ldirectord's fallback 127.0.0.1)
             rules.append(f"meta l4proto {vs.protocol} redirect to :{sorry.port}")
         elif sorry is not None:
-            where = f"{sorry.address}" if v == 4 else f"[{sorry.address}]"
-            rules.append(f"meta l4proto {vs.protocol} dnat {_ip(v)} to {where}:{sorry.port}")
+            rules.append(f"meta l4proto {vs.protocol} dnat {_ip(v)} to {sorry}")
         else:  # nobody to serve: refuse at once rather than let clients time out
             rules.append("meta l4proto tcp reject with tcp reset" if vs.protocol == "tcp"
                          else "reject")
@@ -159,9 +158,9 @@ def _service(s: Service) -> tuple[dict[str, MapDecl], tuple[str, ...]]:
     maps[f"{name}_slots"] = MapDecl(
         "typeof numgen inc mod 2 : ct mark",
         elements={str(i): f"{mark(n, s.ids[by_key[k]]):#010x}" for i, k in enumerate(table)})
-    choose = (f"numgen inc mod {size}" if vs.scheduler in ("rr", "wrr", "lc", "wlc")
-              else f"jhash {_client(vs)} mod {size}")
     client = _client(vs)
+    choose = (f"numgen inc mod {size}" if vs.scheduler in ("rr", "wrr")
+              else f"jhash {client} mod {size}")
     active = sorted(s.active, key=lambda ep: s.ids[ep])
     if vs.persistence is not None:
         timeout = max(1, round(vs.persistence))
