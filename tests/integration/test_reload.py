@@ -31,14 +31,17 @@ def test_reload_changes_adds_and_removes_groups_without_touching_the_others() ->
         with HolderMonitor(c) as mon, Prober(c.lab, "client", c.url(), duration=60) as probe:
             probe.wait_sample(lambda s: s.ok)
             t0 = time.monotonic()
+            steps: list[tuple[float, str]] = []
 
             # A configuration that does not parse is refused, and nothing changes.
             c.config_path.write_text(config + before + "[[group]]\nname = 3\n")
+            steps.append((time.monotonic(), "unparsable"))
             r = c.vigil("n1", "reload")
             assert r.returncode != 0 and "group[3].name" in r.stderr, r
             # One that changes what needs a restart is refused whole, naming it.
             c.config_path.write_text(config.replace('deadtime = "500ms"', 'deadtime = "600ms"')
                                      + ip_group("web", web, "n1"))
+            steps.append((time.monotonic(), "needs restart"))
             r = c.vigil("n1", "reload")
             assert r.returncode != 0 and "timings" in r.stderr and "restart" in r.stderr, r
             assert "reload refused; the running configuration stays" in c.log("n1")
@@ -46,10 +49,12 @@ def test_reload_changes_adds_and_removes_groups_without_touching_the_others() ->
             # db changes its address, old goes, new comes; web stays as it is.
             c.config_path.write_text(config + ip_group("web", web, "n1")
                                      + ip_group("db", db2, "n1") + ip_group("new", new, "n2"))
+            steps.append((time.monotonic(), "reload n1"))
             r = c.vigil("n1", "reload", check=True)
             assert r.stdout.splitlines() == [
                 "reloaded: 3 change(s)", "  + group new (home n2, 1 resources)",
                 "  - group old", f"  ~ group db: restart from resource 1 (ip {db2}/24 on eth0)"]
+            steps.append((time.monotonic(), "SIGHUP n2"))
             c.daemons["n2"].send_signal(signal.SIGHUP)  # the other way in, on the other node
             c.wait_group("n1", "db", "running")
             c.wait_group("n2", "new", "running")
@@ -61,8 +66,11 @@ def test_reload_changes_adds_and_removes_groups_without_touching_the_others() ->
             t1 = time.monotonic()
             samples = probe.stop()
 
-        assert [o for o in outages(samples, after=t0) if o.start < t1] == [], \
-            "the unchanged group's address answered throughout"
+        missed = [o for o in outages(samples, after=t0) if o.start < t1]
+        assert missed == [], ("the unchanged group's address answered throughout", [
+            (round(o.start - t0, 3), o.failures, [s.err for s in samples
+                                                  if o.start < s.t < o.end and not s.ok])
+            for o in missed], [(round(t - t0, 3), what) for t, what in steps])
         assert [ch for ch in mon.changes if t0 <= ch[0] <= t1] == [], \
             "web's address was never removed or added"
         assert not mon.doubles
