@@ -107,10 +107,12 @@ class _Protocol(asyncio.DatagramProtocol):
 async def interface_of(host: Host, address: IPAddress) -> str | None:
     """The interface holding `address` in this network namespace (None if none does)."""
     family = socket.AF_INET6 if address.version == 6 else socket.AF_INET
-    async for msg in await host.ipr.addr("dump", family=family):
-        if msg.get("IFA_LOCAL") == str(address) or msg.get("IFA_ADDRESS") == str(address):
-            return socket.if_indextoname(msg["index"])
-    return None
+    found = None
+    async with host.dumping:
+        async for msg in await host.ipr.addr("dump", family=family):  # read to the end
+            if found is None and str(address) in (msg.get("IFA_LOCAL"), msg.get("IFA_ADDRESS")):
+                found = socket.if_indextoname(msg["index"])
+    return found
 
 
 async def plan(cluster: Cluster, me: str, host: Host) -> list[HeartbeatLink]:

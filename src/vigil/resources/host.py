@@ -11,6 +11,7 @@ daemon runs in.
 
 from __future__ import annotations
 
+import asyncio
 import fcntl
 import socket
 import struct
@@ -35,6 +36,10 @@ class Host:
         self.ipr = ipr
         self.announcer = announcer
         self.prober = AddressProber()
+        # One netlink dump at a time on the shared socket: the kernel answers a second dump
+        # EBUSY while the first is being read (two addresses of a group stopping together
+        # failed so: tests/integration/test_balancer_daemon.py).
+        self.dumping = asyncio.Lock()
         self._ioctl_sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
 
     def usable(self, name: str) -> bool:

@@ -135,7 +135,8 @@ class IpAgent(Agent):
         if known is not None:
             return known
         try:
-            place = await findif.find(self.host.ipr, self.resource.address.ip)
+            async with self.host.dumping:
+                place = await findif.find(self.host.ipr, self.resource.address.ip)
         except findif.NotFound as e:
             self._found = None
             if str(e) != self._unplaced:
@@ -179,14 +180,15 @@ class IpAgent(Agent):
             return []  # the address went with its interface
         out = []
         try:
-            dump = await self.host.ipr.addr("dump", family=family, **(
-                {"index": link} if link is not None else {}))
-            async for msg in dump:  # read to the end: the dump must be consumed
-                if _same_ip(msg.get_attr("IFA_ADDRESS") or msg.get("address"), want) and \
-                        (link is None or msg.get("index") == link) and \
-                        (not self.resource.prefix_given or
-                         msg.get("prefixlen") == want.network.prefixlen):
-                    out.append((msg.get("index"), msg.get("prefixlen")))
+            async with self.host.dumping:
+                dump = await self.host.ipr.addr("dump", family=family, **(
+                    {"index": link} if link is not None else {}))
+                async for msg in dump:  # read to the end: the dump must be consumed
+                    if _same_ip(msg.get_attr("IFA_ADDRESS") or msg.get("address"), want) and \
+                            (link is None or msg.get("index") == link) and \
+                            (not self.resource.prefix_given or
+                             msg.get("prefixlen") == want.network.prefixlen):
+                        out.append((msg.get("index"), msg.get("prefixlen")))
         except NetlinkError as e:
             raise self.error(f"cannot list addresses: {_reason(e)}") from e
         return out
