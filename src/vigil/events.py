@@ -16,6 +16,9 @@ Kinds (subject in brackets):
   became_owner, became_standby  [this node]  it runs at least one group / none (Heartbeat's
                                              'active' and 'standby', keepalived's MASTER and
                                              BACKUP)
+  real_server_up, real_server_down  [service server]  the balancer's checks changed their
+                                             mind (rise/fall); detail: the last check's
+                                             result. Published by the balancer, not by diff.
 """
 
 from __future__ import annotations
@@ -24,7 +27,8 @@ from dataclasses import dataclass
 
 KINDS = ("node_up", "node_dead", "link_up", "link_dead", "group_starting", "group_started",
          "group_stopping", "group_stopped", "group_failed", "fenced", "fence_failed",
-         "became_owner", "became_standby", "address_answered", "address_free")
+         "became_owner", "became_standby", "address_answered", "address_free",
+         "real_server_up", "real_server_down")
 
 # A group's local state -> the event that entering it is. Entering "unknown" (never) or
 # leaving "unknown" for "stopped" (the probe at start found nothing) reports nothing.

@@ -11,6 +11,8 @@ keepalived's reload re-creates every VRRP instance and so can move every address
                                   depend on it, as in a failed monitor's recovery); with only
                                   monitors, home or policy changed nothing is restarted
   auto_failback, [notify]         take effect at once
+  virtual servers                 the balancer's rules and checks follow at once; a server
+                                  whose check did not change keeps its health
 
 What the membership, the links, the key or the safety machinery are made of (nodes, links,
 timings, fencing, witness...) cannot change under a running node without a restart: such a
@@ -26,7 +28,7 @@ from pathlib import Path
 from vigil.model import Cluster, Group, Resource
 
 # Cluster fields a reload may change; every other one needs a restart.
-LIVE = frozenset({"groups", "auto_failback", "notify", "source"})
+LIVE = frozenset({"groups", "auto_failback", "notify", "source", "virtual_servers"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,6 +102,12 @@ def plan(old: Cluster, new: Cluster) -> Plan:
                           f"{str(new.auto_failback).lower()}")
     if old.notify != new.notify:
         p.settings.append("[notify] hooks")
+    was = {vs.name: vs for vs in old.virtual_servers}
+    now = {vs.name: vs for vs in new.virtual_servers}
+    p.settings += [f"virtual server {n}: {what}" for n, what in
+                   [(n, "added") for n in now if n not in was]
+                   + [(n, "removed") for n in was if n not in now]
+                   + [(n, "changed") for n in now if n in was and was[n] != now[n]]]
     before = {g.name: g for g in old.groups}
     after = {g.name: g for g in new.groups}
     p.added = [g for g in new.groups if g.name not in before]

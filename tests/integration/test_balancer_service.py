@@ -43,8 +43,8 @@ DRIVER = textwrap.dedent("""
         loop = asyncio.get_running_loop()
         while line := await loop.run_in_executor(None, sys.stdin.readline):
             verb, *args = line.split()
-            getattr(b, verb)(*args)
-            say(done=verb, error=b.last_error)
+            error = await getattr(b, verb)(*args)
+            say(done=verb, error=error)
     async def main():
         async with asyncio.TaskGroup() as tg:
             tg.create_task(b.run())

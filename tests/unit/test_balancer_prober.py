@@ -78,3 +78,49 @@ def test_a_slow_check_does_not_bring_a_burst_after_it() -> None:
     gaps = [b - a for a, b in zip(times[1:], times[2:])]
     assert times[1] - times[0] >= 0.05
     assert gaps and min(gaps) >= 0.004 and len(times) <= 2 + 0.07 / 0.01 + 1
+
+
+def test_reconfigure_keeps_what_did_not_change_and_stops_what_went() -> None:
+    """A reload: a server whose check is unchanged keeps its task and health; one whose
+    check changed starts afresh; one removed is no longer checked; one added is."""
+    fast = Check(interval=0.01, timeout=0.005, rise=1, fall=1)
+    before = VirtualServer("web", "g", (RealServer(ep(1), check=fast),
+                                        RealServer(ep(2), check=fast),
+                                        RealServer(ep(3), check=fast)))
+    slower = Check(interval=0.02, timeout=0.005, rise=1, fall=1)
+    after = VirtualServer("web", "g", (RealServer(ep(1), check=fast),
+                                       RealServer(ep(2), check=slower),
+                                       RealServer(ep(4), check=fast)))
+    calls: dict[Endpoint, int] = {ep(n): 0 for n in (1, 2, 3, 4)}
+    changes: list[tuple[Key, str]] = []
+
+    async def runner(check: Check, server: Endpoint) -> checks.Result:
+        calls[server] += 1
+        return checks.Result(server != ep(2), "ok", 0.0)
+
+    async def main() -> tuple[Prober, dict[Endpoint, int], dict[Endpoint, int]]:
+        p = Prober([before], lambda k, c, r: changes.append((k, c)), runner)
+        task = asyncio.create_task(p.run())
+        await asyncio.sleep(0.1)
+        kept = p.health[("web", ep(1))]
+        assert p.up(("web", ep(1))) and not p.up(("web", ep(2)))
+        p.reconfigure([after])
+        assert p.health[("web", ep(1))] is kept and p.up(("web", ep(1)))
+        assert p.health[("web", ep(2))].up is None  # its check changed: unknown again
+        assert ("web", ep(3)) not in p.checks and not p.up(("web", ep(3)))
+        at_switch = dict(calls)
+        await asyncio.sleep(0.1)
+        at_end = dict(calls)
+        task.cancel()
+        try:
+            await task
+        except asyncio.CancelledError:
+            pass
+        return p, at_switch, at_end
+
+    p, at_switch, at_end = asyncio.run(main())
+    assert at_end[ep(3)] == at_switch[ep(3)]  # no check of a removed server
+    assert at_end[ep(4)] >= 5 and p.up(("web", ep(4)))
+    assert at_end[ep(1)] - at_switch[ep(1)] >= 5
+    assert 2 <= at_end[ep(2)] - at_switch[ep(2)] <= 7  # its new, slower rate
+    assert [c for k, c in changes if k == ("web", ep(2))] == ["down", "down"]

@@ -311,10 +311,10 @@ def test_a_byte_order_mark_is_kept_in_a_binary_key_file(tmp_path: Path) -> None:
     assert load_key(k) == b"\xef\xbb\xbf" + b"k" * 16
 
 
-def test_virtual_servers_are_checked_and_the_daemon_s_refusal_said(tmp_path: Path) -> None:
+def test_virtual_servers_are_checked_and_counted(tmp_path: Path) -> None:
     vs = ('[[virtual_server]]\nname = "web"\naddress = "10.0.0.200:80"\ngroup = "g1"\n'
           '[[virtual_server.real]]\naddress = "10.0.1.1:80"\n')
     r = check(config(tmp_path, groups(1) + vs))
-    assert r.exit_code == 0 and "does not run the load balancer yet" in r.stderr, r.stderr
+    assert r.exit_code == 0 and "1 group(s), 1 virtual server(s)" in r.stdout, r.stdout
     r = check(config(tmp_path, groups(1) + vs.replace("10.0.1.1:80", "10.0.1.1:0")))
     assert r.exit_code != 0 and "virtual_server[0].real[0].address" in r.stderr

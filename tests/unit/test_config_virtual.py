@@ -123,8 +123,10 @@ def test_two_services_on_one_address_are_refused() -> None:
     assert not any("defined twice" in p for p in found)
 
 
-def test_the_daemon_refuses_virtual_servers_it_cannot_run_yet() -> None:
-    from vigil.daemon.main import check
-    with pytest.raises(ConfigError, match="does not run the load balancer yet"):
-        check(parse(BASE + VS), "n1")
-    check(parse(BASE), "n1")
+def test_the_daemon_refuses_virtual_servers_without_nft(monkeypatch: pytest.MonkeyPatch) -> None:
+    from vigil.daemon import main
+    main.check(parse(BASE + VS), "n1")
+    monkeypatch.setattr(main.shutil, "which", lambda name: None)
+    with pytest.raises(ConfigError, match="`nft` is not installed"):
+        main.check(parse(BASE + VS), "n1")
+    main.check(parse(BASE), "n1")

@@ -1,8 +1,10 @@
 """Running nft.py's transactions: `nft -f -` applies one whole or not at all, and
-`nft -j list table` reads back what the kernel holds, as JSON."""
+`nft -j list table` reads back what the kernel holds, as JSON. The daemon uses the
+coroutines (`apply`, `present`); tests and tools the blocking `run` and `listing`."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import subprocess
 from collections.abc import Sequence
@@ -27,8 +29,49 @@ def run(script: str, prefix: Sequence[str] = ()) -> None:
                               capture_output=True, timeout=TIMEOUT, check=False)
     except (OSError, subprocess.TimeoutExpired) as e:
         raise NftError(f"nft could not run: {e}") from None
-    if done.returncode != 0:
-        err = done.stderr.decode(errors="replace").strip().splitlines()
+    _check(done.returncode, done.stderr)
+
+
+async def apply(script: str, prefix: Sequence[str] = ()) -> None:
+    """`run`, without blocking the event loop."""
+    if script:
+        _check(*await _exec([*prefix, NFT, "-f", "-"], script.encode()))
+
+
+async def present(prefix: Sequence[str] = ()) -> bool:
+    """Whether the kernel holds vigil's table; NftError when nft cannot tell."""
+    rc, stderr = await _exec([*prefix, NFT, "list", "table", FAMILY, TABLE], b"")
+    if rc != 0 and b"No such file or directory" not in stderr:
+        raise NftError("nft could not list the table: " +
+                       stderr.decode(errors="replace").strip()[:300])
+    return rc == 0
+
+
+async def _exec(argv: list[str], data: bytes) -> tuple[int, bytes]:
+    """Run `argv` with `data` on its stdin: its exit status and stderr; killed and reaped
+    at the timeout or on cancellation."""
+    try:
+        proc = await asyncio.create_subprocess_exec(
+            *argv, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    except OSError as e:
+        raise NftError(f"nft could not run: {e}") from None
+    try:
+        async with asyncio.timeout(TIMEOUT):
+            _, stderr = await proc.communicate(data)
+    except BaseException as e:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
+        if isinstance(e, TimeoutError):
+            raise NftError(f"nft could not run: no answer in {TIMEOUT:g} s") from None
+        raise
+    assert proc.returncode is not None
+    return proc.returncode, stderr
+
+
+def _check(rc: int, stderr: bytes) -> None:
+    if rc != 0:
+        err = stderr.decode(errors="replace").strip().splitlines()
         raise NftError("nft refused the transaction, the previous ruleset stays: " +
                        " / ".join(err[:6])[:600])
 

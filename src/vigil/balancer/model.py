@@ -86,3 +86,8 @@ class VirtualServer:
         if self.endpoint is not None:
             return self.endpoint.address.version
         return self.real[0].endpoint.address.version if self.real else 4
+
+    def describe(self) -> str:
+        """The service as a user names it: "192.168.10.200:80/tcp" or "fwmark 1/tcp"."""
+        where = str(self.endpoint) if self.endpoint is not None else f"fwmark {self.fwmark}"
+        return f"{where}/{self.protocol}"

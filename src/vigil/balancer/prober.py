@@ -27,21 +27,53 @@ class Prober:
                  runner: Runner = checks.run) -> None:
         self.on_change = on_change
         self.runner = runner
-        self.checks: dict[Key, Check] = {(vs.name, r.endpoint): r.check
-                                         for vs in services for r in vs.real}
-        self.health: dict[Key, Health] = {k: Health(c.rise, c.fall)
-                                          for k, c in self.checks.items()}
+        self.checks: dict[Key, Check] = {}
+        self.health: dict[Key, Health] = {}
         self.results: dict[Key, checks.Result] = {}
-        self.counts: dict[Key, dict[bool, int]] = {k: {True: 0, False: 0} for k in self.checks}
+        self.counts: dict[Key, dict[bool, int]] = {}
+        self._tasks: dict[Key, asyncio.Task[None]] = {}
+        self._tg: asyncio.TaskGroup | None = None
+        self.reconfigure(services)
 
     def up(self, key: Key) -> bool:
         """Whether the server takes new connections by its checks (False until known)."""
-        return bool(self.health[key].up)
+        h = self.health.get(key)
+        return h is not None and bool(h.up)
+
+    def reconfigure(self, services: Sequence[VirtualServer]) -> None:
+        """Check what `services` say from now on. A server whose check is unchanged keeps
+        its task and its health; one whose check changed starts afresh (unknown, then its
+        first result decides); one that is gone stops being checked."""
+        wanted = {(vs.name, r.endpoint): r.check for vs in services for r in vs.real}
+        for key in [k for k, c in self.checks.items() if wanted.get(k) != c]:
+            task = self._tasks.pop(key, None)
+            if task is not None:
+                task.cancel()
+            del self.checks[key], self.health[key], self.counts[key]
+            self.results.pop(key, None)
+        for key, check in wanted.items():
+            if key not in self.checks:
+                self.checks[key] = check
+                self.health[key] = Health(check.rise, check.fall)
+                self.counts[key] = {True: 0, False: 0}
+                self._spawn(key)
 
     async def run(self) -> None:
+        """Run every server's checks until cancelled (reconfigure adds and stops them)."""
         async with asyncio.TaskGroup() as tg:
+            self._tg = tg
             for key in self.checks:
-                tg.create_task(self._probe(key), name=f"check {key[0]} {key[1]}")
+                self._spawn(key)
+            try:
+                await asyncio.Event().wait()
+            finally:
+                self._tg = None
+                self._tasks.clear()
+
+    def _spawn(self, key: Key) -> None:
+        if self._tg is not None and key not in self._tasks:
+            self._tasks[key] = self._tg.create_task(self._probe(key),
+                                                    name=f"check {key[0]} {key[1]}")
 
     async def _probe(self, key: Key) -> None:
         check = self.checks[key]

@@ -2,13 +2,20 @@
 director; while this node runs a service's group (`activate(group)` from the group's start,
 `deactivate(group)` from its stop) the service's rules are in the kernel, changed by one
 transaction at each change of health, drain or configuration, and gone when the last group
-stops. A refused transaction leaves the previous ruleset and is reported by `on_error`.
+stops. A refused transaction leaves the previous ruleset; it is logged and kept in
+`last_error`, and the change that asked for it (a group's start or stop, a drain) fails.
+
+Transactions run one at a time (`nft -f` in a child process, off the event loop). Health
+changes only mark the ruleset stale; `run`'s applier brings the kernel up to date, so a burst
+of changes costs one transaction, not one each.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Callable, Sequence
+from typing import Any
 
 from vigil.balancer import apply, checks, nft
 from vigil.balancer.director import Director, Key
@@ -26,51 +33,110 @@ class Balancer:
         self.director = Director(services)
         self.prober = Prober(services, self._changed, runner)
         self.prefix = tuple(prefix)
-        self.groups: set[str] = set()
-        self.held: nft.Plan | None = None  # what the kernel holds; None: nothing of ours
+        self.groups: set[str] = set()  # the groups running here
+        self.held: nft.Plan | None = None  # what the kernel holds; None: nothing we wrote
+        self.unknown = True  # the kernel may hold a table a crashed daemon left
         self.last_error: str | None = None
         self.on_change = on_change
+        self._lock = asyncio.Lock()
+        self._stale = asyncio.Event()
 
     async def run(self) -> None:
-        await self.prober.run()
+        """The checks, and the applier that follows their changes."""
+        async with asyncio.TaskGroup() as tg:
+            tg.create_task(self.prober.run(), name="balancer checks")
+            while True:
+                await self._stale.wait()
+                self._stale.clear()
+                await self.sync()
 
     def _changed(self, key: Key, change: Change, result: checks.Result) -> None:
         log.info("real server %s of %s is %s (%s, %.0f ms)", key[1], key[0], change,
                  result.why, result.latency * 1000)
         if self.on_change is not None:
             self.on_change(key, change, result)
-        self.sync()
+        self._stale.set()
 
-    def activate(self, group: str) -> None:
+    def reconfigure(self, services: Sequence[VirtualServer]) -> None:
+        """A reload's virtual servers; the ruleset follows at once."""
+        self.director.reconfigure(services)
+        self.prober.reconfigure(services)
+        self._stale.set()
+
+    def serves(self, group: str) -> bool:
+        return any(vs.group == group for vs in self.director.services.values())
+
+    async def activate(self, group: str) -> str | None:
+        """This node now runs `group`: its services' rules go in. The error, if refused."""
         self.groups.add(group)
-        self.sync()
+        return await self.sync() if self.serves(group) else None
 
-    def deactivate(self, group: str) -> None:
+    async def deactivate(self, group: str) -> str | None:
+        """`group` stopped here: its services' rules go. The error, if refused."""
         self.groups.discard(group)
-        self.sync()
+        return await self.sync() if self.serves(group) or self.unknown else None
 
-    def drain(self, service: str, server: str) -> None:
+    async def drain(self, service: str, server: str) -> str | None:
+        """No new connection to `server`; KeyError naming what is unknown."""
         self.director.drain(self.director.find(service, server))
-        self.sync()
+        return await self.sync()
 
-    def enable(self, service: str, server: str) -> None:
+    async def enable(self, service: str, server: str) -> str | None:
         self.director.enable(self.director.find(service, server))
-        self.sync()
+        return await self.sync()
 
-    def sync(self) -> None:
-        """Bring the kernel to the plan for now; on refusal keep what it held."""
-        if not self.groups:
-            if self.held is not None:
-                self._apply(nft.remove(), None)
-            return
-        new = self.director.plan(self.prober.up, lambda g: g in self.groups)
-        self._apply(nft.transaction(self.held, new), new)
+    async def present(self, group: str) -> bool:
+        """Whether rules of `group`'s services may be in the kernel (its table is there).
+        NftError when nft cannot tell."""
+        return self.serves(group) and await apply.present(self.prefix)
 
-    def _apply(self, script: str, new: nft.Plan | None) -> None:
+    async def sync(self) -> str | None:
+        """Bring the kernel to the plan for now; on refusal keep what it held and return
+        the error."""
+        async with self._lock:
+            if not any(vs.group in self.groups for vs in self.director.services.values()):
+                if self.held is None and not (self.unknown and self.director.services):
+                    return None
+                return await self._apply(nft.remove(), None)
+            new = self.director.plan(self.prober.up, lambda g: g in self.groups)
+            return await self._apply(nft.transaction(self.held, new), new)
+
+    async def _apply(self, script: str, new: nft.Plan | None) -> str | None:
         try:
-            apply.run(script, self.prefix)
+            await apply.apply(script, self.prefix)
         except apply.NftError as e:
             self.last_error = str(e)
             log.error("%s", e)
-            return
-        self.held, self.last_error = new, None
+            return self.last_error
+        self.held, self.last_error, self.unknown = new, None, False
+        return None
+
+    def status(self) -> list[dict[str, Any]]:
+        """Every virtual server as `vigil lb status` and the API show it."""
+        out = []
+        for name, vs in self.director.services.items():
+            active = self.director.active(vs, self.prober.up)
+            servers = []
+            for r in vs.real:
+                key = (name, r.endpoint)
+                h = self.prober.health.get(key)
+                res = self.prober.results.get(key)
+                counts = self.prober.counts.get(key, {True: 0, False: 0})
+                servers.append({
+                    "address": str(r.endpoint), "weight": r.weight,
+                    "health": "unknown" if h is None or h.up is None else
+                              "up" if h.up else "down",
+                    "drained": key in self.director.drained,
+                    "taking": r.endpoint in active,
+                    "last_check": None if res is None else res.why,
+                    "latency_ms": None if res is None else round(res.latency * 1000, 1),
+                    "checks_ok": counts[True], "checks_failed": counts[False],
+                    "flaps": 0 if h is None else h.flaps})
+            out.append({
+                "name": name, "address": vs.describe(), "protocol": vs.protocol,
+                "scheduler": vs.scheduler, "forward": vs.forward, "group": vs.group,
+                "directing": vs.group in self.groups and self.held is not None,
+                "quorum": vs.quorum, "below_quorum": len(active) < vs.quorum,
+                "sorry_server": None if vs.sorry_server is None else str(vs.sorry_server),
+                "servers": servers})
+        return out

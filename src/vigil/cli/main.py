@@ -12,6 +12,7 @@ from typing import Any, NoReturn
 import click
 
 from vigil import __version__
+from vigil.cli import lb as lb_cli
 from vigil.cli.agent_cmd import agent as agent_group
 from vigil.errors import ConfigError, VigilError
 
@@ -141,14 +142,12 @@ def check_config(c: Ctx) -> None:
     warning = partition_warning(cluster)
     if warning:
         click.echo(f"warning: {warning}", err=True)
-    if cluster.virtual_servers:
-        click.echo(f"warning: {len(cluster.virtual_servers)} virtual server(s) read and "
-                   "checked, but the daemon does not run the load balancer yet and refuses "
-                   "to start with them (docs/balancer.md)", err=True)
     checked = f"{c.heartbeat_dir} (ha.cf, haresources, authkeys)" if c.heartbeat_dir else c.config
     click.echo(f"{checked}: OK: cluster {cluster.name}, nodes "
                f"{', '.join(n.name for n in cluster.nodes)}, "
-               f"{len(cluster.groups)} group(s)")
+               f"{len(cluster.groups)} group(s)"
+               + (f", {len(cluster.virtual_servers)} virtual server(s)"
+                  if cluster.virtual_servers else ""))
 
 
 @cli.command()
@@ -339,6 +338,7 @@ def torture(duration: str, seed: int | None, out: Path, unsafe_skip_release_wait
 
 
 cli.add_command(agent_group)
+lb_cli.register(cli, common, _call)
 
 
 def main() -> None:

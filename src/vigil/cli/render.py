@@ -73,6 +73,15 @@ def status_text(s: dict[str, Any]) -> str:
         if dev:
             out.append(f"    fence device: {'answers' if dev['ok'] else 'DOES NOT ANSWER'} "
                        f"({dev['ms']} ms{': ' + dev['detail'] if dev['detail'] else ''})")
+    b = s.get("balancer")
+    if b:
+        for vs in b["virtual_servers"]:
+            up = sum(1 for r in vs["servers"] if r["health"] == "up")
+            out.append(f"virtual server {vs['name']} {vs['address']}: "
+                       f"{'directing' if vs['directing'] else 'standby'}, {up} of "
+                       f"{len(vs['servers'])} real servers up (vigil lb status)")
+        if b["last_error"]:
+            out.append(f"    balancer: {b['last_error']}")
     f = s["frames"]
     rejected = {k: v for k, v in f["rejected"].items() if v}
     out.append(f"frames: {f['received']} accepted, rejected "

@@ -16,6 +16,9 @@ Tasks, all in one TaskGroup (none outlives `run`), each owned by a service modul
   ping             ICMP echo to the ping nodes (daemon/ping.py)
   witness          an ask every keepalive (services/witness_client.py)
   respawn <prog>   Heartbeat's respawn programs (services/respawn.py)
+  balancer         the real servers' checks, and the applier of the ruleset while this node
+                   runs a virtual server's group (balancer/service.py; its rules go in as the
+                   group's first step, balancer/agent.py)
   reload           one per SIGHUP (services/reload.py)
   shutdown         on SIGTERM/SIGINT or a poison pill: release everything, say goodbye,
                    end the TaskGroup (here)
@@ -33,6 +36,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
 
 from vigil import __version__
+from vigil.balancer import checks
+from vigil.balancer.agent import BalancerAgent
+from vigil.balancer.director import Key
+from vigil.balancer.health import Change as HealthChange
+from vigil.balancer.service import Balancer
 from vigil.control import protocol as p
 from vigil.core.node import Node
 from vigil.daemon import control_server, disk as disk_mod, guard as guard_mod, \
@@ -40,6 +48,7 @@ from vigil.daemon import control_server, disk as disk_mod, guard as guard_mod, \
 from vigil.daemon.bus import Bus
 from vigil.daemon.hooks import Hooks
 from vigil.daemon.hub import Hub, Shared
+from vigil.events import Change
 from vigil.daemon.metrics import Metrics
 from vigil.daemon.ping import Pinger
 from vigil.daemon.sdnotify import Notifier
@@ -124,6 +133,7 @@ class Daemon:
         if self.hooks is not None:
             self.bus.listeners.append(self.hooks.submit)
         self.tg: asyncio.TaskGroup | None = None
+        self.balancer: Balancer | None = None
         self.control: Control | None = None  # the services the API calls, once running
         self.status: Status | None = None
         # systemd (Type=notify): READY=1 once the first membership is known, then status
@@ -154,11 +164,15 @@ class Daemon:
             witness: WitnessLink | None = None
             try:
                 generation = self.new_generation()
+                balancer = self.balancer = Balancer(self.cluster.virtual_servers,
+                                                    on_change=self._real_server)
                 agents = {g.name: [build(r, host) for r in g.resources]
                           for g in self.cluster.groups}
                 for agent in (a for group in agents.values() for a in group):
                     await agent.prepare()  # OCF meta-data: the timeouts of every action
-                found = {g.name: await probe(g, agents[g.name]) for g in self.cluster.groups}
+                found = {g.name: await probe(g, [BalancerAgent(balancer, g.name),
+                                                 *agents[g.name]])
+                         for g in self.cluster.groups}
                 now = time.monotonic()
                 node = Node(self.cluster, self.me, self.key, generation,
                             [l.name for l in links], now,
@@ -168,20 +182,19 @@ class Daemon:
                 shared = Shared(self.cluster, self.me, self.key, host, links)
                 hub = self.hub = Hub(shared, node, self.bus, self.metrics, self.notifier,
                                      self._guard, self._watchdog)
-                workers = GroupWorkers(hub, agents)
+                workers = GroupWorkers(hub, agents, lambda g: [BalancerAgent(balancer, g)])
                 monitors = Monitors(hub, workers)
                 fencer = Fencer(hub, self.cluster.fencing) if self.cluster.fencing else None
                 witness = WitnessLink(hub) if self.cluster.witness is not None else None
                 hub.outlets = _Outlets(workers, witness, fencer)
                 guard = GuardWatch(hub, workers, self.new_generation) if self._guard else None
-                reload = Reload(hub, workers, monitors, guard, self.reloader,
-                                self._set_notify)
+                reload = Reload(hub, workers, monitors, guard, self.reloader, self._follow)
                 pinger = (Pinger(self.cluster.ping, self.cluster.ping_interval,
                                  self.cluster.deadping) if self.cluster.ping else None)
                 status = Status(hub, self.started_at, pinger,
                                 lambda: fencer.check if fencer is not None else {},
-                                lambda: self.hooks)
-                self.control = Control(hub, workers, reload, status.status)
+                                lambda: self.hooks, balancer)
+                self.control = Control(hub, workers, reload, status.status, balancer)
                 self.status = status
                 hub.log(node.probed(found))
                 hub.emit()
@@ -238,6 +251,7 @@ class Daemon:
                             tg.create_task(pinger.run(), name="ping")
                         if witness is not None:
                             tg.create_task(witness.run(), name="witness")
+                        tg.create_task(balancer.run(), name="balancer")
                         for prog in self.cluster.respawn:
                             tg.create_task(respawn(prog), name=f"respawn {prog.argv[0]}")
                         hub.process()
@@ -311,6 +325,16 @@ class Daemon:
     def _poisoned(self) -> None:
         if not self.stop_asked.is_set():
             self.stop_asked.set()  # releases everything through the clean shutdown path
+
+    def _follow(self, new: Cluster) -> None:
+        """A reload's new configuration: the hooks and the balancer follow it."""
+        self._set_notify(new.notify)
+        if self.balancer is not None:
+            self.balancer.reconfigure(new.virtual_servers)
+
+    def _real_server(self, key: Key, change: HealthChange, result: checks.Result) -> None:
+        """The balancer's health changes, as events."""
+        self.bus.publish([Change(f"real_server_{change}", f"{key[0]} {key[1]}", result.why)])
 
     def _set_notify(self, notify: Notify | None) -> None:
         """A reload's [notify]: the hooks follow it (started if there were none)."""

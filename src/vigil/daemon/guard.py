@@ -47,6 +47,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
+from vigil.balancer import apply, nft
 from vigil.daemon import links as links_mod
 from vigil.model import Cluster, Timings
 from vigil.resources import build
@@ -444,6 +445,14 @@ async def _stop_async(cluster: Cluster, held: list[str]) -> set[str]:
                 except Exception as e:
                     log.error("guard: %s stop: failed: %s", agent.name, e or type(e).__name__)
                     failed.add(g.name)
+    if any(vs.group in held for vs in cluster.virtual_servers):
+        # The balancer's rules went in before the groups' resources: out after them.
+        try:
+            await apply.apply(nft.remove())
+            log.warning("guard: the balancer's rules removed")
+        except apply.NftError as e:
+            log.error("guard: the balancer's rules: %s", e)
+            failed.update(vs.group for vs in cluster.virtual_servers if vs.group in held)
     log.warning("guard: done in %.0f ms", (time.monotonic() - began) * 1000)
     sys.stderr.flush()
     return failed

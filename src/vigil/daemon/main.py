@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import shutil
 from collections.abc import Callable
 from pathlib import Path
 
@@ -36,14 +37,11 @@ def check(cluster: Cluster, me: str) -> None:
     problem = frame_problem(cluster) or serial_problem(cluster)
     if problem is not None:
         raise ConfigError(problem)
-    if cluster.virtual_servers:
-        # The configuration, checks and the nftables data plane exist (balancer/); the
-        # service that installs the ruleset on the group's owner does not yet. Refusing is
-        # better than a director that silently balances nothing.
+    if cluster.virtual_servers and shutil.which("nft") is None:
         raise ConfigError(ConfigProblem(
             cluster.source, None, "virtual_server",
-            "the daemon does not run the load balancer yet: remove the [[virtual_server]] "
-            "tables to start (vigil check-config reads them)"))
+            "the load balancer's rules are nftables rules, and `nft` is not installed "
+            "(Debian: apt-get install nftables)"))
 
 
 def reloader(load: Loader, me: str) -> Callable[[], tuple[Cluster, bytes]]:

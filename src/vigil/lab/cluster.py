@@ -48,9 +48,11 @@ class LabCluster:
     """Two vigil nodes and a client in a fresh Lab. Always use as a context manager."""
 
     def __init__(self, links: int = 1, subnet: str = "10.77.0.0/24",
-                 names: Mapping[str, str] | None = None, **config: Any) -> None:
-        """`names`: the cluster's names for lab hosts n1 and n2 (seed files name theirs)."""
-        self.lab = Lab.create(["n1", "n2", "client"], subnet=subnet, links=links)
+                 names: Mapping[str, str] | None = None, hosts: Sequence[str] = (),
+                 **config: Any) -> None:
+        """`names`: the cluster's names for lab hosts n1 and n2 (seed files name theirs);
+        `hosts`: more lab hosts after the client (real servers behind a balancer)."""
+        self.lab = Lab.create(["n1", "n2", "client", *hosts], subnet=subnet, links=links)
         self.names = dict(names or {})
         self.vip = _vip(self.lab)
         self.dir = Path(tempfile.mkdtemp(prefix=f"{self.lab.prefix}-"))

@@ -68,6 +68,11 @@ class Agent(abc.ABC):
         cure or the check itself failed. By default the probe."""
         return await self.probe()
 
+    def idle(self) -> bool:
+        """True while the agent has nothing to do here (a balancer with no virtual server
+        for its group): its actions still run, but are neither logged nor counted."""
+        return False
+
     async def prepare(self) -> None:
         """Learn what the agent needs before its first action (OCF: its meta-data)."""
 

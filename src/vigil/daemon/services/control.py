@@ -9,20 +9,24 @@ answer once that is done.
 from __future__ import annotations
 
 import logging
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 from vigil.control import protocol as p
 from vigil.daemon.hub import Hub
 from vigil.daemon.services.groups import GroupWorkers
 from vigil.daemon.services.reload import Reload, Retire
 
+if TYPE_CHECKING:
+    from vigil.balancer.service import Balancer
+
 log = logging.getLogger(__name__)
 
 
 class Control:
     def __init__(self, hub: Hub, workers: GroupWorkers, reload: Reload,
-                 status: Callable[[], dict[str, Any]]) -> None:
+                 status: Callable[[], dict[str, Any]], balancer: Balancer | None = None) -> None:
         self.hub = hub
+        self.balancer = balancer
         self.workers = workers
         self.reload = reload
         self.status = status
@@ -37,6 +41,9 @@ class Control:
             return await self.reload.reload()
         if req.cmd == "cleanup":
             return await self._cleanup(req.args.get("group"))
+        if req.cmd in ("lb_drain", "lb_enable"):
+            return await self._lb(req.cmd.removeprefix("lb_"), str(req.args.get("service", "")),
+                                  str(req.args.get("server", "")))
         if req.cmd == "fence_confirm":
             name = str(req.args.get("node", ""))
             error = node.fence_confirm(name)
@@ -54,6 +61,22 @@ class Control:
         log.info("%s requested: %s", req.cmd, result.message)
         hub.process()
         return p.Response(True, {"message": result.message})
+
+    async def _lb(self, verb: str, service: str, server: str) -> p.Response:
+        """An operator's drain (no new connection; those open go on) or its end, on this
+        director only and until its restart, as `ipvsadm -e -w 0` is."""
+        if self.balancer is None:
+            return p.Response(False, None, p.ErrorCode.REFUSED, "this node runs no balancer")
+        try:
+            error = await getattr(self.balancer, verb)(service, server)
+        except KeyError as e:
+            return p.Response(False, None, p.ErrorCode.REFUSED, str(e.args[0]))
+        if error is not None:
+            return p.Response(False, None, p.ErrorCode.REFUSED, error)
+        done = "drained: no new connection" if verb == "drain" else "enabled: takes connections"
+        log.warning("an operator %s real server %s of %s",
+                    "drained" if verb == "drain" else "enabled", server, service)
+        return p.Response(True, {"message": f"{service} {server} {done} on this director"})
 
     async def _cleanup(self, only: str | None) -> p.Response:
         hub, node = self.hub, self.hub.node

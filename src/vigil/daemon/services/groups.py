@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Protocol, Union
+from typing import Callable, Protocol, Union
 
 from vigil.core.lookout import Answer, Result, Unprobed
 from vigil.daemon.hub import Hub
@@ -34,9 +34,14 @@ Work = Union[Action, Job]
 
 
 class GroupWorkers:
-    def __init__(self, hub: Hub, agents: dict[str, list[Agent]]) -> None:
+    def __init__(self, hub: Hub, agents: dict[str, list[Agent]],
+                 preludes: Callable[[str], list[Agent]] = lambda group: []) -> None:
         self.hub = hub
-        self.agents = agents
+        self.agents = agents  # the group's configured resources, in order
+        # Agents that start before a group's resources and stop after them, outside the
+        # policy's resource numbers (the balancer's rules: balancer/agent.py).
+        self.make_preludes = preludes
+        self.preludes = {g: preludes(g) for g in agents}
         self.pending: dict[str, list[Work]] = {g: [] for g in agents}
         self.kicks = {g: asyncio.Event() for g in agents}
         # Monitor checks in flight per group (services/monitors.py adds them): an action
@@ -55,13 +60,19 @@ class GroupWorkers:
     def busy(self) -> bool:
         return any(self.pending.values())
 
+    def whole(self, group: str) -> list[Agent]:
+        """Everything the group starts, in order: its preludes, then its resources."""
+        return self.preludes[group] + self.agents[group]
+
     def add(self, group: str, agents: list[Agent]) -> None:
         """A group added by a reload: its queue; its task is `run`, started by the caller."""
         self.agents[group] = agents
+        self.preludes[group] = self.make_preludes(group)
         self.pending[group], self.kicks[group], self.checks[group] = [], asyncio.Event(), set()
 
     def remove(self, group: str) -> None:
         self.agents.pop(group, None)
+        self.preludes.pop(group, None)
         self.pending.pop(group, None)
         self.kicks.pop(group, None)
         self.checks.pop(group, None)
@@ -92,7 +103,7 @@ class GroupWorkers:
                 elif isinstance(act, Recover):
                     result, detail = await self.recover(group, act.index)
                 elif isinstance(act, Stop):
-                    result, detail = await self.stop(self.agents[group.name])
+                    result, detail = await self.stop(self.whole(group.name))
                 else:
                     if await act():
                         return  # the group is forgotten: this worker's job is over
@@ -106,7 +117,8 @@ class GroupWorkers:
     async def recover(self, group: Group, index: int,
                       new: list[Agent] | None = None) -> tuple[GroupState, str]:
         """Restart resource `index` and the ones after it, as Pacemaker restarts a failed
-        resource and what depends on it. If that fails the whole group is stopped. With
+        resource and what depends on it. If that fails the whole group (its preludes too)
+        is stopped. With
         `new` (a reload), the stopped agents are replaced by `new` before the starts; when
         the stop fails, nothing is replaced."""
         agents = self.agents[group.name]
@@ -118,13 +130,13 @@ class GroupWorkers:
         for agent in agents[index:]:
             error = await self.act(agent, "start")
             if error is not None:
-                result, _ = await self.stop(agents)
+                result, _ = await self.stop(self.whole(group.name))
                 return (GroupState.STOPPED if result is GroupState.STOPPED
                         else GroupState.FAILED), error
         return GroupState.RUNNING, ""
 
     async def start(self, group: Group) -> tuple[GroupState, str]:
-        agents = self.agents[group.name]
+        agents = self.whole(group.name)
         done = 0
         for batch in batches(agents):
             errors = [e for e in await asyncio.gather(*(self.act(a, "start") for a in batch))
@@ -160,6 +172,8 @@ class GroupWorkers:
         else:
             error = None
         ms = (self.hub.clock() - t0) * 1000
+        if error is None and agent.idle():
+            return None
         self.hub.metrics.action(agent.name, action, error is None, ms / 1000)
         if error is None:
             log.info("%s %s: ok in %.0f ms", agent.name, action, ms)
@@ -190,7 +204,7 @@ class GroupWorkers:
 
     async def probe(self, group: Group) -> GroupState:
         """Reconcile: what of this group is already here (left by a crash, or by a guard)?"""
-        return await probe(group, self.agents[group.name])
+        return await probe(group, self.whole(group.name))
 
 
 async def probe(group: Group, agents: list[Agent]) -> GroupState:

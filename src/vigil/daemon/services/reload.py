@@ -22,7 +22,7 @@ from vigil.daemon.services.groups import GroupWorkers
 from vigil.daemon.services.guard_watch import GuardWatch
 from vigil.daemon.services.monitors import Monitors
 from vigil.errors import VigilError
-from vigil.model import Cluster, Group, Notify
+from vigil.model import Cluster, Group
 from vigil.resources import build
 from vigil.resources.base import Agent
 from vigil.wire.messages import GroupState
@@ -35,13 +35,13 @@ Reloader = Callable[[], tuple[Cluster, bytes]]
 class Reload:
     def __init__(self, hub: Hub, workers: GroupWorkers, monitors: Monitors,
                  guard: GuardWatch | None, reloader: Reloader | None,
-                 set_notify: Callable[[Notify | None], None]) -> None:
+                 follow: Callable[[Cluster], None]) -> None:
         self.hub = hub
         self.workers = workers
         self.monitors = monitors
         self.guard = guard
         self.reloader = reloader
-        self.set_notify = set_notify  # the notify hooks follow the new [notify]
+        self.follow = follow  # the notify hooks and the balancer follow the new configuration
         self.lock = asyncio.Lock()
         self.tg: asyncio.TaskGroup | None = None  # set by the app once it runs
 
@@ -137,7 +137,7 @@ class Reload:
             self.workers.add(g.name, built[g.name])
             self.tg.create_task(self.workers.run(g), name=f"group {g.name}")
             self.monitors.start(g)
-        self.set_notify(new.notify)
+        self.follow(new)
         if self.guard is not None:
             self.guard.replace()
 
@@ -210,7 +210,7 @@ class Retire:
             t0 = hub.clock()
             node.begin(g.name, GroupState.STOPPING)
             hub.process()
-            result, detail = await workers.stop(workers.agents[g.name])
+            result, detail = await workers.stop(workers.whole(g.name))
             hub.log(node.finished(g.name, result, detail, (hub.clock() - t0) * 1000))
             state = result
         if state is GroupState.FAILED:

@@ -6,7 +6,7 @@ synchronous call, so it never shows a half-applied input.
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 from vigil import __version__
 from vigil.daemon import guard as guard_mod
@@ -14,12 +14,16 @@ from vigil.daemon.hooks import Hooks
 from vigil.daemon.hub import Hub
 from vigil.daemon.ping import Pinger
 
+if TYPE_CHECKING:
+    from vigil.balancer.service import Balancer
+
 
 class Status:
     def __init__(self, hub: Hub, started_at: float, pinger: Pinger | None,
                  fence_check: Callable[[], dict[str, Any]],
-                 hooks: Callable[[], Hooks | None]) -> None:
+                 hooks: Callable[[], Hooks | None], balancer: Balancer | None = None) -> None:
         self.hub = hub
+        self.balancer = balancer
         self.started_at = started_at
         self.pinger = pinger
         self.fence_check = fence_check  # the latest fence device check
@@ -98,6 +102,9 @@ class Status:
             "guard": None if hub.guard is None else {
                 "pid": hub.guard.pid, "alive": hub.guard.alive(),
                 "timeout_ms": round(guard_mod.timeout_for(cluster.timings) * 1000)},
+            "balancer": None if self.balancer is None or not cluster.virtual_servers else {
+                "virtual_servers": self.balancer.status(),
+                "last_error": self.balancer.last_error},
         }
 
     def metrics_text(self) -> str:
