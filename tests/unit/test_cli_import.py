@@ -77,10 +77,73 @@ def test_import_keepalived(tmp_path: Path) -> None:
         auth_pass 1111 }
     virtual_ipaddress { 192.168.8.100/24 }
 }
-virtual_server 192.168.8.100 80 { delay_loop 6 }
+virtual_server 192.168.8.100 80 {
+    delay_loop 6
+    lb_kind DR
+    real_server 192.168.8.101 80 {
+        weight 1
+    }
+}
 """)
     r = CliRunner().invoke(cli, ["import", "keepalived", str(conf)])
     assert r.exit_code == 0, r.stderr
     c = toml.parse(r.stdout, "imported.toml")
     assert str(c.groups[0].resources[0].address) == "192.168.8.100/24"  # type: ignore[union-attr]
     assert "virtual_server" in r.stderr and "not carried over" in r.stderr
+    assert "direct routing" in r.stderr and not c.virtual_servers
+
+
+VIGIL_TOML = """[cluster]
+name = "c"
+key_file = "/etc/vigil/key"
+[[node]]
+name = "server201"
+address = "10.0.0.1"
+[[node]]
+name = "server202"
+address = "10.0.0.2"
+[[group]]
+name = "web"
+home = "server201"
+[[group.resource]]
+type = "ip"
+address = "192.168.10.200/24"
+interface = "eth0"
+"""
+
+
+def test_import_ipvsadm_and_ldirectord_into_a_vigil_toml(tmp_path: Path) -> None:
+    """Seed 000's rules (NAT) go into the group holding their address; seed 003's (DR) are
+    listed as not carried over; the whole file printed parses."""
+    saved = tmp_path / "ipvsadm"
+    saved.write_text("-A -t 192.168.10.200:80 -s rr\n"
+                     "-a -t 192.168.10.200:80 -r 192.168.10.201:80 -m -w 1\n"
+                     "-a -t 192.168.10.200:80 -r 192.168.10.202:80 -m -w 1\n"
+                     "-A -t 172.25.39.100:80 -s rr\n"
+                     "-a -t 172.25.39.100:80 -r 172.25.39.4:80 -g\n")
+    into = tmp_path / "vigil.toml"
+    into.write_text(VIGIL_TOML)
+    r = CliRunner().invoke(cli, ["import", "ipvsadm", str(saved), "--into", str(into)])
+    assert r.exit_code == 0, r.stderr
+    c = toml.parse(r.stdout, "out.toml")
+    assert [(vs.name, vs.group, len(vs.real)) for vs in c.virtual_servers] == [
+        ("vs-192-168-10-200-80", "web", 2)]
+    assert "direct routing (-g" in r.stderr and "ipvsadm:5" in r.stderr
+
+    cf = tmp_path / "ldirectord.cf"
+    cf.write_text("checktimeout=3\ncheckinterval=5\nvirtual=192.168.10.200:80\n"
+                  "\treal=192.168.10.201:80 masq\n\treal=192.168.10.202:80 masq 2\n"
+                  "\tservice=http\n\trequest=\"health\"\n\treceive=\"ok\"\n")
+    r = CliRunner().invoke(cli, ["import", "ldirectord", str(cf)])
+    assert r.exit_code == 0, r.stderr
+    assert "placeholder" in r.stdout and 'group = "lvs"' in r.stdout
+    r = CliRunner().invoke(cli, ["import", "ldirectord", str(cf), "--into", str(into)])
+    c = toml.parse(r.stdout, "out.toml")
+    vs = c.virtual_servers[0]
+    assert vs.group == "web" and [r.weight for r in vs.real] == [1, 2]
+    assert vs.real[0].check.path == "/health" and vs.real[0].check.expect_body == "ok"
+
+    # A file that is not one is refused, naming the line.
+    cf.write_text("virtual=192.168.10.200:80\n\treal=192.168.10.201:80 masq banana\n")
+    r = CliRunner().invoke(cli, ["import", "ldirectord", str(cf)])
+    assert r.exit_code == 2 and "ldirectord.cf:2" in r.stderr, (r.exit_code, r.stderr)

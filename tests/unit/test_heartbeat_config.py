@@ -20,7 +20,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from vigil import model
-from vigil.config import export, ha_cf, heartbeat, toml
+from vigil.config import export, ha_cf, heartbeat, toml, toml_write
 from vigil.config.duration import parse_duration
 from vigil.errors import ConfigError, ConfigProblem
 
@@ -222,7 +222,8 @@ def test_seed_000_with_prefix_and_interface(tmp_path: Path) -> None:
     for directive in ("ha.cf:13: hopfudge", "ha.cf:25: respawn", "ipfail",
                       "ha.cf:27: apiauth", "ha.cf:29: debugfile", "authkeys:3: crc"):
         assert directive in said
-    assert len(warnings) == 5, warnings
+    assert len(warnings) == 6, warnings
+    assert "haresources:1: ipvsadm: " in said and "vigil import ipvsadm" in said
     round_trip(cluster)
 
 
@@ -564,7 +565,9 @@ n2 httpd
                                            script("ldirectord", "ldirectord.cf"),
                                            script("ipvsadm"))
     assert cluster.groups[3].resources[1] == script("MailTo", "root", "failover")
-    assert len(warnings) == 1 and "LABEL=web" in warnings[0] and "haresources:4" in warnings[0]
+    assert len(warnings) == 3 and "LABEL=web" in warnings[0] and "haresources:4" in warnings[0]
+    assert "haresources:5: ldirectord::ldirectord.cf: " in warnings[1]
+    assert "vigil import ldirectord" in warnings[1] and "vigil import ipvsadm" in warnings[2]
     round_trip(cluster)
 
 
@@ -657,7 +660,7 @@ def test_import_dir_comments_what_changed(tmp_path: Path) -> None:
           haresources="server201 IPaddr::192.168.10.200/24/eth0 ipvsadm httpd\n")
     text, warnings = export.import_dir(tmp_path)
     lines = text.splitlines()
-    assert lines[0].startswith("# Imported from Heartbeat's") and len(warnings) == 5
+    assert lines[0].startswith("# Imported from Heartbeat's") and len(warnings) == 6
     assert "# - hopfudge: accepted, no effect: vigil relays no messages between nodes" in lines
     at = lines.index('key_file = "/etc/vigil/authkey"')
     assert "`vigil keygen /etc/vigil/authkey`" in " ".join(x[2:] for x in lines[at - 2:at])
@@ -729,14 +732,14 @@ def test_round_trip_ucast_and_respawn(tmp_path: Path, extra: str) -> None:
 
 @given(st.floats(min_value=0, max_value=7 * 86400, allow_nan=False))
 def test_durations_written_exactly(seconds: float) -> None:
-    text = export._dur(seconds)
+    text = toml_write.dur(seconds)
     value = toml.tomllib.loads(f"x = {text}")["x"]
     assert parse_duration(value) == seconds
 
 
 @given(st.text(max_size=40))
 def test_strings_written_exactly(s: str) -> None:
-    assert toml.tomllib.loads(f"{export._key(s or 'k')} = {export._str(s)}") == {s or "k": s}
+    assert toml.tomllib.loads(f"{toml_write.toml_key(s or 'k')} = {toml_write.str_(s)}") == {s or "k": s}
 
 
 # --- fuzz ------------------------------------------------------------------------------------

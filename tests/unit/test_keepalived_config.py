@@ -372,13 +372,18 @@ def test_track_scripts() -> None:
     assert "needs a shell" in said(out) and "weight +4 changed keepalived's priority" in said(out)
 
 
-def test_lvs_only_imports_nothing_and_says_why() -> None:
+def test_lvs_only_gives_the_virtual_servers_alone_in_a_placeholder_group() -> None:
     cluster, out, dropped = keepalived.import_text(LVS_ONLY, "lvs.conf")
     assert cluster is None
-    assert what(dropped) == ["1: global_defs (router_id)",
-                             "4: virtual_server 10.10.10.2 with 2 real_server"]
-    assert "vigil does not manage IPVS; keep ldirectord/keepalived for LVS" in dropped[1]
-    assert "Nothing to import" in said(out)
+    assert what(dropped) == ["1: global_defs (router_id)"]
+    assert "only the virtual servers" in said(out) and "placeholder" in said(out)
+    fragment = toml.tomllib.loads(out)["virtual_server"]
+    assert fragment == [{
+        "name": "vs-10-10-10-2-1358", "address": "10.10.10.2:1358", "scheduler": "rr",
+        "group": "lvs", "check": {"interval": "6s", "timeout": "3s", "rise": 1},
+        "real": [{"address": "192.168.200.2:1358"},
+                 {"address": "192.168.200.3:1358", "check": {"type": "none",
+                                                             "timeout": "5s"}}]}]
 
 
 def test_ipv6_unicast_and_fractional_advert_int() -> None:
@@ -398,9 +403,11 @@ def test_lvs_beside_vrrp_and_unknown_keywords_are_listed() -> None:
     assert len(cluster.groups) == 1
     assert what(dropped) == ["6: vrrp_instance VI_1 frobnicate",
                              "7: vrrp_instance VI_1 use_vmac",
-                             "13: global_defs (router_id)",
-                             "16: virtual_server 10.10.10.2 with 2 real_server"]
+                             "13: global_defs (router_id)"]
     assert "unknown keyword in vrrp_instance" in dropped[0]
+    # No group holds 10.10.10.2: the only group gets it, and the file says so.
+    assert [(vs.name, vs.group) for vs in cluster.virtual_servers] == \
+        [("vs-10-10-10-2-1358", cluster.groups[0].name)]
 
 
 def test_gratuitous_arp_settings_are_carried() -> None:

@@ -12,7 +12,7 @@ from typing import Any, NoReturn
 import click
 
 from vigil import __version__
-from vigil.cli import lb as lb_cli
+from vigil.cli import import_lvs, lb as lb_cli
 from vigil.cli.agent_cmd import agent as agent_group
 from vigil.errors import ConfigError, VigilError
 
@@ -339,6 +339,7 @@ def torture(duration: str, seed: int | None, out: Path, unsafe_skip_release_wait
 
 cli.add_command(agent_group)
 lb_cli.register(cli, common, _call)
+import_lvs.register(import_group, _fail)
 
 
 def main() -> None:

@@ -17,19 +17,17 @@ respawn lines `[[respawn]]` tables (`user`, `argv`), which toml.parse reads back
 
 from __future__ import annotations
 
-import math
-import textwrap
-from collections.abc import Iterable
 from pathlib import Path
 
 from vigil import model
 from vigil.config import heartbeat
-from vigil.config.duration import parse_duration
+from vigil.config.export_virtual import write_virtual_servers
+from vigil.config.toml_write import Writer as _Writer, bool_ as _bool, dur as _dur, \
+    list_ as _list, str_ as _str, table as _table
 
 __all__ = ["KEY_FILE", "import_dir", "to_toml"]
 
 KEY_FILE = Path("/etc/vigil/authkey")
-_WIDTH = 96
 _CLUSTER_NOTES = {  # Heartbeat directive -> the [cluster] key its note goes above
     "keepalive": "keepalive", "deadtime": "deadtime", "warntime": "warntime",
     "initdead": "initdead", "auto_failback": "auto_failback", "nice_failback": "auto_failback",
@@ -59,7 +57,7 @@ def to_toml(cluster: model.Cluster, notes: dict[str, str] | None = None,
     w.comment(header or f"vigil.toml for cluster {cluster.name}.")
     w.comment("Check it with `vigil check-config`. Durations: \"200ms\", \"2s\", or seconds.")
     rest = {k: v for k, v in notes.items() if k not in (*_CLUSTER_NOTES, *_LINK_NOTES)
-            and not k.startswith("group:") and (cluster.key_format == "vigil" or
+            and not k.startswith(("group:", "virtual_server:")) and (cluster.key_format == "vigil" or
                                                 k not in _KEY_NOTES)}
     if rest:
         w.comment("What did not carry over, or changed meaning:")
@@ -98,6 +96,7 @@ def to_toml(cluster: model.Cluster, notes: dict[str, str] | None = None,
             (k, _str(str(v))) for k, v in (("token_file", a.token_file),
                                            ("cert_file", a.cert_file),
                                            ("key_file", a.key_file)) if v is not None])
+    write_virtual_servers(w, cluster.virtual_servers, notes)
     if cluster.notify is not None:
         n = cluster.notify
         w.table("[notify]", ([("program", _list(_str(str(x)) for x in n.programs))]
@@ -266,80 +265,3 @@ def _fencing(f: model.Fencing) -> list[tuple[str, str]]:
     if f.on_failure != d.on_failure:
         out.append(("on_failure", _str(f.on_failure)))
     return out
-
-
-# --- TOML values ---------------------------------------------------------------------------
-
-
-class _Writer:
-    def __init__(self) -> None:
-        self.lines: list[str] = []
-
-    def comment(self, text: str, indent: str = "") -> None:
-        for line in textwrap.wrap(text, _WIDTH - 2, subsequent_indent=indent,
-                                  break_on_hyphens=False) or [""]:
-            self.lines.append(f"# {line}".rstrip())
-
-    def blank(self) -> None:
-        if self.lines and self.lines[-1]:
-            self.lines.append("")
-
-    def table(self, header: str, pairs: Iterable[tuple[str, str]]) -> None:
-        if self.lines and not self.lines[-1].startswith("#"):
-            self.blank()
-        self.lines.append(header)
-        for key, value in pairs:
-            self.key(key, value)
-
-    def key(self, key: str, value: str) -> None:
-        self.lines.append(f"{_key(key)} = {value}")
-
-    def text(self) -> str:
-        return "\n".join(self.lines) + "\n"
-
-
-def _str(s: str) -> str:
-    """A TOML basic string: quotes, backslashes and control characters escaped."""
-    out = []
-    for c in s:
-        if c in '"\\':
-            out.append("\\" + c)
-        elif c == "\n":
-            out.append("\\n")
-        elif c == "\t":
-            out.append("\\t")
-        elif ord(c) < 0x20 or ord(c) == 0x7F:
-            out.append(f"\\u{ord(c):04x}")
-        else:
-            out.append(c)
-    return '"' + "".join(out) + '"'
-
-
-def _key(k: str) -> str:
-    bare = k and all(c.isascii() and (c.isalnum() or c in "_-") for c in k)
-    return k if bare else _str(k)
-
-
-def _bool(b: bool) -> str:
-    return "true" if b else "false"
-
-
-def _list(items: Iterable[str]) -> str:
-    return "[" + ", ".join(items) + "]"
-
-
-def _table(pairs: Iterable[tuple[str, str]]) -> str:
-    return "{ " + ", ".join(f"{_key(k)} = {v}" for k, v in pairs) + " }"
-
-
-def _dur(seconds: float) -> str:
-    """The most readable duration that parses back to exactly `seconds`: "200ms", "1.5s",
-    else a bare number of seconds (toml.parse reads floats exactly)."""
-    assert math.isfinite(seconds) and seconds >= 0, seconds
-    for text in (model.fmt_duration(seconds), f"{seconds!r}s"):
-        try:
-            if parse_duration(text) == seconds:
-                return _str(text)
-        except ValueError:  # "1e-05s": no exponents in durations
-            pass
-    return repr(float(seconds))

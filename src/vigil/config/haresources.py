@@ -97,10 +97,24 @@ def _resource(file: str, n: int, spec: str, r: Report) -> model.Resource | None:
                              "'_', '.', '-'; no '/')")
         if "" in args:
             raise ValueError("an argument is empty (two '::' in a row, or one at the end)")
+        if script in _LVS_HINTS:
+            r.warn(file, n, spec, _LVS_HINTS[script])
         return model.HeartbeatResource(script, tuple(args))
     except ValueError as e:
         r.error(file, n, spec, str(e))
         return None
+
+
+# Heartbeat's way to balance behind the floating address; vigil balances itself.
+_LVS_HINTS = {
+    "ipvsadm": "runs the ipvsadm script as Heartbeat did (IPVS rules, which this kernel may "
+               "lack, with no health checks); vigil balances with nftables and checks the "
+               "servers: `vigil import ipvsadm /etc/sysconfig/ipvsadm` (or an ipvsadm-save "
+               "file) writes the rules as [[virtual_server]] tables (docs/balancer.md)",
+    "ldirectord": "runs ldirectord as Heartbeat did; vigil balances and checks the real "
+                  "servers itself: `vigil import ldirectord /etc/ha.d/ldirectord.cf` writes "
+                  "its virtual services as [[virtual_server]] tables (docs/balancer.md)",
+}
 
 
 def _is_ipv4(text: str) -> bool:

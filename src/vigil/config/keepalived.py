@@ -18,14 +18,16 @@ Nothing is dropped silently: every block or keyword that is not carried over is 
 from __future__ import annotations
 
 import dataclasses
-import textwrap
 from pathlib import Path
 
 from vigil import model
-from vigil.config import export, toml
+from vigil.config import export, lvs_import, toml
+from vigil.config.export_virtual import write_virtual_servers
 from vigil.config.keepalived_blocks import BlockReader
 from vigil.config.keepalived_cluster import build_cluster
 from vigil.config.keepalived_syntax import Reader, Statement, Token, tree_of
+from vigil.config.keepalived_virtual import VirtualReader
+from vigil.config.toml_write import Writer
 from vigil.errors import ConfigError
 
 __all__ = ["Statement", "import_file", "import_text", "parse"]
@@ -60,6 +62,7 @@ def _import(toks: list[Token], source: str,
     statements = tree_of(toks)
     instances = imp.top(statements)
     syncs = imp.sync_groups(statements, instances)
+    lvs = VirtualReader(imp).read(statements)
     usable = [i for i in instances if i.vips]
     for i in usable:
         i.arp = {**imp.garp, **i.arp}
@@ -70,11 +73,21 @@ def _import(toks: list[Token], source: str,
     if not usable:
         if imp.problems:
             raise ConfigError(imp.problems)
-        lines = [header, "Nothing to import: no vrrp_instance with a virtual_ipaddress.",
+        lines = [header, "No vrrp_instance with a virtual_ipaddress: only the virtual servers "
+                 "below, to add to a vigil.toml (each names the group whose address it is)."
+                 if lvs.services else "Nothing to import: no vrrp_instance with a "
+                 "virtual_ipaddress.", *lvs_import.assign_groups(lvs, None),
                  "Not carried over:", *(f"- {d}" for d in dropped)]
-        return None, "".join(f"# {part}\n" for line in lines
-                             for part in textwrap.wrap(line, 96, subsequent_indent="  ")), dropped
+        w = Writer()
+        for line in lines:
+            w.comment(line, indent="  ")
+        write_virtual_servers(w, lvs.services, _notes(lvs))
+        return None, w.text(), dropped
     cluster, why = build_cluster(imp, usable, syncs)
+    placed = lvs_import.assign_groups(lvs, cluster)
+    cluster = dataclasses.replace(cluster, virtual_servers=tuple(lvs.services))
+    why.update(_notes(lvs))
+    why.update((f"virtual servers ({i + 1})", text) for i, text in enumerate(placed))
     text = export.to_toml(cluster, why, header)
     try:
         return toml.parse(text, f"{source} (imported)"), text, dropped
@@ -82,3 +95,8 @@ def _import(toks: list[Token], source: str,
         raise ConfigError([dataclasses.replace(p, file=source, line=None,
                                                message=f"vigil refuses the import: {p.message}")
                            for p in e.problems]) from None
+
+
+def _notes(lvs: lvs_import.Imported) -> dict[str, str]:
+    """The importer's notes per service, as export_virtual reads them."""
+    return {f"virtual_server:{name}": "\n".join(texts) for name, texts in lvs.notes.items()}

@@ -1,20 +1,19 @@
 """The top level of keepalived.conf: `BlockReader` reads global_defs (its gratuitous ARP
 settings) and the vrrp_scripts (a check's argv, interval, timeout, weight and fall), then the
 vrrp_instances (keepalived_instances.py), and lists the top-level blocks vigil has no use for
-(LVS, static addresses and routes...) and the scripts no instance tracks.
+(static addresses and routes...) and the scripts no instance tracks.
 """
 
 from __future__ import annotations
 
 import shlex
 
-from vigil.config.keepalived_importer import GARP, LVS, Instance, Script
+from vigil.config.keepalived_importer import GARP, Instance, Script
 from vigil.config.keepalived_instances import InstanceReader
 from vigil.config.keepalived_syntax import Statement, title
 
 _SHELL = "|&;<>()$`*?[]~"  # unquoted, these mean the script was written for /bin/sh -c
 _TOP_DROPPED = {
-    "virtual_server": LVS, "virtual_server_group": LVS,
     "static_ipaddress": "set by keepalived on every node at start: configure it in the OS "
                         "network configuration",
     "static_routes": "routes keepalived sets on every node: configure them in the OS",
@@ -67,7 +66,7 @@ class BlockReader(InstanceReader):
             elif s.keyword in _TOP_KNOWN:
                 self.drop(s, title(s), "a keepalived feature vigil has no equivalent for")
             elif s.keyword not in ("vrrp_script", "vrrp_instance", "global_defs",
-                                   "vrrp_sync_group"):
+                                   "vrrp_sync_group", "virtual_server", "virtual_server_group"):
                 self.report(s, s.keyword[:40], "unknown top-level block; keepalived.conf has "
                             "global_defs, vrrp_script, vrrp_sync_group, vrrp_instance, "
                             "virtual_server, virtual_server_group, static_* and a few more")

@@ -19,8 +19,8 @@ from vigil.errors import ConfigProblem
 
 _NUMBER = re.compile(r"[0-9]{1,9}(\.[0-9]{1,9})?")
 _INTEGER = re.compile(r"-?[0-9]{1,9}")
-LVS = ("vigil does not manage IPVS; keep ldirectord/keepalived for LVS "
-       "(`keepalived --check` runs only keepalived's LVS part beside vigil)")
+LVS = ("IPVS's connection sync daemon: vigil balances with nftables, whose connections "
+       "conntrackd would synchronise; that is not built yet (docs/balancer.md)")
 # keepalived's gratuitous ARP settings (in global_defs with a vrrp_ prefix) -> vigil's ip keys
 GARP = {"garp_master_delay": "arp_repeat_delay", "garp_master_repeat": "arp_count",
         "garp_master_refresh": "arp_refresh", "garp_interval": "arp_interval"}

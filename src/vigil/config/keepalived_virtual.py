@@ -1,0 +1,312 @@
+"""keepalived's other half: `virtual_server` (and `virtual_server_group`) blocks -> vigil's
+virtual servers (lvs_import.Imported), with their real_servers and checkers.
+
+    virtual_server 192.168.10.200 80 {      # or: fwmark 1 | group NAME
+        delay_loop 6                        # the checks' interval
+        lb_algo rr                          # lvs_sched; IPVS names (lvs_import.scheduler)
+        lb_kind NAT                         # lvs_method; DR and TUN have no data plane yet
+        persistence_timeout 300  persistence_granularity 255.255.255.0
+        protocol TCP  quorum 1  sorry_server 127.0.0.1 80
+        real_server 192.168.10.201 80 {
+            weight 1  inhibit_on_failure    # quiescent
+            HTTP_GET { url { path /health digest HEX status_code 200 }
+                       connect_timeout 3 retry 3 delay_before_retry 3 connect_port 80 }
+        }                                   # SSL_GET, TCP_CHECK, MISC_CHECK { misc_path .. }
+    }
+
+keepalived takes a server out after its check failed and then `retry` retries failed: vigil's
+fall is retry + 1, each retry one interval later (not `delay_before_retry` later); it puts a
+server back at its first good check: rise 1. Several checkers on one server (all must pass in
+keepalived) keep the first. What is not carried over is listed, never silently dropped.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import shlex
+
+from vigil.balancer import model as lb
+from vigil.config import lvs_import
+from vigil.config.keepalived_importer import Importer
+from vigil.config.keepalived_syntax import Statement, title
+
+_CHECKERS = {"HTTP_GET": "http", "SSL_GET": "https", "TCP_CHECK": "tcp", "MISC_CHECK": "exec"}
+_OTHER_CHECKERS = ("SMTP_CHECK", "DNS_CHECK", "BFD_CHECK", "FILE_CHECK", "PING_CHECK",
+                   "UDP_CHECK")
+_IGNORED = {  # keyword -> why it is not carried over
+    "ha_suspend": "vigil checks on both directors all the time (a warm takeover)",
+    "alpha": "vigil's first check result decides at once",
+    "omega": "no quorum scripts in vigil", "quorum_up": "no quorum scripts in vigil",
+    "quorum_down": "no quorum scripts in vigil", "hysteresis": "no quorum hysteresis",
+    "sorry_server_inhibit": "the sorry server answers only below quorum already",
+    "sorry_server_lvs_method": "the sorry server is reached by NAT (or redirect for loopback)",
+    "notify_up": "use [notify] hooks on real_server_up events",
+    "notify_down": "use [notify] hooks on real_server_down events",
+    "uthreshold": "no connection thresholds", "lthreshold": "no connection thresholds",
+    "warmup": "checks start spread over their first interval",
+    "delay_before_retry": "vigil retries at the check interval",
+    "ops": "no one-packet scheduling", "one_packet_scheduling": "no one-packet scheduling",
+    "smtp_alert": "vigil logs and emits events", "bindto": "checks go from the director's "
+    "routed address", "bind_port": "checks use any source port", "connect_ip": "checks go "
+    "to the real server's own address", "fwmark": "checks are not marked",
+    "misc_dynamic": "an exec check's exit status is up (0) or down, not a weight",
+    "user": "exec checks run as the daemon's user", "virtualhost": "set host = in the check",
+}
+
+
+class VirtualReader:
+    def __init__(self, imp: Importer) -> None:
+        self.imp = imp
+        self.out = lvs_import.Imported()
+        self.names: set[str] = set()
+        self.vs_groups: dict[str, tuple[Statement, list[tuple[lb.Endpoint | None, int | None]]]] = {}
+        self.used_groups: set[str] = set()
+        self.pending: list[str] = []  # notes of the virtual_server being read
+        self.inhibit: set[lb.Endpoint] = set()  # its real servers with inhibit_on_failure
+
+    def read(self, statements: tuple[Statement, ...]) -> lvs_import.Imported:
+        for s in statements:
+            if s.keyword == "virtual_server_group":
+                self.group(s)
+        for s in statements:
+            if s.keyword == "virtual_server":
+                self.virtual(s)
+        for name, (s, _) in self.vs_groups.items():
+            if name not in self.used_groups:
+                self.imp.drop(s, title(s), "no virtual_server uses it")
+        return self.out
+
+    def group(self, s: Statement) -> None:
+        where = title(s)
+        if len(s.args) != 1:
+            self.imp.report(s, "virtual_server_group", "expects one name before its { } block")
+            return
+        members: list[tuple[lb.Endpoint | None, int | None]] = []
+        for d in self.imp.block(s, where):
+            if d.keyword == "fwmark" and len(d.args) == 1:
+                mark = self.imp.integer(d, where, 1, 0xFFFFFFFF)
+                if mark is not None:
+                    members.append((None, mark))
+            elif len(d.args) == 1 and "-" not in d.keyword:
+                ep = self.endpoint(d, where, d.keyword, d.args[0])
+                if ep is not None:
+                    members.append((ep, None))
+            else:
+                self.imp.report(d, f"{where}.{d.keyword[:40]}", "expected ADDRESS PORT or "
+                                "fwmark N (address ranges are not carried over: list them)")
+        self.vs_groups[s.args[0]] = (s, members)
+
+    def endpoint(self, s: Statement, where: str, address: str, port: str) -> lb.Endpoint | None:
+        try:
+            a = ipaddress.ip_address(address)
+        except ValueError:
+            self.imp.report(s, where, f"{address[:60]!r} is not an IP address")
+            return None
+        p = self.imp.integer(s, where, 1, 65535, port)
+        return None if p is None else lb.Endpoint(a, p)
+
+    def virtual(self, s: Statement) -> None:
+        where = title(s)
+        targets: list[tuple[lb.Endpoint | None, int | None]] = []
+        if len(s.args) == 2 and s.args[0] == "fwmark":
+            mark = self.imp.integer(s, where, 1, 0xFFFFFFFF, s.args[1])
+            targets = [] if mark is None else [(None, mark)]
+        elif len(s.args) == 2 and s.args[0] == "group":
+            found = self.vs_groups.get(s.args[1])
+            if found is None:
+                self.imp.report(s, where, f"no virtual_server_group {s.args[1][:40]!r}")
+                return
+            self.used_groups.add(s.args[1])
+            targets = found[1]
+        elif len(s.args) == 2:
+            ep = self.endpoint(s, where, *s.args)
+            targets = [] if ep is None else [(ep, None)]
+        else:
+            self.imp.report(s, "virtual_server", "expects ADDRESS PORT, fwmark N or group NAME "
+                            "before its { } block")
+            return
+        body = self.imp.block(s, where)
+        settings = {d.keyword: d for d in body if d.keyword != "real_server"}
+        interval = self._seconds(settings.get("delay_loop"), where, 60.0)
+        kind = (settings.get("lb_kind") or settings.get("lvs_method"))
+        if kind is not None and (kind.args or ("",))[0].upper() != "NAT":
+            self.imp.drop(s, where, f"lb_kind {' '.join(kind.args)}: direct routing and "
+                          "tunnelling have no data plane in vigil yet (NAT only)")
+            return
+        proto = settings.get("protocol")
+        protocol = (proto.args[0].lower() if proto and proto.args else "tcp")
+        if protocol not in ("tcp", "udp"):
+            self.imp.drop(s, where, f"protocol {protocol.upper()}: vigil balances TCP and UDP")
+            return
+        self.pending, self.inhibit = [], set()
+        reals = [r for r in (self.real(d, where, interval) for d in body
+                             if d.keyword == "real_server") if r is not None]
+        if not reals:
+            self.imp.report(s, where, "has no real_server")
+            return
+        if self.inhibit and len(self.inhibit) < len(reals):
+            self.pending.append("inhibit_on_failure on some real servers only: vigil's "
+                                "quiescent is the service's, so all of them keep it")
+        known = ("delay_loop", "lb_algo", "lvs_sched", "lb_kind", "lvs_method", "protocol",
+                 "persistence_timeout", "persistence_granularity", "quorum", "sorry_server")
+        for key, d in settings.items():
+            if key in _IGNORED:
+                self.imp.drop(d, f"{where}: {key}", _IGNORED[key])
+            elif key not in known:
+                self.imp.report(d, f"{where}.{key[:40]}", "unknown virtual_server keyword")
+        for ep, mark in targets:
+            self.service(s, settings, ep, mark, protocol, tuple(reals))
+
+    def service(self, s: Statement, settings: dict[str, Statement], ep: lb.Endpoint | None,
+                mark: int | None, protocol: str, reals: tuple[lb.RealServer, ...]) -> None:
+        where = title(s)
+        name = lvs_import.service_name(ep, mark, self.names)
+        sched = settings.get("lb_algo") or settings.get("lvs_sched")
+        scheduler = "wlc"
+        if sched is not None:
+            scheduler = self.imp.value(sched, where) or "wlc"
+        mapped = lvs_import.scheduler(scheduler)
+        if mapped is None:
+            self.imp.report(sched or s, f"{where}.lb_algo", f"unknown scheduler {scheduler!r}")
+            return
+        if mapped[1]:
+            self.out.note(name, f"lb_algo {scheduler}: {mapped[1]}")
+        persistence = netmask = None
+        if "persistence_timeout" in settings:
+            persistence = self._seconds(settings["persistence_timeout"], where, 360.0)
+        if "persistence_granularity" in settings:
+            netmask = self._netmask(settings["persistence_granularity"], where)
+            persistence = persistence if persistence is not None else 360.0
+        quorum = 1
+        if "quorum" in settings:
+            quorum = self.imp.integer(settings["quorum"], where, 1, 65535) or 1
+        sorry = None
+        if "sorry_server" in settings:
+            d = settings["sorry_server"]
+            if len(d.args) == 2:
+                sorry = self.endpoint(d, f"{where}.sorry_server", *d.args)
+            else:
+                self.imp.report(d, f"{where}.sorry_server", "expects ADDRESS PORT")
+        for text in self.pending:
+            self.out.note(name, text)
+        self.out.services.append(lb.VirtualServer(
+            name=name, group=lvs_import.PLACEHOLDER_GROUP, real=reals, endpoint=ep,
+            fwmark=mark, protocol=protocol,  # type: ignore[arg-type]
+            scheduler=mapped[0],  # type: ignore[arg-type]
+            persistence=persistence, persistence_netmask=netmask,
+            quorum=min(quorum, len(reals)), sorry_server=sorry, quiescent=bool(self.inhibit)))
+        if quorum > len(reals):
+            self.out.note(name, f"quorum {quorum} is more than its {len(reals)} real servers: "
+                                f"{len(reals)}")
+
+    def real(self, s: Statement, where: str, interval: float) -> lb.RealServer | None:
+        if len(s.args) != 2:
+            self.imp.report(s, f"{where}.real_server", "expects ADDRESS PORT")
+            return None
+        ep = self.endpoint(s, f"{where}.real_server", *s.args)
+        here = f"{where}: real_server {' '.join(s.args)}"
+        weight, check = 1, None
+        for d in self.imp.block(s, here):
+            if d.keyword == "weight":
+                weight = self.imp.integer(d, here, 0, lb.MAX_WEIGHT) or 0
+            elif d.keyword == "inhibit_on_failure":
+                if ep is not None:
+                    self.inhibit.add(ep)
+            elif d.keyword in _CHECKERS:
+                if check is None:
+                    check = self.checker(d, here, interval)
+                else:
+                    self.imp.drop(d, f"{here}: {d.keyword}", "one check per real server in "
+                                  "vigil: the first is kept")
+            elif d.keyword in _OTHER_CHECKERS:
+                self.imp.drop(d, f"{here}: {d.keyword}", "vigil checks tcp, http, https and "
+                              "exec: use MISC_CHECK-style exec")
+            elif d.keyword in _IGNORED:
+                self.imp.drop(d, f"{here}: {d.keyword}", _IGNORED[d.keyword])
+            else:
+                self.imp.report(d, f"{here}.{d.keyword[:40]}", "unknown real_server keyword")
+        if ep is None:
+            return None
+        if check is None:  # keepalived keeps a server with no checker in, always
+            check = lb.Check(type="none", interval=interval, timeout=min(5.0, interval),
+                             rise=1)
+        return lb.RealServer(ep, weight, check)
+
+    def checker(self, s: Statement, where: str, interval: float) -> lb.Check:
+        here = f"{where}: {s.keyword}"
+        kind = _CHECKERS[s.keyword]
+        timeout, retry, port = 5.0, 1, None
+        path, digest, body = "/", None, None
+        statuses: tuple[int, ...] = (200,)
+        command: tuple[str, ...] = ()
+        urls = 0
+        for d in self.imp.block(s, here):
+            if d.keyword in ("connect_timeout", "misc_timeout"):
+                timeout = self._seconds(d, here, 5.0)
+            elif d.keyword in ("retry", "nb_get_retry"):
+                retry = self.imp.integer(d, here, 0, 99) or 0
+            elif d.keyword == "delay_loop":
+                interval = self._seconds(d, here, interval)
+            elif d.keyword == "connect_port":
+                port = self.imp.integer(d, here, 1, 65535)
+            elif d.keyword == "misc_path" and kind == "exec":
+                text = self.imp.value(d, here) or ""
+                try:
+                    command = tuple(shlex.split(text))
+                except ValueError as e:
+                    self.imp.report(d, f"{here}.misc_path", f"cannot split {text[:60]!r}: {e}")
+            elif d.keyword == "url" and kind in ("http", "https"):
+                urls += 1
+                if urls > 1:
+                    self.imp.drop(d, f"{here}: url", "one url per check: the first is kept")
+                    continue
+                for u in self.imp.block(d, f"{here}.url"):
+                    if u.keyword == "path":
+                        path = self.imp.value(u, here) or "/"
+                    elif u.keyword == "digest":
+                        digest = (self.imp.value(u, here) or "").lower() or None
+                    elif u.keyword == "status_code":
+                        statuses = self._statuses(u, here)
+                    elif u.keyword == "regex":
+                        body = self.imp.value(u, here)
+                    else:
+                        self.imp.drop(u, f"{here}: url {u.keyword}", "not a vigil check key")
+            elif d.keyword in _IGNORED:
+                self.imp.drop(d, f"{here}: {d.keyword}", _IGNORED[d.keyword])
+            else:
+                self.imp.report(d, f"{here}.{d.keyword[:40]}", f"unknown {s.keyword} keyword")
+        if timeout > interval:  # vigil requires timeout <= interval; keepalived does not
+            self.pending.append(f"{here}: connect_timeout {timeout:g} s is longer than the "
+                                f"interval {interval:g} s: {interval:g} s")
+            timeout = interval
+        return lb.Check(type=kind, path=path if path.startswith("/") else "/" + path,  # type: ignore[arg-type]
+                        expect_status=statuses, expect_body=body, digest=digest, port=port,
+                        command=command, interval=interval, timeout=timeout, rise=1,
+                        fall=retry + 1)
+
+    def _seconds(self, d: Statement | None, where: str, default: float) -> float:
+        if d is None:
+            return default
+        v = self.imp.number(d, where, 0.001, 86400)
+        return default if v is None else v
+
+    def _netmask(self, d: Statement, where: str) -> int | None:
+        v = self.imp.value(d, where) or ""
+        try:
+            return ipaddress.ip_network(f"0.0.0.0/{v}").prefixlen if "." in v \
+                else int(v)
+        except ValueError:
+            self.imp.report(d, f"{where}.persistence_granularity", f"{v[:40]!r} is not a "
+                            "netmask (255.255.255.0) or a prefix length")
+            return None
+
+    def _statuses(self, d: Statement, where: str) -> tuple[int, ...]:
+        out: list[int] = []
+        for a in d.args:
+            lo, _, hi = a.partition("-")
+            if lo.isdigit() and (not hi or hi.isdigit()) and 100 <= int(lo) <= int(hi or lo) <= 599:
+                out += range(int(lo), int(hi or lo) + 1)
+            else:
+                self.imp.report(d, f"{where}.status_code", f"{a[:20]!r} is not an HTTP status "
+                                "or range (200, 200-299)")
+        return tuple(out) or (200,)

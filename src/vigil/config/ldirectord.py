@@ -1,0 +1,406 @@
+"""ldirectord.cf (the Linux Director Daemon, which Heartbeat starts as
+`ldirectord::ldirectord.cf` to health-check LVS) -> vigil's virtual servers, read as
+ldirectord 3.9/4.x reads it:
+
+- `key = value` lines and `#` comments; `virtual=` (or `virtual6=`) opens a virtual service
+  that the indented lines after it belong to. An unindented line ends it and is global, as
+  in ldirectord, so a virtual-only directive there (`real=`...) is a problem, never moved.
+- Globals are read from anywhere at top level and apply to every virtual that does not set
+  its own, before them or after: ldirectord too keeps them in globals that each virtual
+  falls back to once the whole file is read.
+- vigil reads a little more than ldirectord (any indentation, blank lines inside a section,
+  unquoted request/receive, `#` inside quotes, a prefix length as netmask, connecttimeout
+  as checktimeout); a file ldirectord accepts means the same.
+- The defaults are ldirectord's code's, not older manual pages': checkinterval 10,
+  checktimeout 5, negotiatetimeout 30, failurecount 1, quiescent no, checktype negotiate,
+  the service named by the virtual's port (80 http, 443 https...), udp for port 53.
+
+A change of meaning is a note on its service, what vigil cannot carry is dropped with its
+line and why, and every problem is raised at the end, together, with its file and line.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from vigil.balancer import model as lb
+from vigil.config.files import MAX_CONFIG_FILE, FileRefused, read_file
+from vigil.config.heartbeat_report import bad_text
+from vigil.config.ldirectord_values import (CONVERT, HOSTPORT, SECONDS, argv, as_ip, as_port,
+                                             ip_range, regex, request_path, strip_comment,
+                                             unquote, whole)
+from vigil.config.lvs_import import PLACEHOLDER_GROUP, Imported, service_name
+from vigil.errors import ConfigError, ConfigProblem
+
+_BOTH = {*SECONDS[:3], "failurecount", "fallback", "fallback6", "quiescent"}
+_VIRTUAL = {"real", "real6", "service", "checktype", "checkport", "request", "receive",
+            "virtualhost", "checkcommand", "scheduler", "persistent", "netmask", "protocol",
+            "httpmethod", "ops"}
+_MAIL = "vigil sends no mail (its hooks can)"
+_RELOAD = "vigil reads vigil.toml when told to reload, not this file"
+_LOGIN = "vigil's checks do not log in (this service's check is carried as a TCP connect)"
+_DROPPED = {
+    "logfile": "vigil logs to the journal", "autoreload": _RELOAD, "callback": _RELOAD,
+    "execute": "starts ldirectord for another configuration: import that file too",
+    "fork": "vigil checks every real server concurrently", "supervised": "vigil is its own "
+    "daemon", "cleanstop": "vigil removes a service's rules when its group stops",
+    "readdquiescent": "vigil has no IPVS table to re-add real servers to",
+    "maintenancedir": "vigil reads no maintenance files: give the real server weight 0",
+    "emailalert": _MAIL, "emailalertfreq": _MAIL, "emailalertstatus": _MAIL,
+    "emailalertfrom": _MAIL, "smtp": _MAIL,
+    "fallbackcommand": "vigil runs no command when every real server is down (its hooks can)",
+    "checkcount": "deprecated in ldirectord; failurecount is carried (as the check's fall)",
+    "monitorfile": "vigil logs every change of a real server's health", "load": "unknown to "
+    "vigil", "login": _LOGIN, "passwd": _LOGIN, "database": _LOGIN, "secret": _LOGIN,
+}
+_SECRET = {"passwd", "secret"}
+_PORT_SERVICE = {21: "ftp", 25: "smtp", 53: "dns", 80: "http", 110: "pop", 119: "nntp",
+                 143: "imap", 389: "ldap", 443: "https", 587: "submission", 993: "imaps",
+                 995: "pops", 1521: "oracle", 1812: "radius", 3128: "http_proxy",
+                 3306: "mysql", 5060: "sip", 5432: "pgsql"}
+_NOT_NAT = {"gate": "direct routing (gate) has no data plane in vigil yet; vigil forwards by "
+                    "NAT (masq), which needs the real server's replies routed back through "
+                    "the director",
+            "ipip": "IP tunnelling (ipip) has no data plane in vigil; vigil forwards by NAT "
+                    "(masq), which needs the real server's replies routed back through the "
+                    "director"}
+_REAL = re.compile(r"^(?P<first>\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9._-]+?)"
+                   r"(?:->(?P<last>\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9._-]+?))?"
+                   r"(?::(?P<port>[A-Za-z0-9_-]+))?\s+(?P<method>\S+)"
+                   r"(?:\s+(?P<weight>[^\s\"]\S*))?"
+                   r"(?:\s+\"(?P<request>.*)\"[, ]\s*\"(?P<receive>.*)\")?\s*$")
+_REAL_FORMAT = "expected ADDRESS[:PORT] gate|masq|ipip [WEIGHT] [\"REQUEST\", \"RECEIVE\"]"
+@dataclass
+class _Section:
+    line: int
+    value: str
+    settings: dict[str, tuple[Any, int]] = field(default_factory=dict)
+    reals: list[tuple[str, int]] = field(default_factory=list)
+
+
+def import_text(text: str, source: str, group: str = PLACEHOLDER_GROUP) -> Imported:
+    """ldirectord.cf text -> its virtual services, each in `group`. Raises ConfigError with
+    every problem found."""
+    reader = _Reader(source, group)
+    for section in reader.read(text):
+        reader.virtual(section)
+    if reader.problems:
+        raise ConfigError(sorted(reader.problems, key=lambda p: p.line or 0))
+    return reader.out
+
+
+def import_file(path: Path, group: str = PLACEHOLDER_GROUP) -> Imported:
+    """Read the ldirectord.cf at `path` (at most MAX_CONFIG_FILE bytes) and import it."""
+    try:
+        data = read_file(path, MAX_CONFIG_FILE, "a configuration file").data
+    except FileRefused as e:
+        raise ConfigError(ConfigProblem(str(path), None, "<file>", e.reason)) from None
+    return import_text(data.decode("utf-8", "surrogateescape"), str(path), group)
+
+
+class _Reader:
+    """One file's reading: `read` the lines into globals and sections, then each `virtual`
+    into `out`, every problem into `problems`."""
+
+    def __init__(self, source: str, group: str) -> None:
+        self.source, self.group = source, group
+        self.out = Imported()
+        self.problems: list[ConfigProblem] = []
+        self.globals: dict[str, tuple[Any, int]] = {}
+        self.fork = False
+        self.taken: set[str] = set()
+        self.services: dict[object, int] = {}  # (endpoint, protocol) or fwmark -> its line
+        self.dropped: set[tuple[int, str]] = set()
+
+    def problem(self, line: int | None, key: str, message: str) -> None:
+        self.problems.append(ConfigProblem(self.source, line, key, message))
+
+    def drop(self, line: int, what: str, why: str) -> None:
+        """Dropped once, though a global (a fallback) is dropped for each virtual."""
+        if (line, what) not in self.dropped:
+            self.dropped.add((line, what))
+            self.out.drop(self.source, line, what, why)
+
+    def get(self, s: _Section, key: str, default: Any = None) -> Any:
+        """The virtual's own value, else the global one, else `default`."""
+        found = s.settings.get(key) or self.globals.get(key)
+        return default if found is None else found[0]
+
+    def read(self, text: str) -> list[_Section]:
+        sections: list[_Section] = []
+        section: _Section | None = None
+        for n, raw in enumerate(text.splitlines(), start=1):
+            body = strip_comment(raw).rstrip()
+            if not body.strip():
+                continue  # ldirectord ends a section here, refusing the indented lines after it
+            if bad_text(body):
+                self.problem(n, "<syntax>", str(bad_text(body)))
+                continue
+            key, eq, value = body.strip().partition("=")
+            key, value = key.strip().lower(), value.strip()
+            if body[0] not in " \t":
+                section = None
+            if not eq and key not in _DROPPED:
+                self.problem(n, key[:40], "expected KEY=VALUE, such as checkinterval=5")
+            elif key in ("virtual", "virtual6"):
+                section = _Section(n, unquote(value))
+                sections.append(section)
+            else:
+                self.directive(n, key, value, section)
+        return sections
+
+    def directive(self, n: int, key: str, value: str, section: _Section | None) -> None:
+        if key == "fork":
+            self.fork = value == "yes"
+        if key in _DROPPED:
+            self.drop(n, key if key in _SECRET else f"{key}={value}"[:80], _DROPPED[key])
+            return
+        if key not in _BOTH | _VIRTUAL | {"connecttimeout"}:
+            self.problem(n, key[:40], "unknown directive; ldirectord.cf has virtual=, real=, "
+                         "service=, checktype=, request=, receive=, scheduler=, "
+                         "checkinterval=, checktimeout=... (see ldirectord(8))")
+            return
+        if section is None and key in _VIRTUAL:
+            self.problem(n, key, f"{key}= belongs to a virtual service: indent it under its "
+                                 "virtual= line (ldirectord reads an unindented line as global)")
+            return
+        if key in ("real", "real6"):
+            assert section is not None
+            section.reals.append((value, n))
+            return
+        key = "checktimeout" if key == "connecttimeout" else key
+        key = "fallback" if key == "fallback6" and section is not None else key
+        try:
+            parsed = CONVERT.get(key, str)(unquote(value))
+        except ValueError as e:
+            self.problem(n, key, str(e))
+            return
+        if (key, parsed) in (("httpmethod", "HEAD"), ("ops", "yes")):
+            self.drop(n, f"{key}={value}", "vigil's HTTP check sends GET" if key == "httpmethod"
+                      else "one-packet scheduling: vigil's nftables data plane has none")
+        (section.settings if section is not None else self.globals)[key] = (parsed, n)
+
+    def virtual(self, s: _Section) -> None:
+        before, notes = len(self.problems), list[str]()
+        where = self.address(s)
+        if where is None:
+            self.reals(s, None, lb.Check())  # their problems too
+            return
+        endpoint, fwmark = where
+        protocol = self.protocol(s, endpoint, notes)
+        sched, why = self.get(s, "scheduler", ("wrr", None))
+        notes += [why] if why else []
+        check = self.check(s, protocol, endpoint.port if endpoint else 0, notes)
+        reals = self.reals(s, endpoint, check or lb.Check())
+        family = endpoint.address.version if endpoint else \
+            (reals[0].endpoint.address.version if reals else 4)
+        sorry = self.sorry(s, endpoint, family, notes)
+        persistence, netmask = self.persistence(s, family)
+        key = (endpoint, protocol) if endpoint else ("fwmark", fwmark)
+        if key in self.services:
+            self.problem(s.line, "virtual", f"the same virtual service as line "
+                                            f"{self.services[key]}")
+        self.services.setdefault(key, s.line)
+        if not s.reals:
+            self.problem(s.line, "virtual", "a virtual service needs at least one real= "
+                                            "(indented under it)")
+        if len(self.problems) != before:
+            return
+        if check is None or not reals:
+            self.drop(s.line, f"virtual={s.value}", "checktype=off: ldirectord adds none of its "
+                      "real or fallback servers" if check is None else "none of its real "
+                      "servers can be carried over (see their lines)")
+            return
+        name = service_name(endpoint, fwmark, self.taken)
+        self.out.services.append(lb.VirtualServer(
+            name=name, group=self.group, real=tuple(reals), endpoint=endpoint, fwmark=fwmark,
+            protocol=protocol, scheduler=sched, persistence=persistence,
+            persistence_netmask=netmask, sorry_server=sorry,
+            quiescent=self.get(s, "quiescent", False)))
+        for text in notes:
+            self.out.note(name, text)
+
+    def address(self, s: _Section) -> tuple[lb.Endpoint | None, int | None] | None:
+        try:
+            if s.value.isdigit():
+                return None, whole(s.value, 1, 0xFFFFFFFF, "a firewall mark")
+            m = HOSTPORT.match(s.value)
+            if m is None or m["port"] is None:
+                raise ValueError(f"{s.value!r}: expected IP:PORT, [IPv6]:PORT or a firewall "
+                                 "mark (a number)")
+            address, port = as_ip(m["host"]), as_port(m["port"])
+            if port == 0:
+                raise ValueError(f"{s.value!r}: port 0 is not a port")
+            return lb.Endpoint(address, port), None
+        except ValueError as e:
+            self.problem(s.line, "virtual", str(e))
+            return None
+
+    def protocol(self, s: _Section, endpoint: lb.Endpoint | None, notes: list[str]) -> lb.Protocol:
+        given = self.get(s, "protocol")
+        if given is None:
+            given = "fwm" if endpoint is None else "udp" if endpoint.port == 53 else "tcp"
+        if given == "fwm" and endpoint is not None:
+            self.problem(s.settings["protocol"][1], "protocol", "fwm is for a firewall-mark "
+                         "virtual service; this one is an address and port: tcp or udp")
+        elif given == "fwm":
+            notes.append("protocol fwm: IPVS took every protocol the mark is set on; vigil's "
+                         "fwmark service takes TCP only (add a udp one if the mark carries UDP)")
+        return "udp" if given == "udp" else "tcp"
+
+    def check(self, s: _Section, protocol: str, vport: int, notes: list[str]) -> lb.Check | None:
+        """The virtual's check (None: checktype=off): ldirectord's checktype and service as
+        the nearest of vigil's check types, with its timing."""
+        ctype, every = self.get(s, "checktype", ("negotiate", 0))
+        if ctype == "off":
+            return None
+        service = self.get(s, "service") or _PORT_SERVICE.get(vport, "none")
+        negotiate = ctype in ("negotiate", "combined")
+        kind, fields = self.kind(s, ctype, service, notes)
+        if every and kind in ("http", "https"):
+            notes.append(f"checktype {every}: ldirectord negotiated every {every}th check and "
+                         "only connected in between; vigil negotiates at every check")
+        if kind == "tcp" and protocol == "udp":
+            notes.append("vigil has no UDP (or ICMP) check: this UDP service's real servers "
+                         "are not checked; write an exec check (dig for DNS, say)")
+            kind = "none"
+        interval, timeout = self.timing(s, negotiate, kind != "none", notes)
+        return lb.Check(type=kind, interval=interval, timeout=timeout, rise=1,
+                        fall=self.get(s, "failurecount", 1), port=self.get(s, "checkport"),
+                        **fields)
+
+    def kind(self, s: _Section, ctype: str, service: str,
+             notes: list[str]) -> tuple[lb.CheckType, dict[str, Any]]:
+        negotiate = ctype in ("negotiate", "combined")
+        if ctype == "on" or (ctype == "negotiate" and service == "none"):
+            return "none", {}
+        if ctype in ("external", "external-perl"):
+            text = self.get(s, "checkcommand")
+            if text is None:
+                return "none", {}  # ldirectord's default checkcommand: /bin/true
+            notes.append(f"checkcommand: ldirectord ran `{text} VIRTUAL_IP VIRTUAL_PORT REAL_IP "
+                         "REAL_PORT`; vigil runs it without those arguments, with "
+                         "VIGIL_REAL_ADDRESS and VIGIL_REAL_PORT in its environment")
+            if ctype == "external-perl":
+                notes.append("checktype external-perl: vigil runs the script as a program, not "
+                             "inside ldirectord's Perl: it needs its #! line and to be executable")
+            return "exec", {"command": argv(text)}
+        if negotiate and service in ("http", "https"):
+            path, why = request_path(self.get(s, "request", "/"))
+            notes += [why] if why else []
+            notes.append("ldirectord took any 2xx answer, after following redirects; vigil "
+                         "expects status 200 (set expect_status to take others)")
+            return ("https" if service == "https" else "http"), {
+                "path": path, "expect_body": self.get(s, "receive") or None,
+                "host": self.get(s, "virtualhost")}
+        if ctype == "ping":
+            notes.append("checktype ping: vigil has no ICMP check; it checks that a TCP "
+                         "connection to the real server's port opens")
+        elif negotiate and service != "none":
+            notes.append(f"service {service}: vigil checks that the TCP connection opens, not "
+                         f"the {service} exchange ldirectord's negotiate check made")
+        return "tcp", {}
+
+    def timing(self, s: _Section, negotiate: bool, checked: bool,
+               notes: list[str]) -> tuple[float, float]:
+        """(interval, timeout) as ldirectord's ld_setup finds them: checktimeout and
+        negotiatetimeout default to each other, the virtual's before the global ones."""
+        mine, other = ("negotiatetimeout", "checktimeout") if negotiate else \
+            ("checktimeout", "negotiatetimeout")
+        chain = (s.settings.get(mine), s.settings.get(other), self.globals.get(mine),
+                 self.globals.get(other))
+        timeout = next((int(c[0]) for c in chain if c), 30 if negotiate else 5)
+        interval = self.get(s, "checkinterval", 10)
+        if "checkinterval" in s.settings and not self.fork and checked:
+            notes.append(f"checkinterval {interval}s: ldirectord ignores a virtual's own "
+                         "checkinterval without fork=yes; vigil uses it")
+        if timeout > interval and checked:
+            notes.append(f"{mine} {timeout}s is longer than checkinterval {interval}s: vigil's "
+                         f"check timeout is at most its interval, so {interval}s")
+        return float(interval), float(min(timeout, interval))
+
+    def reals(self, s: _Section, vip: lb.Endpoint | None,
+              check: lb.Check) -> list[lb.RealServer]:
+        out: list[lb.RealServer] = []
+        for text, n in s.reals:
+            try:
+                method, servers = self.real(text, vip, check)
+            except ValueError as e:
+                self.problem(n, "real", str(e))
+                continue
+            if method != "masq":
+                self.drop(n, f"real={text}", _NOT_NAT[method])
+            elif not servers:
+                self.drop(n, f"real={text}", "vigil forwards a firewall-mark service to one "
+                          "port (IPVS kept the client's): give the real server its port")
+            for rs in servers if method == "masq" else ():
+                family = (vip or (out or [rs])[0].endpoint).address.version
+                if vip is not None and rs.endpoint.address == vip.address:
+                    self.problem(n, "real", f"{rs.endpoint} is the virtual service's address")
+                elif rs.endpoint.address.version != family:
+                    self.problem(n, "real", f"{rs.endpoint} is IPv{rs.endpoint.address.version}"
+                                            f", the virtual service IPv{family}")
+                elif any(r.endpoint == rs.endpoint for r in out):
+                    self.problem(n, "real", f"{rs.endpoint} is listed twice")
+                else:
+                    out.append(rs)
+        return out
+
+    def real(self, text: str, vip: lb.Endpoint | None,
+             check: lb.Check) -> tuple[str, list[lb.RealServer]]:
+        """(its forwarding method, its servers: none when it has no port to forward to)."""
+        m = _REAL.match(text)
+        if m is None:
+            raise ValueError(f"{text!r}: {_REAL_FORMAT}")
+        if m["method"] not in ("gate", "masq", "ipip"):
+            raise ValueError(f"{m['method']!r}: the forwarding method is gate, masq or ipip")
+        addresses = ip_range(m["first"], m["last"])
+        port = (as_port(m["port"]) if m["port"] else 0) or (vip.port if vip else 0)
+        weight = whole(m["weight"], 0, lb.MAX_WEIGHT, "a weight") if m["weight"] else 1
+        if m["request"] is not None and check.type in ("http", "https"):
+            check = dataclasses.replace(check, path=request_path(m["request"])[0],
+                                        expect_body=regex(m["receive"]) or None)
+        return m["method"], [lb.RealServer(lb.Endpoint(a, port), weight, check)
+                             for a in addresses] if port else []
+
+    def sorry(self, s: _Section, vip: lb.Endpoint | None, family: int,
+              notes: list[str]) -> lb.Endpoint | None:
+        """The fallback as the sorry server: by NAT, as vigil forwards; a loopback one is
+        the director itself, the same either way."""
+        found = s.settings.get("fallback") or \
+            self.globals.get("fallback6" if family == 6 else "fallback")
+        if found is None:
+            return None
+        (address, port, method), n = found
+        port = port or (vip.port if vip else None)
+        shown = f"fallback={address}" + (f":{port}" if port else "") + f" {method or ''}"
+        if address.version != family:
+            self.problem(n, "fallback", f"{address} is IPv{address.version}, the virtual "
+                                        f"service IPv{family}")
+        elif port is None:
+            self.drop(n, shown.strip(), "vigil forwards a firewall-mark service's sorry "
+                                        "server to one port: give the fallback its port")
+        elif method in ("gate", "ipip") and not address.is_loopback:
+            self.drop(n, shown.strip(), _NOT_NAT[method])
+        else:
+            if method is None and not address.is_loopback:
+                notes.append(f"fallback {address}: ldirectord forwarded it by direct routing "
+                             "(gate, its default for a fallback); vigil forwards it by NAT")
+            return lb.Endpoint(address, port)
+        return None
+
+    def persistence(self, s: _Section, family: int) -> tuple[float | None, int | None]:
+        seconds, mask = self.get(s, "persistent"), s.settings.get("netmask")
+        if mask is not None and seconds is None:
+            self.drop(mask[1], "netmask", "without persistent it means nothing (ldirectord "
+                                          "ignores it too)")
+        elif mask is not None and int(mask[0]) > (32 if family == 4 else 128):
+            self.problem(mask[1], "netmask", f"/{mask[0]} is longer than an IPv{family} "
+                                             "address")
+        elif mask is not None:
+            return float(seconds), int(mask[0])
+        return (None if seconds is None else float(seconds)), None
