@@ -143,3 +143,20 @@ def test_a_burst_of_health_changes_is_one_transaction(monkeypatch: pytest.Monkey
             pass
 
     asyncio.run(main())
+
+
+def test_a_health_change_is_an_event_on_the_daemon_s_bus() -> None:
+    """What hooks, the API's streams and the metrics see when a real server goes down."""
+    from pathlib import Path
+
+    from tests.unit.test_config_virtual import BASE, VS
+    from vigil.config.toml import parse
+    from vigil.daemon.app import Daemon
+
+    d = Daemon(parse(BASE + VS, "vigil.toml"), "n1", b"k" * 32, lambda: 1,
+               Path("/nonexistent/vigil.sock"))
+    d._real_server(("web", ep(1)), "down", checks.Result(False, "connect: refused", 0.0))
+    ev = d.bus.recent[-1]
+    assert (ev.kind, ev.subject, ev.detail) == ("real_server_down", "web 10.0.1.1:80",
+                                                "connect: refused")
+    assert d.metrics.events["real_server_down"] == 1
