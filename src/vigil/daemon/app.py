@@ -67,6 +67,7 @@ from vigil.daemon.watchdog import Watchdog
 from vigil.model import Cluster, Notify, partition_warning
 from vigil.policy import Action
 from vigil.resources import build
+from vigil.resources.base import Agent
 from vigil.resources.host import Host
 from vigil.wire.messages import GroupState
 
@@ -170,8 +171,11 @@ class Daemon:
                           for g in self.cluster.groups}
                 for agent in (a for group in agents.values() for a in group):
                     await agent.prepare()  # OCF meta-data: the timeouts of every action
-                found = {g.name: await probe(g, [BalancerAgent(balancer, g.name),
-                                                 *agents[g.name]])
+
+                def preludes(group: str) -> list[Agent]:  # before each group's resources
+                    return [BalancerAgent(balancer, group)]
+
+                found = {g.name: await probe(g, preludes(g.name) + agents[g.name])
                          for g in self.cluster.groups}
                 now = time.monotonic()
                 node = Node(self.cluster, self.me, self.key, generation,
@@ -182,7 +186,7 @@ class Daemon:
                 shared = Shared(self.cluster, self.me, self.key, host, links)
                 hub = self.hub = Hub(shared, node, self.bus, self.metrics, self.notifier,
                                      self._guard, self._watchdog)
-                workers = GroupWorkers(hub, agents, lambda g: [BalancerAgent(balancer, g)])
+                workers = GroupWorkers(hub, agents, preludes)
                 monitors = Monitors(hub, workers)
                 fencer = Fencer(hub, self.cluster.fencing) if self.cluster.fencing else None
                 witness = WitnessLink(hub) if self.cluster.witness is not None else None
