@@ -320,3 +320,15 @@ def test_clear_and_other_commands_are_listed_not_carried() -> None:
     assert imported.services == [web()]
     assert [d.split(": ")[:2] for d in imported.dropped] == [
         ["r:1", "ipvsadm -C"], ["r:2", "ipvsadm --set 900 120 300"], ["r:3", "ipvsadm -Z"]]
+
+
+def test_one_netmask_reader_for_every_lvs_importer() -> None:
+    """lvs_import.prefix_length: what ipvsadm's -M, ldirectord's netmask and keepalived's
+    persistence_granularity share."""
+    from vigil.config.lvs_import import prefix_length
+    assert [prefix_length("255.255.255.0"), prefix_length("24", 4), prefix_length("64", 6),
+            prefix_length("128")] == [24, 24, 64, 128]
+    for text, family in (("33", 4), ("255.255.255.0", 6), ("129", None), ("-1", None),
+                         ("255.0.255.0", 4), ("banana", None)):
+        with pytest.raises(ValueError, match="expected a netmask such as 255.255.255.0"):
+            prefix_length(text, family)

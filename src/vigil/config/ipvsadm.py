@@ -353,7 +353,6 @@ def _integer(key: str, text: str, lo: int, hi: int) -> int:
 def _netmask(text: str, family: int) -> int:
     """-M: a netmask (255.255.255.0) or a prefix length (IPv6's 64) -> a prefix length."""
     try:
-        return ipaddress.ip_network(f"{'0.0.0.0' if family == 4 else '::'}/{text}").prefixlen
-    except ValueError:
-        raise _Bad("-M", f"{text[:40]!r}: expected a netmask such as 255.255.255.0 or a "
-                         "prefix length") from None
+        return lvs_import.prefix_length(text, family)
+    except ValueError as e:
+        raise _Bad("-M", str(e)) from None

@@ -54,12 +54,15 @@ _IGNORED = {  # keyword -> why it is not carried over
 }
 
 
+Target = tuple[lb.Endpoint | None, int | None]  # a service's address, or its firewall mark
+
+
 class VirtualReader:
     def __init__(self, imp: Importer) -> None:
         self.imp = imp
         self.out = lvs_import.Imported()
         self.names: set[str] = set()
-        self.vs_groups: dict[str, tuple[Statement, list[tuple[lb.Endpoint | None, int | None]]]] = {}
+        self.vs_groups: dict[str, tuple[Statement, list[Target]]] = {}
         self.used_groups: set[str] = set()
         self.pending: list[str] = []  # notes of the virtual_server being read
         self.inhibit: set[lb.Endpoint] = set()  # its real servers with inhibit_on_failure
@@ -81,7 +84,7 @@ class VirtualReader:
         if len(s.args) != 1:
             self.imp.report(s, "virtual_server_group", "expects one name before its { } block")
             return
-        members: list[tuple[lb.Endpoint | None, int | None]] = []
+        members: list[Target] = []
         for d in self.imp.block(s, where):
             if d.keyword == "fwmark" and len(d.args) == 1:
                 mark = self.imp.integer(d, where, 1, 0xFFFFFFFF)
@@ -107,7 +110,7 @@ class VirtualReader:
 
     def virtual(self, s: Statement) -> None:
         where = title(s)
-        targets: list[tuple[lb.Endpoint | None, int | None]] = []
+        targets: list[Target] = []
         if len(s.args) == 2 and s.args[0] == "fwmark":
             mark = self.imp.integer(s, where, 1, 0xFFFFFFFF, s.args[1])
             targets = [] if mark is None else [(None, mark)]
@@ -279,7 +282,8 @@ class VirtualReader:
             self.pending.append(f"{here}: connect_timeout {timeout:g} s is longer than the "
                                 f"interval {interval:g} s: {interval:g} s")
             timeout = interval
-        return lb.Check(type=kind, path=path if path.startswith("/") else "/" + path,  # type: ignore[arg-type]
+        path = path if path.startswith("/") else "/" + path
+        return lb.Check(type=kind, path=path,  # type: ignore[arg-type]
                         expect_status=statuses, expect_body=body, digest=digest, port=port,
                         command=command, interval=interval, timeout=timeout, rise=1,
                         fall=retry + 1)
@@ -293,11 +297,9 @@ class VirtualReader:
     def _netmask(self, d: Statement, where: str) -> int | None:
         v = self.imp.value(d, where) or ""
         try:
-            return ipaddress.ip_network(f"0.0.0.0/{v}").prefixlen if "." in v \
-                else int(v)
-        except ValueError:
-            self.imp.report(d, f"{where}.persistence_granularity", f"{v[:40]!r} is not a "
-                            "netmask (255.255.255.0) or a prefix length")
+            return lvs_import.prefix_length(v)
+        except ValueError as e:
+            self.imp.report(d, f"{where}.persistence_granularity", str(e))
             return None
 
     def _statuses(self, d: Statement, where: str) -> tuple[int, ...]:

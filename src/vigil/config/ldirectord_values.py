@@ -3,6 +3,7 @@ directive's text and returns its value or raises ValueError saying what was expe
 
 from __future__ import annotations
 
+import dataclasses
 import ipaddress
 import re
 import shlex
@@ -10,7 +11,7 @@ from typing import Callable
 from urllib.parse import urlsplit
 
 from vigil.balancer import model as lb
-from vigil.config.lvs_import import PORTS, scheduler
+from vigil.config.lvs_import import PORTS, prefix_length, scheduler
 
 SECONDS = ("checktimeout", "negotiatetimeout", "checkinterval", "persistent")
 _SERVICES = ("dns", "ftp", "http", "https", "http_proxy", "imap", "imaps", "ldap", "mysql",
@@ -64,15 +65,6 @@ def whole(text: str, lo: int, hi: int, what: str) -> int:
     if not text.isdigit() or not lo <= int(text) <= hi:
         raise ValueError(f"{text!r}: expected {what}, a whole number from {lo} to {hi}")
     return int(text)
-
-
-def _netmask(text: str) -> int:
-    try:
-        return int(text) if text.isdigit() and int(text) <= 128 else \
-            ipaddress.IPv4Network(f"0.0.0.0/{text}").prefixlen
-    except ValueError:
-        raise ValueError(f"{text!r}: expected a dotted netmask (255.255.255.0) or a prefix "
-                         "length") from None
 
 
 def _fallback(text: str) -> tuple[lb.IPAddress, int | None, str | None]:
@@ -131,7 +123,7 @@ CONVERT: dict[str, Callable[[str], object]] = {
     "service": _one_of(_SERVICES, "one of ldirectord's services"),
     "protocol": _one_of(("tcp", "udp", "fwm"), "a protocol"), "receive": regex,
     "httpmethod": lambda t: _one_of(("GET", "HEAD"), "GET or HEAD")(t.upper()),
-    "scheduler": _scheduler, "netmask": _netmask, "request": _nonempty,
+    "scheduler": _scheduler, "netmask": prefix_length, "request": _nonempty,
     "checkcommand": _nonempty, "virtualhost": _nonempty,
 }
 
@@ -169,3 +161,30 @@ def ip_range(first: str, last: str | None) -> list[lb.IPAddress]:
         raise ValueError(f"{first}->{last}: expected a range of at most {_MAX_RANGE} IPv4 "
                          "addresses, the first not above the last")
     return [ipaddress.IPv4Address(i) for i in range(int(a), int(b) + 1)]
+
+
+REAL = re.compile(r"^(?P<first>\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9._-]+?)"
+                  r"(?:->(?P<last>\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9._-]+?))?"
+                  r"(?::(?P<port>[A-Za-z0-9_-]+))?\s+(?P<method>\S+)"
+                  r"(?:\s+(?P<weight>[^\s\"]\S*))?"
+                  r"(?:\s+\"(?P<request>.*)\"[, ]\s*\"(?P<receive>.*)\")?\s*$")
+REAL_FORMAT = "expected ADDRESS[:PORT] gate|masq|ipip [WEIGHT] [\"REQUEST\", \"RECEIVE\"]"
+
+
+def parse_real(text: str, vip: lb.Endpoint | None,
+               check: lb.Check) -> tuple[str, list[lb.RealServer]]:
+    """A `real=` line (its servers get `check`, or the line's own request/receive): its
+    forwarding method and its servers, none when it has no port to forward to."""
+    m = REAL.match(text)
+    if m is None:
+        raise ValueError(f"{text!r}: {REAL_FORMAT}")
+    if m["method"] not in ("gate", "masq", "ipip"):
+        raise ValueError(f"{m['method']!r}: the forwarding method is gate, masq or ipip")
+    addresses = ip_range(m["first"], m["last"])
+    port = (as_port(m["port"]) if m["port"] else 0) or (vip.port if vip else 0)
+    weight = whole(m["weight"], 0, lb.MAX_WEIGHT, "a weight") if m["weight"] else 1
+    if m["request"] is not None and check.type in ("http", "https"):
+        check = dataclasses.replace(check, path=request_path(m["request"])[0],
+                                    expect_body=regex(m["receive"]) or None)
+    return m["method"], [lb.RealServer(lb.Endpoint(a, port), weight, check)
+                         for a in addresses] if port else []

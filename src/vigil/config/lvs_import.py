@@ -60,6 +60,22 @@ def scheduler(name: str) -> tuple[str, str | None] | None:
     return _SCHEDULERS.get(name.lower())
 
 
+def prefix_length(text: str, family: int | None = None) -> int:
+    """A persistence netmask as the LVS tools write it: dotted (255.255.255.0, IPv4 only)
+    or a prefix length, at most 32 for IPv4 and 128 for IPv6 or a family not known yet;
+    ValueError saying what was expected."""
+    most = 32 if family == 4 else 128
+    if text.isdigit() and int(text) <= most:
+        return int(text)
+    if "." in text and family != 6:
+        try:
+            return ipaddress.IPv4Network(f"0.0.0.0/{text}").prefixlen
+        except ValueError:
+            pass
+    raise ValueError(f"{text[:40]!r}: expected a netmask such as 255.255.255.0 or a prefix "
+                     f"length (at most {most})")
+
+
 def service_name(endpoint: lb.Endpoint | None, fwmark: int | None, taken: set[str]) -> str:
     """A virtual server's name from its address ("vs-192-168-10-200-80", "fwmark-1"), made
     unique among `taken` (which it joins)."""
