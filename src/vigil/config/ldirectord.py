@@ -21,8 +21,6 @@ line and why, and every problem is raised at the end, together, with its file an
 
 from __future__ import annotations
 
-import dataclasses
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -31,8 +29,8 @@ from vigil.balancer import model as lb
 from vigil.config.files import MAX_CONFIG_FILE, FileRefused, read_file
 from vigil.config.heartbeat_report import bad_text
 from vigil.config.ldirectord_values import (CONVERT, HOSTPORT, SECONDS, argv, as_ip, as_port,
-                                             ip_range, regex, request_path, strip_comment,
-                                             unquote, whole)
+                                             parse_real, request_path, strip_comment, unquote,
+                                             whole)
 from vigil.config.lvs_import import PLACEHOLDER_GROUP, Imported, service_name
 from vigil.errors import ConfigError, ConfigProblem
 
@@ -68,12 +66,6 @@ _NOT_NAT = {"gate": "direct routing (gate) has no data plane in vigil yet; vigil
             "ipip": "IP tunnelling (ipip) has no data plane in vigil; vigil forwards by NAT "
                     "(masq), which needs the real server's replies routed back through the "
                     "director"}
-_REAL = re.compile(r"^(?P<first>\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9._-]+?)"
-                   r"(?:->(?P<last>\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9._-]+?))?"
-                   r"(?::(?P<port>[A-Za-z0-9_-]+))?\s+(?P<method>\S+)"
-                   r"(?:\s+(?P<weight>[^\s\"]\S*))?"
-                   r"(?:\s+\"(?P<request>.*)\"[, ]\s*\"(?P<receive>.*)\")?\s*$")
-_REAL_FORMAT = "expected ADDRESS[:PORT] gate|masq|ipip [WEIGHT] [\"REQUEST\", \"RECEIVE\"]"
 @dataclass
 class _Section:
     line: int
@@ -328,7 +320,7 @@ class _Reader:
         out: list[lb.RealServer] = []
         for text, n in s.reals:
             try:
-                method, servers = self.real(text, vip, check)
+                method, servers = parse_real(text, vip, check)
             except ValueError as e:
                 self.problem(n, "real", str(e))
                 continue
@@ -349,23 +341,6 @@ class _Reader:
                 else:
                     out.append(rs)
         return out
-
-    def real(self, text: str, vip: lb.Endpoint | None,
-             check: lb.Check) -> tuple[str, list[lb.RealServer]]:
-        """(its forwarding method, its servers: none when it has no port to forward to)."""
-        m = _REAL.match(text)
-        if m is None:
-            raise ValueError(f"{text!r}: {_REAL_FORMAT}")
-        if m["method"] not in ("gate", "masq", "ipip"):
-            raise ValueError(f"{m['method']!r}: the forwarding method is gate, masq or ipip")
-        addresses = ip_range(m["first"], m["last"])
-        port = (as_port(m["port"]) if m["port"] else 0) or (vip.port if vip else 0)
-        weight = whole(m["weight"], 0, lb.MAX_WEIGHT, "a weight") if m["weight"] else 1
-        if m["request"] is not None and check.type in ("http", "https"):
-            check = dataclasses.replace(check, path=request_path(m["request"])[0],
-                                        expect_body=regex(m["receive"]) or None)
-        return m["method"], [lb.RealServer(lb.Endpoint(a, port), weight, check)
-                             for a in addresses] if port else []
 
     def sorry(self, s: _Section, vip: lb.Endpoint | None, family: int,
               notes: list[str]) -> lb.Endpoint | None:
