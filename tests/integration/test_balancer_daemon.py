@@ -78,6 +78,17 @@ def _servers(c: LabCluster, node: str) -> dict[str, str]:
     return {s["address"]: s["health"] for s in vs[0]["servers"]}
 
 
+def _running(c: LabCluster) -> tuple[str, str]:
+    """Both directors started, n1 holding web, and its checks seeing both real servers up;
+    the real servers as `lb status` names them."""
+    r1, r2 = (f"{c.lab.address(r, 1)}:80" for r in REALS)
+    c.start("n1")
+    c.start("n2")
+    c.wait_holder("n1")
+    _wait(lambda: _servers(c, "n1") == {r1: "up", r2: "up"})
+    return r1, r2
+
+
 def _wait(what: Any, timeout: float = 10.0) -> None:
     end = time.monotonic() + timeout
     while not what():
@@ -88,11 +99,7 @@ def _wait(what: Any, timeout: float = 10.0) -> None:
 def test_the_owner_directs_the_standby_checks_and_a_takeover_moves_the_rules(
         cluster: tuple[LabCluster, dict[str, subprocess.Popen[Any]]]) -> None:
     c, servers = cluster
-    r1, r2 = (f"{c.lab.address(r, 1)}:80" for r in REALS)
-    c.start("n1")
-    c.start("n2")
-    c.wait_holder("n1")
-    _wait(lambda: _servers(c, "n1") == {r1: "up", r2: "up"})
+    r1, r2 = _running(c)
     # The standby checks too: a takeover starts with a warm view.
     _wait(lambda: _servers(c, "n2") == {r1: "up", r2: "up"})
     assert _table(c, "n1") and not _table(c, "n2")
@@ -129,11 +136,7 @@ def test_the_owner_directs_the_standby_checks_and_a_takeover_moves_the_rules(
 def test_a_killed_daemon_s_guard_removes_the_rules_and_a_reload_changes_them(
         cluster: tuple[LabCluster, dict[str, subprocess.Popen[Any]]]) -> None:
     c, servers = cluster
-    r1, r2 = (f"{c.lab.address(r, 1)}:80" for r in REALS)
-    c.start("n1")
-    c.start("n2")
-    c.wait_holder("n1")
-    _wait(lambda: _servers(c, "n1") == {r1: "up", r2: "up"})
+    r1, r2 = _running(c)
 
     # A reload re-weights r2 (3:1) and renews nothing else: the address stays.
     config = c.config_path.read_text()
