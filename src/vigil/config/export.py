@@ -57,8 +57,8 @@ def to_toml(cluster: model.Cluster, notes: dict[str, str] | None = None,
     w.comment(header or f"vigil.toml for cluster {cluster.name}.")
     w.comment("Check it with `vigil check-config`. Durations: \"200ms\", \"2s\", or seconds.")
     rest = {k: v for k, v in notes.items() if k not in (*_CLUSTER_NOTES, *_LINK_NOTES)
-            and not k.startswith(("group:", "virtual_server:")) and (cluster.key_format == "vigil" or
-                                                k not in _KEY_NOTES)}
+            and not k.startswith(("group:", "virtual_server:"))
+            and (cluster.key_format == "vigil" or k not in _KEY_NOTES)}
     if rest:
         w.comment("What did not carry over, or changed meaning:")
         for key, text in rest.items():

@@ -118,9 +118,8 @@ class GroupWorkers:
                       new: list[Agent] | None = None) -> tuple[GroupState, str]:
         """Restart resource `index` and the ones after it, as Pacemaker restarts a failed
         resource and what depends on it. If that fails the whole group (its preludes too)
-        is stopped. With
-        `new` (a reload), the stopped agents are replaced by `new` before the starts; when
-        the stop fails, nothing is replaced."""
+        is stopped. With `new` (a reload), the stopped agents are replaced by `new` before
+        the starts; when the stop fails, nothing is replaced."""
         agents = self.agents[group.name]
         result, detail = await self.stop(agents[index:])
         if result is GroupState.FAILED:
