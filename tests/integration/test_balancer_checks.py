@@ -18,7 +18,8 @@ import pytest
 
 from vigil.lab.netns import Lab
 
-HUNG = "import socket,time\ns=socket.socket();s.setsockopt(socket.SOL_SOCKET,socket.SO_REUSEADDR,1)\n" \
+HUNG = "import socket,time\ns=socket.socket()\n" \
+       "s.setsockopt(socket.SOL_SOCKET,socket.SO_REUSEADDR,1)\n" \
        "s.bind(('{addr}',81));s.listen(8)\nc=[]\nwhile True: c.append(s.accept())"
 # A directory served over HTTP (port 80) or HTTPS (443, given a certificate), binding
 # without http.server's reverse DNS lookup: the test network sends nothing to a name server.

@@ -182,7 +182,8 @@ def _expected(plan: nft.Plan) -> tuple[dict[str, int], dict[str, int]]:
 @settings(max_examples=12, deadline=None, suppress_health_check=list(HealthCheck))
 @given(st.lists(st.tuples(st.dictionaries(st.sampled_from(REALS), st.integers(0, 5)),
                           st.booleans()), min_size=1, max_size=4))
-def test_any_sequence_of_changes_ends_in_the_last_plan(lab: Lab, steps: list[tuple[dict[str, int], bool]]) -> None:
+def test_any_sequence_of_changes_ends_in_the_last_plan(
+        lab: Lab, steps: list[tuple[dict[str, int], bool]]) -> None:
     """From any ruleset to any other by transaction(old, new): the kernel then holds exactly
     the new plan's maps and rules, whatever came before."""
     old = None

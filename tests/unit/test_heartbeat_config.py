@@ -739,7 +739,8 @@ def test_durations_written_exactly(seconds: float) -> None:
 
 @given(st.text(max_size=40))
 def test_strings_written_exactly(s: str) -> None:
-    assert toml.tomllib.loads(f"{toml_write.toml_key(s or 'k')} = {toml_write.str_(s)}") == {s or "k": s}
+    line = f"{toml_write.toml_key(s or 'k')} = {toml_write.str_(s)}"
+    assert toml.tomllib.loads(line) == {s or "k": s}
 
 
 # --- fuzz ------------------------------------------------------------------------------------
