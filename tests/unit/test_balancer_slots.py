@@ -3,6 +3,7 @@ keeps nearly every slot of the servers that stay when one leaves."""
 
 from __future__ import annotations
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -62,6 +63,42 @@ def test_maglev_moves_few_slots_of_the_servers_that_stay(w: dict[str, int],
     # Maglev is near-minimal, not minimal: a few of the others' slots move too.
     assert moved <= 0.2 * len(kept), (moved, len(kept))
     assert all(after[i] != gone for i in range(size))
+
+
+def test_two_servers_with_one_skip_do_not_move_each_other_s_slots() -> None:
+    """Hypothesis's counterexample: 10.0.28.95 and 10.0.08.760 hash to the same skip in a
+    1021-slot table; 10.0.3.0 leaving moved 201 of the 766 slots the others kept."""
+    w = {"10.0.28.95:80": 1, "10.0.08.760:80": 2, "10.0.3.0:80": 1}
+    before = slots.maglev(w, 1021)
+    after = slots.maglev({k: v for k, v in w.items() if k != "10.0.3.0:80"}, 1021)
+    kept = [i for i, k in enumerate(before) if k != "10.0.3.0:80"]
+    assert sum(1 for i in kept if after[i] != before[i]) <= 0.2 * len(kept)
+
+
+@pytest.mark.parametrize("size", slots.SIZES)
+def test_each_server_s_order_visits_every_slot_once(size: int) -> None:
+    for key in ("10.0.0.1:80", "[fd00::1]:443"):
+        offset, skip, h = slots._order(key, size)
+        seen, at = {offset}, skip
+        for _ in range(size - 1):
+            seen.add((offset + at) % size)
+            at = at * h % size
+        assert len(seen) == size
+
+
+@pytest.mark.parametrize("w, gone", [
+    ({"10.0.28.95:80": 1, "10.0.08.760:80": 2, "10.0.3.0:80": 1}, "10.0.3.0:80"),
+    ({"10.0.37.83:80": 1, "10.0.4.0:80": 1, "10.0.6.4:80": 1}, "10.0.4.0:80"),
+    ({"10.0.37.83:80": 1, "10.0.4.0:80": 1, "10.0.6.4:80": 1}, "10.0.37.83:80")])
+def test_two_servers_with_one_skip_do_not_take_each_other_s_slots(w: dict[str, int],
+                                                                   gone: str) -> None:
+    """Hypothesis's counterexamples in CI: in each, two servers draw one Maglev skip in a
+    1021-slot table; with Maglev's linear orders a third leaving moved 26% and 36% of the
+    slots the others kept."""
+    before = slots.maglev(w, 1021)
+    after = slots.maglev({k: v for k, v in w.items() if k != gone}, 1021)
+    kept = [i for i, k in enumerate(before) if k != gone]
+    assert sum(1 for i in kept if after[i] != before[i]) <= 0.2 * len(kept)
 
 
 def test_tables_do_not_depend_on_the_order_servers_are_given_in() -> None:

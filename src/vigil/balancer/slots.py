@@ -10,7 +10,7 @@ only rewrites the slots that change owner.
 - `interleaved`: smooth weighted round robin (nginx's): consecutive slots go to different
   servers in proportion to their weights, so consecutive connections do too.
 - `maglev`: Maglev's consistent hash (Eisenbud et al., NSDI 2016) with weights: each server
-  fills its own pseudo-random order of slots, in turns proportional to its weight; a server
+  fills its own pseudo-random order of slots (`_order`: not Maglev's linear one), in turns proportional to its weight; a server
   that leaves gives up its slots and the others keep nearly all of theirs, so clients hashed
   to a healthy server stay with it. Both directors compute the same table from the same
   servers: the orders come from a hash of each server's key, never from Python's `hash`.
@@ -20,7 +20,9 @@ Pure functions; keys are any strings (a real server's "address:port").
 
 from __future__ import annotations
 
+import functools
 import hashlib
+import math
 from collections.abc import Mapping
 
 SIZES = (1021, 4093, 16381, 65521)  # primes; at least ~100 slots per server
@@ -58,11 +60,35 @@ def interleaved(weights: Mapping[str, int], size: int) -> list[str]:
     return out
 
 
-def _order(key: str, size: int) -> tuple[int, int]:
+@functools.cache
+def _generator(size: int) -> int:
+    """The smallest primitive root of the prime `size`: its powers are every nonzero slot."""
+    n, factors, d = size - 1, set(), 2
+    while d * d <= n:
+        while n % d == 0:
+            factors.add(d)
+            n //= d
+        d += 1
+    if n > 1:
+        factors.add(n)
+    return next(g for g in range(2, size)
+                if all(pow(g, (size - 1) // q, size) != 1 for q in factors))
+
+
+def _order(key: str, size: int) -> tuple[int, int, int]:
+    """A server's own order of the slots, from its key alone: `offset`, then offset +
+    skip * h**j for j = 0, 1, ... with h a primitive root, which visits every other slot once.
+    Maglev's offset + j * skip makes two servers that draw one skip walk the same cycle
+    shifted, so they take each other's slots when a third server leaves (a quarter to a
+    half of the slots the others kept moved, for 1 pair in ~1000 at 1021 slots); with h
+    drawn too, two orders coincide only if skip and h both do."""
     digest = hashlib.blake2b(key.encode(), digest_size=16).digest()
     offset = int.from_bytes(digest[:8], "big") % size
-    skip = int.from_bytes(digest[8:], "big") % (size - 1) + 1
-    return offset, skip
+    skip = int.from_bytes(digest[8:12], "big") % (size - 1) + 1
+    k = int.from_bytes(digest[12:], "big") % (size - 1)
+    while math.gcd(k, size - 1) != 1:  # g**k is a primitive root exactly then
+        k = (k + 1) % (size - 1)
+    return offset, skip, pow(_generator(size), k, size)
 
 
 def maglev(weights: Mapping[str, int], size: int) -> list[str]:
@@ -73,7 +99,7 @@ def maglev(weights: Mapping[str, int], size: int) -> list[str]:
         return []
     top = max(w for _, w in servers)
     orders = [_order(k, size) for k, _ in servers]
-    tried = [0] * len(servers)
+    step: list[int | None] = [None] * len(servers)  # None: the offset is next, else skip*h**j
     credit = [0.0] * len(servers)
     table: list[str | None] = [None] * size
     filled = 0
@@ -83,10 +109,11 @@ def maglev(weights: Mapping[str, int], size: int) -> list[str]:
             if credit[i] < 1.0:
                 continue
             credit[i] -= 1.0
-            offset, skip = orders[i]
+            offset, skip, h = orders[i]
             while True:  # the server's next preferred slot that is still free
-                slot = (offset + tried[i] * skip) % size
-                tried[i] += 1
+                at = step[i]
+                slot = offset if at is None else (offset + at) % size
+                step[i] = skip if at is None else at * h % size
                 if table[slot] is None:
                     break
             table[slot] = key
