@@ -82,6 +82,7 @@ soak: venv
 # The README's figures; each part also runs alone (about 25, 45, 5 and 3 minutes).
 bench: bench-failover bench-partition bench-agents bench-idle
 	$(VENV)/bin/python -m bench.frames
+	$(VENV)/bin/python -m bench.maglev
 	$(VENV)/bin/python -m bench.collect
 
 bench-failover: venv
