@@ -44,7 +44,7 @@ def main() -> int:
             found.append(moved(w, rng.choice(sorted(w))))
         print(f"{n:>2} servers, one leaves: others' slots moved: mean "
               f"{sum(found) / len(found):.1%}, worst {max(found):.1%} ({len(found)} tables)")
-    twins = []
+    twins: list[float] = []
     while len(twins) < 60 * 3:
         w = {_server(rng): 1 for _ in range(3)}
         skips = [slots._order(k, 1021)[1] for k in w]
