@@ -154,7 +154,11 @@ class DiskLink:
             while not self._stop.is_set():
                 self._wake.clear()  # before taking the jobs, so that none waits a whole interval
                 try:
-                    self._write_mail(loop, wbuf)
+                    if self._write_mail(loop, wbuf):
+                        # Our mailbox was just cleared: whatever is read there from now on
+                        # is new, even a copy of the last message (the peer may write it
+                        # again between our clear and our read; CI saw that one missed).
+                        seen_mail = None
                     self._write_heartbeat(wbuf)
                     peer = sectors.unpack(self._read(rbuf, self.peer_slot, mailbox=False))
                     mail = sectors.unpack(self._read(rbuf, self.my_slot, mailbox=True))
@@ -184,21 +188,25 @@ class DiskLink:
             rbuf.close()
             wbuf.close()
 
-    def _write_mail(self, loop: asyncio.AbstractEventLoop, buf: mmap.mmap) -> None:
+    def _write_mail(self, loop: asyncio.AbstractEventLoop, buf: mmap.mmap) -> bool:
+        """Write the queued mailbox sectors; True when our own mailbox was cleared."""
         with self._lock:
             jobs, self._jobs = self._jobs, []
         error: OSError | None = None
+        cleared = False
         for offset, sector, fut in jobs:
             if fut.cancelled():  # the caller gave up: a poison pill landing late is worse
                 continue
             try:
                 self._write(buf, offset, sector)
+                cleared |= offset == sectors.mailbox_offset(self.my_slot)
                 loop.call_soon_threadsafe(_settle, fut, None)
             except OSError as e:
                 error = e
                 loop.call_soon_threadsafe(_settle, fut, f"{self.describe()}: {e.strerror}")
         if error is not None:
             raise error
+        return cleared
 
     def _write_heartbeat(self, buf: mmap.mmap) -> None:
         with self._lock:
