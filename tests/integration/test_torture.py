@@ -20,6 +20,9 @@ MINUTES = float(os.environ.get("VIGIL_TORTURE_MINUTES", "2"))
 def test_random_faults_break_no_invariant(tmp_path: Path) -> None:
     code = main(["--duration", f"{MINUTES * 60:g}s", "--out", str(tmp_path)])
     data = json.loads((tmp_path / "summary.json").read_text())
+    if code != 0 and (tmp_path / "report.txt").exists():
+        # The assertion's text is truncated by pytest; the captured output is kept whole.
+        print((tmp_path / "report.txt").read_text())
     assert code == 0, (data["seed"], data["violations"],
                        (tmp_path / "report.txt").read_text()[-4000:]
                        if (tmp_path / "report.txt").exists() else "")
