@@ -219,6 +219,36 @@ class Disk:
             raise OSError(errno.EIO, os.strerror(errno.EIO))
         if mode == "hang":
             time.sleep(4 * STALL)
+        if mode == "slow":  # two reads a cycle: late enough to be said, not to stall the link
+            time.sleep(0.3 * STALL)
+
+
+def test_slow_disk_is_said_once_and_shown(loop_device: Path, monkeypatch: pytest.MonkeyPatch,
+                                          caplog: pytest.LogCaptureFixture) -> None:
+    """A device whose IO takes most of the stall budget spends deadtime: the link says so
+    (once a minute at most) and keeps the slowest cycle for `vigil status`."""
+    disk = Disk(monkeypatch)
+
+    async def main() -> None:
+        a = DiskLink(0, loop_device, 0, 1, INTERVAL, STALL)
+        await a.open(lambda d, i: None, lambda d: None)
+        disk.fd = a._fd
+        try:
+            await wait_until(a.usable)
+            assert a.slowest < 0.5 * STALL
+            disk.reads = "slow"
+            await wait_until(lambda: a.slowest >= 0.6 * STALL, timeout=4 * STALL)
+            await asyncio.sleep(3 * STALL)  # more slow cycles: no more lines
+            assert a.usable()
+        finally:
+            disk.reads = "ok"
+            a.close()
+
+    with caplog.at_level("WARNING", logger="vigil.daemon.disk"):
+        asyncio.run(main())
+    slow = [r.getMessage() for r in caplog.records if "disk link slow" in r.getMessage()]
+    assert len(slow) == 1, slow
+    assert f"link=disk:{loop_device.name}" in slow[0] and "budget_ms=150" in slow[0], slow
 
 
 def test_failing_and_hanging_disk(loop_device: Path, monkeypatch: pytest.MonkeyPatch) -> None:

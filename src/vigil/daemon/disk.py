@@ -26,6 +26,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from vigil.errors import VigilError
+from vigil.ratelimit import Allowed, RateLimiter
 from vigil.wire import sectors
 
 log = logging.getLogger(__name__)
@@ -54,6 +55,10 @@ class DiskLink:
         self._jobs: list[_Job] = []
         self._ok_at: float | None = None  # when the last IO cycle succeeded; None if it failed
         self._closed = False
+        # One cycle's IO (mail, heartbeat, two reads) taking more than half the stall budget
+        # eats into deadtime: said, at most once a minute, with the slowest seen so far.
+        self.slowest = 0.0  # seconds, the slowest IO cycle since start
+        self._slow_log = RateLimiter(1 / 60, 1)
 
     def describe(self) -> str:
         return f"disk {self.path} (slot {self.my_slot}, peer slot {self.peer_slot})"
@@ -153,6 +158,7 @@ class DiskLink:
         try:
             while not self._stop.is_set():
                 self._wake.clear()  # before taking the jobs, so that none waits a whole interval
+                began = time.monotonic()
                 try:
                     if self._write_mail(loop, wbuf):
                         # Our mailbox was just cleared: whatever is read there from now on
@@ -176,6 +182,7 @@ class DiskLink:
                     if self._ok_at is None:
                         log.info("disk link up link=%s", self.name)
                     self._ok_at, self.last_error = time.monotonic(), None
+                    self._took(self._ok_at - began)
                 self._wake.wait(self.interval)
             try:  # the goodbye sent just before close() should reach the disk too
                 self._write_heartbeat(wbuf)
@@ -187,6 +194,17 @@ class DiskLink:
             os.close(self._fd)
             rbuf.close()
             wbuf.close()
+
+    def _took(self, seconds: float) -> None:
+        self.slowest = max(self.slowest, seconds)
+        if seconds <= self.stall / 2:
+            return
+        verdict = self._slow_log.check("slow", time.monotonic())
+        if isinstance(verdict, Allowed):
+            log.warning("disk link slow link=%s cycle_ms=%.0f budget_ms=%.0f slowest_ms=%.0f "
+                        "held_back=%d: the device's latency eats into deadtime", self.name,
+                        seconds * 1000, self.stall * 500, self.slowest * 1000,
+                        verdict.suppressed)
 
     def _write_mail(self, loop: asyncio.AbstractEventLoop, buf: mmap.mmap) -> bool:
         """Write the queued mailbox sectors; True when our own mailbox was cleared."""

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any, Callable
 
 from vigil import __version__
 from vigil.daemon import guard as guard_mod
+from vigil.daemon.disk import DiskLink
 from vigil.daemon.hooks import Hooks
 from vigil.daemon.hub import Hub
 from vigil.daemon.ping import Pinger
@@ -77,7 +78,7 @@ class Status:
                             "local_up": l.local_up} for l in peer.links]},
             ],
             "links": [{"name": l.name, "kind": l.kind, "via": l.describe(), "sent": l.sent,
-                       "send_errors": l.send_errors} for l in hub.shared.links],
+                       "send_errors": l.send_errors, **_io(l)} for l in hub.shared.links],
             "groups": groups,
             "frames": {"received": node.frames.received,
                        "rejected": dict(node.frames.rejected)},
@@ -111,3 +112,8 @@ class Status:
         h = self.hooks()
         return self.hub.metrics.render(self.status(), None if h is None else
                                        (h.calls, h.failures, h.dropped))
+
+
+def _io(link: object) -> dict[str, float]:
+    """A disk link's slowest IO cycle: the device's latency spends deadtime."""
+    return {"slowest_io_ms": round(link.slowest * 1000, 1)} if isinstance(link, DiskLink) else {}
