@@ -9,9 +9,11 @@ SETUP_LOG := build/setup.log
 # procps (ps, pgrep, sysctl), util-linux (nsenter, unshare, findmnt), mount (losetup, mount),
 # openssl (the API test's certificate), fence-agents (fence_dummy), socat (serial pty pairs,
 # the lab's forwards), resource-agents (OCF Dummy, IPaddr2), e2fsprogs (mkfs.ext4), chromium
-# and chromium-driver (the dashboard's browser test). Installed without recommended packages.
+# and chromium-driver (the dashboard's browser test), conntrackd (the balancer's connection
+# sync) and conntrack (its test reads the kernels' tables). Installed without recommended
+# packages.
 DEBS := python3-venv iproute2 nftables procps util-linux mount openssl fence-agents socat \
-	resource-agents e2fsprogs chromium chromium-driver
+	resource-agents e2fsprogs chromium chromium-driver conntrackd conntrack
 PYTEST := $(VENV)/bin/python -m pytest -q -p no:cacheprovider --durations=15
 
 # One set-up step: say it, run it with its output in $(SETUP_LOG), show the log's end if it fails.

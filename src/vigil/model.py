@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal, Union
 
-from vigil.balancer.model import VirtualServer
+from vigil.balancer.model import ConnSync, VirtualServer
 
 IPInterface = Union[ipaddress.IPv4Interface, ipaddress.IPv6Interface]
 IPAddress = Union[ipaddress.IPv4Address, ipaddress.IPv6Address]
@@ -425,6 +425,7 @@ class Cluster:
     watchdog: Path | None = None  # e.g. /dev/watchdog: fed with every heartbeat
     watchdog_timeout: int | None = None  # seconds; default watchdog_seconds(timings)
     virtual_servers: tuple[VirtualServer, ...] = ()  # the load balancer (balancer/)
+    conntrack_sync: ConnSync | None = None  # conntrackd between the directors
     fencing: Fencing | None = None
     witness: Witness | None = None
     respawn: tuple[Respawn, ...] = ()

@@ -8,6 +8,7 @@ servers' gateway on the inside; its owner is the active director.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import subprocess
 import sys
@@ -41,6 +42,13 @@ def _config(c: LabCluster) -> str:
 
 @pytest.fixture
 def cluster() -> Iterator[tuple[LabCluster, dict[str, subprocess.Popen[Any]]]]:
+    with directors() as found:
+        yield found
+
+
+@contextlib.contextmanager
+def directors(extra: str = "") -> Iterator[tuple[LabCluster, dict[str, subprocess.Popen[Any]]]]:
+    """The lab above with its real servers serving; `extra` is added to the configuration."""
     with LabCluster(links=2, hosts=REALS, groups="") as c:
         gw = c.lab.subnet(1).rsplit(".", 1)[0] + ".254"
         c.lab.run("client", ["ip", "link", "set", c.lab.ifname(1), "down"])
@@ -51,7 +59,7 @@ def cluster() -> Iterator[tuple[LabCluster, dict[str, subprocess.Popen[Any]]]]:
             c.lab.run(r, ["ip", "link", "set", c.lab.ifname(0), "down"])
             c.lab.run(r, ["ip", "route", "add", "default", "via", gw])
             servers[r] = _serve(c, r)
-        c.config_path.write_text(c.config_path.read_text() + _config(c))
+        c.config_path.write_text(c.config_path.read_text() + _config(c) + extra)
         yield c, servers
 
 

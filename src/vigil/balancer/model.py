@@ -91,3 +91,14 @@ class VirtualServer:
         """The service as a user names it: "192.168.10.200:80/tcp" or "fwmark 1/tcp"."""
         where = str(self.endpoint) if self.endpoint is not None else f"fwmark {self.fwmark}"
         return f"{where}/{self.protocol}"
+
+
+@dataclass(frozen=True, slots=True)
+class ConnSync:
+    """[conntrack_sync]: conntrackd between the directors, so that NAT connections keep their
+    translation through a takeover. It travels between the nodes' addresses number `link`
+    (0-based here, 1-based in vigil.toml) on `port` (conntrackd's own default, 3780)."""
+
+    link: int
+    port: int = 3780
+    interface: str | None = None  # conntrackd's Interface: bind the sync to this device

@@ -18,6 +18,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from vigil.balancer import apply, checks, nft
+from vigil.balancer.ctsync_run import ConntrackSync
 from vigil.balancer.director import Director, Key
 from vigil.balancer.health import Change
 from vigil.balancer.model import VirtualServer
@@ -29,8 +30,10 @@ log = logging.getLogger(__name__)
 class Balancer:
     def __init__(self, services: Sequence[VirtualServer], prefix: Sequence[str] = (),
                  runner: Runner = checks.run,
-                 on_change: Callable[[Key, Change, checks.Result], None] | None = None) -> None:
+                 on_change: Callable[[Key, Change, checks.Result], None] | None = None,
+                 conntrack: ConntrackSync | None = None) -> None:
         self.director = Director(services)
+        self.conntrack = conntrack  # conntrackd: NAT connections survive a takeover
         self.prober = Prober(services, self._changed, runner)
         self.prefix = tuple(prefix)
         self.groups: set[str] = set()  # the groups running here
@@ -45,6 +48,8 @@ class Balancer:
         """The checks, and the applier that follows their changes."""
         async with asyncio.TaskGroup() as tg:
             tg.create_task(self.prober.run(), name="balancer checks")
+            if self.conntrack is not None:
+                tg.create_task(self.conntrack.run(), name="conntrackd")
             while True:
                 await self._stale.wait()
                 self._stale.clear()
@@ -69,12 +74,26 @@ class Balancer:
     async def activate(self, group: str) -> str | None:
         """This node now runs `group`: its services' rules go in. The error, if refused."""
         self.groups.add(group)
-        return await self.sync() if self.serves(group) else None
+        if not self.serves(group):
+            return None
+        error = await self.sync()
+        if error is None and self.conntrack is not None:
+            # After the rules (their NAT hooks translate what is committed), before the
+            # group's addresses bring the clients back. A failure is logged, not fatal:
+            # the service runs, only the connections it did not get are lost.
+            await self.conntrack.become_active()
+        return error
 
     async def deactivate(self, group: str) -> str | None:
         """`group` stopped here: its services' rules go. The error, if refused."""
         self.groups.discard(group)
-        return await self.sync() if self.serves(group) or self.unknown else None
+        if not (self.serves(group) or self.unknown):
+            return None
+        error = await self.sync()
+        if self.conntrack is not None and self.serves(group) and \
+                not any(vs.group in self.groups for vs in self.director.services.values()):
+            await self.conntrack.become_backup()
+        return error
 
     async def drain(self, service: str, server: str) -> str | None:
         """No new connection to `server`; KeyError naming what is unknown."""

@@ -38,6 +38,12 @@ def lb_text(s: dict[str, Any]) -> str:
             out.append(f"  {r['address']:<24} weight {r['weight']:<5} {r['health']:<7}"
                        f"{' ' + ','.join(flags) if flags else ''} (last check: {last}{ms}; "
                        f"{r['checks_ok']} ok, {r['checks_failed']} failed, {r['flaps']} flaps)")
+    sync = b.get("conntrack_sync")
+    if sync is not None:
+        state = f"running (pid {sync['pid']})" if sync["running"] else "NOT RUNNING"
+        out.append(f"connection sync: conntrackd {state}, {sync['role']}, "
+                   f"{sync['restarts']} restart(s)"
+                   + (f"; last error: {sync['last_error']}" if sync["last_error"] else ""))
     if b["last_error"]:
         out.append(f"last error: {b['last_error']}")
     return "\n".join(out)

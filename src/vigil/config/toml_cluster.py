@@ -12,13 +12,14 @@ from vigil.config.toml_checker import Table
 from vigil.config.toml_groups import GroupReader
 from vigil.config.toml_nodes import NodeReader
 from vigil.config.toml_sections import SectionReader
+from vigil.config.toml_sync import SyncReader
 from vigil.config.toml_values import (as_addresses, as_bool, as_duration, as_nonempty,
                                        as_path, as_timeout, describe, int_in)
 from vigil.config.toml_virtual import VirtualServerReader
 
 _MAX_CLUSTER_NAME = 64  # bytes: wire/frame.py MAX_NAME (config/ does not import wire)
-_TOP_KEYS = ("cluster", "node", "link", "group", "virtual_server", "fencing", "witness",
-             "respawn", "api", "notify")
+_TOP_KEYS = ("cluster", "node", "link", "group", "virtual_server", "conntrack_sync", "fencing",
+             "witness", "respawn", "api", "notify")
 _CLUSTER_KEYS = ("name", "key_file", "keepalive", "warntime", "deadtime", "initdead",
                  "auto_failback", "port", "realtime", "log_file", "watchdog",
                  "watchdog_timeout", "ping", "ping_interval", "deadping", "address_probe")
@@ -64,6 +65,7 @@ class ClusterReader(NodeReader, GroupReader, SectionReader):
         groups = self.groups(doc)
         virtual_servers = VirtualServerReader(self).virtual_servers(
             doc, None if groups is None else [g.name for g in groups])
+        conntrack_sync = SyncReader(self).conntrack_sync(doc, nodes, virtual_servers)
         fencing = self.fencing(doc, nodes)
         witness = self.witness(doc, timings)
         respawn = self.respawn(doc)
@@ -83,7 +85,8 @@ class ClusterReader(NodeReader, GroupReader, SectionReader):
             auto_failback=True if auto_failback is None else auto_failback,
             port=port or 694, links=links, realtime=True if realtime is None else realtime,
             log_file=log_file, watchdog=watchdog, watchdog_timeout=watchdog_timeout,
-            virtual_servers=virtual_servers, fencing=fencing, witness=witness, respawn=respawn,
+            virtual_servers=virtual_servers, conntrack_sync=conntrack_sync, fencing=fencing,
+            witness=witness, respawn=respawn,
             api=api, notify=notify,
             ping=ping or (), ping_interval=ping_interval, deadping=deadping,
             address_probe=0.01 if address_probe is None else address_probe,

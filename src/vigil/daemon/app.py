@@ -36,7 +36,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
 
 from vigil import __version__
-from vigil.balancer import checks
+from vigil.balancer import checks, ctsync_run
 from vigil.balancer.agent import BalancerAgent
 from vigil.balancer.director import Key
 from vigil.balancer.health import Change as HealthChange
@@ -165,8 +165,15 @@ class Daemon:
             witness: WitnessLink | None = None
             try:
                 generation = self.new_generation()
+                sync = self.cluster.conntrack_sync
+                conntrack = ctsync_run.for_node(
+                    self.cluster, self.me,
+                    self.socket_path.with_name(self.socket_path.stem + ".conntrackd"),
+                    # the unicast links come first, one per address, named for their device
+                    None if sync is None else links[sync.link].name)
                 balancer = self.balancer = Balancer(self.cluster.virtual_servers,
-                                                    on_change=self._real_server)
+                                                    on_change=self._real_server,
+                                                    conntrack=conntrack)
                 agents = {g.name: [build(r, host) for r in g.resources]
                           for g in self.cluster.groups}
                 for agent in (a for group in agents.values() for a in group):

@@ -42,6 +42,11 @@ def check(cluster: Cluster, me: str) -> None:
             cluster.source, None, "virtual_server",
             "the load balancer's rules are nftables rules, and `nft` is not installed "
             "(Debian: apt-get install nftables)"))
+    if cluster.conntrack_sync is not None and shutil.which("conntrackd") is None:
+        raise ConfigError(ConfigProblem(
+            cluster.source, None, "conntrack_sync",
+            "the connection sync is conntrackd's, and it is not installed (Debian: apt-get "
+            "install conntrackd)"))
 
 
 def reloader(load: Loader, me: str) -> Callable[[], tuple[Cluster, bytes]]:

@@ -121,12 +121,13 @@ class LabCluster:
         if node not in self.webs:
             self.start_web(node)
         log = open(self.logs[node], "ab")
+        stale = _inode(self.socket(node))
         self.daemons[node] = self.lab.popen(node, self.argv(node, "daemon", *extra),
                                             stdout=log, stderr=log,
                                             env=None if env is None else {**os.environ, **env})
         log.close()
         if wait:
-            self.wait_socket(node)
+            self.wait_socket(node, stale=stale)
 
     def add_config(self, text: str) -> None:
         """Append tables ([fencing], [witness], [[link]]...) to the configuration."""
@@ -157,9 +158,12 @@ class LabCluster:
         return subprocess.run(["nsenter", "-t", str(self.daemon_pid(node)), "-m", "-n",
                                *argv], capture_output=True, text=True, timeout=30, **kw)
 
-    def wait_socket(self, node: str, timeout: float = 10.0) -> None:
+    def wait_socket(self, node: str, timeout: float = 10.0,
+                    stale: tuple[int, int] | None = None) -> None:
+        """Until the daemon's control socket is there (a new one: not the inode `stale`
+        that a killed daemon left)."""
         end = time.monotonic() + timeout
-        while not self.socket(node).exists():
+        while _inode(self.socket(node)) in (None, stale):
             proc = self.daemons[node]
             if proc.poll() is not None:
                 raise RuntimeError(f"vigil on {node} exited with {proc.returncode}:\n"
@@ -422,3 +426,12 @@ class HolderMonitor:
         if a is not None and b is not None and now - max(a, b) > self.tolerance:
             self.doubles.append(max(a, b))
             self.overlaps.append(now - max(a, b))
+
+
+def _inode(path: Path) -> tuple[int, int] | None:
+    """Which file `path` is (a freed inode number is soon reused: its change time too)."""
+    try:
+        st = path.stat()
+    except FileNotFoundError:
+        return None
+    return st.st_ino, st.st_ctime_ns

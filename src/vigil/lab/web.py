@@ -3,7 +3,9 @@
     python -m vigil.lab.web --name n1 [--port 80] [--bind 0.0.0.0]
 
 Every GET (and HEAD) is answered 200 with the body ``<name>\\n`` and ``Connection: close``
-(HTTP/1.1 keep-alive with --keepalive); nothing is logged per request. A thread per
+(HTTP/1.1 keep-alive with --keepalive); nothing is logged per request. GET /stream is a
+long-lived transfer: a line ``<name> <n>\\n`` every 50 ms until the client goes (the
+balancer's tests keep connections open through a director's failover with it). A thread per
 connection. Binding never looks the address up in DNS (http.server's would: a test network
 sends nothing to a name server). Exits 0 on SIGTERM or SIGINT.
 """
@@ -14,8 +16,11 @@ import argparse
 import signal
 import socketserver
 import threading
+import time
 from collections.abc import Sequence
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+STREAM_INTERVAL = 0.05
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -25,7 +30,26 @@ class _Handler(BaseHTTPRequestHandler):
     body = b"\n"
 
     def do_GET(self) -> None:
-        self._answer(with_body=True)
+        if self.path == "/stream":
+            self._stream()
+        else:
+            self._answer(with_body=True)
+
+    def _stream(self) -> None:
+        self.send_response(200)
+        self.send_header("Content-Type", "text/plain")
+        self.send_header("Connection", "close")
+        self.end_headers()
+        name = self.body.strip()
+        n = 0
+        try:
+            while True:
+                self.wfile.write(b"%s %d\n" % (name, n))
+                self.wfile.flush()
+                n += 1
+                time.sleep(STREAM_INTERVAL)
+        except OSError:  # the client went
+            pass
 
     def do_HEAD(self) -> None:
         self._answer(with_body=False)

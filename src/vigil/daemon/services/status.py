@@ -105,7 +105,9 @@ class Status:
                 "timeout_ms": round(guard_mod.timeout_for(cluster.timings) * 1000)},
             "balancer": None if self.balancer is None or not cluster.virtual_servers else {
                 "virtual_servers": self.balancer.status(),
-                "last_error": self.balancer.last_error},
+                "last_error": self.balancer.last_error,
+                "conntrack_sync": None if self.balancer.conntrack is None
+                else self.balancer.conntrack.status()},
         }
 
     def metrics_text(self) -> str:
