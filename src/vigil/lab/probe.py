@@ -225,7 +225,7 @@ def run(target: Target, interval: float, timeout: float, duration: float,
     flights: dict[int, _Flight] = {}
     t0 = time.monotonic()
     end = t0 + duration
-    k = made = 0
+    k = made = launched = 0  # k: the schedule's slot (a late loop skips slots, never bursts)
 
     def finish(f: _Flight, node: str | None, err: str | None) -> None:
         nonlocal made
@@ -237,6 +237,8 @@ def run(target: Target, interval: float, timeout: float, duration: float,
         made += 1
 
     def launch(now: float) -> None:
+        nonlocal launched
+        launched += 1
         sock = socket.socket(target.family, socket.SOCK_STREAM)
         sock.setblocking(False)
         f = _Flight(sock, now, now + timeout)
@@ -249,11 +251,12 @@ def run(target: Target, interval: float, timeout: float, duration: float,
 
     while True:
         now = time.monotonic()
-        more = not stopping() and (count is None or k < count) and t0 + k * interval < end
+        more = not stopping() and (count is None or launched < count) and \
+            t0 + k * interval < end
         while more and t0 + k * interval <= now:
             launch(now)
             k = k + 1 if interval <= 0 else max(k + 1, math.floor((now - t0) / interval) + 1)
-            more = (count is None or k < count) and t0 + k * interval < end
+            more = (count is None or launched < count) and t0 + k * interval < end
         if not more and not flights:
             return made
         wake = min([f.deadline for f in flights.values()] +

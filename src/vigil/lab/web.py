@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import signal
 import socketserver
+import sys
 import threading
 import time
 from collections.abc import Sequence
@@ -71,6 +72,12 @@ class _Handler(BaseHTTPRequestHandler):
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
     request_queue_size = 128
+
+    def handle_error(self, request: object, client_address: object) -> None:
+        """A client that went away mid-answer (the lab's probes time out and close) is not
+        worth a traceback on stderr; anything else still is."""
+        if not isinstance(sys.exc_info()[1], (BrokenPipeError, ConnectionResetError)):
+            super().handle_error(request, client_address)  # type: ignore[arg-type]
 
     def server_bind(self) -> None:
         """TCPServer's bind, without HTTPServer's socket.getfqdn (a reverse DNS lookup)."""
