@@ -25,7 +25,7 @@ from vigil.lab.cluster import LabCluster
 REALS = ("r1", "r2")
 
 
-def _config(c: LabCluster) -> str:
+def _config(c: LabCluster, interval: str = "200ms") -> str:
     gw = c.lab.subnet(1).rsplit(".", 1)[0] + ".254"
     reals = "".join(f'[[virtual_server.real]]\naddress = "{c.lab.address(r, 1)}:80"\n'
                     for r in REALS)
@@ -36,7 +36,7 @@ def _config(c: LabCluster) -> str:
             f'arp_repeat_delay = "200ms"\n'
             f'[[virtual_server]]\nname = "web"\naddress = "{c.vip}:80"\ngroup = "web"\n'
             f'scheduler = "rr"\n'
-            f'[virtual_server.check]\ntype = "http"\npath = "/"\ninterval = "200ms"\n'
+            f'[virtual_server.check]\ntype = "http"\npath = "/"\ninterval = "{interval}"\n'
             f'timeout = "100ms"\nrise = 2\nfall = 2\n' + reals)
 
 
@@ -47,8 +47,10 @@ def cluster() -> Iterator[tuple[LabCluster, dict[str, subprocess.Popen[Any]]]]:
 
 
 @contextlib.contextmanager
-def directors(extra: str = "") -> Iterator[tuple[LabCluster, dict[str, subprocess.Popen[Any]]]]:
-    """The lab above with its real servers serving; `extra` is added to the configuration."""
+def directors(extra: str = "", interval: str = "200ms",
+              ) -> Iterator[tuple[LabCluster, dict[str, subprocess.Popen[Any]]]]:
+    """The lab above with its real servers serving, checked every `interval`; `extra` is
+    added to the configuration."""
     with LabCluster(links=2, hosts=REALS, groups="") as c:
         gw = c.lab.subnet(1).rsplit(".", 1)[0] + ".254"
         c.lab.run("client", ["ip", "link", "set", c.lab.ifname(1), "down"])
@@ -59,7 +61,7 @@ def directors(extra: str = "") -> Iterator[tuple[LabCluster, dict[str, subproces
             c.lab.run(r, ["ip", "link", "set", c.lab.ifname(0), "down"])
             c.lab.run(r, ["ip", "route", "add", "default", "via", gw])
             servers[r] = _serve(c, r)
-        c.config_path.write_text(c.config_path.read_text() + _config(c) + extra)
+        c.config_path.write_text(c.config_path.read_text() + _config(c, interval) + extra)
         yield c, servers
 
 

@@ -48,3 +48,32 @@ def test_standby_from_the_dashboard_moves_the_group_and_the_page_shows_it() -> N
             errors = [m for m in d.get_log("browser") if m["level"] == "SEVERE"]
             assert not errors, errors
             assert shown < 5, f"the page took {shown:.1f} s to show the new owner"
+
+
+def test_the_dashboard_shows_the_balancer_s_real_servers() -> None:
+    """A virtual server on the group's address in front of both nodes' web servers and one
+    address where nothing listens: the page shows each real server's health as the checks
+    find it, and that this director directs."""
+    with api_cluster() as c:
+        reals = [f"{c.lab.address(n)}:80" for n in ("n1", "n2")] + \
+            [f"{c.lab.address('client')}:9"]
+        c.add_config(f'[[virtual_server]]\nname = "web"\naddress = "{c.vip}:8080"\n'
+                     f'group = "web"\nscheduler = "rr"\n'
+                     f'[virtual_server.check]\ntype = "http"\ninterval = "200ms"\n'
+                     f'timeout = "100ms"\n' +
+                     "".join(f'[[virtual_server.real]]\naddress = "{r}"\n' for r in reals))
+        c.start("n1")
+        c.start("n2")
+        c.wait_holder("n1")
+        port = c.forward("n1", API_PORT)
+        with browser() as d:
+            d.get(f"http://127.0.0.1:{port}/")
+            wait = WebDriverWait(d, 10)
+            for r, health in zip(reals, ("up", "up", "down")):
+                wait.until(ec.text_to_be_present_in_element((By.ID, f"lb-web-{r}-health"),
+                                                            health))
+            rows = d.find_elements(By.CSS_SELECTOR, "#lb tr")
+            assert len(rows) == 3 and "directing" in rows[0].text, [r.text for r in rows]
+            assert "refused" in rows[2].text and "no" in rows[2].text, rows[2].text
+            errors = [m for m in d.get_log("browser") if m["level"] == "SEVERE"]
+            assert not errors, errors

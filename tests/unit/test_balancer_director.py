@@ -54,4 +54,19 @@ def test_the_plan_holds_only_the_services_of_groups_run_here() -> None:
     d = Director([vs("web", 1), vs("api", 5)])
     plan = d.plan(lambda k: True, lambda g: False)
     assert plan.chains == {"prerouting": ()}
-    assert set(d.plan(lambda k: True, lambda g: True).chains) == {"prerouting", "vs1", "vs2"}
+    assert set(d.plan(lambda k: True, lambda g: True).chains) == {"prerouting", "vs1", "vs2",
+                                                                  "refusals"}
+
+
+def test_a_connection_mark_names_its_server_and_no_other() -> None:
+    from vigil.balancer import nft
+    d = Director([vs("web", 1, 2), vs("api", 5)])
+    for name, v in d.services.items():
+        for r in v.real:
+            assert d.key_of(nft.mark(d.numbers[name], d.ids[name][r.endpoint])) == \
+                (name, r.endpoint)
+    assert d.key_of(0) is None and d.key_of(0xFFFF0001) is None
+    assert d.key_of(nft.mark(d.numbers["web"], 9)) is None
+    gone = nft.mark(d.numbers["web"], d.ids["web"][ep(2)])
+    d.reconfigure([vs("web", 1), vs("api", 5)])
+    assert d.key_of(gone) is None  # a server removed since: its refusals mean nothing

@@ -124,3 +124,24 @@ def test_reconfigure_keeps_what_did_not_change_and_stops_what_went() -> None:
     assert at_end[ep(1)] - at_switch[ep(1)] >= 5
     assert 2 <= at_end[ep(2)] - at_switch[ep(2)] <= 7  # its new, slower rate
     assert [c for k, c in changes if k == ("web", ep(2))] == ["down", "down"]
+
+
+def test_refusals_count_as_failed_checks_toward_fall_and_a_pass_resets_them() -> None:
+    check = Check(interval=60.0, timeout=0.5, rise=2, fall=2)
+    vs = VirtualServer("web", "g", (RealServer(ep(1), check=check),
+                                    RealServer(ep(2), check=Check(type="none"))))
+    changes: list[tuple[Key, str]] = []
+    p = Prober([vs], lambda k, c, r: changes.append((k, c)))
+    key = ("web", ep(1))
+    p._record(key, checks.Result(True, "ok", 0.001))  # its first check: up
+    p.refused(key)
+    p._record(key, checks.Result(True, "ok", 0.001))  # a pass between: the streak restarts
+    p.refused(key)
+    assert p.up(key) and changes == [(key, "up")]
+    p.refused(key)
+    assert not p.up(key) and changes[-1] == (key, "down")
+    assert p.refusals[key] == 3 and p.counts[key] == {True: 2, False: 0}
+    assert "refused a client's connection" in p.results[key].why
+    p.refused(("web", ep(2)))  # check = none: the operator said always up
+    p.refused(("web", ep(9)))  # not a server of ours
+    assert ("web", ep(2)) not in p.refusals and ("web", ep(9)) not in p.refusals

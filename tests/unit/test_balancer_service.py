@@ -126,7 +126,7 @@ def test_a_burst_of_health_changes_is_one_transaction(monkeypatch: pytest.Monkey
         return checks.Result(healthy[server], "ok" if healthy[server] else "refused", 0.0)
 
     async def main() -> None:
-        b = Balancer([vs], runner=runner)
+        b = Balancer([vs], runner=runner, passive=False)
         task = asyncio.create_task(b.run())
         await asyncio.sleep(0.05)
         assert await b.activate("g1") is None

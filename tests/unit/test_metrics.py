@@ -66,3 +66,42 @@ def test_any_names_and_gaps_read_back_exactly(name: str, gaps: list[float]) -> N
                      (("le", repr(float(b))), ("link", name)))] for b in GAP_BUCKETS]
         assert counts == sorted(counts) and counts[-1] <= len(gaps)
         assert counts == [sum(g <= b for g in gaps) for b in GAP_BUCKETS]
+
+
+def balancer(name: str = "web") -> dict[str, Any]:
+    server = {"address": "10.0.1.11:80", "weight": 3, "health": "up", "drained": False,
+              "taking": True, "last_check": "ok", "latency_ms": 4.5, "checks_ok": 7,
+              "checks_failed": 2, "flaps": 1}
+    down = {**server, "address": "[fd00::2]:80", "health": "down", "taking": False,
+            "latency_ms": None, "checks_ok": 0}
+    return {"virtual_servers": [{"name": name, "directing": True, "below_quorum": False,
+                                 "servers": [server, down]}],
+            "last_error": None,
+            "conntrack_sync": {"running": True, "pid": 7, "role": "active", "restarts": 2,
+                               "last_error": None, "directory": "/run/vigil/x"}}
+
+
+def test_the_balancer_s_metrics_read_back() -> None:
+    v = parse(Metrics().render({**status(), "balancer": balancer()}))
+    one = (("server", "10.0.1.11:80"), ("virtual_server", "web"))
+    two = (("server", "[fd00::2]:80"), ("virtual_server", "web"))
+    assert v[("vigil_lb_directing", (("virtual_server", "web"),))] == 1
+    assert v[("vigil_lb_below_quorum", (("virtual_server", "web"),))] == 0
+    assert v[("vigil_lb_real_server_up", one)] == 1 and v[("vigil_lb_real_server_up", two)] == 0
+    assert v[("vigil_lb_real_server_taking", two)] == 0
+    assert v[("vigil_lb_real_server_weight", one)] == 3
+    assert v[("vigil_lb_checks_total", (("result", "failed"),) + one)] == 2
+    assert v[("vigil_lb_checks_total", (("result", "ok"),) + one)] == 7
+    assert v[("vigil_lb_check_duration_seconds", one)] == 0.0045
+    assert ("vigil_lb_check_duration_seconds", two) not in v  # never checked: no sample
+    assert v[("vigil_lb_flaps_total", one)] == 1
+    assert v[("vigil_lb_conntrack_sync_running", (("role", "active"),))] == 1
+    assert v[("vigil_lb_conntrack_sync_restarts_total", ())] == 2
+    plain = parse(Metrics().render({**status(), "balancer": None}))
+    assert not any(name.startswith("vigil_lb_") for name, _ in plain)
+
+
+@given(st.text(min_size=1, max_size=20))
+def test_any_virtual_server_name_reads_back(name: str) -> None:
+    v = parse(Metrics().render({**status(), "balancer": balancer(name)}))
+    assert v[("vigil_lb_directing", (("virtual_server", name),))] == 1

@@ -50,6 +50,17 @@ class Director:
         raise KeyError(f"virtual server {service!r} has no real server {server!r}; its "
                        f"servers: {', '.join(str(r.endpoint) for r in vs.real)}")
 
+    def key_of(self, mark: int) -> Key | None:
+        """The real server a connection mark names (nft.mark); None for a mark that is not
+        one of ours (another program's, or of a server gone since)."""
+        n, real_id = mark >> 16, mark & 0xFFFF
+        for name, number in self.numbers.items():
+            if number == n:
+                for endpoint, i in self.ids[name].items():
+                    if i == real_id:
+                        return (name, endpoint)
+        return None
+
     def drain(self, key: Key) -> None:
         self.drained.add(key)
 

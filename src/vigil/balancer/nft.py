@@ -12,6 +12,9 @@ new connections to its own chain, and per service (numbered `n`, the identifiers
 - with persistence, `vs<n>_p<id>`: a dynamic set of the clients (address under the
   persistence netmask) each real server served, entries expiring after `persistence`.
 
+With TCP services, a forward filter chain `refusals` logs to NFLOG the resets real servers
+send for connections that never got established (passive detection: passive.py).
+
 A connection's mark is `n << 16 | id`: `id` is the real server's own number, kept by the
 caller across reloads (`numbering`), so that a change of weight or health rewrites only the
 slots that change owner and never a mark that an established connection or a persistence
@@ -70,7 +73,7 @@ class MapDecl:
 @dataclass(frozen=True, slots=True)
 class Plan:
     maps: Mapping[str, MapDecl]
-    chains: Mapping[str, tuple[str, ...]]  # name -> rules; "prerouting" is the base chain
+    chains: Mapping[str, tuple[str, ...]]  # name -> rules; "prerouting", "refusals": base chains
 
 
 def numbering(names: Sequence[_K], previous: Mapping[_K, int], limit: int) -> dict[_K, int]:
@@ -198,10 +201,23 @@ def plan(services: Sequence[Service]) -> Plan:
         chains[f"vs{s.n}"] = rules
         entry.append(f"{_match(s.vs)} jump vs{s.n}")
     chains["prerouting"] = tuple(entry)
+    if any(s.vs.protocol == "tcp" for s in services):
+        chains["refusals"] = (REFUSAL_RULE,)
     return Plan(maps=maps, chains=chains)
 
 
-_BASE = "type nat hook prerouting priority dstnat; policy accept;"
+# Passive detection (passive.py): a reset a real server sends back through this director for
+# a connection that never got established is a refusal (its service is down, or its host
+# dropped the port); it goes to NFLOG_GROUP with the connection's mark as the packet's mark,
+# at most 1000 a second, each at once (queue-threshold 1). Connections that were established
+# and reset later are not refusals.
+NFLOG_GROUP = 4242
+REFUSAL_RULE = ("ct direction reply ct mark and 0xffff0000 != 0 tcp flags rst "
+                "ct status & assured == 0 meta mark set ct mark "
+                f"limit rate 1000/second burst 100 packets log group {NFLOG_GROUP} "
+                "queue-threshold 1")
+_BASES = {"prerouting": "type nat hook prerouting priority dstnat; policy accept;",
+          "refusals": "type filter hook forward priority filter; policy accept;"}
 
 
 def _elements(name: str, items: Mapping[str, str], kind: str = "map") -> list[str]:
@@ -224,7 +240,7 @@ def _declare(name: str, d: MapDecl) -> list[str]:
 
 
 def _chain(name: str, rules: Sequence[str], new: bool) -> list[str]:
-    head = (f"add chain {FAMILY} {TABLE} {name} {{ {_BASE} }}" if name == "prerouting"
+    head = (f"add chain {FAMILY} {TABLE} {name} {{ {_BASES[name]} }}" if name in _BASES
             else f"add chain {FAMILY} {TABLE} {name}")
     out = [head] if new else [f"flush chain {FAMILY} {TABLE} {name}"]
     return out + [f"add rule {FAMILY} {TABLE} {name} {r}" for r in rules]
@@ -242,7 +258,7 @@ def transaction(old: Plan | None, new: Plan) -> str:
         lines = remove().splitlines() + [f"add table {FAMILY} {TABLE}"]
         for name, d in new.maps.items():
             lines += _declare(name, d)
-        for name in sorted(new.chains, key=lambda c: c == "prerouting"):
+        for name in sorted(new.chains, key=lambda c: c in _BASES):
             lines += _chain(name, new.chains[name], new=True)
         return "\n".join(lines) + "\n"
     lines = []
@@ -255,7 +271,7 @@ def transaction(old: Plan | None, new: Plan) -> str:
         if gone:
             lines.append(f"delete element {FAMILY} {TABLE} {name} {{ {', '.join(gone)} }}")
         lines += _elements(name, {k: v for k, v in d.elements.items() if before.get(k) != v})
-    order = sorted(new.chains, key=lambda c: c == "prerouting")  # the entry chain last
+    order = sorted(new.chains, key=lambda c: c in _BASES)  # the entry chains last
     for name in order:
         if name not in old.chains:
             lines += _chain(name, new.chains[name], new=True)

@@ -31,6 +31,7 @@ class Prober:
         self.health: dict[Key, Health] = {}
         self.results: dict[Key, checks.Result] = {}
         self.counts: dict[Key, dict[bool, int]] = {}
+        self.refusals: dict[Key, int] = {}  # clients' connections refused (passive.py)
         self._tasks: dict[Key, asyncio.Task[None]] = {}
         self._tg: asyncio.TaskGroup | None = None
         self.reconfigure(services)
@@ -51,6 +52,7 @@ class Prober:
                 task.cancel()
             del self.checks[key], self.health[key], self.counts[key]
             self.results.pop(key, None)
+            self.refusals.pop(key, None)
         for key, check in wanted.items():
             if key not in self.checks:
                 self.checks[key] = check
@@ -92,9 +94,19 @@ class Prober:
             if next_at < loop.time():  # a check slower than its interval: no burst after it
                 next_at = loop.time()
 
-    def _record(self, key: Key, result: checks.Result) -> None:
+    def refused(self, key: Key) -> None:
+        """A client's connection to the server was refused (seen passively): one failed
+        check, as far as rise and fall go."""
+        if key not in self.health or self.checks[key].type == "none":
+            return
+        self.refusals[key] = self.refusals.get(key, 0) + 1
+        self._record(key, checks.Result(False, "refused a client's connection (reset)", 0.0),
+                     counted=False)
+
+    def _record(self, key: Key, result: checks.Result, counted: bool = True) -> None:
         self.results[key] = result
-        self.counts[key][result.ok] += 1
+        if counted:
+            self.counts[key][result.ok] += 1
         change = self.health[key].observe(result.ok, result.why)
         if change is not None:
             self.on_change(key, change, result)

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -22,7 +23,9 @@ from vigil.balancer.ctsync_run import ConntrackSync
 from vigil.balancer.director import Director, Key
 from vigil.balancer.health import Change
 from vigil.balancer.model import VirtualServer
+from vigil.balancer.passive import RefusalWatch
 from vigil.balancer.prober import Prober, Runner
+from vigil.ratelimit import Allowed, RateLimiter
 
 log = logging.getLogger(__name__)
 
@@ -31,7 +34,7 @@ class Balancer:
     def __init__(self, services: Sequence[VirtualServer], prefix: Sequence[str] = (),
                  runner: Runner = checks.run,
                  on_change: Callable[[Key, Change, checks.Result], None] | None = None,
-                 conntrack: ConntrackSync | None = None) -> None:
+                 conntrack: ConntrackSync | None = None, passive: bool = True) -> None:
         self.director = Director(services)
         self.conntrack = conntrack  # conntrackd: NAT connections survive a takeover
         self.prober = Prober(services, self._changed, runner)
@@ -43,6 +46,12 @@ class Balancer:
         self.on_change = on_change
         self._lock = asyncio.Lock()
         self._stale = asyncio.Event()
+        # A flapping server's lines, and 200 servers changing at once: the events all go
+        # out, the log lines at most 5 a second after a burst of 20.
+        self._log_limit = RateLimiter(5, 20)
+        self.passive: RefusalWatch | None = None
+        if passive and any(vs.protocol == "tcp" for vs in services):
+            self.passive = RefusalWatch(nft.NFLOG_GROUP, self._refused)
 
     async def run(self) -> None:
         """The checks, and the applier that follows their changes."""
@@ -50,14 +59,25 @@ class Balancer:
             tg.create_task(self.prober.run(), name="balancer checks")
             if self.conntrack is not None:
                 tg.create_task(self.conntrack.run(), name="conntrackd")
+            if self.passive is not None:
+                tg.create_task(self.passive.run(), name="passive detection")
             while True:
                 await self._stale.wait()
                 self._stale.clear()
                 await self.sync()
 
+    def _refused(self, mark: int) -> None:
+        key = self.director.key_of(mark)
+        if key is not None:
+            self.prober.refused(key)
+
     def _changed(self, key: Key, change: Change, result: checks.Result) -> None:
-        log.info("real server %s of %s is %s (%s, %.0f ms)", key[1], key[0], change,
-                 result.why, result.latency * 1000)
+        verdict = self._log_limit.check("change", time.monotonic())
+        if isinstance(verdict, Allowed):
+            more = f"; {verdict.suppressed} more changes not logged" if verdict.suppressed \
+                else ""
+            log.info("real server %s of %s is %s (%s, %.0f ms)%s", key[1], key[0], change,
+                     result.why, result.latency * 1000, more)
         if self.on_change is not None:
             self.on_change(key, change, result)
         self._stale.set()
@@ -150,6 +170,7 @@ class Balancer:
                     "last_check": None if res is None else res.why,
                     "latency_ms": None if res is None else round(res.latency * 1000, 1),
                     "checks_ok": counts[True], "checks_failed": counts[False],
+                    "refusals": self.prober.refusals.get(key, 0),
                     "flaps": 0 if h is None else h.flaps})
             out.append({
                 "name": name, "address": vs.describe(), "protocol": vs.protocol,

@@ -13,6 +13,7 @@ from collections import Counter
 from collections.abc import Iterable, Sequence
 from typing import Any
 
+from vigil.daemon import metrics_lb
 from vigil.daemon.bus import Event
 
 # Heartbeat inter-arrival times: a healthy link sits at keepalive; the tail shows lateness.
@@ -126,6 +127,8 @@ class Metrics:
                  [((("result", r),), n) for r, n in sorted(self.fencing.items())])
         _counter(out, "vigil_events_total", "Transitions seen (notify hook events), by kind.",
                  [((("kind", k),), n) for k, n in sorted(self.events.items())])
+        if s.get("balancer") is not None:
+            metrics_lb.render(out, s["balancer"], _gauge, _counter)
         if hooks is not None:
             calls, failures, dropped = hooks
             _counter(out, "vigil_notify_calls_total", "Notify hook calls.", [((), calls)])

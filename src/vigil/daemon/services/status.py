@@ -107,7 +107,11 @@ class Status:
                 "virtual_servers": self.balancer.status(),
                 "last_error": self.balancer.last_error,
                 "conntrack_sync": None if self.balancer.conntrack is None
-                else self.balancer.conntrack.status()},
+                else self.balancer.conntrack.status(),
+                "passive_detection": None if self.balancer.passive is None else {
+                    "on": self.balancer.passive.sock is not None,
+                    "error": self.balancer.passive.error,
+                    "refusals_seen": self.balancer.passive.seen}},
         }
 
     def metrics_text(self) -> str:
