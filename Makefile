@@ -34,7 +34,7 @@ define with_tmp
 endef
 
 .PHONY: all deps venv demo test unit integration bench bench-failover bench-partition \
-	bench-agents bench-idle bench-deps soak clean
+	bench-agents bench-idle bench-lb bench-deps soak clean
 
 all: venv
 
@@ -81,10 +81,9 @@ soak: venv
 	VIGIL_FUZZ_EXAMPLES=50000 $(VENV)/bin/python -m pytest -q -p no:cacheprovider \
 	  tests/unit/test_fuzz.py
 
-# The README's figures; each part also runs alone (about 25, 45, 5 and 3 minutes).
-bench: bench-failover bench-partition bench-agents bench-idle
+# The README's figures; each part also runs alone (about 25, 45, 5, 3 and 8 minutes).
+bench: bench-failover bench-partition bench-agents bench-idle bench-lb
 	$(VENV)/bin/python -m bench.frames
-	$(VENV)/bin/python -m bench.maglev
 	$(VENV)/bin/python -m bench.collect
 
 bench-failover: venv
@@ -93,14 +92,22 @@ bench-failover: venv
 bench-partition: venv
 	$(VENV)/bin/python -m bench.partition
 
-# The anchors the benchmarks run beside vigil in the same run (bench/anchors.py).
-BENCH_DEBS := keepalived
+# The anchors the benchmarks run beside vigil in the same run (bench/anchors.py), and the
+# balancer's: HAProxy, nginx-light as the real servers, wrk as the load.
+BENCH_DEBS := keepalived haproxy nginx-light wrk
 
 bench-deps:
 	@tools/debs.sh $(SETUP_LOG) $(BENCH_DEBS)
 
 bench-idle: venv bench-deps
 	$(VENV)/bin/python -m bench.idle
+
+# The load balancer: Maglev's disruption, the cost of 200 servers' checks, and throughput
+# beside a hand-written nftables ruleset and HAProxy (docs/balancer.md).
+bench-lb: venv bench-deps
+	$(VENV)/bin/python -m bench.maglev
+	$(VENV)/bin/python -m bench.lb_checks
+	$(VENV)/bin/python -m bench.lb_throughput
 
 bench-agents: venv
 	$(VENV)/bin/python -m bench.agents

@@ -22,7 +22,9 @@ import hashlib
 import os
 import re
 import signal
+import socket
 import ssl
+import struct
 import time
 from dataclasses import dataclass
 
@@ -57,8 +59,9 @@ async def run(check: Check, server: Endpoint) -> Result:
     start = time.monotonic()
     target = Endpoint(server.address, check.port or server.port)
     try:
-        ok, why = await asyncio.wait_for(_CHECKS[check.type](check, target), check.timeout)
-    except asyncio.TimeoutError:
+        async with asyncio.timeout(check.timeout):  # no task of its own, unlike wait_for
+            ok, why = await _CHECKS[check.type](check, target)
+    except TimeoutError:
         ok, why = False, f"timeout after {round(check.timeout * 1000)}ms"
     except ConnectionRefusedError:
         ok, why = False, "connect: refused"
@@ -71,10 +74,22 @@ async def run(check: Check, server: Endpoint) -> Result:
     return Result(ok, why, time.monotonic() - start)
 
 
+_NO_LINGER = struct.pack("ii", 1, 0)
+
+
 async def _tcp(check: Check, target: Endpoint) -> tuple[bool, str]:
-    _, writer = await asyncio.open_connection(str(target.address), target.port)
-    writer.close()
-    await _closed(writer)
+    # A bare socket, not a stream (no transport, protocol, reader or writer to make and
+    # tear down: a third of the cost at 2000 checks a second), closed with a reset as
+    # HAProxy closes its checks: no TIME_WAIT left per check on the director.
+    family = socket.AF_INET6 if target.address.version == 6 else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM | socket.SOCK_NONBLOCK |
+                         socket.SOCK_CLOEXEC)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, _NO_LINGER)
+        await asyncio.get_running_loop().sock_connect(sock, (str(target.address),
+                                                             target.port))
+    finally:
+        sock.close()
     return True, "ok"
 
 
