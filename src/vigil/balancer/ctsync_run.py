@@ -12,8 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
-import signal
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -96,7 +94,7 @@ class ConntrackSync:
                 try:
                     rc = await proc.wait()
                 except asyncio.CancelledError:
-                    await _end(proc)
+                    await runner.stop(proc, [self.binary])
                     raise
                 finally:
                     self.pid = None
@@ -189,17 +187,3 @@ class ConntrackSync:
 def _rc(rc: int) -> str:
     return f"status {rc}" if rc >= 0 else f"signal {-rc}"
 
-
-async def _end(proc: asyncio.subprocess.Process) -> None:
-    """TERM, then KILL after 2 s; reaped."""
-    try:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            async with asyncio.timeout(2.0):
-                await proc.wait()
-                return
-        except TimeoutError:
-            os.killpg(proc.pid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass
-    await proc.wait()

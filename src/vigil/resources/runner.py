@@ -144,6 +144,13 @@ def _tail(f: IO[bytes]) -> str:
     return f.read(OUTPUT_LIMIT).decode("utf-8", errors="replace")
 
 
+async def stop(proc: asyncio.subprocess.Process, argv: Sequence[str], grace: float = 2.0) -> None:
+    """Stop a child started with start_new_session (a program kept running: respawn,
+    conntrackd): SIGTERM to its process group, SIGKILL after `grace`, reaped, even when the
+    caller is cancelled meanwhile."""
+    await _reap_despite_cancellation(proc, tuple(argv), grace)
+
+
 async def _reap_despite_cancellation(
     proc: asyncio.subprocess.Process, args: tuple[str, ...], grace: float
 ) -> None:

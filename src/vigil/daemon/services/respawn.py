@@ -7,11 +7,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
-import signal
 import time
 
 from vigil.model import Respawn
+from vigil.resources import runner
 
 log = logging.getLogger(__name__)
 
@@ -35,7 +34,7 @@ async def respawn(r: Respawn) -> None:
             try:
                 rc = await proc.wait()
             except asyncio.CancelledError:
-                await _end(proc)
+                await runner.stop(proc, r.argv)
                 raise
             log.warning("respawn: %s exited (%s); again in %g s", what,
                         f"status {rc}" if rc >= 0 else f"signal {-rc}", backoff)
@@ -44,17 +43,3 @@ async def respawn(r: Respawn) -> None:
         await asyncio.sleep(backoff)
         backoff = min(backoff * 2, 60.0)
 
-
-async def _end(proc: asyncio.subprocess.Process) -> None:
-    """Stop a respawned program with the daemon: TERM, then KILL after 2 s; reaped."""
-    try:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            async with asyncio.timeout(2.0):
-                await proc.wait()
-                return
-        except TimeoutError:
-            os.killpg(proc.pid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass
-    await proc.wait()
