@@ -323,15 +323,21 @@ def keygen(c: Ctx, path: Path) -> None:
 @click.option("--seed", type=int, help="Replay the run with this seed.")
 @click.option("--out", type=click.Path(path_type=Path), default=Path("torture-out"),
               show_default=True, help="Where the summary, timeline and any report go.")
+@click.option("--faults", default=None,
+              help="The fault kinds to draw from, comma-separated (default: all; "
+                   "python -m vigil.lab.torture --help lists them).")
 @click.option("--unsafe-skip-release-wait", is_flag=True,
               help="Run a deliberately broken build: the checker must catch it.")
-def torture(duration: str, seed: int | None, out: Path, unsafe_skip_release_wait: bool) -> None:
+def torture(duration: str, seed: int | None, out: Path, faults: str | None,
+            unsafe_skip_release_wait: bool) -> None:
     """Random faults on a test cluster in network namespaces (root), with the invariants
     (one owner, bounded outages, clean logs) checked all along; exit 1 on a violation."""
     from vigil.lab.torture import main as torture_main
     args = ["--duration", duration, "--out", str(out)]
     if seed is not None:
         args += ["--seed", str(seed)]
+    if faults is not None:
+        args += ["--faults", faults]
     if unsafe_skip_release_wait:
         args.append("--unsafe-skip-release-wait")
     sys.exit(torture_main(args))
