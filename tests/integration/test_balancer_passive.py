@@ -65,3 +65,5 @@ def test_a_refusing_server_is_out_before_its_next_check() -> None:
         assert status["passive_detection"]["on"] and status["passive_detection"]["error"] is None
         served = {s["address"]: s for s in status["virtual_servers"][0]["servers"]}
         assert served[r2]["refusals"] >= 2 and served[r1]["refusals"] == 0
+        text = c.vigil("n1", "lb", "status", check=True).stdout
+        assert "passive detection: on, " in text and " refused, " in text, text

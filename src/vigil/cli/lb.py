@@ -35,9 +35,16 @@ def lb_text(s: dict[str, Any]) -> str:
             flags = [f for f, on in (("drained", r["drained"]),) if on]
             last = r["last_check"] or "not checked yet"
             ms = "" if r["latency_ms"] is None else f", {r['latency_ms']:.0f} ms"
+            refused = f", {r['refusals']} refused" if r.get("refusals") else ""
             out.append(f"  {r['address']:<24} weight {r['weight']:<5} {r['health']:<7}"
                        f"{' ' + ','.join(flags) if flags else ''} (last check: {last}{ms}; "
-                       f"{r['checks_ok']} ok, {r['checks_failed']} failed, {r['flaps']} flaps)")
+                       f"{r['checks_ok']} ok, {r['checks_failed']} failed{refused}, "
+                       f"{r['flaps']} flaps)")
+    passive = b.get("passive_detection")
+    if passive is not None:
+        out.append("passive detection: " + (f"on, {passive['refusals_seen']} refusal(s) seen"
+                                            if passive["on"] else
+                                            f"OFF ({passive['error'] or 'not started'})"))
     sync = b.get("conntrack_sync")
     if sync is not None:
         state = f"running (pid {sync['pid']})" if sync["running"] else "NOT RUNNING"
