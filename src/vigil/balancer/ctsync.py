@@ -28,11 +28,17 @@ from pathlib import Path
 
 from vigil.balancer.model import IPAddress
 
-BECOME_ACTIVE: tuple[tuple[str, str], ...] = (
-    ("-c", "commit the peer's connections into the kernel"),
-    ("-f", "flush the caches"),
+# What an active director's conntrackd does after a restart (its kernel is the truth), and
+# the end of becoming the active director.
+RESUME_ACTIVE: tuple[tuple[str, str], ...] = (
     ("-R", "resynchronise with the kernel"),
     ("-B", "send the peer a bulk update"),
+)
+COMMIT: tuple[str, str] = ("-c", "commit the peer's connections into the kernel")
+BECOME_ACTIVE: tuple[tuple[str, str], ...] = (
+    COMMIT,
+    ("-f", "flush the caches"),
+    *RESUME_ACTIVE,
 )
 BECOME_BACKUP: tuple[tuple[str, str], ...] = (
     ("-n", "ask the peer for a full resync"),

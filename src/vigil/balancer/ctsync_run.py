@@ -100,7 +100,8 @@ class ConntrackSync:
                     self.pid = None
                     self._up.clear()
                 self.restarts += 1
-                self.last_error = f"conntrackd exited ({_rc(rc)}); see {self.paths.directory}"
+                self.last_error = (f"conntrackd exited ({runner.exit_text(rc)}); see "
+                                   f"{self.paths.directory}")
                 self._say("exit", f"{self.last_error}; again in {backoff:g} s")
             if time.monotonic() - t0 > 60:
                 backoff = 1.0
@@ -130,7 +131,7 @@ class ConntrackSync:
             log.info("conntrackd started pid=%d config=%s", proc.pid, self.paths.config)
             self._up.set()
             if self.role == "active":  # restarted while active: our kernel is the truth
-                self._queue(ctsync.BECOME_ACTIVE[2:])
+                self._queue(ctsync.RESUME_ACTIVE)
             else:
                 self._queue(ctsync.BECOME_BACKUP)
         return proc
@@ -140,10 +141,9 @@ class ConntrackSync:
         before the caller moves the addresses, unless the commit takes over COMMIT_WAIT
         (the takeover goes on; the rest follows in the background)."""
         self.role = "active"
-        (flag, what), rest = ctsync.BECOME_ACTIVE[0], ctsync.BECOME_ACTIVE[1:]
         committed: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
-        self._steps.put_nowait((flag, what, committed))
-        self._queue(rest)
+        self._steps.put_nowait((*ctsync.COMMIT, committed))
+        self._queue([step for step in ctsync.BECOME_ACTIVE if step != ctsync.COMMIT])
         try:
             async with asyncio.timeout(COMMIT_WAIT):
                 await asyncio.shield(committed)
@@ -182,8 +182,4 @@ class ConntrackSync:
         return {"running": self.pid is not None and self._up.is_set(), "pid": self.pid,
                 "role": self.role, "restarts": self.restarts, "last_error": self.last_error,
                 "directory": str(self.paths.directory)}
-
-
-def _rc(rc: int) -> str:
-    return f"status {rc}" if rc >= 0 else f"signal {-rc}"
 

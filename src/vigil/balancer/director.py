@@ -32,6 +32,9 @@ class Director:
                                            self.ids.get(vs.name, {}), nft.MAX_REAL)
                     for vs in services}
         self.drained = {k for k in self.drained if self._known(k)}
+        # Derived from numbers and ids, for key_of (every refusal passive.py sees).
+        self._by_mark = {nft.mark(self.numbers[name], i): (name, endpoint)
+                         for name, ids in self.ids.items() for endpoint, i in ids.items()}
 
     def _known(self, key: Key) -> bool:
         vs = self.services.get(key[0])
@@ -53,13 +56,7 @@ class Director:
     def key_of(self, mark: int) -> Key | None:
         """The real server a connection mark names (nft.mark); None for a mark that is not
         one of ours (another program's, or of a server gone since)."""
-        n, real_id = mark >> 16, mark & 0xFFFF
-        for name, number in self.numbers.items():
-            if number == n:
-                for endpoint, i in self.ids[name].items():
-                    if i == real_id:
-                        return (name, endpoint)
-        return None
+        return self._by_mark.get(mark)
 
     def drain(self, key: Key) -> None:
         self.drained.add(key)

@@ -88,6 +88,10 @@ class Balancer:
         self.prober.reconfigure(services)
         self._stale.set()
 
+    def _directing(self) -> bool:
+        """Whether a group of some virtual server runs here."""
+        return any(vs.group in self.groups for vs in self.director.services.values())
+
     def serves(self, group: str) -> bool:
         return any(vs.group == group for vs in self.director.services.values())
 
@@ -110,8 +114,7 @@ class Balancer:
         if not (self.serves(group) or self.unknown):
             return None
         error = await self.sync()
-        if self.conntrack is not None and self.serves(group) and \
-                not any(vs.group in self.groups for vs in self.director.services.values()):
+        if self.conntrack is not None and self.serves(group) and not self._directing():
             await self.conntrack.become_backup()
         return error
 
@@ -133,7 +136,7 @@ class Balancer:
         """Bring the kernel to the plan for now; on refusal keep what it held and return
         the error."""
         async with self._lock:
-            if not any(vs.group in self.groups for vs in self.director.services.values()):
+            if not self._directing():
                 if self.held is None and not (self.unknown and self.director.services):
                     return None
                 return await self._apply(nft.remove(), None)

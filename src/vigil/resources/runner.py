@@ -144,6 +144,11 @@ def _tail(f: IO[bytes]) -> str:
     return f.read(OUTPUT_LIMIT).decode("utf-8", errors="replace")
 
 
+def exit_text(rc: int) -> str:
+    """A program's end as a kept-running program's log says it: "status 1", "signal 9"."""
+    return f"status {rc}" if rc >= 0 else f"signal {-rc}"
+
+
 async def stop(proc: asyncio.subprocess.Process, argv: Sequence[str], grace: float = 2.0) -> None:
     """Stop a child started with start_new_session (a program kept running: respawn,
     conntrackd): SIGTERM to its process group, SIGKILL after `grace`, reaped, even when the

@@ -37,7 +37,7 @@ async def respawn(r: Respawn) -> None:
                 await runner.stop(proc, r.argv)
                 raise
             log.warning("respawn: %s exited (%s); again in %g s", what,
-                        f"status {rc}" if rc >= 0 else f"signal {-rc}", backoff)
+                        runner.exit_text(rc), backoff)
         if time.monotonic() - t0 > 60:
             backoff = 1.0  # it ran a good while: start afresh
         await asyncio.sleep(backoff)
