@@ -4,24 +4,35 @@ the group, seen on the page without a reload."""
 
 from __future__ import annotations
 
+import contextlib
 import time
+from collections.abc import Iterator
 
+from selenium.webdriver.chrome.webdriver import WebDriver
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support import expected_conditions as ec
 from selenium.webdriver.support.ui import WebDriverWait
 
 from tests.browser import browser
 from tests.integration.test_api import API_PORT, TOKEN, api_cluster
+from vigil.lab.cluster import LabCluster
+
+
+@contextlib.contextmanager
+def dashboard(c: LabCluster) -> Iterator[WebDriver]:
+    """Both nodes started, n1 holding the group, and n1's dashboard open in the browser."""
+    c.start("n1")
+    c.start("n2")
+    c.wait_holder("n1")
+    port = c.forward("n1", API_PORT)
+    with browser() as d:
+        d.get(f"http://127.0.0.1:{port}/")
+        yield d
 
 
 def test_standby_from_the_dashboard_moves_the_group_and_the_page_shows_it() -> None:
     with api_cluster() as c:
-        c.start("n1")
-        c.start("n2")
-        c.wait_holder("n1")
-        port = c.forward("n1", API_PORT)
-        with browser() as d:
-            d.get(f"http://127.0.0.1:{port}/")
+        with dashboard(c) as d:
             wait = WebDriverWait(d, 10)
             wait.until(ec.text_to_be_present_in_element((By.ID, "group-web-owner"), "n1"))
             assert d.find_element(By.ID, "node-n1-state").text in ("up", "active")
@@ -62,12 +73,7 @@ def test_the_dashboard_shows_the_balancer_s_real_servers() -> None:
                      f'[virtual_server.check]\ntype = "http"\ninterval = "200ms"\n'
                      f'timeout = "100ms"\n' +
                      "".join(f'[[virtual_server.real]]\naddress = "{r}"\n' for r in reals))
-        c.start("n1")
-        c.start("n2")
-        c.wait_holder("n1")
-        port = c.forward("n1", API_PORT)
-        with browser() as d:
-            d.get(f"http://127.0.0.1:{port}/")
+        with dashboard(c) as d:
             wait = WebDriverWait(d, 10)
             for r, health in zip(reals, ("up", "up", "down")):
                 wait.until(ec.text_to_be_present_in_element((By.ID, f"lb-web-{r}-health"),
