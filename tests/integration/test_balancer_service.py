@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import queue
+import signal
 import subprocess
 import sys
 import textwrap
@@ -160,4 +161,63 @@ def test_health_drains_and_the_group_drive_the_ruleset(
     d.command("deactivate", "web")
     assert apply.listing(["ip", "netns", "exec", lab_.ns("director")]) == []
     assert _requests(lab_, 3)["failed"] == 3
+    lab_.stop(d.proc)
+
+
+# Run in the client namespace: a kept-alive connection that reached `want`; on a line on
+# stdin, one more request on it: what happened, and how long it took.
+HELD = textwrap.dedent("""
+    import http.client, sys, time
+    host, want = sys.argv[1], sys.argv[2]
+    for _ in range(50):
+        conn = http.client.HTTPConnection(host, 80, timeout=3)
+        conn.request("GET", "/who")
+        if conn.getresponse().read().decode().strip() == want:
+            break
+        conn.close()
+    else:
+        sys.exit("never reached " + want)
+    print("ready", flush=True)
+    sys.stdin.readline()
+    t = time.monotonic()
+    try:
+        conn.request("GET", "/who")
+        print("ok", conn.getresponse().read().decode().strip(), flush=True)
+    except Exception as e:
+        print("error", type(e).__name__, round(time.monotonic() - t, 2), flush=True)
+""")
+
+
+def test_a_failed_server_s_connections_are_dropped_so_its_clients_learn_at_once(
+        lab: tuple[Lab, dict[str, subprocess.Popen[Any]]]) -> None:
+    """quiescent = false (the default): when r2 fails its checks, the director deletes its
+    connections from conntrack; the client's next packet on one is a new connection to
+    another server, which resets it at once, instead of waiting on r2."""
+    lab_, servers = lab
+    d = Driver(lab_)
+    for r in REALS:
+        d.next(server=f"{lab_.address(r, 1)}:80", change="up")
+    assert d.command("activate", "web")["error"] is None
+    client = lab_.popen("client", [sys.executable, "-c", HELD, lab_.address("director", 0),
+                                   "r2"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                        text=True)
+    assert client.stdout is not None and client.stdin is not None
+    assert client.stdout.readline().strip() == "ready"
+    r2 = f"{lab_.address('r2', 1)}:80"
+    mark = f"0x{1 << 16 | 2:08x}"  # service 1, server 2
+    before = lab_.run("director", ["conntrack", "-L", "--mark", mark], check=False).stdout
+    assert "ESTABLISHED" in before, before
+    servers["r2"].send_signal(signal.SIGSTOP)  # hung: its checks time out
+    try:
+        assert d.next(server=r2, change="down")["why"].startswith("timeout")
+        time.sleep(0.3)
+        after = lab_.run("director", ["conntrack", "-L", "--mark", mark], check=False).stdout
+        assert "ESTABLISHED" not in after, after
+        client.stdin.write("go\n")
+        client.stdin.flush()
+        verdict = client.stdout.readline().split()
+    finally:
+        servers["r2"].send_signal(signal.SIGCONT)
+    assert verdict[:2] == ["error", "ConnectionResetError"] and float(verdict[2]) < 1.0, verdict
+    client.wait(timeout=5)
     lab_.stop(d.proc)

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import dataclasses
 import ipaddress
 
 import pytest
 
 from vigil.balancer.director import Director
 from vigil.balancer.model import Endpoint, RealServer, VirtualServer
+from vigil.balancer.nft_dr import Wiring
 
 
 def ep(last: int) -> Endpoint:
@@ -52,10 +54,39 @@ def test_a_reload_keeps_every_number_and_forgets_drains_of_removed_servers() -> 
 
 def test_the_plan_holds_only_the_services_of_groups_run_here() -> None:
     d = Director([vs("web", 1), vs("api", 5)])
-    plan = d.plan(lambda k: True, lambda g: False)
-    assert plan.chains == {"prerouting": ()}
-    assert set(d.plan(lambda k: True, lambda g: True).chains) == {"prerouting", "vs1", "vs2",
-                                                                  "refusals"}
+    assert d.plan(lambda k: True, lambda g: False) == []
+    (nat,) = d.plan(lambda k: True, lambda g: True)
+    assert (nat.family, nat.table) == ("inet", "vigil_lb")
+    assert set(nat.chains) == {"prerouting", "vs1", "vs2", "refusals"}
+    assert set(nat.bases) == {"prerouting", "refusals"}
+
+
+def test_direct_routing_services_get_their_own_table_with_their_wiring() -> None:
+    web = dataclasses.replace(vs("web", 1, 2), forward="dr")
+    d = Director([web, vs("api", 5)])
+    with pytest.raises(ValueError, match="need their wiring"):
+        d.plan(lambda k: True, lambda g: True)
+    asked: list[str] = []
+
+    def wiring(name: str) -> Wiring:
+        asked.append(name)
+        return Wiring("eth0", "eth1")
+    nat, dr = d.plan(lambda k: True, lambda g: True, wiring)
+    assert asked == ["web"] and set(nat.chains) == {"prerouting", "vs2", "refusals"}
+    assert (dr.family, dr.table) == ("netdev", "vigil_dr")
+    assert dr.chains["in1"] == ("ip daddr 192.168.10.200 tcp dport 80 jump vs1",)
+    assert dr.bases["in1"].startswith('type filter hook ingress device "eth0"')
+    assert dr.chains["vs1"][-1] == 'fwd ip to meta mark map @vs1_real device "eth1"'
+
+
+def test_failed_servers_are_gone_unless_the_service_is_quiescent() -> None:
+    d = Director([vs("web", 1, 2, 3, weights={3: 0})])
+    web = d.services["web"]
+    d.drain(d.find("web", "10.0.1.1:80"))
+    down = {ep(1): False, ep(2): True, ep(3): False}
+    assert d.gone(web, lambda k: down[k[1]]) == {ep(2)}  # not the drained, nor weight 0
+    assert d.gone(dataclasses.replace(web, quiescent=True), lambda k: down[k[1]]) == set()
+    assert d.mark_of(("web", ep(2))) == 1 << 16 | 2
 
 
 def test_a_connection_mark_names_its_server_and_no_other() -> None:

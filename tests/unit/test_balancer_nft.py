@@ -43,7 +43,7 @@ def test_source_hashing_and_persistence() -> None:
     rules = p.chains["vs7"]
     assert "ip saddr and 255.255.255.0 @vs7_p1 ct mark set 0x00070001" in rules
     assert "ct mark and 0xffff0000 != 0x00070000 ct mark set jhash ip saddr and " \
-           "255.255.255.0 mod 1021 map @vs7_slots" in rules
+           f"255.255.255.0 mod 1021 seed {nft.seed(service({}).vs):#010x} map @vs7_slots" in rules
     assert "ct mark 0x00070003 update @vs7_p3 { ip saddr and 255.255.255.0 }" in rules
     assert p.maps["vs7_p3"].spec == "type ipv4_addr; flags dynamic, timeout; timeout 300s"
     assert "vs7_p2" not in p.maps  # no set for a server that takes no new connection
@@ -71,7 +71,7 @@ def test_ipv6_and_fwmark_services() -> None:
 
 
 @pytest.mark.parametrize("kw, message", [({"scheduler": "wlc"}, "least-connection"),
-                                         ({"forward": "dr"}, "only nat")])
+                                         ({"forward": "dr"}, "nft_dr.py's")])
 def test_what_the_nftables_data_plane_lacks_is_refused_by_name(kw: dict[str, str],
                                                                message: str) -> None:
     with pytest.raises(ValueError, match=message):

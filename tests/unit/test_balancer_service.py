@@ -10,7 +10,7 @@ from collections.abc import Sequence
 
 import pytest
 
-from vigil.balancer import apply, checks, nft
+from vigil.balancer import apply, checks, expire, wiring
 from vigil.balancer.agent import BalancerAgent
 from vigil.balancer.model import Check, Endpoint, RealServer, VirtualServer
 from vigil.balancer.service import Balancer
@@ -35,6 +35,17 @@ class Kernel:
         self.table = False
         monkeypatch.setattr(apply, "apply", self.apply)
         monkeypatch.setattr(apply, "present", self.present)
+        monkeypatch.setattr(wiring, "resolve", self.resolve)
+        self.expired: list[int] = []
+        monkeypatch.setattr(expire, "expire", self.expire)
+
+    async def expire(self, mark: int, prefix: Sequence[str] = ()) -> int:
+        self.expired.append(mark)
+        return 3
+
+    async def resolve(self, vs: VirtualServer, prefix: Sequence[str] = (),
+                      warn: object = None) -> None:
+        return None  # NAT: routes are test_balancer_wiring.py's
 
     async def apply(self, script: str, prefix: Sequence[str] = ()) -> None:
         if not script:
@@ -43,7 +54,7 @@ class Kernel:
         if self.refuse:
             raise apply.NftError("nft refused the transaction, the previous ruleset stays: x")
         self.scripts.append(script)
-        self.table = not script.rstrip().endswith(f"delete table {nft.FAMILY} {nft.TABLE}")
+        self.table = script != apply.remove_all()
 
     async def present(self, prefix: Sequence[str] = ()) -> bool:
         return self.table
@@ -76,7 +87,7 @@ def test_a_left_over_table_is_removed_and_the_group_s_rules_come_and_go(
         assert await agent.probe()  # present: the daemon stops the group, which removes it
         assert not await other.probe()  # a group with no virtual server has none
         await agent.stop()
-        assert k.scripts[-1] == nft.remove() and not k.table
+        assert k.scripts[-1] == apply.remove_all() and not k.table
         await other.start()  # g2 has no virtual server: nothing to do
         assert len(k.scripts) == 1
         b.prober._record(("web", ep(1)), checks.Result(True, "ok", 0.0))
@@ -86,7 +97,7 @@ def test_a_left_over_table_is_removed_and_the_group_s_rules_come_and_go(
         assert st["directing"] and [r["taking"] for r in st["servers"]] == [True, False, False]
         assert [r["health"] for r in st["servers"]] == ["up", "unknown", "unknown"]
         await agent.stop()
-        assert not k.table and b.held is None
+        assert not k.table and b.held == {}
 
     asyncio.run(main())
 
@@ -160,3 +171,32 @@ def test_a_health_change_is_an_event_on_the_daemon_s_bus() -> None:
     assert (ev.kind, ev.subject, ev.detail) == ("real_server_down", "web 10.0.1.1:80",
                                                 "connect: refused")
     assert d.metrics.events["real_server_down"] == 1
+
+
+@pytest.mark.parametrize("quiescent", [False, True])
+def test_a_failed_nat_server_loses_its_connections_unless_quiescent(
+        monkeypatch: pytest.MonkeyPatch, quiescent: bool) -> None:
+    import dataclasses
+    k = Kernel(monkeypatch)
+    web = dataclasses.replace(WEB, quiescent=quiescent)
+
+    async def main() -> None:
+        b = Balancer([web], passive=False)
+        b.prober._record(("web", ep(1)), checks.Result(True, "ok", 0.0))
+        b.prober._record(("web", ep(2)), checks.Result(True, "ok", 0.0))
+        assert await BalancerAgent(b, "g1").start() is None
+        assert k.expired == []  # ep(3) is not checked yet: not known to have failed
+        for _ in range(2):  # fall = 2: down at the second failure
+            b.prober._record(("web", ep(2)), checks.Result(False, "refused", 0.0))
+        assert await b.sync() is None and await b.sync() is None
+        mark = b.director.mark_of(("web", ep(2)))
+        assert k.expired == ([] if quiescent else [mark])  # once, not at every sync
+        b.prober._record(("web", ep(2)), checks.Result(True, "ok", 0.0))
+        b.prober._record(("web", ep(2)), checks.Result(True, "ok", 0.0))
+        await b.sync()
+        for _ in range(2):
+            b.prober._record(("web", ep(2)), checks.Result(False, "refused", 0.0))
+        await b.sync()
+        assert k.expired == ([] if quiescent else [mark, mark])  # failed again: again
+
+    asyncio.run(main())

@@ -99,7 +99,12 @@ def problems(text: str) -> list[str]:
      "least-connection"),
     (('scheduler = "wrr"', 'scheduler = "fastest"'), "virtual_server[0].scheduler",
      "unknown scheduler"),
-    (('scheduler = "wrr"', 'forward = "dr"'), "virtual_server[0].forward", "direct routing"),
+    (('scheduler = "wrr"', 'forward = "dr"'), "virtual_server[0].sorry_server",
+     "must answer on 80"),
+    (('scheduler = "wrr"', 'interface = "eth0"'), "virtual_server[0].interface",
+     "means nothing with forward = \"nat\""),
+    (('scheduler = "wrr"', 'forward = "dr"\ninterface = "a b"'),
+     "virtual_server[0].interface", "not a Linux interface name"),
     (('group = "web"', 'group = "db"'), "virtual_server[0].group", "not a group"),
     (("quorum = 1", "quorum = 3"), "virtual_server[0].quorum", "more than its 2"),
     (('timeout = "500ms"', 'timeout = "2s"'), "virtual_server[0].check.timeout",
@@ -130,3 +135,25 @@ def test_the_daemon_refuses_virtual_servers_without_nft(monkeypatch: pytest.Monk
     with pytest.raises(ConfigError, match="`nft` is not installed"):
         main.check(parse(BASE + VS), "n1")
     main.check(parse(BASE), "n1")
+
+
+DR = VS.replace('scheduler = "wrr"', 'forward = "dr"\ninterface = "eth0"', 1) \
+    .replace("127.0.0.1:8080", "127.0.0.1:80")
+
+
+def test_direct_routing_reads_with_its_interface() -> None:
+    (vs,) = parse(BASE + DR).virtual_servers
+    assert vs.forward == "dr" and vs.interface == "eth0"
+    assert vs.sorry_server == Endpoint(ipaddress.ip_address("127.0.0.1"), 80)
+
+
+@pytest.mark.parametrize("change, key, words", [
+    (('address = "192.168.10.202:80"', 'address = "192.168.10.202:8080"'),
+     "virtual_server[0].real[1].address", "cannot change the port"),
+    (('address = "192.168.10.200:80"', 'fwmark = 1'), "virtual_server[0].fwmark",
+     "before any mark is set"),
+])
+def test_direct_routing_mistakes_are_named(change: tuple[str, str], key: str,
+                                           words: str) -> None:
+    found = problems(BASE + DR.replace(*change, 1))
+    assert any(f" {key}:" in p and words in p for p in found), found

@@ -1,6 +1,7 @@
-"""Running nft.py's transactions: `nft -f -` applies one whole or not at all, and
-`nft -j list table` reads back what the kernel holds, as JSON. The daemon uses the
-coroutines (`apply`, `present`); tests and tools the blocking `run` and `listing`."""
+"""Running nft.py's and nft_dr.py's transactions: `nft -f -` applies one whole or not at all
+(both tables in one transaction), and `nft -j list table` reads back what the kernel holds,
+as JSON. The daemon uses the coroutines (`apply`, `present`); tests and tools the blocking
+`run` and `listing`."""
 
 from __future__ import annotations
 
@@ -10,7 +11,10 @@ import subprocess
 from collections.abc import Sequence
 from typing import Any
 
+from vigil.balancer import nft, nft_dr
 from vigil.balancer.nft import FAMILY, TABLE
+
+TABLES = ((nft.FAMILY, nft.TABLE), (nft_dr.FAMILY, nft_dr.TABLE))  # NAT's, direct routing's
 
 NFT = "nft"
 TIMEOUT = 10.0
@@ -38,13 +42,21 @@ async def apply(script: str, prefix: Sequence[str] = ()) -> None:
         _check(*await _exec([*prefix, NFT, "-f", "-"], script.encode()))
 
 
+def remove_all() -> str:
+    """The transaction that takes both of vigil's tables away."""
+    return "".join(nft.remove(f, t) for f, t in TABLES)
+
+
 async def present(prefix: Sequence[str] = ()) -> bool:
-    """Whether the kernel holds vigil's table; NftError when nft cannot tell."""
-    rc, stderr = await _exec([*prefix, NFT, "list", "table", FAMILY, TABLE], b"")
-    if rc != 0 and b"No such file or directory" not in stderr:
-        raise NftError("nft could not list the table: " +
-                       stderr.decode(errors="replace").strip()[:300])
-    return rc == 0
+    """Whether the kernel holds one of vigil's tables; NftError when nft cannot tell."""
+    for family, table in TABLES:
+        rc, stderr = await _exec([*prefix, NFT, "list", "table", family, table], b"")
+        if rc != 0 and b"No such file or directory" not in stderr:
+            raise NftError("nft could not list the table: " +
+                           stderr.decode(errors="replace").strip()[:300])
+        if rc == 0:
+            return True
+    return False
 
 
 async def _exec(argv: list[str], data: bytes) -> tuple[int, bytes]:
@@ -76,9 +88,10 @@ def _check(rc: int, stderr: bytes) -> None:
                        " / ".join(err[:6])[:600])
 
 
-def listing(prefix: Sequence[str] = ()) -> list[dict[str, Any]]:
-    """The objects of vigil's table (`nft -j list table`), [] when there is none."""
-    done = subprocess.run([*prefix, NFT, "-j", "list", "table", FAMILY, TABLE],
+def listing(prefix: Sequence[str] = (), family: str = FAMILY,
+            table: str = TABLE) -> list[dict[str, Any]]:
+    """The objects of one of vigil's tables (`nft -j list table`), [] when there is none."""
+    done = subprocess.run([*prefix, NFT, "-j", "list", "table", family, table],
                           capture_output=True, timeout=TIMEOUT, check=False)
     if done.returncode != 0:
         return []

@@ -1,5 +1,6 @@
 """What the data plane should hold: the configured services, each real server's health and
-the operator's drains, made into an nft.py Plan. Pure; service.py applies it.
+the operator's drains, made into nft.py's Plan (NAT) and nft_dr.py's (direct routing).
+Pure; service.py applies them.
 
 A real server takes new connections when its checks say it is up, its weight is above 0 and
 no operator drained it (`vigil lb drain`). Service and server numbers (the connection marks)
@@ -11,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 
-from vigil.balancer import nft
+from vigil.balancer import nft, nft_dr
 from vigil.balancer.model import Endpoint, VirtualServer
 
 Key = tuple[str, Endpoint]
@@ -69,8 +70,36 @@ class Director:
                 if r.weight > 0 and (vs.name, r.endpoint) not in self.drained
                 and up((vs.name, r.endpoint))}
 
-    def plan(self, up: Callable[[Key], bool], groups: Callable[[str], bool]) -> nft.Plan:
-        """The ruleset for the services whose group `groups` says this node runs."""
-        return nft.plan([nft.Service(vs, self.numbers[name], self.ids[name],
-                                     self.active(vs, up))
-                         for name, vs in self.services.items() if groups(vs.group)])
+    def gone(self, vs: VirtualServer, down: Callable[[Key], bool]) -> frozenset[Endpoint]:
+        """The failed servers whose connections are not kept: all those `down` (checked and
+        failed; not a server not yet checked) unless the service is quiescent (ldirectord's
+        `quiescent = no`, keepalived without inhibit_on_failure). A server drained or of
+        weight 0 keeps its connections."""
+        if vs.quiescent:
+            return frozenset()
+        return frozenset(r.endpoint for r in vs.real if down((vs.name, r.endpoint)))
+
+    def mark_of(self, key: Key) -> int:
+        """The connection mark of a real server (nft.mark); KeyError for an unknown one."""
+        return nft.mark(self.numbers[key[0]], self.ids[key[0]][key[1]])
+
+    def plan(self, up: Callable[[Key], bool], groups: Callable[[str], bool],
+             wiring: Callable[[str], nft_dr.Wiring] | None = None,
+             down: Callable[[Key], bool] = lambda _: False) -> list[nft.Plan]:
+        """The tables for the services whose group `groups` says this node runs: NAT's
+        (when it has a service) and direct routing's, `wiring` telling where each DR
+        service's packets come in and go out, `down` which servers failed their checks."""
+        nat: list[nft.Service] = []
+        dr: list[nft.Service] = []
+        for name, vs in self.services.items():
+            if not groups(vs.group):
+                continue
+            s = nft.Service(vs, self.numbers[name], self.ids[name], self.active(vs, up),
+                            self.gone(vs, down))
+            (dr if vs.forward == "dr" else nat).append(s)
+        out = [nft.plan(nat)] if nat else []
+        if dr:
+            if wiring is None:
+                raise ValueError("direct-routing services need their wiring")
+            out.append(nft_dr.plan(dr, {s.n: wiring(s.vs.name) for s in dr}))
+        return out

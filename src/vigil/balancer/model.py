@@ -24,6 +24,12 @@ Protocol = Literal["tcp", "udp"]
 MAX_WEIGHT = 65535  # ipvsadm's bound
 
 
+def lc_refused(scheduler: str) -> str:
+    """Why lc and wlc are refused, in the config reader's and the data plane's words."""
+    return (f"{scheduler!r}: the nftables data plane has no least-connection scheduler "
+            "(that needs IPVS, which this kernel lacks); use wrr, rr, sh or mh")
+
+
 @dataclass(frozen=True, slots=True)
 class Endpoint:
     address: IPAddress
@@ -79,6 +85,7 @@ class VirtualServer:
     quorum: int = 1  # fewer healthy real servers than this: the sorry server answers
     sorry_server: Endpoint | None = None
     quiescent: bool = False  # a failed server: drained (True) or removed with its connections
+    interface: str | None = None  # dr: where packets come in (default: the servers' link)
 
     @property
     def family(self) -> int:

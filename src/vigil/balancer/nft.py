@@ -36,12 +36,13 @@ result back as JSON. Pure: apply.py runs it.
 from __future__ import annotations
 
 import ipaddress
+import zlib
 from collections.abc import Hashable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TypeVar
 
 from vigil.balancer import slots as slotting
-from vigil.balancer.model import Endpoint, VirtualServer
+from vigil.balancer.model import Endpoint, VirtualServer, lc_refused
 
 _K = TypeVar("_K", bound=Hashable)
 
@@ -54,13 +55,16 @@ MAX_REAL = 0xFFFF
 @dataclass(frozen=True, slots=True)
 class Service:
     """One virtual service as the data plane needs it: its number `n` (1..65535), every real
-    server's `ids` (1..65535) and the `active` ones (endpoint -> weight > 0) that get new
-    connections."""
+    server's `ids` (1..65535), the `active` ones (endpoint -> weight > 0) that get new
+    connections and those `gone`."""
 
     vs: VirtualServer
     n: int
     ids: Mapping[Endpoint, int]
     active: Mapping[Endpoint, int]
+    # Failed servers of a service that is not quiescent: their established connections are
+    # not kept (nft_dr.py forgets them; the daemon flushes their conntrack entries).
+    gone: frozenset[Endpoint] = frozenset()
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,8 +76,14 @@ class MapDecl:
 
 @dataclass(frozen=True, slots=True)
 class Plan:
+    """One table's content: its maps and sets, its chains (name -> rules) and, for the base
+    chains among them, their hooks (name -> "type nat hook prerouting ...;")."""
+
     maps: Mapping[str, MapDecl]
-    chains: Mapping[str, tuple[str, ...]]  # name -> rules; "prerouting", "refusals": base chains
+    chains: Mapping[str, tuple[str, ...]]
+    bases: Mapping[str, str] = field(default_factory=dict)
+    family: str = FAMILY
+    table: str = TABLE
 
 
 def numbering(names: Sequence[_K], previous: Mapping[_K, int], limit: int) -> dict[_K, int]:
@@ -101,7 +111,7 @@ def mark(n: int, real_id: int) -> int:
     return n << 16 | real_id
 
 
-def _ip(version: int) -> str:
+def ipf(version: int) -> str:
     return "ip" if version == 4 else "ip6"
 
 
@@ -109,12 +119,20 @@ def _addr_type(version: int) -> str:
     return "ipv4_addr" if version == 4 else "ipv6_addr"
 
 
-def _client(vs: VirtualServer) -> str:
+def seed(vs: VirtualServer) -> int:
+    """jhash's seed for a service: without one the kernel draws a random seed for each rule,
+    so two directors (or one after a reload) would hash a client to different slots. From
+    the service's own description, the same on every director; not a secret (a client that
+    chooses its ports could aim at one server either way, as with IPVS's sh)."""
+    return zlib.crc32(f"vigil {vs.describe()}".encode())
+
+
+def client_key(vs: VirtualServer) -> str:
     """The client's address under the persistence netmask, as an nft expression."""
     v = vs.family
     bits = 32 if v == 4 else 128
     prefix = vs.persistence_netmask if vs.persistence_netmask is not None else bits
-    saddr = f"{_ip(v)} saddr"
+    saddr = f"{ipf(v)} saddr"
     if prefix == bits:
         return saddr
     net = ipaddress.IPv4Network((0, prefix)) if v == 4 else ipaddress.IPv6Network((0, prefix))
@@ -126,7 +144,7 @@ def _match(vs: VirtualServer) -> str:
         return f"meta mark {vs.fwmark:#x} meta l4proto {vs.protocol}"
     assert vs.endpoint is not None
     ep = vs.endpoint
-    return f"{_ip(ep.address.version)} daddr {ep.address} {vs.protocol} dport {ep.port}"
+    return f"{ipf(ep.address.version)} daddr {ep.address} {vs.protocol} dport {ep.port}"
 
 
 def _endpoint(ep: Endpoint) -> str:
@@ -148,7 +166,7 @@ def _service(s: Service) -> tuple[dict[str, MapDecl], tuple[str, ...]]:
             # the director serves itself (ldirectord's fallback 127.0.0.1)
             rules.append(f"meta l4proto {vs.protocol} redirect to :{sorry.port}")
         elif sorry is not None:
-            rules.append(f"meta l4proto {vs.protocol} dnat {_ip(v)} to {sorry}")
+            rules.append(f"meta l4proto {vs.protocol} dnat {ipf(v)} to {sorry}")
         else:  # nobody to serve: refuse at once rather than let clients time out
             rules.append("meta l4proto tcp reject with tcp reset" if vs.protocol == "tcp"
                          else "reject")
@@ -161,9 +179,9 @@ def _service(s: Service) -> tuple[dict[str, MapDecl], tuple[str, ...]]:
     maps[f"{name}_slots"] = MapDecl(
         "typeof numgen inc mod 2 : ct mark",
         elements={str(i): f"{mark(n, s.ids[by_key[k]]):#010x}" for i, k in enumerate(table)})
-    client = _client(vs)
+    client = client_key(vs)
     choose = (f"numgen inc mod {size}" if vs.scheduler in ("rr", "wrr")
-              else f"jhash {client} mod {size}")
+              else f"jhash {client} mod {size} seed {seed(vs):#010x}")
     active = sorted(s.active, key=lambda ep: s.ids[ep])
     if vs.persistence is not None:
         timeout = max(1, round(vs.persistence))
@@ -179,9 +197,16 @@ def _service(s: Service) -> tuple[dict[str, MapDecl], tuple[str, ...]]:
             rules.append(f"ct mark {mark(n, rid):#010x} update @{name}_p{rid} {{ {client} }}")
     else:
         rules.append(f"ct mark set {choose} map @{name}_slots")
-    rules.append(f"meta l4proto {vs.protocol} dnat {_ip(v)} addr . port to "
+    rules.append(f"meta l4proto {vs.protocol} dnat {ipf(v)} addr . port to "
                  f"ct mark map @{name}_real")
     return maps, tuple(rules)
+
+
+def refuse_lc(vs: VirtualServer) -> None:
+    """ValueError for a least-connection scheduler, which nftables lacks (one sentence, also
+    the config reader's)."""
+    if vs.scheduler in ("lc", "wlc"):
+        raise ValueError(f"virtual server {vs.name!r}: {lc_refused(vs.scheduler)}")
 
 
 def plan(services: Sequence[Service]) -> Plan:
@@ -190,12 +215,9 @@ def plan(services: Sequence[Service]) -> Plan:
     entry: list[str] = []
     for s in sorted(services, key=lambda s: s.n):
         if s.vs.forward != "nat":
-            raise ValueError(f"virtual server {s.vs.name!r}: forward = {s.vs.forward!r} has no "
-                             "data plane yet; only nat")
-        if s.vs.scheduler in ("lc", "wlc"):
-            raise ValueError(f"virtual server {s.vs.name!r}: nftables has no least-connection "
-                             f"scheduler ({s.vs.scheduler}); it needs IPVS, which this kernel "
-                             "lacks: use wrr, rr, sh or mh")
+            raise ValueError(f"virtual server {s.vs.name!r}: forward = {s.vs.forward!r} is "
+                             "nft_dr.py's")
+        refuse_lc(s.vs)
         m, rules = _service(s)
         maps.update(m)
         chains[f"vs{s.n}"] = rules
@@ -203,7 +225,7 @@ def plan(services: Sequence[Service]) -> Plan:
     chains["prerouting"] = tuple(entry)
     if any(s.vs.protocol == "tcp" for s in services):
         chains["refusals"] = (REFUSAL_RULE,)
-    return Plan(maps=maps, chains=chains)
+    return Plan(maps=maps, chains=chains, bases={k: v for k, v in _BASES.items() if k in chains})
 
 
 # Passive detection (passive.py): a reset a real server sends back through this director for
@@ -220,68 +242,72 @@ _BASES = {"prerouting": "type nat hook prerouting priority dstnat; policy accept
           "refusals": "type filter hook forward priority filter; policy accept;"}
 
 
-def _elements(name: str, items: Mapping[str, str], kind: str = "map") -> list[str]:
+def _elements(p: Plan, name: str, items: Mapping[str, str], kind: str = "map") -> list[str]:
     if not items:
         return []
     out, chunk = [], []
     for k, v in items.items():
         chunk.append(f"{k} : {v}" if kind == "map" else k)
         if len(chunk) == 512:
-            out.append(f"add element {FAMILY} {TABLE} {name} {{ {', '.join(chunk)} }}")
+            out.append(f"add element {p.family} {p.table} {name} {{ {', '.join(chunk)} }}")
             chunk = []
     if chunk:
-        out.append(f"add element {FAMILY} {TABLE} {name} {{ {', '.join(chunk)} }}")
+        out.append(f"add element {p.family} {p.table} {name} {{ {', '.join(chunk)} }}")
     return out
 
 
-def _declare(name: str, d: MapDecl) -> list[str]:
-    return [f"add {d.kind} {FAMILY} {TABLE} {name} {{ {d.spec}; }}",
-            *_elements(name, d.elements)]
+def _declare(p: Plan, name: str, d: MapDecl) -> list[str]:
+    return [f"add {d.kind} {p.family} {p.table} {name} {{ {d.spec}; }}",
+            *_elements(p, name, d.elements, d.kind)]
 
 
-def _chain(name: str, rules: Sequence[str], new: bool) -> list[str]:
-    head = (f"add chain {FAMILY} {TABLE} {name} {{ {_BASES[name]} }}" if name in _BASES
-            else f"add chain {FAMILY} {TABLE} {name}")
-    out = [head] if new else [f"flush chain {FAMILY} {TABLE} {name}"]
-    return out + [f"add rule {FAMILY} {TABLE} {name} {r}" for r in rules]
+def _chain(p: Plan, name: str, new: bool) -> list[str]:
+    head = (f"add chain {p.family} {p.table} {name} {{ {p.bases[name]} }}" if name in p.bases
+            else f"add chain {p.family} {p.table} {name}")
+    out = [head] if new else [f"flush chain {p.family} {p.table} {name}"]
+    return out + [f"add rule {p.family} {p.table} {name} {r}" for r in p.chains[name]]
 
 
-def remove() -> str:
-    """The transaction that takes the whole table away (nothing to take is no error)."""
-    return f"add table {FAMILY} {TABLE}\ndelete table {FAMILY} {TABLE}\n"
+def remove(family: str = FAMILY, table: str = TABLE) -> str:
+    """The transaction that takes a whole table away (nothing to take is no error)."""
+    return f"add table {family} {table}\ndelete table {family} {table}\n"
 
 
 def transaction(old: Plan | None, new: Plan) -> str:
-    """One nft -f transaction from `old` (None: whatever is there) to `new`; "" when equal."""
+    """One nft -f transaction from `old` (None: whatever is there) to `new`, both of one
+    table; "" when equal. The table is replaced when a map or set changes its type or a
+    chain its hook (nftables changes neither in place)."""
     if old is None or any(old.maps[k].spec != d.spec or old.maps[k].kind != d.kind
-                          for k, d in new.maps.items() if k in old.maps):
-        lines = remove().splitlines() + [f"add table {FAMILY} {TABLE}"]
+                          for k, d in new.maps.items() if k in old.maps) \
+            or any(old.bases.get(c) != new.bases.get(c) for c in new.chains if c in old.chains):
+        lines = remove(new.family, new.table).splitlines() + \
+            [f"add table {new.family} {new.table}"]
         for name, d in new.maps.items():
-            lines += _declare(name, d)
-        for name in sorted(new.chains, key=lambda c: c in _BASES):
-            lines += _chain(name, new.chains[name], new=True)
+            lines += _declare(new, name, d)
+        for name in sorted(new.chains, key=lambda c: c in new.bases):
+            lines += _chain(new, name, new=True)
         return "\n".join(lines) + "\n"
+    at = f"{new.family} {new.table}"
     lines = []
     for name, d in new.maps.items():
         if name not in old.maps:
-            lines += _declare(name, d)
+            lines += _declare(new, name, d)
             continue
         before = old.maps[name].elements
         gone = [k for k, v in before.items() if d.elements.get(k) != v]
         if gone:
-            lines.append(f"delete element {FAMILY} {TABLE} {name} {{ {', '.join(gone)} }}")
-        lines += _elements(name, {k: v for k, v in d.elements.items() if before.get(k) != v})
-    order = sorted(new.chains, key=lambda c: c in _BASES)  # the entry chains last
-    for name in order:
+            lines.append(f"delete element {at} {name} {{ {', '.join(gone)} }}")
+        lines += _elements(new, name, {k: v for k, v in d.elements.items()
+                                       if before.get(k) != v}, d.kind)
+    for name in sorted(new.chains, key=lambda c: c in new.bases):  # the entry chains last
         if name not in old.chains:
-            lines += _chain(name, new.chains[name], new=True)
+            lines += _chain(new, name, new=True)
         elif old.chains[name] != new.chains[name]:
-            lines += _chain(name, new.chains[name], new=False)
+            lines += _chain(new, name, new=False)
     for name in old.chains:
         if name not in new.chains:
-            lines += [f"flush chain {FAMILY} {TABLE} {name}",
-                      f"delete chain {FAMILY} {TABLE} {name}"]
+            lines += [f"flush chain {at} {name}", f"delete chain {at} {name}"]
     for name, d in old.maps.items():
         if name not in new.maps:
-            lines.append(f"delete {d.kind} {FAMILY} {TABLE} {name}")
+            lines.append(f"delete {d.kind} {at} {name}")
     return "\n".join(lines) + "\n" if lines else ""

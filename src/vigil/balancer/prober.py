@@ -41,6 +41,11 @@ class Prober:
         h = self.health.get(key)
         return h is not None and bool(h.up)
 
+    def down(self, key: Key) -> bool:
+        """Whether the server's checks found it failed (False until known)."""
+        h = self.health.get(key)
+        return h is not None and h.up is False
+
     def reconfigure(self, services: Sequence[VirtualServer]) -> None:
         """Check what `services` say from now on. A server whose check is unchanged keeps
         its task and its health; one whose check changed starts afresh (unknown, then its

@@ -18,7 +18,7 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from vigil.balancer import apply, checks, nft
+from vigil.balancer import apply, checks, expire, nft, nft_dr, wiring
 from vigil.balancer.ctsync_run import ConntrackSync
 from vigil.balancer.director import Director, Key
 from vigil.balancer.health import Change
@@ -40,7 +40,9 @@ class Balancer:
         self.prober = Prober(services, self._changed, runner)
         self.prefix = tuple(prefix)
         self.groups: set[str] = set()  # the groups running here
-        self.held: nft.Plan | None = None  # what the kernel holds; None: nothing we wrote
+        self.held: dict[tuple[str, str], nft.Plan] = {}  # (family, table): what it holds
+        self.wiring: dict[str, nft_dr.Wiring | None] = {}  # each directed service's routes
+        self._gone: set[Key] = set()  # NAT servers whose connections were dropped
         self.unknown = True  # the kernel may hold a table a crashed daemon left
         self.last_error: str | None = None
         self.on_change = on_change
@@ -72,12 +74,8 @@ class Balancer:
             self.prober.refused(key)
 
     def _changed(self, key: Key, change: Change, result: checks.Result) -> None:
-        verdict = self._log_limit.check("change", time.monotonic())
-        if isinstance(verdict, Allowed):
-            more = f"; {verdict.suppressed} more changes not logged" if verdict.suppressed \
-                else ""
-            log.info("real server %s of %s is %s (%s, %.0f ms)%s", key[1], key[0], change,
-                     result.why, result.latency * 1000, more)
+        self._say(logging.INFO, "real server %s of %s is %s (%s, %.0f ms)", key[1], key[0],
+                  change, result.why, result.latency * 1000)
         if self.on_change is not None:
             self.on_change(key, change, result)
         self._stale.set()
@@ -86,6 +84,7 @@ class Balancer:
         """A reload's virtual servers; the ruleset follows at once."""
         self.director.reconfigure(services)
         self.prober.reconfigure(services)
+        self.wiring.clear()
         self._stale.set()
 
     def _directing(self) -> bool:
@@ -100,6 +99,9 @@ class Balancer:
         self.groups.add(group)
         if not self.serves(group):
             return None
+        for vs in self.director.services.values():  # routes are asked anew at each start
+            if vs.group == group:
+                self.wiring.pop(vs.name, None)
         error = await self.sync()
         if error is None and self.conntrack is not None:
             # After the rules (their NAT hooks translate what is committed), before the
@@ -137,19 +139,72 @@ class Balancer:
         the error."""
         async with self._lock:
             if not self._directing():
-                if self.held is None and not (self.unknown and self.director.services):
+                if not self.held and not (self.unknown and self.director.services):
                     return None
-                return await self._apply(nft.remove(), None)
-            new = self.director.plan(self.prober.up, lambda g: g in self.groups)
-            return await self._apply(nft.transaction(self.held, new), new)
+                return await self._apply(apply.remove_all(), {})
+            try:
+                await self._wire()
+                plans = {(p.family, p.table): p for p in self.director.plan(
+                    self.prober.up, lambda g: g in self.groups, self._wiring_of,
+                    self.prober.down)}
+            except (wiring.WiringError, ValueError) as e:
+                return self._failed(str(e))
+            script = "".join(nft.transaction(self.held.get(k), p) for k, p in plans.items())
+            script += "".join(nft.remove(*k) for k in apply.TABLES
+                              if k not in plans and (k in self.held or self.unknown))
+            error = await self._apply(script, plans)
+            if error is None:
+                await self._expire()
+            return error
 
-    async def _apply(self, script: str, new: nft.Plan | None) -> str | None:
+    async def _expire(self) -> None:
+        """Drop the conntrack entries of the NAT servers gone since the last time
+        (expire.py): failed, in a directed service that is not quiescent."""
+        now = {(name, ep) for name, vs in self.director.services.items()
+               if vs.forward == "nat" and vs.group in self.groups
+               for ep in self.director.gone(vs, self.prober.down)}
+        fresh, self._gone = now - self._gone, now
+        for key in sorted(fresh, key=str):
+            try:
+                n = await expire.expire(self.director.mark_of(key), self.prefix)
+            except OSError as e:
+                self._say(logging.WARNING, "real server %s of %s: its connections stay: %s",
+                          key[1], key[0], e)
+                continue
+            if n:
+                self._say(logging.INFO, "real server %s of %s failed: its %d connection(s) "
+                          "dropped (quiescent = false)", key[1], key[0], n)
+
+    def _say(self, level: int, msg: str, *args: object) -> None:
+        """A log line about real servers: at most 5 a second after a burst of 20."""
+        verdict = self._log_limit.check("change", time.monotonic())
+        if isinstance(verdict, Allowed):
+            more = f"; {verdict.suppressed} more lines not logged" if verdict.suppressed \
+                else ""
+            log.log(level, msg + "%s", *args, more)
+
+    async def _wire(self) -> None:
+        """Ask the routes of each directed service not asked since its group started."""
+        for vs in self.director.services.values():
+            if vs.group in self.groups and vs.name not in self.wiring:
+                self.wiring[vs.name] = await wiring.resolve(vs, self.prefix, log.warning)
+
+    def _wiring_of(self, name: str) -> nft_dr.Wiring:
+        w = self.wiring.get(name)
+        if w is None:
+            raise ValueError(f"virtual server {name!r}: no wiring found")
+        return w
+
+    def _failed(self, error: str) -> str:
+        self.last_error = error
+        log.error("%s", error)
+        return error
+
+    async def _apply(self, script: str, new: dict[tuple[str, str], nft.Plan]) -> str | None:
         try:
             await apply.apply(script, self.prefix)
         except apply.NftError as e:
-            self.last_error = str(e)
-            log.error("%s", e)
-            return self.last_error
+            return self._failed(str(e))
         self.held, self.last_error, self.unknown = new, None, False
         return None
 
@@ -178,7 +233,7 @@ class Balancer:
             out.append({
                 "name": name, "address": vs.describe(), "protocol": vs.protocol,
                 "scheduler": vs.scheduler, "forward": vs.forward, "group": vs.group,
-                "directing": vs.group in self.groups and self.held is not None,
+                "directing": vs.group in self.groups and bool(self.held),
                 "quorum": vs.quorum, "below_quorum": len(active) < vs.quorum,
                 "sorry_server": None if vs.sorry_server is None else str(vs.sorry_server),
                 "servers": servers})

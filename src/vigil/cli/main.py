@@ -142,12 +142,28 @@ def check_config(c: Ctx) -> None:
     warning = partition_warning(cluster)
     if warning:
         click.echo(f"warning: {warning}", err=True)
+    if cluster.virtual_servers and c.me in {n.name for n in cluster.nodes}:
+        _director_routes(cluster)  # on a director: can it reach its real servers?
     checked = f"{c.heartbeat_dir} (ha.cf, haresources, authkeys)" if c.heartbeat_dir else c.config
     click.echo(f"{checked}: OK: cluster {cluster.name}, nodes "
                f"{', '.join(n.name for n in cluster.nodes)}, "
                f"{len(cluster.groups)} group(s)"
                + (f", {len(cluster.virtual_servers)} virtual server(s)"
                   if cluster.virtual_servers else ""))
+
+
+def _director_routes(cluster: Any) -> None:
+    """What the balancer would find at a group's start here: warnings, and errors (exit 1)
+    for direct-routing servers this node cannot send to."""
+    import asyncio
+    from vigil.balancer import wiring
+    errors, warnings = asyncio.run(wiring.survey(cluster.virtual_servers))
+    for w in warnings:
+        click.echo(f"warning: on this director: {w}", err=True)
+    for e in errors:
+        click.echo(f"error: on this director: {e}", err=True)
+    if errors:
+        sys.exit(1)
 
 
 @cli.command()

@@ -52,6 +52,8 @@ def _service(vs: lb.VirtualServer) -> list[tuple[str, str]]:
         out.append(("sorry_server", str_(str(vs.sorry_server))))
     if vs.quiescent:
         out.append(("quiescent", bool_(True)))
+    if vs.interface is not None:
+        out.append(("interface", str_(vs.interface)))
     out.append(("group", str_(vs.group)))
     return out
 

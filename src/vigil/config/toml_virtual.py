@@ -15,12 +15,13 @@ from typing import Any
 from vigil.balancer import model as lb
 from vigil.config.locate import KeyPath
 from vigil.config.toml_checker import Checker, Table
-from vigil.config.toml_values import (as_argv, as_bool, as_name, as_nonempty, as_str,
-                                      as_timeout, describe, int_in)
+from vigil.config.toml_values import (as_argv, as_bool, as_ifname, as_name, as_nonempty,
+                                      as_str, as_timeout, describe, int_in)
 from vigil.model import fmt_duration
 
 _VS_KEYS = ("name", "address", "fwmark", "protocol", "scheduler", "forward", "persistence",
             "persistence_netmask", "quorum", "sorry_server", "group", "quiescent", "check",
+            "interface",
             "real")
 _CHECK_KEYS = ("type", "path", "expect_status", "expect_body", "digest", "host", "port",
                "command", "interval", "timeout", "rise", "fall")
@@ -111,14 +112,16 @@ class VirtualServerReader:
                 services[key] = name or "?"
             scheduler = c.field(t, p, "scheduler", _one_of(lb.SCHEDULERS, "scheduler")) or "wrr"
             if scheduler in ("lc", "wlc"):
-                c.report((*p, "scheduler"),
-                         f"{scheduler!r}: the nftables data plane has no least-connection "
-                         "scheduler (that needs IPVS, which this kernel lacks); use wrr, rr, "
-                         "sh or mh")
+                c.report((*p, "scheduler"), lb.lc_refused(scheduler))
             forward = c.field(t, p, "forward", _one_of(lb.FORWARDS, "forward")) or "nat"
-            if forward == "dr":
-                c.report((*p, "forward"), "direct routing (\"dr\") has no data plane yet; "
-                                          "use \"nat\"")
+            if forward == "dr" and fwmark is not None:
+                c.report((*p, "fwmark"), "direct routing matches an address and port where "
+                                         "packets come in, before any mark is set; give "
+                                         "address instead (or forward = \"nat\")")
+            interface = c.field(t, p, "interface", as_ifname)
+            if interface is not None and forward != "dr":
+                c.report((*p, "interface"), "is where direct routing's packets come in; it "
+                                            "means nothing with forward = \"nat\"")
             persistence = c.field(t, p, "persistence", as_timeout)
             family = endpoint.address.version if endpoint is not None else 4
             netmask = c.field(t, p, "persistence_netmask",
@@ -127,9 +130,14 @@ class VirtualServerReader:
                 c.report((*p, "persistence_netmask"), "means nothing without persistence")
             quorum = c.field(t, p, "quorum", int_in(1, 65535)) or 1
             sorry = c.field(t, p, "sorry_server", as_endpoint)
+            if forward == "dr" and sorry is not None and endpoint is not None \
+                    and sorry.port != endpoint.port:
+                c.report((*p, "sorry_server"), f"{sorry}: direct routing cannot change the "
+                                               f"port; the sorry server must answer on "
+                                               f"{endpoint.port}")
             quiescent = c.field(t, p, "quiescent", as_bool) or False
             defaults = self.check(t, (*p, "check"), lb.Check())
-            real = self.reals(t, p, defaults, endpoint, family)
+            real = self.reals(t, p, defaults, endpoint, family, forward == "dr")
             if "real" not in t:
                 c.report((*p, "real"), "a virtual server needs at least one "
                                        "[[virtual_server.real]]")
@@ -141,11 +149,11 @@ class VirtualServerReader:
                 name=name, group=group, real=tuple(real), endpoint=endpoint, fwmark=fwmark,
                 protocol=protocol, scheduler=scheduler, forward=forward,  # type: ignore[arg-type]
                 persistence=persistence, persistence_netmask=netmask, quorum=quorum,
-                sorry_server=sorry, quiescent=quiescent))
+                sorry_server=sorry, quiescent=quiescent, interface=interface))
         return tuple(out)
 
     def reals(self, t: Table, p: KeyPath, defaults: lb.Check, vip: lb.Endpoint | None,
-              family: int) -> list[lb.RealServer]:
+              family: int, dr: bool) -> list[lb.RealServer]:
         c = self.c
         out: list[lb.RealServer] = []
         seen: set[lb.Endpoint] = set()
@@ -164,6 +172,10 @@ class VirtualServerReader:
                                            f"the virtual server IPv{family}")
             elif endpoint in seen:
                 c.report((*rp, "address"), f"{endpoint} is listed twice")
+            elif dr and vip is not None and endpoint.port != vip.port:
+                c.report((*rp, "address"), f"{endpoint}: direct routing cannot change the "
+                                           f"port; the real server answers on {vip.port}, "
+                                           "the virtual server's")
             seen.add(endpoint)
             out.append(lb.RealServer(endpoint, 1 if weight is None else weight, check))
         return out

@@ -47,7 +47,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
-from vigil.balancer import apply, nft
+from vigil.balancer import apply
 from vigil.daemon import links as links_mod
 from vigil.model import Cluster, Timings
 from vigil.resources import build
@@ -448,7 +448,7 @@ async def _stop_async(cluster: Cluster, held: list[str]) -> set[str]:
     if any(vs.group in held for vs in cluster.virtual_servers):
         # The balancer's rules went in before the groups' resources: out after them.
         try:
-            await apply.apply(nft.remove())
+            await apply.apply(apply.remove_all())
             log.warning("guard: the balancer's rules removed")
         except apply.NftError as e:
             log.error("guard: the balancer's rules: %s", e)

@@ -36,7 +36,7 @@ from typing import Any
 from vigil.daemon.api.exchange import Exchange, HttpError, Reply, Request
 from vigil.daemon.api.limits import Admission, AdmissionStatistics, Limits, Refused
 from vigil.config.files import check_token_file
-from vigil.daemon.api.routes import Action, Backend, Router, Stream
+from vigil.daemon.api.routes import Backend, Router, Stream
 from vigil.daemon.bus import Event
 from vigil.errors import VigilError
 from vigil.model import Api
