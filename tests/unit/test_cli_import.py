@@ -89,8 +89,15 @@ virtual_server 192.168.8.100 80 {
     assert r.exit_code == 0, r.stderr
     c = toml.parse(r.stdout, "imported.toml")
     assert str(c.groups[0].resources[0].address) == "192.168.8.100/24"  # type: ignore[union-attr]
+    [vs] = c.virtual_servers
+    assert (vs.group, vs.forward, [str(r.endpoint) for r in vs.real]) == \
+        ("VI_1", "dr", ["192.168.8.101:80"])
+    conf.write_text(conf.read_text().replace("lb_kind DR", "lb_kind TUN"))
+    r = CliRunner().invoke(cli, ["import", "keepalived", str(conf)])
+    assert r.exit_code == 0, r.stderr
+    assert not toml.parse(r.stdout, "imported.toml").virtual_servers
     assert "virtual_server" in r.stderr and "not carried over" in r.stderr
-    assert "direct routing" in r.stderr and not c.virtual_servers
+    assert "lb_kind TUN: IP tunnelling has no data plane in vigil" in r.stderr
 
 
 VIGIL_TOML = """[cluster]
@@ -113,8 +120,8 @@ interface = "eth0"
 
 
 def test_import_ipvsadm_and_ldirectord_into_a_vigil_toml(tmp_path: Path) -> None:
-    """Seed 000's rules (NAT) go into the group holding their address; seed 003's (DR) are
-    listed as not carried over; the whole file printed parses."""
+    """Seed 000's rules (NAT) go into the group holding their address, seed 003's (DR) into
+    the only group, as direct routing; the whole file printed parses."""
     saved = tmp_path / "ipvsadm"
     saved.write_text("-A -t 192.168.10.200:80 -s rr\n"
                      "-a -t 192.168.10.200:80 -r 192.168.10.201:80 -m -w 1\n"
@@ -126,9 +133,10 @@ def test_import_ipvsadm_and_ldirectord_into_a_vigil_toml(tmp_path: Path) -> None
     r = CliRunner().invoke(cli, ["import", "ipvsadm", str(saved), "--into", str(into)])
     assert r.exit_code == 0, r.stderr
     c = toml.parse(r.stdout, "out.toml")
-    assert [(vs.name, vs.group, len(vs.real)) for vs in c.virtual_servers] == [
-        ("vs-192-168-10-200-80", "web", 2)]
-    assert "direct routing (-g" in r.stderr and "ipvsadm:5" in r.stderr
+    assert [(vs.name, vs.group, vs.forward, len(vs.real)) for vs in c.virtual_servers] == [
+        ("vs-192-168-10-200-80", "web", "nat", 2), ("vs-172-25-39-100-80", "web", "dr", 1)]
+    assert "no group holds its address; given to the only group, web" in r.stdout
+    assert "not carried over" not in r.stderr
 
     cf = tmp_path / "ldirectord.cf"
     cf.write_text("checktimeout=3\ncheckinterval=5\nvirtual=192.168.10.200:80\n"

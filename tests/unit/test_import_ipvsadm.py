@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 
 from vigil.balancer import model as lb
-from vigil.config import ipvsadm
-from vigil.config.lvs_import import PLACEHOLDER_GROUP
+from vigil.config import ipvsadm, toml
+from vigil.config.lvs_import import FWMARK_DR, PLACEHOLDER_GROUP, TUNNEL, render
 from vigil.errors import ConfigError
 
 CHECKED = ("ipvsadm checked nothing; vigil checks each real server with a TCP connect every "
@@ -24,11 +24,11 @@ SEED_000 = """\
 -a -t 192.168.10.200:80 -r 192.168.10.202:80 -m
 """
 
-# seed 003's script: direct routing, ipvsadm's default, which vigil cannot carry yet
+# seed 003's script, as the seed gives it: direct routing (-g, ipvsadm's default)
 SEED_003 = """\
-ipvsadm -A -t 172.25.39.100:80 -s rr
-ipvsadm -a -t 172.25.39.100:80 -r 172.25.39.101:80 -g
-ipvsadm -a -t 172.25.39.100:80 -r 172.25.39.102:80 -g
+ipvsadm -A -t 172.25.39.100:80 -s rr            #rr 工作状态轮询
+ipvsadm -a -t 172.25.39.100:80 -r 172.25.39.4:80 -g
+ipvsadm -a -t 172.25.39.100:80 -r 172.25.39.5:80 -g
 """
 
 
@@ -109,34 +109,119 @@ def test_ipvsadm_save_n_output() -> None:
     assert imported.dropped == []
 
 
-def test_seed_003_direct_routing_is_dropped_with_its_service() -> None:
+def test_seed_003_is_one_direct_routing_service() -> None:
     imported = ipvsadm.import_text(SEED_003, "seed003.sh")
-    assert imported.services == []
-    why = ("direct routing (-g, ipvsadm's default) has no data plane in vigil yet; the "
-           "service keeps its NAT (-m) servers")
-    assert imported.dropped == [
-        "seed003.sh:1: -A -t 172.25.39.100:80: no real server left that vigil can carry (see "
-        "its real servers' lines)",
-        f"seed003.sh:2: -a -t 172.25.39.100:80 -r 172.25.39.101:80: {why}",
-        f"seed003.sh:3: -a -t 172.25.39.100:80 -r 172.25.39.102:80: {why}"]
+    assert imported.services == [lb.VirtualServer(
+        name="vs-172-25-39-100-80", group=PLACEHOLDER_GROUP, endpoint=ep("172.25.39.100", 80),
+        real=(lb.RealServer(ep("172.25.39.4", 80), 1, lb.Check()),
+              lb.RealServer(ep("172.25.39.5", 80), 1, lb.Check())),
+        protocol="tcp", scheduler="rr", forward="dr")]
+    assert imported.notes == {"vs-172-25-39-100-80": [CHECKED]}
+    assert imported.dropped == []
 
 
-def test_direct_routing_by_default_and_tunnels_leave_the_nat_servers() -> None:
+VIGIL_TOML = """[cluster]
+name = "c"
+key_file = "/etc/vigil/key"
+[[node]]
+name = "server1"
+address = "172.25.39.1"
+[[node]]
+name = "server2"
+address = "172.25.39.2"
+[[group]]
+name = "lvs"
+home = "server1"
+[[group.resource]]
+type = "ip"
+address = "172.25.39.100/24"
+interface = "eth0"
+"""
+
+
+def test_seed_003_round_trips_through_vigils_own_parser_as_direct_routing() -> None:
+    imported = ipvsadm.import_text(SEED_003, "seed003.sh")
+    text = render(imported, "seed 003", VIGIL_TOML)
+    assert 'forward = "dr"' in text
+    assert toml.parse(text, "vigil.toml").virtual_servers == tuple(imported.services)
+
+
+def test_the_method_of_most_servers_is_carried_the_others_and_tunnels_dropped() -> None:
     imported = ipvsadm.import_text("""\
 -A -t 192.168.10.200:80 -s rr
 -a -t 192.168.10.200:80 -r 192.168.10.201
 -a -t 192.168.10.200:80 -r 192.168.10.202:80 -m
 -a -t 192.168.10.200:80 -r 192.168.10.203:80 -i --tun-type ipip
--a -t 192.168.10.200:80 -r 192.168.10.200:8080 -m
+-a -t 192.168.10.200:80 -r 192.168.10.204:80 -g -w 2
+-a -t 192.168.10.200:80 -r 192.168.10.200:8080
 """, "r")
     [vs] = imported.services
-    assert [r.endpoint for r in vs.real] == [ep("192.168.10.202", 80)]
-    assert [d.split(": ", 2)[:2] for d in imported.dropped] == [
-        ["r:2", "-a -t 192.168.10.200:80 -r 192.168.10.201:80"],
-        ["r:4", "-a -t 192.168.10.200:80 -r 192.168.10.203:80"],
-        ["r:5", "-a -t 192.168.10.200:80 -r 192.168.10.200:8080"]]
-    assert "tunnelling (-i) has no data plane" in imported.dropped[1]
-    assert "the director itself" in imported.dropped[2]
+    assert vs.forward == "dr"
+    assert vs.real == (lb.RealServer(ep("192.168.10.201", 80), 1, lb.Check()),
+                       lb.RealServer(ep("192.168.10.204", 80), 2, lb.Check()))
+    assert imported.dropped == [
+        "r:3: -a -t 192.168.10.200:80 -r 192.168.10.202:80 -m: a vigil service forwards one "
+        "way: this one by direct routing (-g), as most of its real servers; NAT (-m) is not "
+        "carried",
+        f"r:4: -a -t 192.168.10.200:80 -r 192.168.10.203:80 -i: {TUNNEL}",
+        "r:6: -a -t 192.168.10.200:80 -r 192.168.10.200:80: the director itself (IPVS's local "
+        "node): vigil forwards to other hosts; make it the sorry_server"]
+
+
+def test_a_tie_is_nat_and_a_service_of_tunnels_only_is_dropped() -> None:
+    imported = ipvsadm.import_text("""\
+-A -t 192.168.10.200:80 -s rr
+-a -t 192.168.10.200:80 -r 192.168.10.201:80 -g
+-a -t 192.168.10.200:80 -r 192.168.10.202:8080 -m
+-A -t 192.168.10.200:443
+-a -t 192.168.10.200:443 -r 192.168.10.203 -i
+""", "r")
+    [vs] = imported.services
+    assert (vs.forward, [r.endpoint for r in vs.real]) == ("nat", [ep("192.168.10.202", 8080)])
+    assert imported.dropped == [
+        "r:2: -a -t 192.168.10.200:80 -r 192.168.10.201:80 -g: a vigil service forwards one "
+        "way: this one by NAT (-m), vigil's choice on a tie; direct routing (-g) is not "
+        "carried",
+        "r:4: -A -t 192.168.10.200:443: no real server left that vigil can carry (see its "
+        "real servers' lines)",
+        f"r:5: -a -t 192.168.10.200:443 -r 192.168.10.203:443 -i: {TUNNEL}"]
+
+
+def test_direct_routing_on_a_firewall_mark_is_dropped() -> None:
+    imported = ipvsadm.import_text("""\
+-A -f 1 -s rr
+-a -f 1 -r 192.168.10.201:0 -g
+-a -f 1 -r 192.168.10.202:80 -m
+-A -f 2 -s rr
+-a -f 2 -r 192.168.10.203
+""", "r")
+    [vs] = imported.services
+    assert (vs.fwmark, vs.forward, [r.endpoint for r in vs.real]) == \
+        (1, "nat", [ep("192.168.10.202", 80)])
+    assert imported.dropped == [
+        f"r:2: -a -f 1 -r 192.168.10.201:0 -g: {FWMARK_DR}",
+        "r:4: -A -f 2: no real server left that vigil can carry (see its real servers' lines)",
+        f"r:5: -a -f 2 -r 192.168.10.203:0 -g: {FWMARK_DR}"]
+
+
+def test_g_gives_the_server_the_services_port_as_ipvsadm_does() -> None:
+    rules = """\
+-A -t 192.168.10.200:80 -s rr
+-a -t 192.168.10.200:80 -r 192.168.10.201:8080 -g
+-a -t 192.168.10.200:80 -r 192.168.10.202:0 -g -w 3
+-e -t 192.168.10.200:80 -r 192.168.10.201:9090 -g -w 2
+"""
+    imported = ipvsadm.import_text(rules, "r")
+    [vs] = imported.services
+    assert vs.forward == "dr"
+    assert vs.real == (lb.RealServer(ep("192.168.10.201", 80), 2, lb.Check()),
+                       lb.RealServer(ep("192.168.10.202", 80), 3, lb.Check()))
+    assert imported.notes[vs.name] == [
+        "line 4: -r 192.168.10.201:9090 -g: direct routing cannot change the port: ipvsadm "
+        "gave the server the service's, 80", CHECKED]
+    assert problems(rules + "-a -t 192.168.10.200:80 -r 192.168.10.201:80 -g\n") == [
+        (5, "-r", "192.168.10.201:80 is already a real server of -t 192.168.10.200:80 "
+                  "(line 4)")]
 
 
 def test_default_scheduler_wlc_becomes_wrr_with_a_note() -> None:

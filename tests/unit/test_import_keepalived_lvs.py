@@ -11,6 +11,7 @@ import pytest
 
 from vigil.balancer import model as lb
 from vigil.config import keepalived
+from vigil.config.lvs_import import FWMARK_DR, TUNNEL
 from vigil.errors import ConfigError
 
 VRRP = """\
@@ -85,13 +86,118 @@ def test_a_nat_service_with_http_and_tcp_checks_carries_over() -> None:
                for d in dropped)
 
 
-def test_direct_routing_and_sctp_are_dropped_by_name() -> None:
-    text = VRRP + WEB.replace("lb_kind NAT", "lb_kind DR") + WEB.replace(
+def test_direct_routing_carries_over_and_reads_back_as_dr() -> None:
+    text = VRRP + WEB.replace("lb_kind NAT", "lb_kind DR")
+    cluster, out, dropped = keepalived.import_text(text, "keepalived.conf")
+    assert cluster is not None  # import_text read `out` back with vigil's own parser
+    [vs] = cluster.virtual_servers
+    assert (vs.forward, vs.scheduler, [r.endpoint for r in vs.real]) == \
+        ("dr", "wrr", [ep("192.168.10.201", 80), ep("192.168.10.202", 80)])
+    assert "lb_algo wlc: IPVS's 'wlc' counts connections" in out
+    assert vs.sorry_server == ep("127.0.0.1", 80)  # the director itself, on the virtual port
+    assert 'forward = "dr"' in out
+    assert ("sorry_server 127.0.0.1 8080: direct routing cannot change the port: the director "
+            "answers on the virtual address, port 80") in re.sub(r"\n#\s+", " ", out)
+    assert not any("lb_kind" in d for d in dropped)
+
+
+def test_tunnelling_and_sctp_are_dropped_by_name() -> None:
+    text = VRRP + WEB.replace("lb_kind NAT", "lb_kind TUN") + WEB.replace(
         "192.168.10.200 80", "192.168.10.200 443").replace("protocol TCP", "protocol SCTP")
     cluster, _, dropped = keepalived.import_text(text, "k.conf")
     assert cluster is not None and cluster.virtual_servers == ()
-    assert any("virtual_server 192.168.10.200" in d and "direct routing" in d for d in dropped)
+    assert f"k.conf:11: virtual_server 192.168.10.200: lb_kind TUN: {TUNNEL}" in dropped
+    assert TUNNEL == "IP tunnelling has no data plane in vigil; use gate (dr) or masq (nat)"
     assert any("protocol SCTP" in d for d in dropped)
+
+
+MIXED = """\
+virtual_server 192.168.10.200 80 {
+    lb_algo rr
+    lb_kind DR
+    real_server 192.168.10.201 80 {
+    }
+    real_server 192.168.10.202 8080 {
+        TCP_CHECK {
+            connect_timeout 1
+        }
+    }
+    real_server 192.168.10.203 80 {
+        lvs_method NAT
+    }
+    real_server 192.168.10.204 80 {
+        lvs_method TUN
+    }
+}
+"""
+
+
+def test_each_real_servers_own_lvs_method_and_the_majority_is_carried() -> None:
+    cluster, out, dropped = keepalived.import_text(VRRP + MIXED, "k.conf")
+    assert cluster is not None
+    [vs] = cluster.virtual_servers
+    none = lb.Check(type="none", interval=60.0, timeout=5.0, rise=1)
+    assert (vs.forward, vs.real) == ("dr", (
+        lb.RealServer(ep("192.168.10.201", 80), 1, none),
+        lb.RealServer(ep("192.168.10.202", 80), 1, lb.Check(
+            type="tcp", port=8080, interval=60.0, timeout=1.0, rise=1, fall=2))))
+    assert dropped == [
+        "k.conf:21: virtual_server 192.168.10.200: real_server 192.168.10.203 80: NAT: a vigil "
+        "service forwards one way: this one by direct routing (DR), as most of its real "
+        "servers; NAT is not carried",
+        f"k.conf:24: virtual_server 192.168.10.200: real_server 192.168.10.204 80: TUN: {TUNNEL}"]
+    assert ("virtual_server 192.168.10.200: real_server 192.168.10.202 8080: direct routing "
+            "cannot change the port: keepalived resets it to the virtual server's, 80, and so "
+            "does vigil; its check stays on port 8080") in re.sub(r"\n#\s+", " ", out)
+
+
+def test_a_tie_is_nat_and_the_sorry_server_forwards_as_its_service() -> None:
+    text = VRRP + MIXED.replace("lb_kind DR", "lb_kind DR\n    sorry_server 192.168.10.9 80")\
+        .replace("""    real_server 192.168.10.202 8080 {
+        TCP_CHECK {
+            connect_timeout 1
+        }
+    }
+""", "")
+    cluster, _, dropped = keepalived.import_text(text, "k.conf")
+    assert cluster is not None
+    [vs] = cluster.virtual_servers
+    assert (vs.forward, [r.endpoint for r in vs.real], vs.sorry_server) == \
+        ("nat", [ep("192.168.10.203", 80)], None)
+    tie = "this one by NAT, vigil's choice on a tie; direct routing (DR) is not carried"
+    assert dropped == [
+        f"k.conf:14: virtual_server 192.168.10.200: sorry_server 192.168.10.9 80 (DR): a vigil "
+        f"service forwards one way: {tie}",
+        f"k.conf:15: virtual_server 192.168.10.200: real_server 192.168.10.201 80: DR: a vigil "
+        f"service forwards one way: {tie}",
+        f"k.conf:20: virtual_server 192.168.10.200: real_server 192.168.10.204 80: TUN: {TUNNEL}"]
+    nat_sorry = text.replace("sorry_server 192.168.10.9 80",
+                             "sorry_server 192.168.10.9 80\n    sorry_server_lvs_method NAT")
+    cluster, _, _ = keepalived.import_text(nat_sorry, "k.conf")
+    assert cluster is not None and cluster.virtual_servers[0].sorry_server == \
+        ep("192.168.10.9", 80)
+
+
+def test_direct_routing_on_a_fwmark_is_dropped_and_an_address_member_kept() -> None:
+    group = ("virtual_server_group WEB {\n    192.168.10.200 80\n    fwmark 7\n}\n")
+    text = VRRP + group + WEB.replace("lb_kind NAT", "lb_kind DR").replace(
+        "virtual_server 192.168.10.200 80", "virtual_server group WEB")
+    cluster, _, dropped = keepalived.import_text(text, "k.conf")
+    assert cluster is not None
+    assert [(vs.name, vs.forward) for vs in cluster.virtual_servers] == \
+        [("vs-192-168-10-200-80", "dr")]
+    assert f"k.conf:15: virtual_server group WEB: fwmark 7: DR: {FWMARK_DR}" in dropped
+    alone = VRRP + "virtual_server fwmark 3 {\n    lb_kind DR\n" \
+        "    real_server 192.168.10.201 80 {\n    }\n}\n"
+    cluster, _, dropped = keepalived.import_text(alone, "k.conf")
+    assert cluster is not None and cluster.virtual_servers == ()
+    assert dropped == [f"k.conf:11: virtual_server fwmark 3: DR: {FWMARK_DR}"]
+
+
+def test_an_unknown_forwarding_method_is_a_problem() -> None:
+    with pytest.raises(ConfigError, match=r"k.conf:14: .*lb_kind: 'ROUTE': expected NAT, DR "
+                                          r"or TUN"):
+        keepalived.import_text(VRRP + WEB.replace("lb_kind NAT", "lb_kind ROUTE"), "k.conf")
 
 
 def test_a_virtual_server_group_is_one_service_per_member() -> None:

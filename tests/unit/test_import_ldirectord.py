@@ -3,12 +3,15 @@ the meaning changes and every line not carried over.
 
 Seed 003 (/work/shared/seeds/003_*.txt) sets up Heartbeat + ldirectord 3.9.5 in front of two
 web servers, virtual address 172.25.39.100; its ldirectord.cf is a screenshot, so
-SEED_003 below is that file written out the way its guide describes it (direct routing).
-The others are written in the shapes of ldirectord's own sample ldirectord.cf.
+SEED_003 below is that file written out the way its guide describes it: direct routing to
+the servers of its ipvsadm lines (172.25.39.4 and .5), and the director itself when both are
+down ("rs都挂掉,本机补上"). The others are written in the shapes of ldirectord's own sample
+ldirectord.cf.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import ipaddress
 import socket
 from pathlib import Path
@@ -16,8 +19,8 @@ from pathlib import Path
 import pytest
 
 from vigil.balancer import model as lb
-from vigil.config import ldirectord
-from vigil.config.lvs_import import Imported
+from vigil.config import ldirectord, toml
+from vigil.config.lvs_import import FWMARK_DR, TUNNEL, Imported, render
 from vigil.errors import ConfigError
 
 HTTP_MASQ = """\
@@ -52,7 +55,7 @@ quiescent=no
 
 virtual=172.25.39.100:80
         real=172.25.39.4:80 gate
-        real=172.25.39.4:80 gate
+        real=172.25.39.5:80 gate
         fallback=127.0.0.1:80 gate
         service=http
         scheduler=rr
@@ -125,28 +128,120 @@ def test_a_real_servers_own_request_and_receive_override_the_virtuals() -> None:
                                     timeout=first.check.timeout, rise=1, fall=1)
 
 
-def test_seed_003_gate_reals_are_dropped_and_so_is_their_virtual() -> None:
+def test_seed_003_is_one_direct_routing_service_with_the_director_as_fallback() -> None:
     imported = read(SEED_003)
-    assert imported.services == [] and imported.notes == {}
-    gate = ("direct routing (gate) has no data plane in vigil yet; vigil forwards by NAT "
-            "(masq), which needs the real server's replies routed back through the director")
+    check = lb.Check(type="http", path="/index.html", expect_body="Test Page", port=80,
+                     interval=1.0, timeout=1.0, rise=1, fall=1)
+    assert imported.services == [lb.VirtualServer(
+        name="vs-172-25-39-100-80", group="lvs", endpoint=ep("172.25.39.100:80"),
+        real=(lb.RealServer(ep("172.25.39.4:80"), 1, check),
+              lb.RealServer(ep("172.25.39.5:80"), 1, check)),
+        protocol="tcp", scheduler="rr", forward="dr", sorry_server=ep("127.0.0.1:80"),
+        quiescent=False)]
+    assert imported.notes == {"vs-172-25-39-100-80": [
+        "ldirectord took any 2xx answer, after following redirects; vigil expects status 200 "
+        "(set expect_status to take others)",
+        "negotiatetimeout 3s is longer than checkinterval 1s: vigil's check timeout is at "
+        "most its interval, so 1s"]}
     assert imported.dropped == [
         "ldirectord.cf:3: autoreload=yes: vigil reads vigil.toml when told to reload, not "
-        "this file",
-        f"ldirectord.cf:7: real=172.25.39.4:80 gate: {gate}",
-        f"ldirectord.cf:8: real=172.25.39.4:80 gate: {gate}",
-        "ldirectord.cf:6: virtual=172.25.39.100:80: none of its real servers can be carried "
-        "over (see their lines)"]
+        "this file"]
 
 
-def test_mixed_methods_keep_the_masq_reals_only() -> None:
+VIGIL_TOML = """[cluster]
+name = "c"
+key_file = "/etc/vigil/key"
+[[node]]
+name = "server1"
+address = "172.25.39.1"
+[[node]]
+name = "server2"
+address = "172.25.39.2"
+[[group]]
+name = "web"
+home = "server1"
+[[group.resource]]
+type = "ip"
+address = "172.25.39.100/24"
+interface = "eth0"
+"""
+
+
+def test_seed_003_round_trips_through_vigils_own_parser_as_direct_routing() -> None:
+    imported = read(SEED_003)
+    text = render(imported, "seed 003", VIGIL_TOML)
+    assert 'forward = "dr"' in text and 'sorry_server = "127.0.0.1:80"' in text
+    [vs] = toml.parse(text, "vigil.toml").virtual_servers
+    assert vs == dataclasses.replace(imported.services[0], group="web")
+    assert (vs.forward, [str(r.endpoint) for r in vs.real]) == \
+        ("dr", ["172.25.39.4:80", "172.25.39.5:80"])
+
+
+def test_the_method_of_most_real_servers_is_carried_and_ipip_never() -> None:
     imported = read("virtual=10.0.0.100:443\n"
-                    "\treal=10.0.0.1:443 masq\n\treal=10.0.0.2:443 gate\n"
-                    "\treal=10.0.0.3:443 ipip\n\tservice=https\n")
-    assert [r.endpoint for r in imported.services[0].real] == [ep("10.0.0.1:443")]
-    assert imported.services[0].real[0].check.type == "https"
-    assert [d.split(":")[1] for d in imported.dropped] == ["3", "4"]
-    assert "IP tunnelling (ipip) has no data plane" in imported.dropped[1]
+                    "\treal=10.0.0.1:443 masq\n\treal=10.0.0.2->10.0.0.3:443 gate\n"
+                    "\treal=10.0.0.4:443 ipip\n\tservice=https\n")
+    [vs] = imported.services
+    assert (vs.forward, [r.endpoint for r in vs.real]) == \
+        ("dr", [ep("10.0.0.2:443"), ep("10.0.0.3:443")])
+    assert vs.real[0].check.type == "https"
+    assert imported.dropped == [
+        "ldirectord.cf:2: real=10.0.0.1:443 masq: a vigil service forwards one way: this one "
+        "by direct routing (gate), as most of its real servers; NAT (masq) is not carried",
+        f"ldirectord.cf:4: real=10.0.0.4:443 ipip: {TUNNEL}"]
+    assert TUNNEL == "IP tunnelling has no data plane in vigil; use gate (dr) or masq (nat)"
+
+
+def test_a_tie_between_the_methods_is_masq() -> None:
+    imported = read("virtual=10.0.0.100:80\n"
+                    "\treal=10.0.0.1:80 gate\n\treal=10.0.0.2:8080 masq\n")
+    [vs] = imported.services
+    assert (vs.forward, [r.endpoint for r in vs.real]) == ("nat", [ep("10.0.0.2:8080")])
+    assert imported.dropped == [
+        "ldirectord.cf:2: real=10.0.0.1:80 gate: a vigil service forwards one way: this one "
+        "by NAT (masq), vigil's choice on a tie; direct routing (gate) is not carried"]
+
+
+def test_gate_on_a_firewall_mark_is_dropped_and_the_masq_servers_kept() -> None:
+    imported = read("virtual=7\n\treal=10.0.0.1 gate\n\treal=10.0.0.2 gate\n"
+                    "\treal=10.0.0.3:80 masq\n\tchecktype=connect\n")
+    [vs] = imported.services
+    assert (vs.fwmark, vs.forward, [r.endpoint for r in vs.real]) == \
+        (7, "nat", [ep("10.0.0.3:80")])
+    assert imported.dropped == [f"ldirectord.cf:2: real=10.0.0.1 gate: {FWMARK_DR}",
+                                f"ldirectord.cf:3: real=10.0.0.2 gate: {FWMARK_DR}"]
+    only_gate = read("virtual=7\n\treal=10.0.0.1 gate\n")
+    assert only_gate.services == []
+    assert only_gate.dropped[-1] == ("ldirectord.cf:1: virtual=7: none of its real servers "
+                                     "can be carried over (see their lines)")
+
+
+def test_a_gate_server_takes_the_virtual_port_its_check_stays_on_its_own() -> None:
+    imported = read("virtual=10.0.0.100:80\n"
+                    "\treal=10.0.0.1:8080 gate\n\treal=10.0.0.2 gate 3\n"
+                    "\treal=10.0.0.3:0 gate\n\tchecktype=connect\n\tscheduler=wlc\n")
+    [vs] = imported.services
+    assert (vs.forward, vs.scheduler) == ("dr", "wrr")
+    check = vs.real[1].check
+    assert [(r.endpoint, r.weight, r.check) for r in vs.real] == [
+        (ep("10.0.0.1:80"), 1, dataclasses.replace(check, port=8080)),
+        (ep("10.0.0.2:80"), 3, check), (ep("10.0.0.3:80"), 1, check)]
+    assert (check.type, check.port) == ("tcp", None)
+    assert imported.notes[vs.name] == [
+        "IPVS's 'wlc' counts connections; vigil's nftables data plane has no least-connection "
+        "scheduler, so weighted round robin with the same weights",
+        "real=10.0.0.1:8080 gate: direct routing cannot change the port: IPVS delivered on the "
+        "virtual port 80 (ipvsadm sets a gate server's port so), and so does vigil; its check "
+        "stays on port 8080"]
+    assert imported.dropped == []
+    text = render(imported, "ports", VIGIL_TOML.replace("172.25.39.100/24", "10.0.0.100/24"))
+    assert toml.parse(text, "vigil.toml").virtual_servers[0].real == vs.real
+
+
+def test_two_gate_servers_that_become_one_on_the_virtual_port_are_a_problem() -> None:
+    assert problems("virtual=10.0.0.100:80\n\treal=10.0.0.1:80 gate\n"
+                    "\treal=10.0.0.1:8080 gate\n") == [
+        "ldirectord.cf:3: real: 10.0.0.1:80 is listed twice"]
 
 
 def test_wlc_is_weighted_round_robin_with_a_note() -> None:
@@ -305,17 +400,56 @@ def test_combined_checks_negotiate_every_time_with_a_note() -> None:
                for n in imported.notes["vs-10-0-0-100-80"])
 
 
-def test_fallbacks_by_method() -> None:
+def fallback_notes(imported: Imported) -> dict[str, list[str]]:
+    """The notes on fallbacks (port 80's services have their HTTP check's notes too)."""
+    return {name: found for name, notes in imported.notes.items()
+            if (found := [n for n in notes if n.startswith("fallback")])}
+
+
+def test_fallbacks_of_a_nat_service_by_method() -> None:
     imported = read("fallback=10.0.0.50\n"
                     "virtual=10.0.0.100:80\n\treal=10.0.0.1:80 masq\n"
                     "virtual=10.0.0.101:80\n\treal=10.0.0.1:80 masq\n\tfallback=10.0.0.51:81 gate\n"
-                    "virtual=10.0.0.102:80\n\treal=10.0.0.1:80 masq\n\tfallback=10.0.0.52 masq\n")
+                    "virtual=10.0.0.102:80\n\treal=10.0.0.1:80 masq\n\tfallback=10.0.0.52 masq\n"
+                    "virtual=10.0.0.103:80\n\treal=10.0.0.1:80 masq\n\tfallback=10.0.0.53 ipip\n"
+                    "virtual=10.0.0.104:80\n\treal=10.0.0.1:80 masq\n"
+                    "\tfallback=127.0.0.1:8080 gate\n")
     assert [vs.sorry_server for vs in imported.services] == \
-        [ep("10.0.0.50:80"), None, ep("10.0.0.52:80")]
-    assert any("direct routing (gate, its default for a fallback)" in n
-               for n in imported.notes["vs-10-0-0-100-80"])
-    assert imported.dropped[0].startswith("ldirectord.cf:6: fallback=10.0.0.51:81 gate: direct "
-                                          "routing (gate) has no data plane")
+        [ep("10.0.0.50:80"), None, ep("10.0.0.52:80"), None, ep("127.0.0.1:8080")]
+    assert {vs.forward for vs in imported.services} == {"nat"}
+    assert fallback_notes(imported) == {"vs-10-0-0-100-80": [
+        "fallback 10.0.0.50: ldirectord forwarded it by direct routing (gate, its default for "
+        "a fallback); vigil forwards it by NAT, as this service's real servers"]}
+    assert imported.dropped == [
+        "ldirectord.cf:6: fallback=10.0.0.51:81 gate: a vigil service forwards one way: this "
+        "one by NAT (masq), as most of its real servers; direct routing (gate) is not carried",
+        f"ldirectord.cf:12: fallback=10.0.0.53:80 ipip: {TUNNEL}"]
+
+
+def test_fallbacks_of_a_direct_routing_service() -> None:
+    imported = read("fallback=10.0.0.50\n"
+                    "virtual=10.0.0.100:80\n\treal=10.0.0.1:80 gate\n"
+                    "virtual=10.0.0.101:80\n\treal=10.0.0.1:80 gate\n\tfallback=10.0.0.51 masq\n"
+                    "virtual=10.0.0.102:80\n\treal=10.0.0.1:80 gate\n"
+                    "\tfallback=10.0.0.52:8080 gate\n"
+                    "virtual=10.0.0.103:80\n\treal=10.0.0.1:80 gate\n"
+                    "\tfallback=127.0.0.1:8080 masq\n")
+    assert [(vs.forward, vs.sorry_server) for vs in imported.services] == [
+        ("dr", ep("10.0.0.50:80")), ("dr", None), ("dr", ep("10.0.0.52:80")),
+        ("dr", ep("127.0.0.1:80"))]
+    assert fallback_notes(imported) == {
+        "vs-10-0-0-102-80": ["fallback 10.0.0.52:8080: direct routing cannot change the port: "
+                             "IPVS delivered on port 80 (ipvsadm sets a gate server's port "
+                             "so), and so does vigil"],
+        "vs-10-0-0-103-80": ["fallback 127.0.0.1:8080: direct routing cannot change the port: "
+                             "the director answers on the virtual address, port 80"]}
+    assert imported.dropped == [
+        "ldirectord.cf:6: fallback=10.0.0.51:80 masq: a vigil service forwards one way: this "
+        "one by direct routing (gate), as most of its real servers; NAT (masq) is not carried"]
+    text = render(imported, "fallbacks", VIGIL_TOML.replace("172.25.39.100/24",
+                                                            "10.0.0.100/24"))
+    assert [vs.sorry_server for vs in toml.parse(text, "vigil.toml").virtual_servers] == \
+        [vs.sorry_server for vs in imported.services]
 
 
 def test_netmask_without_persistent_is_dropped() -> None:

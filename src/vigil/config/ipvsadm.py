@@ -7,10 +7,16 @@ equally the `ipvsadm -A ...` / `ipvsadm -a ...` lines of an admin's script:
 
 The lines are replayed as ipvsadm runs them: -E and -e replace the settings of the rule they
 name (as in ipvsadm, an -E without -s means wlc again), -D and -d delete it; -C and the
-commands that change no rule are listed as not carried over. Only NAT (-m) has a data plane
-in vigil: a direct-routing (-g, ipvsadm's default) or tunnelled (-i) real server is dropped
-with its reason, and a service left with none is dropped whole. IPVS checks nothing; vigil
+commands that change no rule are listed as not carried over. IPVS checks nothing; vigil
 checks every real server (its default TCP connect), and each service's notes say so.
+
+Forwarding follows lvs_import's rules. NAT (-m) and direct routing (-g, ipvsadm's default)
+are carried, tunnelling (-i) is not; a service carries the method of most of its real
+servers (-m on a tie; never -g on a firewall-mark service) and the servers of the other
+method are dropped, since a vigil service forwards one way; a service left with no server
+is dropped whole. As ipvsadm does, an -a or -e with -g gives the server the service's port
+(DR cannot change it), so `-r 10.0.0.1:8080 -g`, `-r 10.0.0.1:0 -g` and `-r 10.0.0.1 -g`
+name the same server, 10.0.0.1 on the service's port; a port other than 0 is noted.
 """
 
 from __future__ import annotations
@@ -59,7 +65,8 @@ _IGNORED = {  # the commands that add no service -> why they are not carried ove
 _UNSUPPORTED = {"-b": "scheduler flags: vigil's schedulers have none",
                 "--pe": "a persistence engine: vigil persists by client address only",
                 "-o": "one-packet scheduling: vigil schedules connections (conntrack)"}
-_NO_DATA_PLANE = {"-g": "direct routing (-g, ipvsadm's default)", "-i": "tunnelling (-i)"}
+_FORWARD: dict[str, lb.Forward] = {"-m": "nat", "-g": "dr"}
+_SPELLED = {"nat": "-m", "dr": "-g"}
 _ADDRESS = re.compile(r"(?:\[(?P<v6>[^\]]*)\]|(?P<v4>[^:\[\]]*))(?::(?P<port>[^:]*))?")
 _DIGITS = re.compile(r"[0-9]{1,10}")
 _HOSTNAME = re.compile(r"(?=.*[A-Za-z])[A-Za-z0-9_.-]+")
@@ -79,6 +86,7 @@ class _Real:
     forward: str  # -g, -i or -m
     weight: int
     thresholds: tuple[str, ...]  # -x, -y given other than 0
+    written: int  # the port on the line, before -g gave the server the service's
 
 
 @dataclass
@@ -195,11 +203,13 @@ class _Reader:
                                "a vigil service has one port; use -f MARK"))
             return
         self.drops += [(n, f"{where} {o}", why) for n, o, why in svc.unsupported]
-        reals = [self.real(svc, r) for r in svc.reals.values()]
-        kept = tuple(r for r in reals if r is not None)
+        reals = [r for r in svc.reals.values() if self.usable(svc, r)]
+        forward, tie = lvs_import.choose_forward(_FORWARD[r.forward] for r in reals)
+        kept = tuple(k for k in (self.real(svc, r, forward, tie) for r in reals)
+                     if k is not None)
         if not kept:
             self.drops.append((svc.line, where, "no real server left that vigil can carry "
-                               "(see its real servers' lines)" if reals else
+                               "(see its real servers' lines)" if svc.reals else
                                "no real server (-a) in the rules"))
             return
         name = lvs_import.service_name(svc.endpoint, svc.fwmark, taken)
@@ -210,18 +220,36 @@ class _Reader:
         if svc.fwmark is not None:
             out.note(name, f"IPVS balanced every protocol marked {svc.fwmark}; a vigil fwmark "
                            "service is one protocol: tcp (add a udp one for UDP)")
+        carried = {r.endpoint for r in kept}
+        for r in svc.reals.values():
+            if r.endpoint in carried and forward == "dr" and r.written not in (0, r.endpoint.port):
+                written = lb.Endpoint(r.endpoint.address, r.written)
+                out.note(name, f"line {r.line}: -r {written} -g: direct routing cannot "
+                               "change the port: ipvsadm gave the server the service's, "
+                               f"{r.endpoint.port}")
         out.note(name, _CHECKED)
         out.services.append(lb.VirtualServer(
             name=name, group=group, real=kept, endpoint=svc.endpoint, fwmark=svc.fwmark,
             protocol=svc.protocol, scheduler=scheduler,  # type: ignore[arg-type]
-            forward="nat", persistence=svc.persistence, persistence_netmask=svc.netmask))
+            forward=forward, persistence=svc.persistence, persistence_netmask=svc.netmask))
 
-    def real(self, svc: _Service, r: _Real) -> lb.RealServer | None:
-        """A real server vigil can carry (NAT, with a port), else None and the reason."""
+    def usable(self, svc: _Service, r: _Real) -> bool:
+        """Whether a real server's method can be carried at all (not -i, not -g on a
+        firewall mark): the servers that choose the service's method. Else its reason."""
+        why = lvs_import.TUNNEL if r.forward == "-i" else \
+            lvs_import.FWMARK_DR if r.forward == "-g" and svc.fwmark is not None else None
+        if why is not None:
+            self.drops.append((r.line, f"-a {svc.spelled} -r {r.endpoint} {r.forward}", why))
+        return why is None
+
+    def real(self, svc: _Service, r: _Real, forward: lb.Forward,
+             tie: bool) -> lb.RealServer | None:
+        """A real server vigil can carry (forwarded as its service is, with a port), else
+        None and the reason."""
         what = f"-a {svc.spelled} -r {r.endpoint}"
-        if r.forward in _NO_DATA_PLANE:
-            self.drops.append((r.line, what, f"{_NO_DATA_PLANE[r.forward]} has no data "
-                               "plane in vigil yet; the service keeps its NAT (-m) servers"))
+        if _FORWARD[r.forward] != forward:
+            self.drops.append((r.line, f"{what} {r.forward}",
+                               lvs_import.one_way(_FORWARD[r.forward], forward, tie, _SPELLED)))
             return None
         if svc.endpoint is not None and r.endpoint.address == svc.endpoint.address:
             self.drops.append((r.line, what, "the director itself (IPVS's local node): vigil "
@@ -297,6 +325,14 @@ def _server(n: int, cmd: str, opts: dict[str, str], svc: _Service) -> None:
     if "-r" not in opts:
         raise _Bad(cmd, "expected -r ADDRESS[:PORT], the real server")
     ep = _endpoint("-r", opts["-r"], svc.protocol, svc.endpoint)
+    forwards = [o for o in ("-g", "-i", "-m") if o in opts] or ["-g"]
+    if len(forwards) > 1:
+        raise _Bad(forwards[1], "expected one of -g, -i or -m")
+    forward, written = forwards[0], ep.port
+    if cmd != "-d" and ep.address.version != svc.family and forward != "-i":
+        raise _Bad("-r", f"{ep} is IPv{ep.address.version}, the service IPv{svc.family}")
+    if cmd != "-d" and forward != "-m" and svc.endpoint is not None:
+        ep = lb.Endpoint(ep.address, svc.endpoint.port)  # ipvsadm's own rule, as it adds it
     old = svc.reals.get(ep)
     if cmd == "-a" and old is not None:
         raise _Bad("-r", f"{ep} is already a real server of {svc.spelled} (line {old.line})")
@@ -306,14 +342,9 @@ def _server(n: int, cmd: str, opts: dict[str, str], svc: _Service) -> None:
     if cmd == "-d":
         del svc.reals[ep]
         return
-    forwards = [o for o in ("-g", "-i", "-m") if o in opts] or ["-g"]
-    if len(forwards) > 1:
-        raise _Bad(forwards[1], "expected one of -g, -i or -m")
-    if ep.address.version != svc.family and forwards[0] != "-i":
-        raise _Bad("-r", f"{ep} is IPv{ep.address.version}, the service IPv{svc.family}")
     weight = _integer("-w", opts.get("-w", "1"), 0, lb.MAX_WEIGHT)
     thresholds = tuple(o for o in ("-x", "-y") if _integer(o, opts.get(o, "0"), 0, 2**31 - 1))
-    svc.reals[ep] = _Real(n, ep, forwards[0], weight, thresholds)
+    svc.reals[ep] = _Real(n, ep, forward, weight, thresholds, written)
 
 
 def _endpoint(key: str, text: str, protocol: str, service: lb.Endpoint | None) -> lb.Endpoint:

@@ -15,6 +15,15 @@ ldirectord 3.9/4.x reads it:
   checktimeout 5, negotiatetimeout 30, failurecount 1, quiescent no, checktype negotiate,
   the service named by the virtual's port (80 http, 443 https...), udp for port 53.
 
+Forwarding follows lvs_import's rules: ipip is dropped, and a service carries the method of
+most of its real servers (masq on a tie; gate on a firewall-mark service never), the
+`real=` lines of the other method dropped, since a vigil service forwards one way. A gate
+server written with another port than the virtual one gets the virtual port, where IPVS
+delivered (ipvsadm sets it so), with a note; its check stays where ldirectord's went. The
+fallback is forwarded as its service is: one without a method (ldirectord's default is
+gate) follows the service, with a note when that is NAT; one of the other method is dropped;
+a loopback one is the director itself, whatever the method (on the virtual port for gate).
+
 A change of meaning is a note on its service, what vigil cannot carry is dropped with its
 line and why, and every problem is raised at the end, together, with its file and line.
 """
@@ -31,7 +40,8 @@ from vigil.config.heartbeat_report import bad_text
 from vigil.config.ldirectord_values import (CONVERT, HOSTPORT, SECONDS, argv, as_ip, as_port,
                                              parse_real, request_path, strip_comment, unquote,
                                              whole)
-from vigil.config.lvs_import import PLACEHOLDER_GROUP, Imported, service_name
+from vigil.config.lvs_import import (FWMARK_DR, PLACEHOLDER_GROUP, TUNNEL, Imported,
+                                     choose_forward, dr_port, one_way, service_name)
 from vigil.errors import ConfigError, ConfigProblem
 
 _BOTH = {*SECONDS[:3], "failurecount", "fallback", "fallback6", "quiescent"}
@@ -60,12 +70,12 @@ _PORT_SERVICE = {21: "ftp", 25: "smtp", 53: "dns", 80: "http", 110: "pop", 119: 
                  143: "imap", 389: "ldap", 443: "https", 587: "submission", 993: "imaps",
                  995: "pops", 1521: "oracle", 1812: "radius", 3128: "http_proxy",
                  3306: "mysql", 5060: "sip", 5432: "pgsql"}
-_NOT_NAT = {"gate": "direct routing (gate) has no data plane in vigil yet; vigil forwards by "
-                    "NAT (masq), which needs the real server's replies routed back through "
-                    "the director",
-            "ipip": "IP tunnelling (ipip) has no data plane in vigil; vigil forwards by NAT "
-                    "(masq), which needs the real server's replies routed back through the "
-                    "director"}
+_FORWARD: dict[str, lb.Forward] = {"masq": "nat", "gate": "dr"}
+_SPELLED = {"nat": "masq", "dr": "gate"}
+_NO_PORT = ("vigil forwards a firewall-mark service to one port (IPVS kept the client's): give "
+            "the real server its port")
+
+
 @dataclass
 class _Section:
     line: int
@@ -180,17 +190,17 @@ class _Reader:
         before, notes = len(self.problems), list[str]()
         where = self.address(s)
         if where is None:
-            self.reals(s, None, lb.Check())  # their problems too
+            self.reals(s, None, lb.Check(), [])  # their problems too
             return
         endpoint, fwmark = where
         protocol = self.protocol(s, endpoint, notes)
         sched, why = self.get(s, "scheduler", ("wrr", None))
         notes += [why] if why else []
         check = self.check(s, protocol, endpoint.port if endpoint else 0, notes)
-        reals = self.reals(s, endpoint, check or lb.Check())
+        reals, forward, tie = self.reals(s, endpoint, check or lb.Check(), notes)
         family = endpoint.address.version if endpoint else \
             (reals[0].endpoint.address.version if reals else 4)
-        sorry = self.sorry(s, endpoint, family, notes)
+        sorry = self.sorry(s, endpoint, family, (forward, tie), notes)
         persistence, netmask = self.persistence(s, family)
         key = (endpoint, protocol) if endpoint else ("fwmark", fwmark)
         if key in self.services:
@@ -210,7 +220,7 @@ class _Reader:
         name = service_name(endpoint, fwmark, self.taken)
         self.out.services.append(lb.VirtualServer(
             name=name, group=self.group, real=tuple(reals), endpoint=endpoint, fwmark=fwmark,
-            protocol=protocol, scheduler=sched, persistence=persistence,
+            protocol=protocol, scheduler=sched, forward=forward, persistence=persistence,
             persistence_netmask=netmask, sorry_server=sorry,
             quiescent=self.get(s, "quiescent", False)))
         for text in notes:
@@ -315,21 +325,35 @@ class _Reader:
                          f"check timeout is at most its interval, so {interval}s")
         return float(interval), float(min(timeout, interval))
 
-    def reals(self, s: _Section, vip: lb.Endpoint | None,
-              check: lb.Check) -> list[lb.RealServer]:
-        out: list[lb.RealServer] = []
+    def reals(self, s: _Section, vip: lb.Endpoint | None, check: lb.Check,
+              notes: list[str]) -> tuple[list[lb.RealServer], lb.Forward, bool]:
+        """The real servers carried, the service's one forward method and whether it was a
+        tie (lvs_import.choose_forward); every other `real=` line dropped with its reason."""
+        lines: list[tuple[str, int, str, list[lb.RealServer]]] = []
         for text, n in s.reals:
             try:
-                method, servers = parse_real(text, vip, check)
+                lines.append((text, n, *parse_real(text, vip, check)))
             except ValueError as e:
                 self.problem(n, "real", str(e))
+        forward, tie = choose_forward(_FORWARD[m] for _, _, m, servers in lines for _ in servers
+                                      if m == "masq" or (m == "gate" and vip is not None))
+        out: list[lb.RealServer] = []
+        for text, n, method, servers in lines:
+            why = TUNNEL if method == "ipip" else FWMARK_DR if vip is None and method == "gate" \
+                else _NO_PORT if not servers else None
+            if why is None and _FORWARD[method] != forward:
+                why = one_way(_FORWARD[method], forward, tie, _SPELLED)
+            if why is not None:
+                self.drop(n, f"real={text}", why)
                 continue
-            if method != "masq":
-                self.drop(n, f"real={text}", _NOT_NAT[method])
-            elif not servers:
-                self.drop(n, f"real={text}", "vigil forwards a firewall-mark service to one "
-                          "port (IPVS kept the client's): give the real server its port")
-            for rs in servers if method == "masq" else ():
+            if forward == "dr" and vip is not None and servers[0].endpoint.port != vip.port:
+                moved = dr_port(servers[0], vip.port).check.port
+                notes.append(f"real={text}: direct routing cannot change the port: IPVS "
+                             f"delivered on the virtual port {vip.port} (ipvsadm sets a gate "
+                             "server's port so), and so does vigil" +
+                             (f"; its check stays on port {moved}" if moved else ""))
+                servers = [dr_port(rs, vip.port) for rs in servers]
+            for rs in servers:
                 family = (vip or (out or [rs])[0].endpoint).address.version
                 if vip is not None and rs.endpoint.address == vip.address:
                     self.problem(n, "real", f"{rs.endpoint} is the virtual service's address")
@@ -340,31 +364,48 @@ class _Reader:
                     self.problem(n, "real", f"{rs.endpoint} is listed twice")
                 else:
                     out.append(rs)
-        return out
+        return out, forward, tie
 
     def sorry(self, s: _Section, vip: lb.Endpoint | None, family: int,
-              notes: list[str]) -> lb.Endpoint | None:
-        """The fallback as the sorry server: by NAT, as vigil forwards; a loopback one is
-        the director itself, the same either way."""
+              way: tuple[lb.Forward, bool], notes: list[str]) -> lb.Endpoint | None:
+        """The fallback as the sorry server, forwarded as its service is (`way`: the
+        service's method, and whether it was a tie): without a method (ldirectord's
+        default, gate) it follows the service, with a note when that is NAT; of the other
+        method it is dropped; a loopback one is the director itself, whatever the method.
+        Direct routing answers on the virtual port."""
         found = s.settings.get("fallback") or \
             self.globals.get("fallback6" if family == 6 else "fallback")
         if found is None:
             return None
         (address, port, method), n = found
         port = port or (vip.port if vip else None)
-        shown = f"fallback={address}" + (f":{port}" if port else "") + f" {method or ''}"
+        shown = (f"fallback={address}" + (f":{port}" if port else "") + f" {method or ''}").strip()
+        forward, local = way[0], address.is_loopback
         if address.version != family:
             self.problem(n, "fallback", f"{address} is IPv{address.version}, the virtual "
                                         f"service IPv{family}")
         elif port is None:
-            self.drop(n, shown.strip(), "vigil forwards a firewall-mark service's sorry "
-                                        "server to one port: give the fallback its port")
-        elif method in ("gate", "ipip") and not address.is_loopback:
-            self.drop(n, shown.strip(), _NOT_NAT[method])
+            self.drop(n, shown, "vigil forwards a firewall-mark service's sorry server to one "
+                                "port: give the fallback its port")
+        elif method == "ipip" and not local:
+            self.drop(n, shown, TUNNEL)
+        elif method == "gate" and vip is None and not local:
+            self.drop(n, shown, FWMARK_DR)
+        elif method is not None and _FORWARD.get(method) != forward and not local:
+            self.drop(n, shown, one_way(_FORWARD[method], forward, way[1], _SPELLED))
         else:
-            if method is None and not address.is_loopback:
+            if method is None and not local and forward == "nat":
                 notes.append(f"fallback {address}: ldirectord forwarded it by direct routing "
-                             "(gate, its default for a fallback); vigil forwards it by NAT")
+                             "(gate, its default for a fallback); vigil forwards it by NAT, "
+                             "as this service's real servers")
+            if forward == "dr" and vip is not None and port != vip.port:
+                notes.append(f"fallback {lb.Endpoint(address, port)}: direct routing cannot "
+                             "change the port: " + (
+                                 f"the director answers on the virtual address, port "
+                                 f"{vip.port}" if local else
+                                 f"IPVS delivered on port {vip.port} (ipvsadm sets a gate "
+                                 "server's port so), and so does vigil"))
+                port = vip.port
             return lb.Endpoint(address, port)
         return None
 

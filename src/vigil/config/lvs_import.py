@@ -5,18 +5,37 @@ where the meaning changed.
 An importer returns an `Imported`: the virtual servers it could carry over, each in the
 placeholder group `group` until `assign_groups` gives it the group whose address it is, the
 notes (a meaning that changed, per service) and what it dropped (never silently).
+
+Forwarding. IPVS sets the method per real server (masq/NAT, gate/direct routing, ipip/
+tunnelling); a vigil service has one, `forward`. Every importer applies the same rules:
+
+- tunnelling has no data plane in vigil: such a server is dropped (`TUNNEL`);
+- direct routing needs an address: on a firewall-mark service it is dropped (`FWMARK_DR`);
+- the service carries the method of most of its remaining real servers, NAT on a tie
+  (`choose_forward`); a server of the other method is dropped, saying so (`one_way`): a
+  second virtual server on the same address and port is not possible, so it is not carried;
+- direct routing cannot change the port: a server written with another port gets the
+  virtual port, where IPVS delivered its packets (ipvsadm and keepalived reset the port so),
+  with a note; its check stays on the port written, where ldirectord's and keepalived's
+  checks went (`dr_port`).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import ipaddress
+from collections import Counter
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
 from vigil.balancer import model as lb
 from vigil.model import Cluster, IpResource
 
 PLACEHOLDER_GROUP = "lvs"
+TUNNEL = "IP tunnelling has no data plane in vigil; use gate (dr) or masq (nat)"
+FWMARK_DR = ("direct routing matches an address and port where packets come in, before any "
+             "mark is set: vigil forwards a firewall-mark service by NAT only")
+_WAYS = {"nat": "NAT", "dr": "direct routing"}
 
 # IPVS schedulers -> vigil's, and why when the meaning changes. lc and wlc (ipvsadm's default)
 # count connections in IPVS; nftables has no such scheduler: weighted round robin with the
@@ -52,6 +71,32 @@ class Imported:
 
     def drop(self, file: str, line: int | None, what: str, why: str) -> None:
         self.dropped.append(f"{file}:{line}: {what}: {why}" if line else f"{file}: {what}: {why}")
+
+
+def choose_forward(methods: Iterable[lb.Forward]) -> tuple[lb.Forward, bool]:
+    """The one method a service carries: that of most of its real servers' `methods` (the
+    tunnelled ones already left out), NAT on a tie; and whether it was a tie."""
+    counts = Counter(methods)
+    return ("dr" if counts["dr"] > counts["nat"] else "nat"), counts["dr"] == counts["nat"]
+
+
+def one_way(method: lb.Forward, kept: lb.Forward, tie: bool, spelled: Mapping[str, str]) -> str:
+    """Why a real server forwarded by `method` is not carried in a service that forwards by
+    `kept`; `spelled` names the methods as the imported file does ({"nat": "masq", ...})."""
+    def named(m: lb.Forward) -> str:
+        return _WAYS[m] if spelled[m] == _WAYS[m] else f"{_WAYS[m]} ({spelled[m]})"
+    how = "vigil's choice on a tie" if tie else "as most of its real servers"
+    return (f"a vigil service forwards one way: this one by {named(kept)}, {how}; "
+            f"{named(method)} is not carried")
+
+
+def dr_port(rs: lb.RealServer, port: int) -> lb.RealServer:
+    """A direct-routing real server on the virtual `port`, as IPVS reached it, its check
+    still on the port written (when it checks one)."""
+    check = rs.check
+    if check.port is None and check.type in ("tcp", "http", "https"):
+        check = dataclasses.replace(check, port=rs.endpoint.port)
+    return dataclasses.replace(rs, endpoint=lb.Endpoint(rs.endpoint.address, port), check=check)
 
 
 def scheduler(name: str) -> tuple[str, str | None] | None:
