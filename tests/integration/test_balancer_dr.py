@@ -101,8 +101,18 @@ def test_direct_routing_balances_by_weight_and_the_servers_answer_directly(
     # the director kept no connection state of the kernel's for them.
     waits = c.lab.run("r3", ["ss", "-Htn", "state", "time-wait"]).stdout
     assert f"{c.vip}:80" in waits and c.lab.address("client", 0) in waits, waits
+    # The kernel counted each server's new connections and what it sent them (read every
+    # 2 s); nothing came back through the director.
+    def counted() -> dict[str, Any]:
+        vs = c.status("n1")["balancer"]["virtual_servers"][0]
+        return {s["address"].split(":")[0]: s["traffic"] for s in vs["servers"]}
+    _wait(lambda: sum(t["connections"] for t in counted().values() if t) >= 790)
+    for r in REALS:
+        t = counted()[c.lab.address(r, 0)]
+        assert abs(t["connections"] - seen[r]) <= 10 and t["packets_in"] >= 4 * seen[r], t
+        assert t["packets_out"] == 0 and t["bytes_out"] == 0
     text = c.vigil("n1", "lb", "status", check=True).stdout
-    assert "dr" in text and "wrr" in text
+    assert "web " in text and " wrr dr: directing" in text and "out direct (dr)" in text
 
 
 def test_a_dead_server_gets_nothing_new_and_a_drain_keeps_its_connections(

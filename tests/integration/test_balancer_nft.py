@@ -7,6 +7,8 @@ that says who it is (vigil.lab.web). NAT as LVS's masq: the real servers' gatewa
 
 from __future__ import annotations
 
+import asyncio
+import dataclasses
 import ipaddress
 import json
 import sys
@@ -17,7 +19,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from vigil.balancer import apply, nft
+from vigil.balancer import apply, counters, nft
 from vigil.balancer.model import Endpoint, RealServer, VirtualServer
 from vigil.lab.netns import Lab
 
@@ -94,6 +96,27 @@ def test_weights_hold_for_new_connections(lab: Lab) -> None:
     # to within a connection or two (100, 100, 200).
     assert abs(seen["r1"] - 100) <= 3 and abs(seen["r2"] - 100) <= 3
     assert abs(seen["r3"] - 200) <= 3
+    # The kernel counted each server's connections, and the bytes both ways.
+    names = {counters.name(1, i + 1, kind): (r, kind) for i, r in enumerate(REALS)
+             for kind in counters.KINDS}
+    traffic = counters.read(asyncio.run(apply.counters(_prefix(lab))), names)
+    assert {r: t.connections for r, t in traffic.items()} == seen
+    for r, t in traffic.items():  # a handshake, a request, its answer, a close: each way
+        assert t.packets_in >= 5 * seen[r] and t.packets_out >= 4 * seen[r], t
+        assert t.bytes_in >= 40 * t.packets_in and t.bytes_out >= 40 * t.packets_out, t
+
+
+def test_a_removed_real_server_takes_its_counters_and_keeps_the_others(lab: Lab) -> None:
+    three = _service(lab, {"r1": 1, "r2": 1, "r3": 1})
+    apply.run(nft.transaction(None, nft.plan([three])), _prefix(lab))
+    _requests(lab, 30)
+    two = dataclasses.replace(three, vs=dataclasses.replace(three.vs, real=three.vs.real[:2]),
+                              active={k: v for k, v in three.active.items()
+                                      if k != three.vs.real[2].endpoint})
+    apply.run(nft.transaction(nft.plan([three]), nft.plan([two])), _prefix(lab))
+    left = {c["counter"]["name"]: c["counter"]["packets"]
+            for c in asyncio.run(apply.counters(_prefix(lab))) if "counter" in c}
+    assert not any(n.startswith("vs1_3_") for n in left) and left["vs1_1_conns"] == 10
 
 
 def test_a_removed_server_gets_no_new_connection_and_keeps_its_established_one(
@@ -158,15 +181,16 @@ def _strip(items: list[dict[str, object]]) -> list[dict[str, object]]:
     return [i for i in items if "metainfo" not in i]
 
 
-def _held(lab: Lab) -> tuple[dict[str, set[tuple[int, str]]], dict[str, int]]:
-    """The elements of every map and the rule count of every chain vigil's table holds."""
-    maps: dict[str, set[tuple[int, str]]] = {}
+def _held(lab: Lab) -> tuple[dict[str, set[tuple[object, str]]], dict[str, int]]:
+    """The elements of every map and the rule count of every chain vigil's table holds
+    (a concatenated key, direction . mark, as its JSON)."""
+    maps: dict[str, set[tuple[object, str]]] = {}
     rules: dict[str, int] = {}
     for item in apply.listing(_prefix(lab)):
         if "map" in item:
             m = item["map"]
-            maps[m["name"]] = {(int(k), json.dumps(v, sort_keys=True))
-                               for k, v in m.get("elem", [])}
+            maps[m["name"]] = {(k if isinstance(k, int) else json.dumps(k, sort_keys=True),
+                                json.dumps(v, sort_keys=True)) for k, v in m.get("elem", [])}
         elif "chain" in item:
             rules.setdefault(item["chain"]["name"], 0)
         elif "rule" in item:

@@ -80,6 +80,8 @@ def test_the_dashboard_shows_the_balancer_s_real_servers() -> None:
                                                             health))
             rows = d.find_elements(By.CSS_SELECTOR, "#lb tr")
             assert len(rows) == 3 and "directing" in rows[0].text, [r.text for r in rows]
+            wait.until(ec.text_to_be_present_in_element(  # the counters, read every 2 s
+                (By.CSS_SELECTOR, "#lb tr:first-child td:nth-child(7)"), "0 connections"))
             assert "refused" in rows[2].text and "no" in rows[2].text, rows[2].text
             errors = [m for m in d.get_log("browser") if m["level"] == "SEVERE"]
             assert not errors, errors

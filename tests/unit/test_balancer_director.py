@@ -57,8 +57,8 @@ def test_the_plan_holds_only_the_services_of_groups_run_here() -> None:
     assert d.plan(lambda k: True, lambda g: False) == []
     (nat,) = d.plan(lambda k: True, lambda g: True)
     assert (nat.family, nat.table) == ("inet", "vigil_lb")
-    assert set(nat.chains) == {"prerouting", "vs1", "vs2", "refusals"}
-    assert set(nat.bases) == {"prerouting", "refusals"}
+    assert set(nat.chains) == {"prerouting", "vs1", "vs2", "refusals", "counting"}
+    assert set(nat.bases) == {"prerouting", "refusals", "counting"}
 
 
 def test_direct_routing_services_get_their_own_table_with_their_wiring() -> None:
@@ -72,11 +72,13 @@ def test_direct_routing_services_get_their_own_table_with_their_wiring() -> None
         asked.append(name)
         return Wiring("eth0", "eth1")
     nat, dr = d.plan(lambda k: True, lambda g: True, wiring)
-    assert asked == ["web"] and set(nat.chains) == {"prerouting", "vs2", "refusals"}
+    assert asked == ["web"] and set(nat.chains) == {"prerouting", "vs2", "refusals",
+                                                    "counting"}
     assert (dr.family, dr.table) == ("netdev", "vigil_dr")
     assert dr.chains["in1"] == ("ip daddr 192.168.10.200 tcp dport 80 jump vs1",)
     assert dr.bases["in1"].startswith('type filter hook ingress device "eth0"')
-    assert dr.chains["vs1"][-1] == 'fwd ip to meta mark map @vs1_real device "eth1"'
+    assert dr.chains["vs1"][-1] == ("counter name meta mark map @counters_in "
+                                    'fwd ip to meta mark map @vs1_real device "eth1"')
 
 
 def test_failed_servers_are_gone_unless_the_service_is_quiescent() -> None:

@@ -30,6 +30,7 @@ def test_the_entry_chain_sends_the_service_to_its_own_chain() -> None:
     p = nft.plan([service({0: 1, 1: 1})])
     assert p.chains["prerouting"] == ("ip daddr 192.168.10.200 tcp dport 80 jump vs7",)
     assert p.chains["vs7"] == ("ct mark set numgen inc mod 1021 map @vs7_slots",
+                               "counter name ct mark map @counters_conns",
                                "meta l4proto tcp dnat ip addr . port to ct mark map @vs7_real")
     assert p.maps["vs7_real"].elements == {"0x00070001": "10.0.1.1 . 80",
                                            "0x00070002": "10.0.1.2 . 80",
@@ -106,3 +107,19 @@ def test_a_change_of_weights_touches_only_the_slots_that_change(a: dict[int, int
     listed = {part.split(" : ")[0].strip(" {}") for line in added
               for part in line.split("{", 1)[1].split(",")}
     assert listed == changed or (not changed and not added)
+
+
+def test_a_server_that_leaves_takes_its_counters_after_the_elements_that_name_them() -> None:
+    three = service({0: 1, 1: 1, 2: 1})
+    two_vs = VirtualServer("web", "web", REALS[:2], endpoint=ep("192.168.10.200"))
+    two = nft.Service(two_vs, 7, {r.endpoint: IDS[r.endpoint] for r in REALS[:2]},
+                      {REALS[0].endpoint: 1, REALS[1].endpoint: 1})
+    before, after = nft.plan([three]), nft.plan([two])
+    assert before.maps["vs7_3_in"].kind == "counter"
+    assert before.maps["counters_nat"].elements["reply . 0x00070003"] == '"vs7_3_out"'
+    lines = nft.transaction(before, after).splitlines()
+    gone = [i for i, line in enumerate(lines) if line.startswith("delete counter")]
+    assert [lines[i].split()[-1] for i in gone] == ["vs7_3_conns", "vs7_3_in", "vs7_3_out"]
+    names = [i for i, line in enumerate(lines) if "delete element" in line and
+             ("counters_" in line)]
+    assert names and max(names) < min(gone)

@@ -39,14 +39,16 @@ def test_each_connection_is_pinned_then_hashed_and_sent_to_its_server_s_mac() ->
                               'policy accept;'}
     assert p.chains["in1"] == ("ip daddr 192.168.10.200 tcp dport 80 jump vs7",)
     conn = "ip saddr . tcp sport"
+    fwd = 'counter name meta mark map @counters_in fwd ip to meta mark map @vs7_real ' \
+        'device "eth0"'
     assert p.chains["vs7"] == (
         "meta mark set 0x0",
         f"meta mark set {conn} map @vs7_flows",
-        f"meta mark != 0x0 update @vs7_flows {{ {conn} : meta mark }} "
-        'fwd ip to meta mark map @vs7_real device "eth0"',
+        f"meta mark != 0x0 update @vs7_flows {{ {conn} : meta mark }} {fwd}",
         f"meta mark set jhash {conn} mod 1021 seed {SEED} map @vs7_slots",
-        f"update @vs7_flows {{ {conn} : meta mark }}",
-        'fwd ip to meta mark map @vs7_real device "eth0"')
+        f"update @vs7_flows {{ {conn} : meta mark }} counter name meta mark map "
+        "@counters_conns",
+        fwd)
     # a server that takes no new connection keeps its pinned ones: still in _real
     assert p.maps["vs7_real"].elements == {"0x00070001": "10.0.1.1", "0x00070002": "10.0.1.2",
                                            "0x00070003": "10.0.1.3"}
@@ -87,6 +89,7 @@ def test_below_quorum() -> None:
             .chains["vs7"]
     pinned = rules()[:3]  # established connections go on to their servers
     assert pinned[2].endswith('fwd ip to meta mark map @vs7_real device "eth1"')
+    assert "counter name meta mark map @counters_in" in pinned[2]
     assert rules(sorry_server=ep("127.0.0.1"))[3:] == ("accept",)  # the director serves
     assert rules(sorry_server=ep("10.0.2.9"))[3:] == ('fwd ip to 10.0.2.9 device "eth1"',)
     assert rules()[3:] == ("meta l4proto tcp reject with tcp reset",)
@@ -102,7 +105,7 @@ def test_ipv6_udp_and_two_ingress_interfaces() -> None:
                      service({0: 1})], {2: Wiring("eth1", "eth1"), 7: LAN})
     assert p.chains["in1"] == ("ip daddr 192.168.10.200 tcp dport 80 jump vs7",)
     assert p.chains["in2"] == ("ip6 daddr fd00::100 udp dport 53 jump vs2",)
-    assert p.chains["vs2"][-1] == 'fwd ip6 to meta mark map @vs2_real device "eth1"'
+    assert p.chains["vs2"][-1].endswith('fwd ip6 to meta mark map @vs2_real device "eth1"')
     assert f"meta mark set jhash ip6 saddr . udp sport mod 1021 seed {nft.seed(v6):#010x} " \
         "map @vs2_slots" in p.chains["vs2"]
     assert p.maps["vs2_real"].spec == "type mark : ipv6_addr"

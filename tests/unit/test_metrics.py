@@ -71,9 +71,11 @@ def test_any_names_and_gaps_read_back_exactly(name: str, gaps: list[float]) -> N
 def balancer(name: str = "web") -> dict[str, Any]:
     server = {"address": "10.0.1.11:80", "weight": 3, "health": "up", "drained": False,
               "taking": True, "last_check": "ok", "latency_ms": 4.5, "checks_ok": 7,
-              "checks_failed": 2, "flaps": 1}
+              "checks_failed": 2, "flaps": 1,
+              "traffic": {"connections": 12, "packets_in": 40, "bytes_in": 3000,
+                          "packets_out": 38, "bytes_out": 90000}}
     down = {**server, "address": "[fd00::2]:80", "health": "down", "taking": False,
-            "latency_ms": None, "checks_ok": 0}
+            "latency_ms": None, "checks_ok": 0, "traffic": None}
     return {"virtual_servers": [{"name": name, "directing": True, "below_quorum": False,
                                  "servers": [server, down]}],
             "last_error": None,
@@ -95,6 +97,10 @@ def test_the_balancer_s_metrics_read_back() -> None:
     assert v[("vigil_lb_check_duration_seconds", one)] == 0.0045
     assert ("vigil_lb_check_duration_seconds", two) not in v  # never checked: no sample
     assert v[("vigil_lb_flaps_total", one)] == 1
+    assert v[("vigil_lb_connections_total", one)] == 12
+    assert v[("vigil_lb_bytes_total", (("direction", "out"),) + one)] == 90000
+    assert v[("vigil_lb_packets_total", (("direction", "in"),) + one)] == 40
+    assert ("vigil_lb_connections_total", two) not in v  # not counted: no sample
     assert v[("vigil_lb_conntrack_sync_running", (("role", "active"),))] == 1
     assert v[("vigil_lb_conntrack_sync_restarts_total", ())] == 2
     plain = parse(Metrics().render({**status(), "balancer": None}))

@@ -59,17 +59,39 @@ async def present(prefix: Sequence[str] = ()) -> bool:
     return False
 
 
-async def _exec(argv: list[str], data: bytes) -> tuple[int, bytes]:
-    """Run `argv` with `data` on its stdin: its exit status and stderr; killed and reaped
-    at the timeout or on cancellation."""
+async def counters(prefix: Sequence[str] = ()) -> list[dict[str, Any]]:
+    """The named counters of vigil's tables (`nft -j list counters table`), as nft gives
+    them; NftError when nft cannot run. A table that is not there has none."""
+    found: list[dict[str, Any]] = []
+    for family, table in TABLES:
+        out: list[bytes] = []
+        rc, _ = await _exec([*prefix, NFT, "-j", "list", "counters", "table", family, table],
+                            b"", out)
+        if rc == 0 and out:
+            try:
+                items = json.loads(out[0])["nftables"]
+            except (ValueError, LookupError, TypeError):
+                raise NftError("nft listed the counters in a form not understood") from None
+            found += [i for i in items if isinstance(i, dict)]
+    return found
+
+
+async def _exec(argv: list[str], data: bytes,
+                stdout: list[bytes] | None = None) -> tuple[int, bytes]:
+    """Run `argv` with `data` on its stdin: its exit status and stderr (its output appended
+    to `stdout` when given); killed and reaped at the timeout or on cancellation."""
     try:
         proc = await asyncio.create_subprocess_exec(
-            *argv, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+            *argv, stdin=subprocess.PIPE,
+            stdout=subprocess.DEVNULL if stdout is None else subprocess.PIPE,
+            stderr=subprocess.PIPE)
     except OSError as e:
         raise NftError(f"nft could not run: {e}") from None
     try:
         async with asyncio.timeout(TIMEOUT):
-            _, stderr = await proc.communicate(data)
+            output, stderr = await proc.communicate(data)
+            if stdout is not None:
+                stdout.append(output)
     except BaseException as e:
         if proc.returncode is None:
             proc.kill()

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 
-from vigil.balancer import nft, nft_dr
+from vigil.balancer import counters, nft, nft_dr
 from vigil.balancer.model import Endpoint, VirtualServer
 
 Key = tuple[str, Endpoint]
@@ -78,6 +78,12 @@ class Director:
         if vs.quiescent:
             return frozenset()
         return frozenset(r.endpoint for r in vs.real if down((vs.name, r.endpoint)))
+
+    def counter_names(self) -> dict[str, tuple[Key, str]]:
+        """Every real server's counters (counters.py): name -> (key, kind)."""
+        return {counters.name(self.numbers[name], i, kind): ((name, endpoint), kind)
+                for name, ids in self.ids.items() for endpoint, i in ids.items()
+                for kind in counters.KINDS}
 
     def mark_of(self, key: Key) -> int:
         """The connection mark of a real server (nft.mark); KeyError for an unknown one."""

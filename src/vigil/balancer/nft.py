@@ -41,6 +41,7 @@ from collections.abc import Hashable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TypeVar
 
+from vigil.balancer import counters
 from vigil.balancer import slots as slotting
 from vigil.balancer.model import Endpoint, VirtualServer, lc_refused
 
@@ -69,8 +70,10 @@ class Service:
 
 @dataclass(frozen=True, slots=True)
 class MapDecl:
+    """A map, a set or a named counter (`spec` "") of a table."""
+
     spec: str  # "typeof numgen inc mod 2 : ct mark", "type ipv4_addr; flags dynamic, ..."
-    kind: str = "map"  # map | set
+    kind: str = "map"  # map | set | counter
     elements: Mapping[str, str] = field(default_factory=dict)  # rendered key -> value
 
 
@@ -197,6 +200,7 @@ def _service(s: Service) -> tuple[dict[str, MapDecl], tuple[str, ...]]:
             rules.append(f"ct mark {mark(n, rid):#010x} update @{name}_p{rid} {{ {client} }}")
     else:
         rules.append(f"ct mark set {choose} map @{name}_slots")
+    rules.append(f"counter name ct mark map @{counters.CONNS}")
     rules.append(f"meta l4proto {vs.protocol} dnat {ipf(v)} addr . port to "
                  f"ct mark map @{name}_real")
     return maps, tuple(rules)
@@ -210,9 +214,10 @@ def refuse_lc(vs: VirtualServer) -> None:
 
 
 def plan(services: Sequence[Service]) -> Plan:
-    maps: dict[str, MapDecl] = {}
+    maps = traffic(services, ("conns", "in", "out"))
     chains: dict[str, tuple[str, ...]] = {}
     entry: list[str] = []
+    nat: dict[str, str] = {}
     for s in sorted(services, key=lambda s: s.n):
         if s.vs.forward != "nat":
             raise ValueError(f"virtual server {s.vs.name!r}: forward = {s.vs.forward!r} is "
@@ -222,10 +227,33 @@ def plan(services: Sequence[Service]) -> Plan:
         maps.update(m)
         chains[f"vs{s.n}"] = rules
         entry.append(f"{_match(s.vs)} jump vs{s.n}")
+        for r in s.vs.real:
+            rid = s.ids[r.endpoint]
+            for direction, kind in (("original", "in"), ("reply", "out")):
+                nat[f"{direction} . {mark(s.n, rid):#010x}"] = \
+                    f'"{counters.name(s.n, rid, kind)}"'
+    maps[counters.NAT] = MapDecl("type ct_dir . mark : counter", elements=nat)
     chains["prerouting"] = tuple(entry)
+    chains["counting"] = (f"counter name ct direction . ct mark map @{counters.NAT}",)
     if any(s.vs.protocol == "tcp" for s in services):
         chains["refusals"] = (REFUSAL_RULE,)
     return Plan(maps=maps, chains=chains, bases={k: v for k, v in _BASES.items() if k in chains})
+
+
+def traffic(services: Sequence[Service], kinds: Sequence[str]) -> dict[str, MapDecl]:
+    """The counters of every real server of `services` (counters.py), and the map from a
+    connection's mark to its server's connection counter; the counters first, as a
+    transaction must make them before a map names them."""
+    out: dict[str, MapDecl] = {}
+    conns: dict[str, str] = {}
+    for s in services:
+        for r in s.vs.real:
+            rid = s.ids[r.endpoint]
+            for kind in kinds:
+                out[counters.name(s.n, rid, kind)] = MapDecl("", kind="counter")
+            conns[f"{mark(s.n, rid):#010x}"] = f'"{counters.name(s.n, rid, "conns")}"'
+    out[counters.CONNS] = MapDecl("type mark : counter", elements=conns)
+    return out
 
 
 # Passive detection (passive.py): a reset a real server sends back through this director for
@@ -239,6 +267,7 @@ REFUSAL_RULE = ("ct direction reply ct mark and 0xffff0000 != 0 tcp flags rst "
                 f"limit rate 1000/second burst 100 packets log group {NFLOG_GROUP} "
                 "queue-threshold 1")
 _BASES = {"prerouting": "type nat hook prerouting priority dstnat; policy accept;",
+          "counting": "type filter hook forward priority filter; policy accept;",
           "refusals": "type filter hook forward priority filter; policy accept;"}
 
 
@@ -257,6 +286,8 @@ def _elements(p: Plan, name: str, items: Mapping[str, str], kind: str = "map") -
 
 
 def _declare(p: Plan, name: str, d: MapDecl) -> list[str]:
+    if d.kind == "counter":
+        return [f"add counter {p.family} {p.table} {name}"]
     return [f"add {d.kind} {p.family} {p.table} {name} {{ {d.spec}; }}",
             *_elements(p, name, d.elements, d.kind)]
 
@@ -307,7 +338,8 @@ def transaction(old: Plan | None, new: Plan) -> str:
     for name in old.chains:
         if name not in new.chains:
             lines += [f"flush chain {at} {name}", f"delete chain {at} {name}"]
-    for name, d in old.maps.items():
+    # counters last: a map's elements may name them until the map goes
+    for name, d in sorted(old.maps.items(), key=lambda i: i[1].kind == "counter"):
         if name not in new.maps:
             lines.append(f"delete {d.kind} {at} {name}")
     return "\n".join(lines) + "\n" if lines else ""

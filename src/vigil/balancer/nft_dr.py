@@ -34,10 +34,11 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
+from vigil.balancer import counters
 from vigil.balancer import slots as slotting
 from vigil.balancer.model import VirtualServer
 from vigil.balancer.nft import (MapDecl, Plan, Service, client_key, ipf, mark, refuse_lc,
-                                seed)
+                                seed, traffic)
 
 TABLE = "vigil_dr"
 FAMILY = "netdev"
@@ -80,7 +81,8 @@ def _service(s: Service, egress: str) -> tuple[dict[str, MapDecl], tuple[str, ..
         f"{name}_flows": MapDecl(
             f"type {key_type} : mark; size {FLOW_SIZE}; flags dynamic, timeout; "
             f"timeout {timeout}s")}
-    fwd = f"fwd {fam} to meta mark map @{name}_real {dev}"
+    count = f"counter name meta mark map @{counters.DR_IN}"
+    fwd = f"{count} fwd {fam} to meta mark map @{name}_real {dev}"
     update = f"update @{name}_flows {{ {key} : meta mark }}"
     pinned = ("meta mark set 0x0",
               f"meta mark set {key} map @{name}_flows",
@@ -101,7 +103,7 @@ def _service(s: Service, egress: str) -> tuple[dict[str, MapDecl], tuple[str, ..
         elements={str(i): f"{mark(n, s.ids[by_key[k]]):#010x}" for i, k in enumerate(table)})
     return maps, (*pinned, f"meta mark set jhash {hashed} mod {size} seed {seed(vs):#010x} "
                   f"map @{name}_slots",
-                  update, fwd)
+                  f"{update} counter name meta mark map @{counters.CONNS}", fwd)
 
 
 def _match(vs: VirtualServer) -> str:
@@ -112,7 +114,10 @@ def _match(vs: VirtualServer) -> str:
 
 def plan(services: Sequence[Service], wiring: Mapping[int, Wiring]) -> Plan:
     """The netdev table for the DR `services`, each wired by `wiring[service.n]`."""
-    maps: dict[str, MapDecl] = {}
+    maps = traffic(services, ("conns", "in"))
+    maps[counters.DR_IN] = MapDecl("type mark : counter", elements={
+        f"{mark(s.n, rid):#010x}": f'"{counters.name(s.n, rid, "in")}"'
+        for s in services for rid in (s.ids[r.endpoint] for r in s.vs.real)})
     chains: dict[str, tuple[str, ...]] = {}
     entries: dict[str, list[str]] = {}
     for s in sorted(services, key=lambda s: s.n):

@@ -13,12 +13,13 @@ of changes costs one transaction, not one each.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from vigil.balancer import apply, checks, expire, nft, nft_dr, wiring
+from vigil.balancer import apply, checks, counters, expire, nft, nft_dr, wiring
 from vigil.balancer.ctsync_run import ConntrackSync
 from vigil.balancer.director import Director, Key
 from vigil.balancer.health import Change
@@ -28,6 +29,8 @@ from vigil.balancer.prober import Prober, Runner
 from vigil.ratelimit import Allowed, RateLimiter
 
 log = logging.getLogger(__name__)
+
+COUNT_EVERY = 2.0  # seconds between two reads of the traffic counters
 
 
 class Balancer:
@@ -43,6 +46,7 @@ class Balancer:
         self.held: dict[tuple[str, str], nft.Plan] = {}  # (family, table): what it holds
         self.wiring: dict[str, nft_dr.Wiring | None] = {}  # each directed service's routes
         self._gone: set[Key] = set()  # NAT servers whose connections were dropped
+        self.traffic: dict[Key, counters.Traffic] = {}  # the kernel's, read by _count
         self.unknown = True  # the kernel may hold a table a crashed daemon left
         self.last_error: str | None = None
         self.on_change = on_change
@@ -63,10 +67,25 @@ class Balancer:
                 tg.create_task(self.conntrack.run(), name="conntrackd")
             if self.passive is not None:
                 tg.create_task(self.passive.run(), name="passive detection")
+            tg.create_task(self._count(), name="balancer counters")
             while True:
                 await self._stale.wait()
                 self._stale.clear()
                 await self.sync()
+
+    async def _count(self) -> None:
+        """Read the kernel's traffic counters every COUNT_EVERY seconds while directing."""
+        while True:
+            await asyncio.sleep(COUNT_EVERY)
+            if not self.held:
+                self.traffic = {}
+                continue
+            try:
+                found = await apply.counters(self.prefix)
+            except apply.NftError as e:
+                self._say(logging.WARNING, "the balancer's counters: %s", e)
+                continue
+            self.traffic = counters.read(found, self.director.counter_names())
 
     def _refused(self, mark: int) -> None:
         key = self.director.key_of(mark)
@@ -229,6 +248,8 @@ class Balancer:
                     "latency_ms": None if res is None else round(res.latency * 1000, 1),
                     "checks_ok": counts[True], "checks_failed": counts[False],
                     "refusals": self.prober.refusals.get(key, 0),
+                    "traffic": None if key not in self.traffic else
+                               dataclasses.asdict(self.traffic[key]),
                     "flaps": 0 if h is None else h.flaps})
             out.append({
                 "name": name, "address": vs.describe(), "protocol": vs.protocol,

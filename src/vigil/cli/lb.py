@@ -40,6 +40,12 @@ def lb_text(s: dict[str, Any]) -> str:
                        f"{' ' + ','.join(flags) if flags else ''} (last check: {last}{ms}; "
                        f"{r['checks_ok']} ok, {r['checks_failed']} failed{refused}, "
                        f"{r['flaps']} flaps)")
+            t = r.get("traffic")
+            if t is not None:  # as ipvsadm -L --stats: since this director took over
+                out.append(f"  {'':<24} {t['connections']} connections, in "
+                           f"{t['packets_in']} packets {_size(t['bytes_in'])}, out "
+                           + (f"{t['packets_out']} packets {_size(t['bytes_out'])}"
+                              if vs["forward"] == "nat" else "direct (dr)"))
     passive = b.get("passive_detection")
     if passive is not None:
         out.append("passive detection: " + (f"on, {passive['refusals_seen']} refusal(s) seen"
@@ -54,6 +60,15 @@ def lb_text(s: dict[str, Any]) -> str:
     if b["last_error"]:
         out.append(f"last error: {b['last_error']}")
     return "\n".join(out)
+
+
+def _size(n: int) -> str:
+    size = float(n)
+    for unit in ("B", "KiB", "MiB"):
+        if size < 1024:
+            return f"{n} B" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1024
+    return f"{size:.1f} GiB"
 
 
 def register(cli: click.Group, common: Callable[[Any], Any],

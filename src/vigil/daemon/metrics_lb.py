@@ -2,7 +2,8 @@
 rest of metrics.py's are from the status): per virtual server whether this director directs
 it and whether it is below quorum; per real server its health, whether it takes new
 connections, its weight, its checks by result, the last check's duration (a gauge, as the
-Prometheus blackbox exporter's probe_duration_seconds) and its flaps; the connection sync's
+Prometheus blackbox exporter's probe_duration_seconds), its flaps, and the kernel's counts
+of its connections, packets and bytes while this director directs; the connection sync's
 state."""
 
 from __future__ import annotations
@@ -38,6 +39,20 @@ def render(out: list[str], b: dict[str, Any], gauge: Emit, counter: Emit) -> Non
     counter(out, "vigil_lb_flaps_total",
             "Times the real server's health changed after its first verdict.",
             [(l, r["flaps"]) for l, r in reals])
+    moved = [(l, r["traffic"]) for l, r in reals if r.get("traffic") is not None]
+    counter(out, "vigil_lb_connections_total",
+            "New connections this director sent to the real server since it took the "
+            "service (the kernel's counter).",
+            [(l, t["connections"]) for l, t in moved])
+    counter(out, "vigil_lb_packets_total",
+            "Packets this director forwarded for the real server, by direction (in: from "
+            "clients; out: answers, NAT only).",
+            [(l + (("direction", d),), t[f"packets_{d}"]) for l, t in moved
+             for d in ("in", "out")])
+    counter(out, "vigil_lb_bytes_total",
+            "Bytes this director forwarded for the real server, by direction.",
+            [(l + (("direction", d),), t[f"bytes_{d}"]) for l, t in moved
+             for d in ("in", "out")])
     sync = b.get("conntrack_sync")
     if sync is not None:
         gauge(out, "vigil_lb_conntrack_sync_running", "1 when conntrackd runs and answers.",
