@@ -5,13 +5,12 @@ as JSON. The daemon uses the coroutines (`apply`, `present`); tests and tools th
 
 from __future__ import annotations
 
-import asyncio
 import json
 import subprocess
 from collections.abc import Sequence
 from typing import Any
 
-from vigil.balancer import nft, nft_dr
+from vigil.balancer import child, nft, nft_dr
 from vigil.balancer.nft import FAMILY, TABLE
 
 TABLES = ((nft.FAMILY, nft.TABLE), (nft_dr.FAMILY, nft_dr.TABLE))  # NAT's, direct routing's
@@ -39,7 +38,8 @@ def run(script: str, prefix: Sequence[str] = ()) -> None:
 async def apply(script: str, prefix: Sequence[str] = ()) -> None:
     """`run`, without blocking the event loop."""
     if script:
-        _check(*await _exec([*prefix, NFT, "-f", "-"], script.encode()))
+        rc, _, stderr = await _exec([*prefix, NFT, "-f", "-"], script.encode())
+        _check(rc, stderr)
 
 
 def remove_all() -> str:
@@ -50,11 +50,11 @@ def remove_all() -> str:
 async def present(prefix: Sequence[str] = ()) -> bool:
     """Whether the kernel holds one of vigil's tables; NftError when nft cannot tell."""
     for family, table in TABLES:
-        rc, stderr = await _exec([*prefix, NFT, "list", "table", family, table], b"")
+        rc, _, stderr = await _exec([*prefix, NFT, "list", "table", family, table], b"")
         if rc != 0 and b"No such file or directory" not in stderr:
             raise NftError("nft could not list the table: " +
                            stderr.decode(errors="replace").strip()[:300])
-        if rc == 0:
+        if rc == 0 and out:
             return True
     return False
 
@@ -64,43 +64,25 @@ async def counters(prefix: Sequence[str] = ()) -> list[dict[str, Any]]:
     them; NftError when nft cannot run. A table that is not there has none."""
     found: list[dict[str, Any]] = []
     for family, table in TABLES:
-        out: list[bytes] = []
-        rc, _ = await _exec([*prefix, NFT, "-j", "list", "counters", "table", family, table],
-                            b"", out)
+        rc, out, _ = await _exec(
+            [*prefix, NFT, "-j", "list", "counters", "table", family, table], b"", True)
         if rc == 0 and out:
             try:
-                items = json.loads(out[0])["nftables"]
+                items = json.loads(out)["nftables"]
             except (ValueError, LookupError, TypeError):
                 raise NftError("nft listed the counters in a form not understood") from None
             found += [i for i in items if isinstance(i, dict)]
     return found
 
 
-async def _exec(argv: list[str], data: bytes,
-                stdout: list[bytes] | None = None) -> tuple[int, bytes]:
-    """Run `argv` with `data` on its stdin: its exit status and stderr (its output appended
-    to `stdout` when given); killed and reaped at the timeout or on cancellation."""
+async def _exec(argv: list[str], data: bytes, output: bool = False) -> tuple[int, bytes, bytes]:
+    """child.communicate, its failures as NftError."""
     try:
-        proc = await asyncio.create_subprocess_exec(
-            *argv, stdin=subprocess.PIPE,
-            stdout=subprocess.DEVNULL if stdout is None else subprocess.PIPE,
-            stderr=subprocess.PIPE)
+        return await child.communicate(argv, data, TIMEOUT, output)
+    except TimeoutError:
+        raise NftError(f"nft could not run: no answer in {TIMEOUT:g} s") from None
     except OSError as e:
         raise NftError(f"nft could not run: {e}") from None
-    try:
-        async with asyncio.timeout(TIMEOUT):
-            output, stderr = await proc.communicate(data)
-            if stdout is not None:
-                stdout.append(output)
-    except BaseException as e:
-        if proc.returncode is None:
-            proc.kill()
-            await proc.wait()
-        if isinstance(e, TimeoutError):
-            raise NftError(f"nft could not run: no answer in {TIMEOUT:g} s") from None
-        raise
-    assert proc.returncode is not None
-    return proc.returncode, stderr
 
 
 def _check(rc: int, stderr: bytes) -> None:

@@ -10,10 +10,10 @@ once and reconnects instead of waiting on a dead server. A quiescent service kee
 
 from __future__ import annotations
 
-import asyncio
 import re
-import subprocess
 from collections.abc import Sequence
+
+from vigil.balancer import child
 
 CONNTRACK = "conntrack"
 TIMEOUT = 5.0
@@ -23,23 +23,14 @@ _DELETED = re.compile(rb"(\d+) flow entries have been deleted")
 async def expire(mark: int, prefix: Sequence[str] = ()) -> int:
     """Delete the connections carrying `mark`: how many. OSError with what went wrong."""
     try:
-        proc = await asyncio.create_subprocess_exec(
-            *prefix, CONNTRACK, "-D", "--mark", f"{mark:#x}", stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        rc, _, err = await child.communicate(
+            [*prefix, CONNTRACK, "-D", "--mark", f"{mark:#x}"], b"", TIMEOUT, output=False)
+    except TimeoutError:
+        raise OSError(f"conntrack gave no answer in {TIMEOUT:g} s") from None
     except OSError as e:
         raise OSError(f"conntrack could not run: {e}") from None
-    try:
-        async with asyncio.timeout(TIMEOUT):
-            _, err = await proc.communicate()
-    except BaseException as e:
-        if proc.returncode is None:
-            proc.kill()
-            await proc.wait()
-        if isinstance(e, TimeoutError):
-            raise OSError(f"conntrack gave no answer in {TIMEOUT:g} s") from None
-        raise
     m = _DELETED.search(err)
     if m is None:
         raise OSError("conntrack: " + (err.decode(errors="replace").strip()[:200] or
-                                       f"exit status {proc.returncode}"))
+                                       f"exit status {rc}"))
     return int(m.group(1))

@@ -16,13 +16,12 @@ director). Packets come in on the service's `interface`, else on that same inter
 
 from __future__ import annotations
 
-import asyncio
 import ipaddress
 import json
-import subprocess
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
+from vigil.balancer import child
 from vigil.balancer.model import IPAddress, VirtualServer
 from vigil.balancer.nft_dr import Wiring
 
@@ -112,21 +111,12 @@ async def resolve(vs: VirtualServer, prefix: Sequence[str] = (),
     addrs = list(dict.fromkeys(a for _, a in _targets(vs)))
     script = "".join(f"route get {a}\n" for a in addrs).encode()
     try:
-        proc = await asyncio.create_subprocess_exec(
-            *prefix, IP, "-j", "-force", "-batch", "-", stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        _, out, err = await child.communicate([*prefix, IP, "-j", "-force", "-batch", "-"],
+                                              script, TIMEOUT)
+    except TimeoutError:
+        raise WiringError(f"ip route get gave no answer in {TIMEOUT:g} s") from None
     except OSError as e:
         raise WiringError(f"ip could not run: {e}") from None
-    try:
-        async with asyncio.timeout(TIMEOUT):
-            out, err = await proc.communicate(script)
-    except BaseException as e:
-        if proc.returncode is None:
-            proc.kill()
-            await proc.wait()
-        if isinstance(e, TimeoutError):
-            raise WiringError(f"ip route get gave no answer in {TIMEOUT:g} s") from None
-        raise
     return decide(vs, parse(addrs, out, err), warn)
 
 
