@@ -54,7 +54,7 @@ async def present(prefix: Sequence[str] = ()) -> bool:
         if rc != 0 and b"No such file or directory" not in stderr:
             raise NftError("nft could not list the table: " +
                            stderr.decode(errors="replace").strip()[:300])
-        if rc == 0 and out:
+        if rc == 0:
             return True
     return False
 
