@@ -37,7 +37,7 @@ def test_interleaved_alternates_equal_servers() -> None:
 
 
 @given(weights)
-def test_maglev_gives_each_server_its_share_within_two_slots(w: dict[str, int]) -> None:
+def test_maglev_gives_each_server_its_share_within_one_slot(w: dict[str, int]) -> None:
     size = slots.size_for(len(w))
     table = slots.maglev(w, size)
     if not any(v > 0 for v in w.values()):
@@ -45,7 +45,16 @@ def test_maglev_gives_each_server_its_share_within_two_slots(w: dict[str, int]) 
         return
     assert len(table) == size
     for k, share in _share(table, w).items():
-        assert abs(table.count(k) - share) <= 2, (k, table.count(k), share)
+        assert abs(table.count(k) - share) <= 1, (k, table.count(k), share)
+
+
+def test_maglev_heavy_server_does_not_run_ahead_of_its_share() -> None:
+    """Hypothesis's counterexample: light servers take their turns in bursts every 12 rounds,
+    so with plain credits the weight-12 server ended with 768 slots against a share of 765.75."""
+    w = {"10.0.0.1:80": 1, "10.0.0.2:80": 12, "10.0.0.3:80": 1, "10.0.0.4:80": 1,
+         "10.0.0.5:80": 1}
+    table = slots.maglev(w, 1021)
+    assert sorted(table.count(k) for k in w) == [64, 64, 64, 64, 765]
 
 
 @given(weights, st.data())

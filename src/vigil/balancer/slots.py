@@ -10,7 +10,9 @@ only rewrites the slots that change owner.
 - `interleaved`: smooth weighted round robin (nginx's): consecutive slots go to different
   servers in proportion to their weights, so consecutive connections do too.
 - `maglev`: Maglev's consistent hash (Eisenbud et al., NSDI 2016) with weights: each server
-  fills its own pseudo-random order of slots (`_order`: not Maglev's linear one), in turns proportional to its weight; a server
+  fills its own pseudo-random order of slots (`_order`: not Maglev's linear one), in turns
+  proportional to its weight, until it holds its quota (`_quotas`: the largest-remainder
+  share, so every server is within one slot of its weight's share); a server
   that leaves gives up its slots and the others keep nearly all of theirs, so clients hashed
   to a healthy server stay with it. Both directors compute the same table from the same
   servers: the orders come from a hash of each server's key, never from Python's `hash`.
@@ -91,6 +93,18 @@ def _order(key: str, size: int) -> tuple[int, int, int]:
     return offset, skip, pow(_generator(size), k, size)
 
 
+def _quotas(weights: list[int], size: int) -> list[int]:
+    """Each weight's whole share of `size` slots, the leftover slots to the largest
+    remainders (ties to the earlier server): every quota is within one of size*w/total and
+    they sum to `size`. Integer arithmetic, so both directors agree to the slot."""
+    total = sum(weights)
+    quotas = [size * w // total for w in weights]
+    by_remainder = sorted(range(len(weights)), key=lambda i: (-(size * weights[i] % total), i))
+    for i in by_remainder[:size - sum(quotas)]:
+        quotas[i] += 1
+    return quotas
+
+
 def maglev(weights: Mapping[str, int], size: int) -> list[str]:
     """Maglev's lookup table of `size` (a prime) slots, weighted. Empty when no server has a
     positive weight."""
@@ -99,16 +113,18 @@ def maglev(weights: Mapping[str, int], size: int) -> list[str]:
         return []
     top = max(w for _, w in servers)
     orders = [_order(k, size) for k, _ in servers]
+    left = _quotas([w for _, w in servers], size)
     step: list[int | None] = [None] * len(servers)  # None: the offset is next, else skip*h**j
-    credit = [0.0] * len(servers)
+    credit = [0] * len(servers)  # in units of 1/top of a turn: exact, so directors agree
     table: list[str | None] = [None] * size
     filled = 0
     while filled < size:
         for i, (key, w) in enumerate(servers):
-            credit[i] += w / top
-            if credit[i] < 1.0:
+            credit[i] += w
+            if credit[i] < top or not left[i]:
                 continue
-            credit[i] -= 1.0
+            credit[i] -= top
+            left[i] -= 1
             offset, skip, h = orders[i]
             while True:  # the server's next preferred slot that is still free
                 at = step[i]
