@@ -539,6 +539,7 @@ def test_missing_files(tmp_path: Path) -> None:
 
 
 def test_resource_forms(tmp_path: Path) -> None:
+    (tmp_path / "ldirectord.cf").write_text("virtual=10.0.0.5:80\n\treal=10.0.0.7:80 masq\n")
     cluster, warnings = load(tmp_path, haresources="""\
 # a comment
 n1 192.168.0.100/24/eth0:0/192.168.0.255 \\
@@ -561,13 +562,19 @@ n2 httpd
         ip("10.0.0.5/24", "eth1"),
         model.OcfResource("heartbeat:Filesystem", "fs-srv-www", (
             ("device", "LABEL=web"), ("directory", "/srv/www"), ("fstype", "xfs"))))
-    assert cluster.groups[2].resources == (script("drbddisk", "r1"),
-                                           script("ldirectord", "ldirectord.cf"),
-                                           script("ipvsadm"))
+    # ldirectord is not run: vigil reads its file and balances in the group itself.
+    assert cluster.groups[2].resources == (script("drbddisk", "r1"), script("ipvsadm"))
+    assert [(vs.name, vs.group, vs.forward, [str(r.endpoint) for r in vs.real])
+            for vs in cluster.virtual_servers] == [
+        ("vs-10-0-0-5-80", "drbddisk-r1", "nat", ["10.0.0.7:80"])]
     assert cluster.groups[3].resources[1] == script("MailTo", "root", "failover")
-    assert len(warnings) == 3 and "LABEL=web" in warnings[0] and "haresources:4" in warnings[0]
+    assert len(warnings) == 5 and "LABEL=web" in warnings[0] and "haresources:4" in warnings[0]
     assert "haresources:5: ldirectord::ldirectord.cf: " in warnings[1]
-    assert "vigil import ldirectord" in warnings[1] and "vigil import ipvsadm" in warnings[2]
+    assert "ldirectord is not run" in warnings[1] and "vigil import ipvsadm" in warnings[2]
+    # what the import of ldirectord.cf noted, logged at every start with its file
+    assert all(w.startswith(f"{tmp_path / 'ldirectord.cf'}: virtual service 10.0.0.5:80")
+               for w in warnings[3:]), warnings[3:]
+    assert "negotiatetimeout 30s is longer than checkinterval 10s" in warnings[4]
     round_trip(cluster)
 
 

@@ -129,7 +129,7 @@ def check_config(c: Ctx) -> None:
     from vigil.wire.framesize import frame_problem, serial_problem
     from vigil.config.keys import load_cluster_key
     try:
-        cluster = _load(c)
+        cluster, load_warnings = _load_with_warnings(c)
         problem = frame_problem(cluster) or serial_problem(cluster)
         if problem is not None:
             raise ConfigError(problem)
@@ -138,6 +138,8 @@ def check_config(c: Ctx) -> None:
             check_token_file(cluster.api.token_file)  # as the daemon does before it listens
     except VigilError as e:
         _fail(e, c.debug)
+    for w in load_warnings:  # what the daemon logs at every start of these files
+        click.echo(f"warning: {w}", err=True)
     from vigil.model import partition_warning
     warning = partition_warning(cluster)
     if warning:

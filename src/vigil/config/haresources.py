@@ -111,9 +111,10 @@ _LVS_HINTS = {
                "lack, with no health checks); vigil balances with nftables and checks the "
                "servers: `vigil import ipvsadm /etc/sysconfig/ipvsadm` (or an ipvsadm-save "
                "file) writes the rules as [[virtual_server]] tables (docs/balancer.md)",
-    "ldirectord": "runs ldirectord as Heartbeat did; vigil balances and checks the real "
-                  "servers itself: `vigil import ldirectord /etc/ha.d/ldirectord.cf` writes "
-                  "its virtual services as [[virtual_server]] tables (docs/balancer.md)",
+    "ldirectord": "vigil balances and checks the real servers itself: it reads the file as "
+                  "ldirectord would (relative to this directory; ldirectord.cf when none is "
+                  "named), its virtual services become this group's virtual servers, and "
+                  "ldirectord is not run (docs/balancer.md)",
 }
 
 

@@ -49,8 +49,10 @@ group does not start here, and the error says so). An `eth0:0` interface is a la
 broadcast address is given to the address as written.
 `Filesystem::dev::dir::fstype[::options]` is the built-in filesystem resource (a device given as
 LABEL=, UUID= or host:/path: resource-agents' ocf:heartbeat:Filesystem, warning). Anything else,
-`drbddisk::r0`, `httpd`, `ipvsadm`, `ldirectord::ldirectord.cf`, is a Heartbeat resource script
-(the directory's own resource.d when it has one, /etc/ha.d/resource.d, then /etc/init.d). A group is named after its first resource, as Heartbeat names it:
+`drbddisk::r0`, `httpd`, `ipvsadm`, is a Heartbeat resource script (the directory's own
+resource.d when it has one, /etc/ha.d/resource.d, then /etc/init.d), except ldirectord:
+`ldirectord[::FILE]` is read as ldirectord reads FILE (config/heartbeat_lvs.py), its virtual
+services the group's virtual servers, balanced by vigil. A group is named after its first resource, as Heartbeat names it:
 the address, `fs-MOUNTPOINT`, or the script and its arguments; its home is NODE.
 
 authkeys must be mode 0600 (refused otherwise, as Heartbeat refuses a readable one). The key
@@ -64,9 +66,11 @@ import dataclasses
 from pathlib import Path
 
 from vigil import model
+from vigil.balancer import model as lb
 from vigil.config.authkeys import read_key
 from vigil.config.ha_cf import HaCf
 from vigil.config.haresources import read_haresources
+from vigil.config.heartbeat_lvs import take_ldirectord
 from vigil.config.heartbeat_report import Report, read_lines
 from vigil.errors import ConfigError
 
@@ -99,6 +103,9 @@ def read_dir(path: Path, allow_crc: bool = False) -> Imported:
                                                     allow_crc)
     groups = read_haresources(path / "haresources", cluster, r)
     key = read_key(path / "authkeys", allow_crc, r)
+    services: tuple[lb.VirtualServer, ...] = ()
+    if groups is not None:
+        groups, services = take_ldirectord(groups, path, r)
     if r.problems or cluster is None or groups is None or key is None:
         order = {str(path / f): n for n, f in enumerate(("ha.cf", "haresources", "authkeys"))}
         raise ConfigError(sorted(r.problems, key=lambda p: (order.get(p.file, 3), p.line or 0)))
@@ -108,7 +115,8 @@ def read_dir(path: Path, allow_crc: bool = False) -> Imported:
             dataclasses.replace(x, directories=(own, *x.directories))
             if isinstance(x, model.HeartbeatResource) else x for x in g.resources))
             for g in groups)
-    return Imported(dataclasses.replace(cluster, groups=groups), tuple(r.warnings),
+    return Imported(dataclasses.replace(cluster, groups=groups, virtual_servers=services),
+                    tuple(r.warnings),
                     tuple((k, " ".join(v)) for k, v in r.notes.items()))
 
 
