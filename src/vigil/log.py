@@ -14,8 +14,11 @@ from __future__ import annotations
 import logging
 import os
 import sys
-from collections.abc import Mapping
+import time
+from collections.abc import Callable, Mapping
 from pathlib import Path
+
+from vigil.ratelimit import Allowed, RateLimiter
 
 LEVEL_WORDS = {logging.DEBUG: "debug", logging.INFO: "info", logging.WARNING: "WARN",
                logging.ERROR: "ERROR", logging.CRITICAL: "CRIT"}
@@ -92,3 +95,27 @@ def setup(node: str, log_file: Path | None = None, debug: bool = False) -> None:
         root.addHandler(file)
     logging.getLogger("pyroute2").setLevel(logging.WARNING)
     logging.getLogger("asyncio").setLevel(logging.WARNING)
+
+
+class LimitedLog:
+    """A logger for lines untrusted input can cause: each key's lines go through a
+    RateLimiter, and the count held back rides on the next line allowed under that key, as
+    ` (held back before this: suppressed=N)`. `clock` is the caller's (monotonic) time."""
+
+    def __init__(self, logger: logging.Logger, per_second: float, burst: int,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.logger = logger
+        self.limit = RateLimiter(per_second, burst)
+        self.clock = clock
+
+    def log(self, key: str, level: int, msg: str, *args: object,
+            exc_info: bool = False) -> bool:
+        """Log msg % args unless too many of `key` went out lately; whether it was."""
+        verdict = self.limit.check(key, self.clock())
+        if not isinstance(verdict, Allowed):
+            return False
+        if verdict.suppressed:
+            msg += " (held back before this: suppressed=%d)"
+            args = (*args, verdict.suppressed)
+        self.logger.log(level, msg, *args, exc_info=exc_info)
+        return True

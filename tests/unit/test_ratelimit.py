@@ -117,3 +117,21 @@ def test_the_sans_io_cores_import_no_io(module: str) -> None:
     bad = [n for n in names for banned in IO_MODULES | {"vigil.daemon.api.server", "ssl", "os"}
            if _violates(n, banned)]
     assert not bad, bad
+
+
+def test_limited_log_counts_what_it_held_back_on_the_next_line(
+        caplog: pytest.LogCaptureFixture) -> None:
+    import logging
+
+    from vigil.log import LimitedLog
+    now = [0.0]
+    out = LimitedLog(logging.getLogger("vigil.test.limited"), 1.0, 2, clock=lambda: now[0])
+    caplog.set_level(logging.INFO, "vigil.test.limited")
+    sent = [out.log("k", logging.WARNING, "line %d", i) for i in range(5)]
+    assert sent == [True, True, False, False, False]
+    assert out.log("other", logging.INFO, "own bucket")
+    now[0] = 1.0
+    assert out.log("k", logging.WARNING, "line %d", 5)
+    assert [r.getMessage() for r in caplog.records] == [
+        "line 0", "line 1", "own bucket", "line 5 (held back before this: suppressed=3)"]
+    assert caplog.records[-1].levelno == logging.WARNING

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from vigil.balancer import ctsync
-from vigil.ratelimit import Allowed, RateLimiter
+from vigil.log import LimitedLog
 from vigil.resources import runner
 from vigil.errors import AgentError
 from vigil.model import Cluster
@@ -59,7 +59,7 @@ class ConntrackSync:
         self.restarts = 0
         self.role = "backup"
         self.last_error: str | None = None
-        self._limit = RateLimiter(1 / 60, 2)
+        self._log = LimitedLog(log, 1 / 60, 2)
         self._up = asyncio.Event()
         # The commands, in order, by one worker: a role change never waits for a hung
         # conntrackd longer than COMMIT_WAIT, and two changes never interleave.
@@ -173,10 +173,7 @@ class ConntrackSync:
         return False
 
     def _say(self, key: str, message: str) -> None:
-        verdict = self._limit.check(key, time.monotonic())
-        if isinstance(verdict, Allowed):
-            more = f" ({verdict.suppressed} more held back)" if verdict.suppressed else ""
-            log.warning("%s%s", message, more)
+        self._log.log(key, logging.WARNING, "%s", message)
 
     def status(self) -> dict[str, Any]:
         return {"running": self.pid is not None and self._up.is_set(), "pid": self.pid,

@@ -15,7 +15,6 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
-import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -26,7 +25,7 @@ from vigil.balancer.health import Change
 from vigil.balancer.model import VirtualServer
 from vigil.balancer.passive import RefusalWatch
 from vigil.balancer.prober import Prober, Runner
-from vigil.ratelimit import Allowed, RateLimiter
+from vigil.log import LimitedLog
 
 log = logging.getLogger(__name__)
 
@@ -54,7 +53,7 @@ class Balancer:
         self._stale = asyncio.Event()
         # A flapping server's lines, and 200 servers changing at once: the events all go
         # out, the log lines at most 5 a second after a burst of 20.
-        self._log_limit = RateLimiter(5, 20)
+        self._log = LimitedLog(log, 5, 20)
         self.passive: RefusalWatch | None = None
         if passive and any(vs.protocol == "tcp" for vs in services):
             self.passive = RefusalWatch(nft.NFLOG_GROUP, self._refused)
@@ -196,11 +195,7 @@ class Balancer:
 
     def _say(self, level: int, msg: str, *args: object) -> None:
         """A log line about real servers: at most 5 a second after a burst of 20."""
-        verdict = self._log_limit.check("change", time.monotonic())
-        if isinstance(verdict, Allowed):
-            more = f"; {verdict.suppressed} more lines not logged" if verdict.suppressed \
-                else ""
-            log.log(level, msg + "%s", *args, more)
+        self._log.log("change", level, msg, *args)
 
     async def _wire(self) -> None:
         """Ask the routes of each directed service not asked since its group started."""

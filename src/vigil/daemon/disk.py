@@ -26,7 +26,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from vigil.errors import VigilError
-from vigil.ratelimit import Allowed, RateLimiter
+from vigil.log import LimitedLog
 from vigil.wire import sectors
 
 log = logging.getLogger(__name__)
@@ -58,7 +58,7 @@ class DiskLink:
         # One cycle's IO (mail, heartbeat, two reads) taking more than half the stall budget
         # eats into deadtime: said, at most once a minute, with the slowest seen so far.
         self.slowest = 0.0  # seconds, the slowest IO cycle since start
-        self._slow_log = RateLimiter(1 / 60, 1)
+        self._slow_log = LimitedLog(log, 1 / 60, 1)
 
     def describe(self) -> str:
         return f"disk {self.path} (slot {self.my_slot}, peer slot {self.peer_slot})"
@@ -199,12 +199,10 @@ class DiskLink:
         self.slowest = max(self.slowest, seconds)
         if seconds <= self.stall / 2:
             return
-        verdict = self._slow_log.check("slow", time.monotonic())
-        if isinstance(verdict, Allowed):
-            log.warning("disk link slow link=%s cycle_ms=%.0f budget_ms=%.0f slowest_ms=%.0f "
-                        "held_back=%d: the device's latency eats into deadtime", self.name,
-                        seconds * 1000, self.stall * 500, self.slowest * 1000,
-                        verdict.suppressed)
+        self._slow_log.log("slow", logging.WARNING, "disk link slow link=%s cycle_ms=%.0f "
+                           "budget_ms=%.0f slowest_ms=%.0f: the device's latency eats into "
+                           "deadtime", self.name, seconds * 1000, self.stall * 500,
+                           self.slowest * 1000)
 
     def _write_mail(self, loop: asyncio.AbstractEventLoop, buf: mmap.mmap) -> bool:
         """Write the queued mailbox sectors; True when our own mailbox was cleared."""

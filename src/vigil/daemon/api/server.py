@@ -40,7 +40,8 @@ from vigil.daemon.api.routes import Backend, Router, Stream
 from vigil.daemon.bus import Event
 from vigil.errors import VigilError
 from vigil.model import Api
-from vigil.ratelimit import Allowed, RateLimiter, Summary, Suppressed
+from vigil.log import LimitedLog
+from vigil.ratelimit import RateLimiter, Summary
 
 __all__ = ["Backend", "Limits", "Server", "ServerStatistics", "tls_context"]
 
@@ -84,7 +85,7 @@ class Server:
         dashboard = resources.files(__package__).joinpath("dashboard.html").read_bytes()
         self.router = Router(api, backend, dashboard, limits.max_body)
         self.admission = Admission(limits)
-        self.log_limit = RateLimiter(LOG_PER_SECOND, LOG_BURST)
+        self._log = LimitedLog(log, LOG_PER_SECOND, LOG_BURST)
         self._ids = itertools.count(1)
         self._tasks: set[asyncio.Task[Any]] = set()
         self._requests = self._timeouts = self._rejected = self._failed = 0
@@ -121,6 +122,15 @@ class Server:
                 await asyncio.wait(tasks, timeout=5.0)
             _report(self.log_limit.flush())
 
+
+    @property
+    def log_limit(self) -> RateLimiter:
+        """The limiter of the lines clients can cause (tests give it another rate)."""
+        return self._log.limit
+
+    @log_limit.setter
+    def log_limit(self, limiter: RateLimiter) -> None:
+        self._log.limit = limiter
     def statistics(self) -> ServerStatistics:
         return ServerStatistics(self.admission.statistics(), self._requests, self._timeouts,
                                 self._rejected, self._failed, self.log_limit.pending())
@@ -269,14 +279,7 @@ class Server:
     def _say(self, kind: str, level: int, msg: str, *args: object,
              exc_info: bool = False) -> None:
         """Log a line a client can cause, unless too many of its kind went out lately."""
-        verdict = self.log_limit.check(kind, asyncio.get_running_loop().time())
-        if isinstance(verdict, Suppressed):
-            return
-        assert isinstance(verdict, Allowed)
-        if verdict.suppressed:
-            msg += " (held back before this: suppressed=%d)"
-            args = (*args, verdict.suppressed)
-        log.log(level, msg, *args, exc_info=exc_info)
+        self._log.log(kind, level, msg, *args, exc_info=exc_info)
 
 
 def _report(held_back: list[Summary]) -> None:
