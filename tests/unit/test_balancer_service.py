@@ -200,3 +200,34 @@ def test_a_failed_nat_server_loses_its_connections_unless_quiescent(
         assert k.expired == ([] if quiescent else [mark, mark])  # failed again: again
 
     asyncio.run(main())
+
+
+def test_passive_detection_starts_with_the_first_tcp_service_even_by_reload() -> None:
+    import dataclasses
+
+    from vigil.balancer.passive import RefusalWatch
+
+    class Group:  # a running balancer's TaskGroup: what it was asked to start
+        def __init__(self) -> None:
+            self.names: list[str] = []
+
+        def create_task(self, coro: object, name: str) -> None:
+            coro.close()  # type: ignore[attr-defined]
+            self.names.append(name)
+
+    udp = dataclasses.replace(WEB, protocol="udp")
+    b = Balancer([udp])
+    assert b.passive is None  # nothing to watch yet
+    tg = Group()
+    b._tg = tg  # type: ignore[assignment]
+    b.reconfigure([udp])
+    assert b.passive is None and tg.names == []
+    b.reconfigure([udp, dataclasses.replace(WEB, name="tcp")])
+    assert isinstance(b.passive, RefusalWatch) and tg.names == ["passive detection"]
+    first = b.passive
+    b.reconfigure([WEB])  # one watch, however many reloads
+    assert b.passive is first and tg.names == ["passive detection"]
+    assert Balancer([udp], passive=False).passive is None
+    off = Balancer([], passive=False)
+    off.reconfigure([WEB])
+    assert off.passive is None

@@ -55,12 +55,14 @@ class Balancer:
         # out, the log lines at most 5 a second after a burst of 20.
         self._log = LimitedLog(log, 5, 20)
         self.passive: RefusalWatch | None = None
-        if passive and any(vs.protocol == "tcp" for vs in services):
-            self.passive = RefusalWatch(nft.NFLOG_GROUP, self._refused)
+        self._passive_wanted = passive
+        self._tg: asyncio.TaskGroup | None = None
+        self._watch_refusals(services)
 
     async def run(self) -> None:
         """The checks, and the applier that follows their changes."""
         async with asyncio.TaskGroup() as tg:
+            self._tg = tg
             tg.create_task(self.prober.run(), name="balancer checks")
             if self.conntrack is not None:
                 tg.create_task(self.conntrack.run(), name="conntrackd")
@@ -98,10 +100,21 @@ class Balancer:
             self.on_change(key, change, result)
         self._stale.set()
 
+    def _watch_refusals(self, services: Sequence[VirtualServer]) -> None:
+        """Passive detection from the first TCP service on, at start or at a reload that
+        adds it (it then keeps running: a watch with nothing to see costs nothing)."""
+        if self.passive is not None or not self._passive_wanted or \
+                not any(vs.protocol == "tcp" for vs in services):
+            return
+        self.passive = RefusalWatch(nft.NFLOG_GROUP, self._refused)
+        if self._tg is not None:
+            self._tg.create_task(self.passive.run(), name="passive detection")
+
     def reconfigure(self, services: Sequence[VirtualServer]) -> None:
         """A reload's virtual servers; the ruleset follows at once."""
         self.director.reconfigure(services)
         self.prober.reconfigure(services)
+        self._watch_refusals(services)
         self.wiring.clear()
         self._stale.set()
 
