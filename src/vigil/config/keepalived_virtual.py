@@ -17,7 +17,7 @@ virtual servers (lvs_import.Imported), with their real_servers and checkers.
 keepalived takes a server out after its check failed and then `retry` retries failed: vigil's
 fall is retry + 1, each retry one interval later (not `delay_before_retry` later); it puts a
 server back at its first good check: rise 1. Several checkers on one server (all must pass in
-keepalived) keep the first. What is not carried over is listed, never silently dropped.
+keepalived) keep the first (keepalived_checkers.py reads them). What is not carried over is listed, never silently dropped.
 
 Forwarding follows lvs_import's rules. A real server forwards by its own lvs_method, else
 its virtual_server's lb_kind (or lvs_method), else NAT, as in keepalived; TUN is dropped (a
@@ -32,35 +32,15 @@ the other method it is dropped, unless it is the director itself (loopback).
 from __future__ import annotations
 
 import ipaddress
-import shlex
 
 from vigil.balancer import model as lb
 from vigil.config import lvs_import
+from vigil.config.keepalived_checkers import (CHECKERS, IGNORED, OTHERCHECKERS,
+                                              read_checker, seconds)
 from vigil.config.keepalived_importer import Importer
 from vigil.config.keepalived_syntax import Statement, title
 from vigil.config.lvs_import import FWMARK_DR, TUNNEL
 
-_CHECKERS = {"HTTP_GET": "http", "SSL_GET": "https", "TCP_CHECK": "tcp", "MISC_CHECK": "exec"}
-_OTHER_CHECKERS = ("SMTP_CHECK", "DNS_CHECK", "BFD_CHECK", "FILE_CHECK", "PING_CHECK",
-                   "UDP_CHECK")
-_IGNORED = {  # keyword -> why it is not carried over
-    "ha_suspend": "vigil checks on both directors all the time (a warm takeover)",
-    "alpha": "vigil's first check result decides at once",
-    "omega": "no quorum scripts in vigil", "quorum_up": "no quorum scripts in vigil",
-    "quorum_down": "no quorum scripts in vigil", "hysteresis": "no quorum hysteresis",
-    "sorry_server_inhibit": "the sorry server answers only below quorum already",
-    "notify_up": "use [notify] hooks on real_server_up events",
-    "notify_down": "use [notify] hooks on real_server_down events",
-    "uthreshold": "no connection thresholds", "lthreshold": "no connection thresholds",
-    "warmup": "checks start spread over their first interval",
-    "delay_before_retry": "vigil retries at the check interval",
-    "ops": "no one-packet scheduling", "one_packet_scheduling": "no one-packet scheduling",
-    "smtp_alert": "vigil logs and emits events", "bindto": "checks go from the director's "
-    "routed address", "bind_port": "checks use any source port", "connect_ip": "checks go "
-    "to the real server's own address", "fwmark": "checks are not marked",
-    "misc_dynamic": "an exec check's exit status is up (0) or down, not a weight",
-    "user": "exec checks run as the daemon's user", "virtualhost": "set host = in the check",
-}
 _METHODS = ("NAT", "DR", "TUN")
 _FORWARD: dict[str, lb.Forward] = {"NAT": "nat", "DR": "dr"}
 _SPELLED = {"nat": "NAT", "dr": "DR"}
@@ -176,8 +156,8 @@ class VirtualReader:
                  "persistence_timeout", "persistence_granularity", "quorum", "sorry_server",
                  "sorry_server_lvs_method")
         for key, d in settings.items():
-            if key in _IGNORED:
-                self.imp.drop(d, f"{where}: {key}", _IGNORED[key])
+            if key in IGNORED:
+                self.imp.drop(d, f"{where}: {key}", IGNORED[key])
             elif key not in known:
                 self.imp.report(d, f"{where}.{key[:40]}", "unknown virtual_server keyword")
         for ep, mark in targets:
@@ -322,17 +302,17 @@ class VirtualReader:
             elif d.keyword == "inhibit_on_failure":
                 if ep is not None:
                     self.inhibit.add(ep)
-            elif d.keyword in _CHECKERS:
+            elif d.keyword in CHECKERS:
                 if check is None:
-                    check = self.checker(d, here, interval)
+                    check = read_checker(self.imp, d, here, interval, self.pending)
                 else:
                     self.imp.drop(d, f"{here}: {d.keyword}", "one check per real server in "
                                   "vigil: the first is kept")
-            elif d.keyword in _OTHER_CHECKERS:
+            elif d.keyword in OTHERCHECKERS:
                 self.imp.drop(d, f"{here}: {d.keyword}", "vigil checks tcp, http, https and "
                               "exec: use MISC_CHECK-style exec")
-            elif d.keyword in _IGNORED:
-                self.imp.drop(d, f"{here}: {d.keyword}", _IGNORED[d.keyword])
+            elif d.keyword in IGNORED:
+                self.imp.drop(d, f"{here}: {d.keyword}", IGNORED[d.keyword])
             else:
                 self.imp.report(d, f"{here}.{d.keyword[:40]}", "unknown real_server keyword")
         if ep is None:
@@ -342,64 +322,8 @@ class VirtualReader:
                              rise=1)
         return lb.RealServer(ep, weight, check), kind, s, here
 
-    def checker(self, s: Statement, where: str, interval: float) -> lb.Check:
-        here = f"{where}: {s.keyword}"
-        kind = _CHECKERS[s.keyword]
-        timeout, retry, port = 5.0, 1, None
-        path, digest, body = "/", None, None
-        statuses: tuple[int, ...] = (200,)
-        command: tuple[str, ...] = ()
-        urls = 0
-        for d in self.imp.block(s, here):
-            if d.keyword in ("connect_timeout", "misc_timeout"):
-                timeout = self._seconds(d, here, 5.0)
-            elif d.keyword in ("retry", "nb_get_retry"):
-                retry = self.imp.integer(d, here, 0, 99) or 0
-            elif d.keyword == "delay_loop":
-                interval = self._seconds(d, here, interval)
-            elif d.keyword == "connect_port":
-                port = self.imp.integer(d, here, 1, 65535)
-            elif d.keyword == "misc_path" and kind == "exec":
-                text = self.imp.value(d, here) or ""
-                try:
-                    command = tuple(shlex.split(text))
-                except ValueError as e:
-                    self.imp.report(d, f"{here}.misc_path", f"cannot split {text[:60]!r}: {e}")
-            elif d.keyword == "url" and kind in ("http", "https"):
-                urls += 1
-                if urls > 1:
-                    self.imp.drop(d, f"{here}: url", "one url per check: the first is kept")
-                    continue
-                for u in self.imp.block(d, f"{here}.url"):
-                    if u.keyword == "path":
-                        path = self.imp.value(u, here) or "/"
-                    elif u.keyword == "digest":
-                        digest = (self.imp.value(u, here) or "").lower() or None
-                    elif u.keyword == "status_code":
-                        statuses = self._statuses(u, here)
-                    elif u.keyword == "regex":
-                        body = self.imp.value(u, here)
-                    else:
-                        self.imp.drop(u, f"{here}: url {u.keyword}", "not a vigil check key")
-            elif d.keyword in _IGNORED:
-                self.imp.drop(d, f"{here}: {d.keyword}", _IGNORED[d.keyword])
-            else:
-                self.imp.report(d, f"{here}.{d.keyword[:40]}", f"unknown {s.keyword} keyword")
-        if timeout > interval:  # vigil requires timeout <= interval; keepalived does not
-            self.pending.append(f"{here}: connect_timeout {timeout:g} s is longer than the "
-                                f"interval {interval:g} s: {interval:g} s")
-            timeout = interval
-        path = path if path.startswith("/") else "/" + path
-        return lb.Check(type=kind, path=path,  # type: ignore[arg-type]
-                        expect_status=statuses, expect_body=body, digest=digest, port=port,
-                        command=command, interval=interval, timeout=timeout, rise=1,
-                        fall=retry + 1)
-
     def _seconds(self, d: Statement | None, where: str, default: float) -> float:
-        if d is None:
-            return default
-        v = self.imp.number(d, where, 0.001, 86400)
-        return default if v is None else v
+        return seconds(self.imp, d, where, default)
 
     def _netmask(self, d: Statement, where: str) -> int | None:
         v = self.imp.value(d, where) or ""
@@ -408,14 +332,3 @@ class VirtualReader:
         except ValueError as e:
             self.imp.report(d, f"{where}.persistence_granularity", str(e))
             return None
-
-    def _statuses(self, d: Statement, where: str) -> tuple[int, ...]:
-        out: list[int] = []
-        for a in d.args:
-            lo, _, hi = a.partition("-")
-            if lo.isdigit() and (not hi or hi.isdigit()) and 100 <= int(lo) <= int(hi or lo) <= 599:
-                out += range(int(lo), int(hi or lo) + 1)
-            else:
-                self.imp.report(d, f"{where}.status_code", f"{a[:20]!r} is not an HTTP status "
-                                "or range (200, 200-299)")
-        return tuple(out) or (200,)
