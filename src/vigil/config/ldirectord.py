@@ -30,16 +30,15 @@ line and why, and every problem is raised at the end, together, with its file an
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from vigil.balancer import model as lb
 from vigil.config.files import MAX_CONFIG_FILE, FileRefused, read_file
 from vigil.config.heartbeat_report import bad_text
-from vigil.config.ldirectord_values import (CONVERT, HOSTPORT, SECONDS, argv, as_ip, as_port,
-                                             parse_real, request_path, strip_comment, unquote,
-                                             whole)
+from vigil.config.ldirectord_checks import Section, read_check
+from vigil.config.ldirectord_values import (CONVERT, HOSTPORT, SECONDS, as_ip, as_port,
+                                             parse_real, strip_comment, unquote, whole)
 from vigil.config.lvs_import import (FWMARK_DR, PLACEHOLDER_GROUP, TUNNEL, Imported,
                                      choose_forward, dr_port, one_way, service_name)
 from vigil.errors import ConfigError, ConfigProblem
@@ -66,22 +65,10 @@ _DROPPED = {
     "vigil", "login": _LOGIN, "passwd": _LOGIN, "database": _LOGIN, "secret": _LOGIN,
 }
 _SECRET = {"passwd", "secret"}
-_PORT_SERVICE = {21: "ftp", 25: "smtp", 53: "dns", 80: "http", 110: "pop", 119: "nntp",
-                 143: "imap", 389: "ldap", 443: "https", 587: "submission", 993: "imaps",
-                 995: "pops", 1521: "oracle", 1812: "radius", 3128: "http_proxy",
-                 3306: "mysql", 5060: "sip", 5432: "pgsql"}
 _FORWARD: dict[str, lb.Forward] = {"masq": "nat", "gate": "dr"}
 _SPELLED = {"nat": "masq", "dr": "gate"}
 _NO_PORT = ("vigil forwards a firewall-mark service to one port (IPVS kept the client's): give "
             "the real server its port")
-
-
-@dataclass
-class _Section:
-    line: int
-    value: str
-    settings: dict[str, tuple[Any, int]] = field(default_factory=dict)
-    reals: list[tuple[str, int]] = field(default_factory=list)
 
 
 def import_text(text: str, source: str, group: str = PLACEHOLDER_GROUP) -> Imported:
@@ -127,14 +114,14 @@ class _Reader:
             self.dropped.add((line, what))
             self.out.drop(self.source, line, what, why)
 
-    def get(self, s: _Section, key: str, default: Any = None) -> Any:
+    def get(self, s: Section, key: str, default: Any = None) -> Any:
         """The virtual's own value, else the global one, else `default`."""
         found = s.settings.get(key) or self.globals.get(key)
         return default if found is None else found[0]
 
-    def read(self, text: str) -> list[_Section]:
-        sections: list[_Section] = []
-        section: _Section | None = None
+    def read(self, text: str) -> list[Section]:
+        sections: list[Section] = []
+        section: Section | None = None
         for n, raw in enumerate(text.splitlines(), start=1):
             body = strip_comment(raw).rstrip()
             if not body.strip():
@@ -149,13 +136,13 @@ class _Reader:
             if not eq and key not in _DROPPED:
                 self.problem(n, key[:40], "expected KEY=VALUE, such as checkinterval=5")
             elif key in ("virtual", "virtual6"):
-                section = _Section(n, unquote(value))
+                section = Section(n, unquote(value))
                 sections.append(section)
             else:
                 self.directive(n, key, value, section)
         return sections
 
-    def directive(self, n: int, key: str, value: str, section: _Section | None) -> None:
+    def directive(self, n: int, key: str, value: str, section: Section | None) -> None:
         if key == "fork":
             self.fork = value == "yes"
         if key in _DROPPED:
@@ -186,7 +173,7 @@ class _Reader:
                       else "one-packet scheduling: vigil's nftables data plane has none")
         (section.settings if section is not None else self.globals)[key] = (parsed, n)
 
-    def virtual(self, s: _Section) -> None:
+    def virtual(self, s: Section) -> None:
         before, notes = len(self.problems), list[str]()
         where = self.address(s)
         if where is None:
@@ -196,7 +183,7 @@ class _Reader:
         protocol = self.protocol(s, endpoint, notes)
         sched, why = self.get(s, "scheduler", ("wrr", None))
         notes += [why] if why else []
-        check = self.check(s, protocol, endpoint.port if endpoint else 0, notes)
+        check = read_check(self, s, protocol, endpoint.port if endpoint else 0, notes)
         reals, forward, tie = self.reals(s, endpoint, check or lb.Check(), notes)
         family = endpoint.address.version if endpoint else \
             (reals[0].endpoint.address.version if reals else 4)
@@ -226,7 +213,7 @@ class _Reader:
         for text in notes:
             self.out.note(name, text)
 
-    def address(self, s: _Section) -> tuple[lb.Endpoint | None, int | None] | None:
+    def address(self, s: Section) -> tuple[lb.Endpoint | None, int | None] | None:
         try:
             if s.value.isdigit():
                 return None, whole(s.value, 1, 0xFFFFFFFF, "a firewall mark")
@@ -242,7 +229,7 @@ class _Reader:
             self.problem(s.line, "virtual", str(e))
             return None
 
-    def protocol(self, s: _Section, endpoint: lb.Endpoint | None, notes: list[str]) -> lb.Protocol:
+    def protocol(self, s: Section, endpoint: lb.Endpoint | None, notes: list[str]) -> lb.Protocol:
         given = self.get(s, "protocol")
         if given is None:
             given = "fwm" if endpoint is None else "udp" if endpoint.port == 53 else "tcp"
@@ -254,78 +241,7 @@ class _Reader:
                          "fwmark service takes TCP only (add a udp one if the mark carries UDP)")
         return "udp" if given == "udp" else "tcp"
 
-    def check(self, s: _Section, protocol: str, vport: int, notes: list[str]) -> lb.Check | None:
-        """The virtual's check (None: checktype=off): ldirectord's checktype and service as
-        the nearest of vigil's check types, with its timing."""
-        ctype, every = self.get(s, "checktype", ("negotiate", 0))
-        if ctype == "off":
-            return None
-        service = self.get(s, "service") or _PORT_SERVICE.get(vport, "none")
-        negotiate = ctype in ("negotiate", "combined")
-        kind, fields = self.kind(s, ctype, service, notes)
-        if every and kind in ("http", "https"):
-            notes.append(f"checktype {every}: ldirectord negotiated every {every}th check and "
-                         "only connected in between; vigil negotiates at every check")
-        if kind == "tcp" and protocol == "udp":
-            notes.append("vigil has no UDP (or ICMP) check: this UDP service's real servers "
-                         "are not checked; write an exec check (dig for DNS, say)")
-            kind = "none"
-        interval, timeout = self.timing(s, negotiate, kind != "none", notes)
-        return lb.Check(type=kind, interval=interval, timeout=timeout, rise=1,
-                        fall=self.get(s, "failurecount", 1), port=self.get(s, "checkport"),
-                        **fields)
-
-    def kind(self, s: _Section, ctype: str, service: str,
-             notes: list[str]) -> tuple[lb.CheckType, dict[str, Any]]:
-        negotiate = ctype in ("negotiate", "combined")
-        if ctype == "on" or (ctype == "negotiate" and service == "none"):
-            return "none", {}
-        if ctype in ("external", "external-perl"):
-            text = self.get(s, "checkcommand")
-            if text is None:
-                return "none", {}  # ldirectord's default checkcommand: /bin/true
-            notes.append(f"checkcommand: ldirectord ran `{text} VIRTUAL_IP VIRTUAL_PORT REAL_IP "
-                         "REAL_PORT`; vigil runs it without those arguments, with "
-                         "VIGIL_REAL_ADDRESS and VIGIL_REAL_PORT in its environment")
-            if ctype == "external-perl":
-                notes.append("checktype external-perl: vigil runs the script as a program, not "
-                             "inside ldirectord's Perl: it needs its #! line and to be executable")
-            return "exec", {"command": argv(text)}
-        if negotiate and service in ("http", "https"):
-            path, why = request_path(self.get(s, "request", "/"))
-            notes += [why] if why else []
-            notes.append("ldirectord took any 2xx answer, after following redirects; vigil "
-                         "expects status 200 (set expect_status to take others)")
-            return ("https" if service == "https" else "http"), {
-                "path": path, "expect_body": self.get(s, "receive") or None,
-                "host": self.get(s, "virtualhost")}
-        if ctype == "ping":
-            notes.append("checktype ping: vigil has no ICMP check; it checks that a TCP "
-                         "connection to the real server's port opens")
-        elif negotiate and service != "none":
-            notes.append(f"service {service}: vigil checks that the TCP connection opens, not "
-                         f"the {service} exchange ldirectord's negotiate check made")
-        return "tcp", {}
-
-    def timing(self, s: _Section, negotiate: bool, checked: bool,
-               notes: list[str]) -> tuple[float, float]:
-        """(interval, timeout) as ldirectord's ld_setup finds them: checktimeout and
-        negotiatetimeout default to each other, the virtual's before the global ones."""
-        mine, other = ("negotiatetimeout", "checktimeout") if negotiate else \
-            ("checktimeout", "negotiatetimeout")
-        chain = (s.settings.get(mine), s.settings.get(other), self.globals.get(mine),
-                 self.globals.get(other))
-        timeout = next((int(c[0]) for c in chain if c), 30 if negotiate else 5)
-        interval = self.get(s, "checkinterval", 10)
-        if "checkinterval" in s.settings and not self.fork and checked:
-            notes.append(f"checkinterval {interval}s: ldirectord ignores a virtual's own "
-                         "checkinterval without fork=yes; vigil uses it")
-        if timeout > interval and checked:
-            notes.append(f"{mine} {timeout}s is longer than checkinterval {interval}s: vigil's "
-                         f"check timeout is at most its interval, so {interval}s")
-        return float(interval), float(min(timeout, interval))
-
-    def reals(self, s: _Section, vip: lb.Endpoint | None, check: lb.Check,
+    def reals(self, s: Section, vip: lb.Endpoint | None, check: lb.Check,
               notes: list[str]) -> tuple[list[lb.RealServer], lb.Forward, bool]:
         """The real servers carried, the service's one forward method and whether it was a
         tie (lvs_import.choose_forward); every other `real=` line dropped with its reason."""
@@ -366,7 +282,7 @@ class _Reader:
                     out.append(rs)
         return out, forward, tie
 
-    def sorry(self, s: _Section, vip: lb.Endpoint | None, family: int,
+    def sorry(self, s: Section, vip: lb.Endpoint | None, family: int,
               way: tuple[lb.Forward, bool], notes: list[str]) -> lb.Endpoint | None:
         """The fallback as the sorry server, forwarded as its service is (`way`: the
         service's method, and whether it was a tie): without a method (ldirectord's
@@ -409,7 +325,7 @@ class _Reader:
             return lb.Endpoint(address, port)
         return None
 
-    def persistence(self, s: _Section, family: int) -> tuple[float | None, int | None]:
+    def persistence(self, s: Section, family: int) -> tuple[float | None, int | None]:
         seconds, mask = self.get(s, "persistent"), s.settings.get("netmask")
         if mask is not None and seconds is None:
             self.drop(mask[1], "netmask", "without persistent it means nothing (ldirectord "
