@@ -37,17 +37,16 @@ import signal
 import subprocess
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
 from types import TracebackType
 from typing import Any, Literal, Self
+
+from vigil.lab.drops import Direction, DropRules
 
 __all__ = ["Lab", "LabCommandError", "cleanup", "list_namespaces"]
 
 Side = Literal["host", "switch"]
-Direction = Literal["in", "out", "both"]
 
 SWITCH = "sw"
-NFT_TABLE = "vigil_lab"
 IFNAMSIZ = 15
 _HOST_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.]*$")
 _KILL_GRACE = 2.0
@@ -117,13 +116,6 @@ def cleanup(prefix: str) -> list[str]:
     return mine
 
 
-@dataclass(frozen=True, slots=True)
-class _DropRule:
-    link: int
-    direction: Direction
-    peer: str | None
-
-
 class Lab:
     """A set of namespaced hosts on one bridge per link. Build it with `Lab.create`."""
 
@@ -155,7 +147,7 @@ class Lab:
             raise ValueError(f"switch port names collide after truncation: {ports}")
         self._created: list[str] = []
         self._procs: list[subprocess.Popen[Any]] = []
-        self._drops: dict[str, dict[_DropRule, int]] = {}
+        self._drops = DropRules()
         self._closed = False
 
     # -- construction -------------------------------------------------------------------
@@ -345,52 +337,24 @@ class Lab:
         """Drop `percent`% of IP packets entering ("in"), leaving ("out") or both, on `host`'s
         `link`, optionally only those from/to address `peer` (for one-way partitions).
 
-        Rules live in table ``inet vigil_lab`` in the host's namespace. A later call for the
-        same (link, direction, peer) replaces the earlier one; percent=0 removes it. ARP is
-        not IP and still passes."""
+        Rules live in table ``inet vigil_lab`` in the host's namespace (lab/drops.py). A
+        later call for the same (link, direction, peer) replaces the earlier one; percent=0
+        removes it. ARP is not IP and still passes."""
         self._check_open()
         self._check_link(link)
-        if direction not in ("in", "out", "both"):
-            raise ValueError(f"direction must be 'in', 'out' or 'both', not {direction!r}")
-        if not 0 <= percent <= 100:
-            raise ValueError(f"percent must be within 0..100, not {percent}")
-        if peer is not None:
-            peer = str(ipaddress.ip_address(peer))
-        rules = self._drops.setdefault(self._check_host(host), {})
-        for d in ("in", "out") if direction == "both" else (direction,):
-            key = _DropRule(link, d, peer)
-            if percent:
-                rules[key] = percent
-            else:
-                rules.pop(key, None)
+        self._drops.set(self._check_host(host), direction, percent, link, peer)
         self._load_rules(host)
 
     def undrop(self, host: str, link: int | None = None) -> None:
         """Remove `host`'s drop rules: all of them, or those of one `link`."""
         self._check_open()
-        rules = self._drops.setdefault(self._check_host(host), {})
-        for key in list(rules):
-            if link is None or key.link == link:
-                del rules[key]
+        self._drops.clear(self._check_host(host), link)
         self._load_rules(host)
 
     def _load_rules(self, host: str) -> None:
         """Replace the host's vigil_lab table by one matching its rules, atomically."""
-        rules = self._drops.get(host, {})
-        script = [f"table inet {NFT_TABLE}", f"delete table inet {NFT_TABLE}"]
-        if rules:
-            body = [f"table inet {NFT_TABLE} {{",
-                    "  chain in { type filter hook prerouting priority -300; policy accept;"]
-            body += [f"    {_nft_rule(r, p)}" for r, p in sorted(
-                rules.items(), key=lambda kv: repr(kv[0])) if r.direction == "in"]
-            body += ["  }",
-                     "  chain out { type filter hook postrouting priority 300; policy accept;"]
-            body += [f"    {_nft_rule(r, p)}" for r, p in sorted(
-                rules.items(), key=lambda kv: repr(kv[0])) if r.direction == "out"]
-            body += ["  }", "}"]
-            script += body
         _run(["ip", "netns", "exec", self.ns(host), "nft", "-f", "-"],
-             input="\n".join(script) + "\n")
+             input=self._drops.script(host, self.ifname))
 
     # -- teardown -----------------------------------------------------------------------
 
@@ -445,18 +409,6 @@ class Lab:
     def _check_open(self) -> None:
         if self._closed:
             raise RuntimeError(f"lab {self.prefix} is closed")
-
-
-def _nft_rule(rule: _DropRule, percent: int) -> str:
-    dev = Lab.ifname(rule.link)
-    parts = [f'iifname "{dev}"' if rule.direction == "in" else f'oifname "{dev}"']
-    if rule.peer is not None:
-        family = "ip6" if ":" in rule.peer else "ip"
-        parts.append(f"{family} {'saddr' if rule.direction == 'in' else 'daddr'} {rule.peer}")
-    if percent < 100:
-        parts.append(f"numgen random mod 100 < {percent}")
-    parts.append("drop")
-    return " ".join(parts)
 
 
 def _wait_exited(pid: int, timeout: float) -> None:
