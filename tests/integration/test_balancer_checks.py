@@ -123,3 +123,49 @@ def test_exec_checks_pass_fail_and_are_killed_at_their_timeout(lab: Lab,
     child = int(marker.read_text())
     assert not Path(f"/proc/{child}").exists() or \
         Path(f"/proc/{child}/stat").read_text().split()[2] == "Z"
+
+
+HALF_OPEN = textwrap.dedent("""
+    import asyncio, ipaddress, json, sys
+    from vigil.balancer.model import Check, Endpoint, RealServer, VirtualServer
+    from vigil.balancer.prober import Prober
+    async def main():
+        check = Check(type="tcp", interval=0.1, timeout=0.05, rise=1, fall=1)
+        reals = tuple(RealServer(Endpoint(ipaddress.ip_address(a), p), check=check)
+                      for a, p in json.loads(sys.argv[1]))
+        prober = Prober([VirtualServer("vs", "g", reals)], lambda k, c, r: None)
+        task = asyncio.create_task(prober.run())
+        await asyncio.sleep(1.05)
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        print(json.dumps({"mode": prober.mode, "results": [
+            [str(k[1]), r.ok, r.why, r.latency, prober.counts[k][True],
+             prober.counts[k][False]] for k, r in prober.results.items()]}))
+    asyncio.run(main())
+""")
+
+
+def test_tcp_checks_are_half_open_on_one_raw_socket(lab: Lab) -> None:
+    """The daemon's prober makes tcp checks of IPv4 servers with a SYN on a raw socket: an
+    open port answers SYN-ACK (up), a closed one RST (refused), an address nobody holds
+    nothing (timeout); the director's kernel resets each half-open connection, so the
+    server keeps none."""
+    r1 = lab.address("r1")
+    nobody = r1.rsplit(".", 1)[0] + ".99"  # in the lab's own subnet, held by no host
+    out = lab.run("director", [sys.executable, "-c", HALF_OPEN,
+                               json.dumps([[r1, 80], [r1, 82], [nobody, 80]])], timeout=30)
+    got = json.loads(out.stdout)
+    assert got["mode"] == "half-open", got
+    results = {a: (ok, why, latency, good, bad)
+               for a, ok, why, latency, good, bad in got["results"]}
+    ok, why, latency, good, bad = results[f"{r1}:80"]
+    assert (ok, why, bad) == (True, "ok", 0) and 9 <= good <= 12, results
+    assert 0 <= latency < 0.01  # the kernel's arrival stamp, not the tick's
+    ok, why, _, good, bad = results[f"{r1}:82"]
+    assert (ok, why, good) == (False, "connect: refused", 0) and 9 <= bad <= 12, results
+    ok, why, latency, good, bad = results[f"{nobody}:80"]
+    assert (ok, why, good) == (False, "timeout after 50ms", 0) and 8 <= bad <= 12, results
+    # No connection left on the server: each SYN-ACK was reset by the director's kernel.
+    left = lab.run("r1", ["ss", "-Htn", "state", "syn-recv", "state", "established",
+                          "sport", "= :80"]).stdout
+    assert lab.address("director") not in left, left

@@ -2,7 +2,9 @@
 MISC_CHECK; ldirectord's checktype connect, negotiate and external): one coroutine per check
 that answers a `Result` within the check's timeout, whatever the server does.
 
-- tcp: the connection opens.
+- tcp: the connection opens. (The daemon's prober makes the tcp checks of IPv4 servers
+  half-open instead, a SYN answered by SYN-ACK, on one raw socket: synprobe.py. This
+  connect check is the fallback, and the one for IPv6.)
 - http, https: GET `path` (HTTP/1.1, `Connection: close`, h11 parsing the answer); the status
   is one of `expect_status`, the body matches `expect_body` (a regular expression, searched)
   and its MD5 is `digest`, when given. https does not verify the certificate, as

@@ -46,6 +46,8 @@ def lb_text(s: dict[str, Any]) -> str:
                            f"{t['packets_in']} packets {_size(t['bytes_in'])}, out "
                            + (f"{t['packets_out']} packets {_size(t['bytes_out'])}"
                               if vs["forward"] == "nat" else "direct (dr)"))
+    if b.get("tcp_checks"):
+        out.append(f"tcp checks: {b['tcp_checks']}")
     passive = b.get("passive_detection")
     if passive is not None:
         out.append("passive detection: " + (f"on, {passive['refusals_seen']} refusal(s) seen"

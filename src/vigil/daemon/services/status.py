@@ -106,6 +106,7 @@ class Status:
             "balancer": None if self.balancer is None or not cluster.virtual_servers else {
                 "virtual_servers": self.balancer.status(),
                 "last_error": self.balancer.last_error,
+                "tcp_checks": self.balancer.prober.mode,
                 "conntrack_sync": None if self.balancer.conntrack is None
                 else self.balancer.conntrack.status(),
                 "passive_detection": None if self.balancer.passive is None else {
