@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 
 from tests.unit.test_heartbeat_config import SHA1, round_trip, write
+from tests.unit.test_import_ldirectord import SEED_003
 from vigil import model
 from vigil.config import export, heartbeat, toml
 from vigil.errors import ConfigError
@@ -25,29 +26,7 @@ from vigil.errors import ConfigError
 SEED_003_HACF = "bcast eth1\nkeepalive 2\ndeadtime 30\nauto_failback on\nnode server1\n" \
                 "node server2\n"
 SEED_003_HARESOURCES = "server1 IPaddr::172.25.39.100/24/eth0 ldirectord httpd\n"
-SEED_003_LDIRECTORD = """\
-# Global Directives
-checktimeout=3
-checkinterval=1
-autoreload=yes
-logfile="/var/log/ldirectord.log"
-quiescent=no
-
-# Sample for an http virtual service
-virtual=172.25.39.100:80
-	real=172.25.39.4:80 gate
-	real=172.25.39.5:80 gate
-	fallback=127.0.0.1:80 gate
-	service=http
-	scheduler=rr
-	#persistent=600
-	#netmask=255.255.255.255
-	protocol=tcp
-	checktype=negotiate
-	checkport=80
-	request="index.html"
-	receive="Test Page"
-"""
+SEED_003_LDIRECTORD = SEED_003  # test_import_ldirectord.py's copy of the seed's file
 
 
 def seed_003(root: Path, ldirectord: str = SEED_003_LDIRECTORD,
@@ -113,7 +92,7 @@ def test_a_problem_in_the_file_names_its_file_and_line(tmp_path: Path) -> None:
     with pytest.raises(ConfigError) as info:
         heartbeat.load_dir(seed_003(tmp_path, bad))
     (p,) = info.value.problems
-    assert (p.file, p.line, p.key) == (str(tmp_path / "ldirectord.cf"), 11, "real"), p
+    assert (p.file, p.line, p.key) == (str(tmp_path / "ldirectord.cf"), 8, "real"), p
     assert "the virtual service's address" in p.message
 
 

@@ -38,12 +38,16 @@ def checksum(data: bytes) -> int:
     return ~_fold(sum(struct.unpack(f"!{len(data) // 2}H", data))) & 0xFFFF
 
 
+def _pseudo(src: ipaddress.IPv4Address, dst: ipaddress.IPv4Address, length: int) -> bytes:
+    """TCP's pseudo-header for its checksum (RFC 793)."""
+    return src.packed + dst.packed + struct.pack("!BBH", 0, _PROTO_TCP, length)
+
+
 def syn(src: ipaddress.IPv4Address, dst: ipaddress.IPv4Address, sport: int, dport: int,
         seq: int) -> bytes:
     """A whole IPv4 packet: a SYN from src:sport to dst:dport with sequence number `seq`."""
     tcp = _TCP.pack(sport, dport, seq, 0, (5 + len(_MSS) // 4) << 4, SYN, 64240, 0, 0) + _MSS
-    pseudo = src.packed + dst.packed + struct.pack("!BBH", 0, _PROTO_TCP, len(tcp))
-    tcp = tcp[:16] + struct.pack("!H", checksum(pseudo + tcp)) + tcp[18:]
+    tcp = tcp[:16] + struct.pack("!H", checksum(_pseudo(src, dst, len(tcp)) + tcp)) + tcp[18:]
     header = _IP.pack(0x45, 0, _IP.size + len(tcp), 0, 0x4000, 64, _PROTO_TCP, 0, src.packed,
                       dst.packed)
     header = header[:10] + struct.pack("!H", checksum(header)) + header[12:]
@@ -62,8 +66,7 @@ class Template:
         self.packet = bytearray(syn(src, dst, sport, dport, 0))
         tcp = bytearray(self.packet[_IP.size:])
         tcp[16:18] = b"\0\0"
-        pseudo = src.packed + dst.packed + struct.pack("!BBH", 0, _PROTO_TCP, len(tcp))
-        data = bytes(pseudo + tcp)
+        data = _pseudo(src, dst, len(tcp)) + bytes(tcp)
         self._base = sum(struct.unpack(f"!{len(data) // 2}H", data))
 
     def fill(self, seq: int) -> bytearray:

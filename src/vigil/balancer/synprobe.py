@@ -52,7 +52,6 @@ class SynProbe:
 
     def __init__(self, sock: socket.socket, ports: tuple[int, int] = PORTS) -> None:
         self.sock = sock
-        self.first, self.last = ports
         self._free = list(range(ports[1], ports[0] - 1, -1))  # pop() gives the lowest
         self._slots: dict[int, _Slot] = {}  # source port -> slot
         self._filter: object = None  # the BPF program's buffer
@@ -92,7 +91,7 @@ class SynProbe:
         if not self._free:
             return None
         sport = self._free.pop()
-        self._slots[sport] = _Slot(dst, str(dst), dst.packed, port)
+        self._slots[sport] = _Slot(dst, str(dst), port)
         return sport
 
     def release(self, token: int) -> None:
@@ -148,7 +147,6 @@ class SynProbe:
 class _Slot:
     dst: ipaddress.IPv4Address
     text: str
-    packed: bytes
     port: int
     template: synpacket.Template | None = None
     source: ipaddress.IPv4Address | None = None
