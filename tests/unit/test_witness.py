@@ -100,7 +100,8 @@ def test_witness_down_changes_nothing_while_the_nodes_talk():
        faults=st.lists(st.tuples(
            st.sampled_from(["cut", "cut_one_way_n1", "cut_one_way_n2", "heal",
                             "witness_n1", "witness_n2", "witness_back", "restart_witness",
-                            "standby_n1", "standby_n2", "replay"]),
+                            "standby_n1", "standby_n2", "replay", "restart_n1",
+                            "restart_n2"]),
            st.floats(0.05, 4.0)), max_size=12),
        loss=st.sampled_from([0.0, 0.05, 0.2]))
 def test_never_active_on_both_whatever_fails(seed, faults, loss):
@@ -120,6 +121,9 @@ def test_never_active_on_both_whatever_fails(seed, faults, loss):
             sim.restart_witness()
         elif fault == "replay":
             sim.replay(30)  # the attacker (issue 12): any frame it saw, to either node
+        elif fault.startswith("restart_"):
+            if fault[-2:] in sim.nodes:  # a new daemon at once, finding what the old one ran
+                sim.boot(fault[-2:], sim.crash(fault[-2:]))
         else:
             sim.request(fault[-2:], "standby")
         sim.run(wait)
@@ -198,6 +202,41 @@ def test_a_witness_restart_does_not_take_down_a_node_running_alone():
     sim.run(10.0)
     assert runners(sim, "g1") == ["n1"] and runners(sim, "g2") == ["n1"]
     assert len(sim.start_log) == starts, "nothing was stopped and started again"
+
+
+def test_a_restarted_daemon_gets_its_lease_back_and_stops_nothing():
+    """A new daemon finds g1 running and asks for it at once; the witness's lease names
+    this node, so it is granted back: nothing stops, links up or cut."""
+    sim = make_sim(9)
+    sim.boot("n1", sim.crash("n1"))
+    sim.run(T.initdead + 2.0)
+    cut_nodes(sim)
+    sim.boot("n1", sim.crash("n1"))
+    sim.run(T.initdead + LEASE + 2.0)
+    assert not sim.violations, sim.violations
+    assert runners(sim, "g1") == ["n1"] and runners(sim, "g2") == ["n2"]
+    assert sim.stops == {}, (sim.stops, sim.log[-20:])
+    assert not any("holds no lease" in line for line in sim.log)
+
+
+def test_a_restarted_daemon_the_witness_will_not_grant_stops_within_initdead():
+    """The witness has just restarted (it grants only what a node says it holds) when the
+    links are cut and n1's daemon restarts with g1 running: n1 cannot get the lease back
+    and n2, which counts n1 dead, will get it. n1 stops g1 before its initdead is over,
+    and before n2 starts it."""
+    sim = make_sim(10)
+    sim.restart_witness()
+    cut_nodes(sim)
+    sim.boot("n1", sim.crash("n1"))
+    t0 = sim.now
+    sim.run(T.initdead + LEASE + 2.0)
+    assert not sim.violations, sim.violations
+    assert runners(sim, "g1") == ["n2"] and sim.stops.get("g1") == 1
+    stopped = [float(line.split()[0]) for line in sim.log
+               if "n1: releasing group g1: cannot hold it" in line]
+    assert stopped and stopped[0] - t0 < T.deadtime, (stopped, t0)
+    assert any("holds no lease of the witness on group g1: stopping it" in line
+               for line in sim.log)
 
 
 def test_a_witness_with_another_lease_length_is_obeyed():

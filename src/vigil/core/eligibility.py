@@ -165,7 +165,7 @@ class Eligibility:
         its lease. (Taking one over is for the takeover's gates: this node stays eligible.)"""
         peer, w = self._peer, self._witness
         if w is None or self._local[group] not in ACTIVE_STATES or w.holds(group, now) or \
-                peer.left_without(group, now):
+                not w.answering(now) or peer.left_without(group, now):
             return False
         return peer.unheard() or (peer.report is not None and not peer.report.hears_you)
 

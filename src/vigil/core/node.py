@@ -79,8 +79,8 @@ class Node:
         self.groups = LocalGroups(g.name for g in cluster.groups)
         self.stall = Stall(t, self.membership, self.agenda)
         self.fencing = PeerFencing(cluster.fencing)
-        self.witness = (WitnessClient(witness_lease(cluster)) if cluster.witness is not None
-                        else None)
+        self.witness = (WitnessClient(witness_lease(cluster), now, t.deadtime / 2)
+                        if cluster.witness is not None else None)
         self.pill = PoisonPill(self.frames, me, self.peer)
         self.lookout = Lookout(t.keepalive)  # probed again every keepalive
         self.eligibility = Eligibility((g.name for g in cluster.groups), self.local, self.other,

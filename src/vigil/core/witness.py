@@ -22,8 +22,11 @@ ASKS_KEPT = 32  # outstanding asks a reply may answer (older ones are forgotten)
 
 
 class WitnessClient:
-    def __init__(self, lease: float) -> None:
+    def __init__(self, lease: float, started: float = 0.0, grace: float = 0.0) -> None:
+        """`started`: when this life began; `grace`: how long it may keep what it found
+        running while waiting for the witness's first answer (`answering`)."""
         self.lease = lease  # the cluster's lease (model.witness_lease)
+        self.started, self.grace = started, grace
         self.leases: dict[str, float] = {}  # group -> until when this node holds it
         self.seen: float | None = None  # when the witness last answered
         self.holders: dict[str, str] = {}  # group -> node, from the latest reply
@@ -86,6 +89,15 @@ class WitnessClient:
         self.holders = holders
         return notes
 
+    def answering(self, now: float) -> bool:
+        """The witness has answered this life, or the grace for its first answer is over.
+        Until then a lease not held is not yet a lease lost: a restarted node asks at once
+        for what it found running, and an established witness grants it back (the lease of
+        its previous life names it). The grace is short (half a deadtime) so that a stop it
+        delays still ends long before the peer could start the group: the peer waits one
+        settle time after declaring this node dead (core/failover.py)."""
+        return self.seen is not None or now >= self.started + self.grace
+
     def holds(self, group: str, now: float) -> bool:
         return self.leases.get(group, 0.0) > now
 
@@ -117,5 +129,7 @@ class WitnessClient:
         self.leases.pop(group, None)
 
     def deadlines(self, now: float) -> list[float]:
-        """When a lease runs out: a decision may change then."""
-        return [t for t in self.leases.values() if t > now]
+        """When a lease runs out, or the grace for the first answer: a decision may change
+        then."""
+        first = [] if self.answering(now) else [self.started + self.grace]
+        return [t for t in self.leases.values() if t > now] + first

@@ -92,7 +92,9 @@ class Metrics:
         _histograms(out, "vigil_heartbeat_interval_seconds",
                     "Time between successive heartbeats from the peer on a link; above "
                     "keepalive is late.",
-                    [((("link", k),), h) for k, h in sorted(self.heartbeat_gap.items())])
+                    # every link from the start (count 0 until its second heartbeat)
+                    [((("link", l["name"]),), self.heartbeat_gap.get(l["name"])
+                      or Histogram(GAP_BUCKETS)) for l in peer["links"]])
         _counter(out, "vigil_heartbeat_late_total",
                  "Heartbeats that came later than warntime after the one before, by link.",
                  [((("link", l["name"]),), self.late[l["name"]]) for l in peer["links"]])

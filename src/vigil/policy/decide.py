@@ -100,10 +100,15 @@ def decide(v: View, cluster: Cluster) -> Decision:
     if v.status is NodeStatus.STARTING:
         return Decision(waiting={g.name: "probing local resources" for g in cluster.groups})
     if v.peer.liveness is Liveness.UNKNOWN:
-        # Neither start nor stop anything before we know whether the peer lives: what we
-        # found running after a restart may be exactly what must keep running.
-        # A restart in place still happens: it moves nothing.
-        return Decision(actions=tuple(r for g in cluster.groups if (r := _recover(v, g.name))),
+        # Start nothing and move nothing before we know whether the peer lives: what we
+        # found running after a restart may be exactly what must keep running. A restart in
+        # place still happens: it moves nothing. But a group this node cannot hold stops
+        # now, as the safety rule says: with a witness, one whose lease the witness did not
+        # grant back may be granted to the peer, which counts us dead, long before our
+        # initdead ends.
+        return Decision(actions=tuple(
+            act for g in cluster.groups
+            if (act := _recover(v, g.name) or _cannot_hold(v, g.name)) is not None),
                         waiting={g.name: f"waiting for {v.peer.name} (initdead)"
                                  for g in cluster.groups})
     peer = v.peer.name
@@ -163,6 +168,13 @@ def _recover(v: View, group: str, a: Assignment | None = None) -> Recover | None
             a.owner != v.me or not v.groups[group].eligible:
         return None
     return Recover(group, v.recover[group], "a resource failed its monitor")
+
+
+def _cannot_hold(v: View, group: str) -> Stop | None:
+    """A group that runs here though this node may not hold it."""
+    if v.groups[group].state is GroupState.RUNNING and not v.groups[group].eligible:
+        return Stop(group, "cannot hold it")
+    return None
 
 
 def _why_not_start(v: View, group: str, a: Assignment, report: GroupReport | None,
