@@ -34,6 +34,8 @@ import os
 import random
 import re
 import signal
+import subprocess
+import sys
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -118,8 +120,9 @@ class AddressLog(HolderMonitor):
 
 # --- one run -----------------------------------------------------------------------------------
 
-def run_once(scenario: str, deadtime: float, rng: random.Random) -> dict[str, Any]:
-    t = common.timings(deadtime)
+def run_once(scenario: str, deadtime: float, rng: random.Random,
+             keepalive: float | None = None) -> dict[str, Any]:
+    t = common.timings(deadtime, keepalive)
     keepalive = parse_duration(t["keepalive"])
     wait = max(10.0, 4 * deadtime + 5)
     faults: list[tuple[str, float, str]] = []  # (phase, when, new owner)
@@ -229,21 +232,83 @@ def measure(samples: list[Sample], faults: list[tuple[str, float, str]],
 # --- the whole benchmark -----------------------------------------------------------------------
 
 def run(runs: int, deadtimes: list[float], rng: random.Random,
-        scenarios: list[str] = SCENARIOS) -> list[dict[str, Any]]:
+        scenarios: list[str] = SCENARIOS,
+        keepalives: dict[float, float] | None = None) -> list[dict[str, Any]]:
+    """`keepalives`: deadtime -> keepalive where it is not deadtime / 5."""
     results = []
     for d in deadtimes:
+        ka = (keepalives or {}).get(d)
         for scenario in scenarios:
             for i in range(runs):
                 t0 = time.monotonic()
                 try:
-                    r: dict[str, Any] = run_once(scenario, d, rng)
+                    r: dict[str, Any] = run_once(scenario, d, rng, ka)
                 except Exception as e:  # one bad run must not lose the others
                     r = {"error": str(e)}
                 r.update(scenario=scenario, deadtime_ms=round(d * 1000), run=i + 1,
-                         timings=common.timings(d), seconds=round(time.monotonic() - t0, 1))
+                         timings=common.timings(d, ka), seconds=round(time.monotonic() - t0, 1))
                 results.append(r)
                 print(progress(r), flush=True)
     return results
+
+
+def run_keepalived_linkcut(runs: int, advert: float, rng: random.Random) -> dict[str, Any]:
+    """The anchor beside the link cut, in the same run: keepalived (bench/anchors.py) moves
+    the same address between the same namespaces, a lab web server on each node, the same
+    prober; n1's eth0 goes down from inside n1 at a random phase of the advert grid, comes
+    back 0.5 s later (n1 preempts: failback). Outages are measured as vigil's."""
+    from bench import anchors
+    from vigil.lab.cluster import WEB_PORT
+    from vigil.lab.netns import Lab
+
+    class _Where:  # what HolderMonitor reads of a cluster
+        def __init__(self, lab: Lab) -> None:
+            self.lab, self.vip = lab, lab.address("n1").rsplit(".", 1)[0] + ".100"
+
+    found = []
+    for i in range(runs):
+        faults: list[tuple[str, float, str]] = []
+        with Lab.create(["n1", "n2", "client"]) as lab:
+            where = _Where(lab)
+            webs = [lab.popen(n, [sys.executable, "-m", "vigil.lab.web", "--name", n,
+                                  "--port", str(WEB_PORT)],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                    for n in ("n1", "n2")]
+            try:
+                for n in ("n1", "n2"):
+                    lab.wait_listening(n, WEB_PORT)
+                with AddressLog(where) as mon, anchors.keepalived_pair(lab, where.vip, advert), \
+                        Prober(lab, "client", f"http://{where.vip}:{WEB_PORT}/",
+                               interval=PROBE_INTERVAL, timeout=PROBE_TIMEOUT,
+                               duration=3600) as p:
+                    p.wait_sample(lambda s: s.node == "n1", timeout=15)
+                    for phase, action, owner in (
+                            ("linkcut", lambda: lab.link_down("n1"), "n2"),
+                            ("linkcut_failback", lambda: lab.link_up("n1"), "n1")):
+                        time.sleep(rng.uniform(0, advert))
+                        t0 = time.monotonic()
+                        faults.append((phase, t0, owner))
+                        action()
+                        p.wait_sample(lambda s, o=owner: s.node == o, after=t0, timeout=15)
+                        time.sleep(0.5)
+                    time.sleep(TAIL)
+                    samples = p.stop()
+                r = {"phases": measure(samples, faults, mon), "double_owner": bool(mon.doubles)}
+            except Exception as e:  # one bad run must not lose the others
+                r = {"error": str(e)}
+            finally:
+                for w in webs:
+                    Lab.stop(w)
+        r.update(run=i + 1)
+        found.append(r)
+        print(f"keepalived adv {advert:g}s run {i + 1}: " + (
+            r["error"].splitlines()[0] if "error" in r else ", ".join(
+                f"{k} {v['outage_ms']:.0f} ms -> {v['answered_after']}"
+                for k, v in r["phases"].items())), flush=True)
+    ok = [r for r in found if "error" not in r]
+    return {"advert_s": advert, "runs": found, "summary": {
+        phase: common.summary([r["phases"][phase]["outage_ms"] for r in ok])
+        for phase in ("linkcut", "linkcut_failback")}}
 
 
 def progress(r: dict[str, Any]) -> str:
@@ -318,7 +383,10 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m bench.failover", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--runs", type=int, default=5, help="runs per scenario and deadtime")
-    ap.add_argument("--deadtimes", default="300ms,1s", help="comma-separated deadtimes")
+    ap.add_argument("--deadtimes", default="300ms,1s", help="comma-separated deadtimes, "
+                    "each DEADTIME (keepalive D/5) or KEEPALIVE/DEADTIME")
+    ap.add_argument("--keepalived", type=float, default=None, metavar="ADVERT",
+                    help="also run keepalived's link cut, adverts every ADVERT s, same run")
     ap.add_argument("--seed", type=int, default=None, help="random seed (default: random)")
     ap.add_argument("--out", type=Path, default=Path("bench/results-failover.json"))
     ap.add_argument("--no-idle", action="store_true", help="skip the idle cost measurement")
@@ -331,11 +399,20 @@ def main(argv: list[str] | None = None) -> int:
     if unknown:
         ap.error(f"unknown scenario(s) {', '.join(sorted(unknown))}; known: "
                  f"{', '.join(SCENARIOS)}")
-    deadtimes = common.durations(args.deadtimes)
+    keepalives: dict[float, float] = {}
+    deadtimes = []
+    for item in (x.strip() for x in args.deadtimes.split(",") if x.strip()):
+        ka, _, d = item.rpartition("/")
+        deadtimes.append(parse_duration(d))
+        if ka:
+            keepalives[deadtimes[-1]] = parse_duration(ka)
     seed = args.seed if args.seed is not None else random.SystemRandom().randrange(2**32)
     print(f"seed: {seed}", flush=True)
     info = common.machine()
-    results = run(args.runs, deadtimes, random.Random(seed), scenarios)
+    rng = random.Random(seed)
+    results = run(args.runs, deadtimes, rng, scenarios, keepalives)
+    anchor = (run_keepalived_linkcut(args.runs, args.keepalived, rng)
+              if args.keepalived is not None else None)
     rows = [r for r in summarize(results, deadtimes) if r["scenario"] in scenarios]
     print()
     print(render(rows))
@@ -348,6 +425,10 @@ def main(argv: list[str] | None = None) -> int:
           f"{PLANNED_TARGET * 1000:.0f} ms; reference figures: PLATFORM-NOTES.md (median of 5)")
     doubles = sum(1 for r in results if r.get("double_owner"))
     print(f"double owner (both nodes held the address): {doubles} of {len(results)} runs")
+    if anchor is not None:
+        print(f"keepalived, adverts every {anchor['advert_s']:g} s, same run: " + ", ".join(
+            f"{k} median {v['median']} ms (min {v['min']}, max {v['max']})"
+            for k, v in anchor["summary"].items()))
     probes = probe_cost(results)
     print(f"look before taking: {probes['n']} probes heard nobody; they took median "
           f"{probes['median']} ms, p99 {probes['p99']} ms, max {probes['max']} ms "
@@ -356,7 +437,8 @@ def main(argv: list[str] | None = None) -> int:
                             "deadtimes_ms": [round(d * 1000) for d in deadtimes],
                             "probe": {"interval_ms": PROBE_INTERVAL * 1000,
                                       "timeout_ms": PROBE_TIMEOUT * 1000},
-                            "summary": rows, "probe_cost_ms": probes, "results": results}
+                            "summary": rows, "probe_cost_ms": probes, "results": results,
+                            "keepalived_linkcut": anchor}
     if not args.no_idle:
         from bench import idle
         print()

@@ -15,7 +15,7 @@ import time
 from typing import Any
 
 from bench import common
-from tests.unit.sim import KEY, Sim, make_cluster
+from tests.unit.sim import Sim, make_cluster
 
 
 def rate(groups: int, seconds: float, forged: bool) -> float:

@@ -116,12 +116,14 @@ class Sim:
 
     # --- node life -------------------------------------------------------------------------
 
-    def boot(self, name: str, found: dict[str, GroupState] | None = None) -> Node:
+    def boot(self, name: str, found: dict[str, GroupState] | None = None,
+             partly: dict[str, int] | None = None) -> Node:
+        """`partly`: groups found only in part, and their first resource absent."""
         self.generation += 1
         node = Node(self.cluster, name, KEY, self.generation, LINKS, self.now)
         self.died.pop(name, None)
         self.log += [f"{self.now:.3f} {name}: {n.text}" for n in node.probed(
-            found or {g.name: GroupState.STOPPED for g in self.cluster.groups})]
+            found or {g.name: GroupState.STOPPED for g in self.cluster.groups}, partly)]
         self.nodes[name] = node
         self.jobs[name] = []
         self.next_hb[name] = self.now + self.rng.uniform(0, 0.2)
@@ -195,8 +197,8 @@ class Sim:
 
     def ask_witness(self, src: str) -> None:
         node = self.nodes[src]
-        self.asked[src] = node.wanted()
-        data = node.witness_ask(self.now)
+        self.asked[src] = node.side.wanted()
+        data = node.side.witness_ask(self.now)
         if src in self.witness_cut or self.rng.random() < self.loss:
             return
         self._order += 1
@@ -290,7 +292,7 @@ class Sim:
             self.jobs[name].append(_Job(at, act.group, ok))
         if out.send:
             self.send_all(name)
-        if self.witness is not None and node.wanted() != self.asked.get(name):
+        if self.witness is not None and node.side.wanted() != self.asked.get(name):
             self.ask_witness(name)  # as the daemon does: at once when the wish changed
         self.check()
 
@@ -372,7 +374,7 @@ class Sim:
                 elif m.dst in self.nodes and m.link == -1:
                     node = self.nodes[m.dst]
                     self.log += [f"{self.now:.3f} {m.dst}: {n.text}"
-                                 for n in node.witness_reply(m.data, self.now)]
+                                 for n in node.side.witness_reply(m.data, self.now)]
                     self._step(m.dst)
                 elif m.dst in self.nodes:
                     node = self.nodes[m.dst]
@@ -391,7 +393,7 @@ class Sim:
                     self.jobs[name].remove(job)
                     if job.probe:
                         self.log += [f"{self.now:.3f} {name}: {n.text}" for n in
-                                     node.probed_addresses(job.group, self._answers(
+                                     node.side.probed_addresses(job.group, self._answers(
                                          name, job.group), self.now)]
                     else:
                         self.log += [f"{self.now:.3f} {name}: {n.text}" for n in node.finished(

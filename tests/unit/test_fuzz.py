@@ -48,8 +48,8 @@ def test_bad_frames_change_nothing_in_a_node(data: bytes, link: int) -> None:
     node = copy.deepcopy(SIM.nodes["n1"])
     before = _state(node)
     node.receive(data, max(0, min(link, 1)), SIM.now)
-    node.mail(data)
-    node.witness_reply(data, SIM.now)
+    node.side.mail(data)
+    node.side.witness_reply(data, SIM.now)
     assert _state(node) == before
 
 
@@ -63,7 +63,7 @@ def test_authentic_but_garbled_payloads_change_nothing(payload: bytes,
     before = _state(node)
     data = wire.encode(wire.Frame(kind, "sim", "n2", 2**40, 2**40, 0, payload), KEY)
     node.receive(data, 0, SIM.now)
-    node.mail(data)
+    node.side.mail(data)
     assert _state(node) == before
 
 

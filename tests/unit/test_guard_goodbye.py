@@ -222,12 +222,12 @@ def test_a_new_life_still_obeys_a_poison_pill_for_the_old_one() -> None:
     for gen, before_ms in ((1000, 3000), (None, 1500)):
         n1 = Node(CLUSTER, "n1", KEY, 1000, LINKS, 100.0)
         n1.new_life(2000, 101.0)
-        notes = n1.mail(pill(gen, before_ms))
+        notes = n1.side.mail(pill(gen, before_ms))
         assert n1.poisoned == "n2", notes
     n1 = Node(CLUSTER, "n1", KEY, 1000, LINKS, 100.0)
     n1.new_life(2000, 101.0)
-    n1.mail(pill(999, 3000))  # an older process's pill
-    n1.mail(pill(None, 900))  # written before this process started
+    n1.side.mail(pill(999, 3000))  # an older process's pill
+    n1.side.mail(pill(None, 900))  # written before this process started
     assert n1.poisoned is None
 
 

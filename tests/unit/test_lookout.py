@@ -122,7 +122,7 @@ def test_a_silent_peers_group_is_probed_before_it_is_started_and_not_while_answe
     step = n2.step(t)
     assert [type(a) for a in step.actions] == [Probe] and step.actions[0].group == "g1"
     assert n2.local["g1"] is GroupState.STOPPED and "checking" in n2.waiting["g1"]
-    notes = n2.probed_addresses("g1", A, t + 0.01)
+    notes = n2.side.probed_addresses("g1", A, t + 0.01)
     assert [n.level for n in notes] == [Level.ERROR]
     assert "10.0.9.1 still answered by 02:00:00:00:00:01: n1's host is alive" in notes[0].text
     assert n2.step(t + 0.01).actions == ()  # no start, no second probe before retry
@@ -131,7 +131,7 @@ def test_a_silent_peers_group_is_probed_before_it_is_started_and_not_while_answe
     again = t + 0.01 + T.keepalive
     alone(n2, t, again)
     assert [type(a) for a in n2.step(again).actions] == [Probe]
-    notes = n2.probed_addresses("g1", (), again + 0.01)  # its host was reset meanwhile
+    notes = n2.side.probed_addresses("g1", (), again + 0.01)  # its host was reset meanwhile
     assert "answer no more" in notes[0].text
     step = n2.step(again + 0.01)
     assert [type(a) for a in step.actions] == [Start], step
@@ -141,7 +141,7 @@ def test_a_failed_probe_keeps_the_group_where_it_is() -> None:
     n1, n2 = pair()
     alone(n2, 101.0, 102.0)
     assert [type(a) for a in n2.step(102.0).actions] == [Probe]
-    notes = n2.probed_addresses("g1", (Unprobed("10.0.9.1", "Network is down"),), 102.01)
+    notes = n2.side.probed_addresses("g1", (Unprobed("10.0.9.1", "Network is down"),), 102.01)
     assert [n.level for n in notes] == [Level.ERROR] and "cannot probe 10.0.9.1" in notes[0].text
     assert n2.step(102.01).actions == () and n2.local["g1"] is GroupState.STOPPED
     assert "before its addresses are heard free" in n2.waiting["g1"]
@@ -162,7 +162,7 @@ def test_the_peer_coming_back_ends_the_check() -> None:
     n1, n2 = pair()
     alone(n2, 101.0, 102.0)
     n2.step(102.0)
-    n2.probed_addresses("g1", A, 102.01)
+    n2.side.probed_addresses("g1", A, 102.01)
     n2.step(102.01)
     assert "still answered" in n2.waiting["g1"]
     # n1's daemon restarts on its host: it finds g1 running and keeps it.

@@ -274,14 +274,14 @@ def test_no_takeover_before_the_fence_agent_succeeds():
     n2 = sim.nodes["n2"]
     assert sim.runners("g1") == [] and n2.fencing.state == "needed"
     assert n2.waiting["g1"] == "n1 is dead but not fenced yet"
-    assert n2.fence_started() == 0.0 and n2.fencing.state == "running"
-    n2.fence_result(False, "no answer", sim.now)
+    assert n2.side.fence_started() == 0.0 and n2.fencing.state == "running"
+    n2.side.fence_result(False, "no answer", sim.now)
     sim._step("n2")
     sim.run(1.0)
     assert sim.runners("g1") == [], "a failed fence blocks (on_failure = block)"
     assert n2.fencing.state == "needed", "retried after retry_interval"
-    n2.fence_started()
-    n2.fence_result(True, "Powered OFF", sim.now)
+    n2.side.fence_started()
+    n2.side.fence_result(True, "Powered OFF", sim.now)
     sim._step("n2")
     sim.run(0.1)
     assert sim.runners("g1") == ["n2"]
@@ -308,8 +308,8 @@ def test_a_peer_that_fails_to_stop_is_fenced_then_its_group_taken():
             assert sim.runners("g1") == [] and n2.local["g1"] is GroupState.STOPPED
             continue
         assert n2.fencing.state == "needed" and "failed to stop g1" in n2.fencing.detail
-        assert n2.fence_started() == 0.0
-        n2.fence_result(True, "Powered OFF", sim.now)
+        assert n2.side.fence_started() == 0.0
+        n2.side.fence_result(True, "Powered OFF", sim.now)
         sim.crash("n1")  # what the fence agent did
         sim._step("n2")
         sim.run(2.0)
@@ -352,3 +352,21 @@ def test_move_hands_one_group_and_leaves_the_other():
     assert "groups: g1, g2" in n1.request("move", group="nope", to="n2").error
     assert "nodes: n1, n2" in n1.request("move", group="g1", to="n9").error
     assert not sim.violations
+
+
+def test_a_restart_that_finds_a_group_in_part_restarts_it_in_place_at_once():
+    """The daemon restarts (kill -9) and finds g1's exec but not its address: it adopts g1,
+    which keeps it off n2, and restarts it in place from the address before its initdead is
+    over, not when a monitor would notice. g2, found whole, is left alone."""
+    sim = Sim(11, make_cluster(addresses=True))
+    sim.run(1.0)
+    sim.boot("n1", sim.crash("n1"), partly={"g1": 0})
+    booted = sim.now
+    sim.run(0.5)  # at once, heard n2 or not: well inside initdead (3 s)
+    assert sim.recovers == {"g1": 1}, (sim.recovers, sim.log[-20:])
+    assert any("found running only in part" in line for line in sim.log)
+    assert sim.now - booted < sim.cluster.timings.initdead
+    sim.run(4.0)
+    assert not sim.violations, sim.violations
+    assert sim.runners("g1") == ["n1"] and sim.runners("g2") == ["n2"]
+    assert sim.recovers == {"g1": 1}, "once"

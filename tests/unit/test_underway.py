@@ -106,3 +106,33 @@ def test_a_takeover_is_complete_once_the_last_of_its_groups_runs(
         taking.discard(g)
         complete = "mach_down takeover complete for node n2." in notes
         assert complete == (result is S.RUNNING and not taking)
+
+
+def test_a_group_found_in_part_is_restarted_in_place_from_what_is_absent() -> None:
+    """A crash between two starts, a host reset that left a pid file: the probe finds the
+    group's second resource but not its first. The group is adopted (it must not start on
+    the peer) and restarted in place from the first, not left without it until a monitor
+    notices; a stop or a restart taken for it settles the matter."""
+    c = make_cluster(groups=3, addresses=True)  # each group: an address, then an exec
+    m = Membership(["n2"], ("eth0",), T, 100.0)
+    agenda = Agenda(T.keepalive)
+    groups = LocalGroups(["g1", "g2"])
+    u = Underway(groups, Eligibility(["g1", "g2"], groups.states, Peer("n2", m, 1.0), None,
+                                     agenda), Lookout(0.2), agenda)
+    first = c.group("g1").resources[0].name
+    assert texts(u.probed({"g1": S.RUNNING, "g2": S.RUNNING}, {"g1": 0}, c)) == [
+        f"group g1 at start: found running only in part ({first} is not here): adopting "
+        f"it, and restarting it in place from {first} if it stays here",
+        "group g2 found running at start: adopting it, not starting it again"]
+    assert groups.states == {"g1": S.RUNNING, "g2": S.RUNNING}
+    assert u.recover() == {"g1": 0}
+    u.take([], c, Peer("n2", m, 1.0))
+    assert u.recover() == {"g1": 0}, "asked until the policy acts on it"
+    u.restarts["g1"] = 1  # a monitor failed meanwhile: the earlier resource wins
+    assert u.recover() == {"g1": 0}
+    u.take([Recover("g1", 0, "")], c, Peer("n2", m, 1.0))
+    assert u.recover() == {} and groups.states["g1"] is S.STARTING
+    groups.add("g3")
+    assert "found running only in part" in texts(u.probed_new("g3", S.RUNNING, 0, c))[0]
+    u.take([Stop("g3", "assigned to n2")], c, Peer("n2", m, 1.0))
+    assert u.recover() == {}

@@ -76,21 +76,21 @@ def test_the_node_obeys_a_pill_from_its_peer_for_this_life_only() -> None:
     sim = Sim(1)
     sim.run(5.0)
     n1, n2 = sim.nodes["n1"], sim.nodes["n2"]
-    pill = n2.poison_frame(now_ms=2**40)
+    pill = n2.side.poison_frame(now_ms=2**40)
     assert n1.poisoned is None
     forged = bytearray(pill)
     forged[-1] ^= 1
-    n1.mail(bytes(forged))
+    n1.side.mail(bytes(forged))
     assert n1.poisoned is None and n1.frames.rejected["bad_auth"] == 1
-    n1.mail(n1.poison_frame(now_ms=2**40))  # from itself: not its peer
+    n1.side.mail(n1.side.poison_frame(now_ms=2**40))  # from itself: not its peer
     assert n1.poisoned is None
     n1.frames.generation += 1  # as if n1 restarted after n2 wrote it: a new process, one life
     n1.frames.lives = [n1.generation]
-    notes = n1.mail(pill)
+    notes = n1.side.mail(pill)
     assert n1.poisoned is None and "ignoring a poison pill" in notes[0].text
     n1.frames.generation -= 1
     n1.frames.lives = [n1.generation]
-    notes = n1.mail(pill)
+    notes = n1.side.mail(pill)
     assert n1.poisoned == "n2" and "POISONED by n2" in notes[0].text
 
 
@@ -101,18 +101,18 @@ def test_a_witness_reply_answers_one_open_ask_only() -> None:
     from vigil.model import Witness
     sim = Sim(2, make_cluster(witness=Witness(ipaddress.ip_address("10.0.0.9"))))
     n1 = sim.nodes["n1"]
-    ask = wire.decode(n1.witness_ask(sim.now), KEY)
+    ask = wire.decode(n1.side.witness_ask(sim.now), KEY)
     assert isinstance(ask, wire.Frame)
 
     def reply(seq: int, gen: int = n1.generation) -> bytes:
         return wire.encode(wire.Frame(wire.FrameKind.WITNESS_REPLY, "sim", "witness", 1, seq,
                                       0, serialize_reply(Reply(gen, seq, ("g1",), (), False, 2000))), KEY)
 
-    n1.witness_reply(reply(ask.seq + 100), sim.now)  # no such ask
-    n1.witness_reply(reply(ask.seq, gen=n1.generation + 1), sim.now)  # another life's
+    n1.side.witness_reply(reply(ask.seq + 100), sim.now)  # no such ask
+    n1.side.witness_reply(reply(ask.seq, gen=n1.generation + 1), sim.now)  # another life's
     assert "g1" not in n1.witness.leases and n1.frames.rejected["replay"] == 2
-    n1.witness_reply(reply(ask.seq), sim.now)
+    n1.side.witness_reply(reply(ask.seq), sim.now)
     assert n1.witness.leases["g1"] > sim.now
     before = n1.witness.leases["g1"]
-    n1.witness_reply(reply(ask.seq), sim.now + 0.1)  # the same reply again
+    n1.side.witness_reply(reply(ask.seq), sim.now + 0.1)  # the same reply again
     assert n1.witness.leases["g1"] == before and n1.frames.rejected["replay"] == 3

@@ -11,6 +11,7 @@
   underway.py     probes and actions under way on the groups, with their words for the log
   eligibility.py  whether this node may run each group: the facts and the verdicts
   failover.py     the peer's death and return, and the gates of taking its groups
+  sideband.py     the node's inputs besides heartbeats: fence agent, witness, probes, mailbox
   fencing.py      fencing of the peer, as a machine
   witness.py      this node's side of the witness: asks and leases
   lookout.py      look before taking: a dead peer's addresses heard free first
@@ -18,4 +19,5 @@
   pill.py         the disk poison pill: written for the peer, found in our mailbox
   goodbye.py      the goodbye a guard says for its daemon
   notes.py        Note and Level, what the parts say for the log
+  latest.py       the latest time any input carried, shared by the node and its parts
 """

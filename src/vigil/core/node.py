@@ -27,12 +27,14 @@ from vigil.core.failover import Failover
 from vigil.core.fencing import PeerFencing
 from vigil.core.frames import Dropped, Frames
 from vigil.core.groups import LocalGroups
-from vigil.core.lookout import Lookout, Result
+from vigil.core.latest import Latest
+from vigil.core.lookout import Lookout
 from vigil.core.membership import Membership
 from vigil.core.notes import Level, Note
 from vigil.core.ownership import Gossip, Ownership
 from vigil.core.peer import Peer
 from vigil.core.pill import PoisonPill
+from vigil.core.sideband import Sideband
 from vigil.core.stall import Stall
 from vigil.core.underway import Underway
 from vigil.core.witness import WitnessClient
@@ -66,7 +68,7 @@ class Node:
         self.disk_links = frozenset(self.link_names[i] for i in disk_links)
         self.slow_links = frozenset(slow_links) | frozenset(disk_links)
         self.waiting: dict[str, str] = {}  # group -> why the policy holds it
-        self._now = now  # the latest time any input carried
+        self._latest = Latest(now)  # the latest time any input carried
         t, names = cluster.timings, [p.name for p in cluster.peers(me)][:1]  # two nodes yet
         self.membership = Membership(names, self.link_names, t, now)
         self.peers = {n: Peer(n, self.membership, t.deadtime, self.disk_links) for n in names}
@@ -91,11 +93,18 @@ class Node:
         self.failover = Failover(me, self.other, self.fencing, self.witness, self.lookout,
                                  self.eligibility, self.agenda,
                                  t.deadtime + self.frames.session.max_age)
+        self.side = Sideband(lambda: self.cluster, lambda: self.status, self._latest,
+                             self.frames, self.other, self.groups, self.fencing,
+                             self.failover, self.witness, self.pill)
 
     @property
     def generation(self) -> int:
         """This life's generation (a new one after the guard's goodbye: `new_life`)."""
         return self.frames.generation
+
+    @property
+    def _now(self) -> float:
+        return self._latest.t
 
     @property
     def local(self) -> Mapping[str, GroupState]:
@@ -126,7 +135,7 @@ class Node:
 
     def receive(self, data: bytes, link: int, now: float) -> list[Note]:
         """One datagram from link `link`. Bad input is counted and changes nothing else."""
-        self._now = max(self._now, now)
+        self._latest.see(now)
         notes = self.stall.notice(now)
         got = self.frames.heartbeat(data, link, link in self.slow_links, now)
         if isinstance(got, Dropped):
@@ -145,7 +154,7 @@ class Node:
                                                self._now)
 
     def tick(self, now: float) -> list[Note]:
-        self._now = max(self._now, now)
+        self._latest.see(now)
         notes = self.stall.notice(now) + self.eligibility.expire(self.cluster, now)
         self.fencing.tick(now)
         self.stall.tick(now, self.assignments)
@@ -153,9 +162,11 @@ class Node:
                                          self.assignments, now, self._now)
         return notes + self.eligibility.update_all(self._now)
 
-    def probed(self, states: dict[str, GroupState]) -> list[Note]:
-        """The start-up probe found these states; from now on this node takes part."""
-        notes = self.underway.probed(states)
+    def probed(self, states: dict[str, GroupState],
+               partly: Mapping[str, int] | None = None) -> list[Note]:
+        """The start-up probe found these states (and, for groups found only in part, the
+        first resource absent); from now on this node takes part."""
+        notes = self.underway.probed(states, partly, self.cluster)
         self.status = NodeStatus.UP
         return notes + [Note(Level.INFO, "Local status now set to: 'up'")]
 
@@ -169,7 +180,7 @@ class Node:
                         now: float) -> list[Note]:
         """A monitor of resource `index` of `group` failed: kind "not_running", "soft", "hard"
         or "fatal" (see Underway.resource_failed)."""
-        self._now = max(self._now, now)
+        self._latest.see(now)
         return self.underway.resource_failed(self.cluster, group, index, kind, detail, now,
                                              self._now)
 
@@ -228,9 +239,10 @@ class Node:
             self.eligibility.add(name)
         self.agenda.send = True
 
-    def probed_new(self, group: str, found: GroupState) -> list[Note]:
+    def probed_new(self, group: str, found: GroupState,
+                   missing: int | None = None) -> list[Note]:
         """What the probe of a group added by a reload found here."""
-        return self.underway.probed_new(group, found)
+        return self.underway.probed_new(group, found, missing, self.cluster)
 
     def begin(self, group: str, state: GroupState) -> None:
         """The daemon starts an action of its own on `group` (a reload's restart or stop)."""
@@ -246,49 +258,7 @@ class Node:
         self.waiting.pop(group, None)
         self.agenda.send = True
 
-    # --- the peer's death: fencing, the witness, the lookout, the poison pill ---------------
-
-    def fence_started(self) -> float | None:
-        """Whether to run the fence agent now: how long to wait first, or None (PeerFencing.run)."""
-        return self.fencing.run(self.other.serves(), bool(self.active_groups()))
-
-    def fence_result(self, ok: bool, detail: str, now: float) -> list[Note]:
-        return self.failover.fence_result(ok, detail, now)
-
-    def fence_confirm(self, node: str) -> str | None:
-        """An operator says `node` is off. Returns an error, or None when accepted."""
-        return self.failover.fence_confirm(node)
-
-    def wanted(self) -> tuple[str, ...]:
-        """The groups to hold a lease on: those active here, and those it would take over."""
-        return self.failover.wanted(self.cluster, self.active_groups(),
-                                    self.status is NodeStatus.UP)
-
-    def witness_ask(self, now: float) -> bytes:
-        """The frame to send the witness now (every keepalive)."""
-        assert self.witness is not None
-        self._now = max(self._now, now)
-        return self.witness.ask_frame(self.frames, self.wanted(), now)
-
-    def witness_reply(self, data: bytes, now: float) -> list[Note]:
-        """The witness answered an ask. A reply to no outstanding ask changes nothing."""
-        self._now = max(self._now, now)
-        return self.failover.witness_reply(self.frames, data, self.cluster, set(self.local),
-                                           now, self._now)
-
-    def probed_addresses(self, group: str, answers: Sequence[Result],
-                         now: float) -> list[Note]:
-        """What the Probe that step() returned for `group` heard (empty: all free)."""
-        self._now = max(self._now, now)
-        return self.failover.probed_addresses(group, answers, now)
-
-    def poison_frame(self, now_ms: int) -> bytes:
-        """The pill to write into the peer's disk mailbox ([fencing] agent = "disk")."""
-        return self.pill.frame(self.other.view().generation, now_ms)
-
-    def mail(self, data: bytes) -> list[Note]:
-        """Our disk mailbox changed: a valid pill sets `poisoned` (the daemon then stops)."""
-        return self.pill.mail(data)
+    # --- a stall the guard said goodbye for ----------------------------------------------
 
     def new_life(self, generation: int, now: float) -> list[Note]:
         """The guard said goodbye for this daemon while it stalled (daemon/guard.py): the
@@ -298,7 +268,7 @@ class Node:
         for that long after a goodbye: see Peer.left_without)."""
         old = self.generation
         self.frames.new_life(generation)
-        self._now = max(self._now, now)
+        self._latest.see(now)
         if self.witness is not None:
             self.witness.new_life()
         self.stall.hold_for(now, self.cluster.timings.deadtime)
@@ -309,7 +279,7 @@ class Node:
     # --- outputs ---------------------------------------------------------------------------
 
     def step(self, now: float) -> Step:
-        self._now = max(self._now, now)
+        self._latest.see(now)
         notes = self.agenda.take_notes() + self.stall.notice(now)
         if self.agenda.failback and self.status is NodeStatus.UP:
             result = policy.failback(self.view(now), self.cluster, self.agenda.take_failback())
@@ -369,7 +339,7 @@ class Node:
             may_start=now is None or not self.stall.holding(now),
             takeover_blocked=self.failover.blocked(self.cluster, t, self._now),
             start_blocked=self.failover.start_blocked(self.cluster, t),
-            recover=dict(self.underway.restarts),
+            recover=self.underway.recover(),
             looks_due={} if now is None else self.failover.looks_due(self.local, now),
             skip_release_wait=self.skip_release_wait)
 

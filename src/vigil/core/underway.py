@@ -9,7 +9,10 @@ what the log says at the end: a group restarted in place is "recovered", not "ac
 group started because the peer is dead is part of a takeover, "complete" once the last of
 them runs. A failed monitor asks for a restart in place, or moves the group off this node
 (`resource_failed`, with the failure counts of core/eligibility.py); the restarts wait for
-the next decision (`restarts`). Once the initial acquisition is over, `settled` says so.
+the next decision (`restarts`). A group a probe found only in part (`partly`) is restarted
+in place from its first absent resource once the policy lets it, or stopped with the rest
+(`recover` is what the policy reads of both). Once the initial acquisition is over, `settled`
+says so.
 """
 
 from __future__ import annotations
@@ -34,33 +37,60 @@ class Underway:
             groups, eligibility, lookout, agenda
         # Restarts in place waiting for the next step (group -> first resource to restart).
         self.restarts: dict[str, int] = {}
+        # Groups a probe found only in part: restarted in place from their first absent
+        # resource once the policy lets them (it may stop them instead), asked until then.
+        self.partly: dict[str, int] = {}
         self._recovering: set[str] = set()
         self._taking: set[str] = set()  # groups being started because the peer is dead
         self._settled = False  # "Local status now set to: 'active'" was logged
 
     # --- what probes find ------------------------------------------------------------------
 
-    def probed(self, states: Mapping[str, GroupState]) -> list[Note]:
-        """What the start-up probe found."""
+    def probed(self, states: Mapping[str, GroupState],
+               partly: Mapping[str, int] | None = None,
+               cluster: Cluster | None = None) -> list[Note]:
+        """What the start-up probe found; `partly`: group -> its first resource absent, for
+        those found only in part."""
         notes = []
         for name, st in states.items():
             self.groups.move(name, FOUND[st])
-            if st is not GroupState.STOPPED:
+            if partly and name in partly and st is GroupState.RUNNING:
+                notes.append(self._partly(name, partly[name], cluster, "at start"))
+            elif st is not GroupState.STOPPED:
                 notes.append(Note(Level.WARNING, f"group {name} found {st.value} at start: "
                                                  f"adopting it, not starting it again"))
         self.agenda.send = True
         return notes
 
-    def probed_new(self, group: str, found: GroupState) -> list[Note]:
-        """What the probe of a group added by a reload found here."""
+    def probed_new(self, group: str, found: GroupState, missing: int | None = None,
+                   cluster: Cluster | None = None) -> list[Note]:
+        """What the probe of a group added by a reload found here (`missing`: its first
+        resource absent, when it was found only in part)."""
         if self.groups.states.get(group) is not GroupState.UNKNOWN:
             return []
         self.groups.move(group, FOUND[found])
         self.agenda.send = True
         if found is GroupState.STOPPED:
             return [Note(Level.INFO, f"group {group} added by reload: not present here")]
+        if missing is not None and found is GroupState.RUNNING:
+            return [self._partly(group, missing, cluster, "added by reload")]
         return [Note(Level.WARNING, f"group {group} added by reload: found {found.value} "
                                     f"here; adopting it, not starting it again")]
+
+    def _partly(self, group: str, index: int, cluster: Cluster | None, when: str) -> Note:
+        assert cluster is not None, "the names of a group found in part come from it"
+        self.partly[group] = index
+        first = cluster.group(group).resources[index].name
+        return Note(Level.WARNING, f"group {group} {when}: found running only in part "
+                                   f"({first} is not here): adopting it, and restarting it "
+                                   f"in place from {first} if it stays here")
+
+    def recover(self) -> dict[str, int]:
+        """Group -> the first resource to restart in place, for the policy (View.recover)."""
+        out = dict(self.partly)
+        for g, i in self.restarts.items():
+            out[g] = min(i, out.get(g, i))
+        return out
 
     def reprobed(self, group: str, found: GroupState, why: str) -> list[Note]:
         """What a probe found after a cleanup or after the guard stopped the group; the normal
@@ -69,6 +99,7 @@ class Underway:
         if self.groups.states[group] not in (GroupState.FAILED, GroupState.RUNNING):
             return []
         self.groups.move(group, FOUND[found])
+        self.partly.pop(group, None)
         self.agenda.send = True
         return [Note(Level.WARNING, f"group {group} {why}: probe found it {found.value}")]
 
@@ -89,6 +120,7 @@ class Underway:
         return notes
 
     def _take(self, act: Recover | Start | Stop, cluster: Cluster, peer: Peer) -> list[Note]:
+        self.partly.pop(act.group, None)  # restarted, or stopped: whole again either way
         if isinstance(act, Recover):
             self.groups.move(act.group, GroupEvent.RESTART)
             self._recovering.add(act.group)
@@ -180,5 +212,6 @@ class Underway:
     def forget(self, group: str) -> None:
         """A group removed by a reload."""
         self.restarts.pop(group, None)
+        self.partly.pop(group, None)
         self._recovering.discard(group)
         self._taking.discard(group)

@@ -182,8 +182,10 @@ class Daemon:
                 def preludes(group: str) -> list[Agent]:  # before each group's resources
                     return [BalancerAgent(balancer, group)]
 
-                found = {g.name: await probe(g, preludes(g.name) + agents[g.name])
-                         for g in self.cluster.groups}
+                probed = {g.name: await probe(g, preludes(g.name), agents[g.name])
+                          for g in self.cluster.groups}
+                found = {g: state for g, (state, _) in probed.items()}
+                partly = {g: i for g, (_, i) in probed.items() if i is not None}
                 now = time.monotonic()
                 node = Node(self.cluster, self.me, self.key, generation,
                             [l.name for l in links], now,
@@ -207,7 +209,7 @@ class Daemon:
                                 lambda: self.hooks, balancer)
                 self.control = Control(hub, workers, reload, status.status, balancer)
                 self.status = status
-                hub.log(node.probed(found))
+                hub.log(node.probed(found, partly))
                 hub.emit()
                 for link in links:
                     if isinstance(link, disk_mod.DiskLink):

@@ -109,7 +109,7 @@ class Hub:
         """Our disk mailbox changed; `stop` begins the clean shutdown a poison pill asks."""
         if self.closing:
             return
-        self.log(self.node.mail(data))
+        self.log(self.node.side.mail(data))
         if self.node.poisoned:
             stop()
 

@@ -53,6 +53,11 @@ class Agent(abc.ABC):
     async def probe(self) -> bool:
         """True when the resource is present/running on this node."""
 
+    def probe_tells_absent(self) -> bool:
+        """Whether a False probe means the resource is not here (an exec resource without
+        a status command cannot tell, after a restart of the daemon)."""
+        return True
+
     async def healthy(self) -> bool:
         """Whether this node can run the resource now. By default it always can."""
         return True

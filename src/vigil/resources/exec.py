@@ -28,6 +28,9 @@ class ExecAgent(Agent):
         self.procs = Scope.of(resource)
         self._started = False
 
+    def probe_tells_absent(self) -> bool:
+        return self.resource.status is not None
+
     async def start(self) -> None:
         self._started = False
         await self._run("start", self.resource.start)

@@ -46,7 +46,7 @@ class Control:
                                   str(req.args.get("server", "")))
         if req.cmd == "fence_confirm":
             name = str(req.args.get("node", ""))
-            error = node.fence_confirm(name)
+            error = node.side.fence_confirm(name)
             if error:
                 return p.Response(False, None, p.ErrorCode.REFUSED, error)
             log.warning("an operator confirmed that %s is fenced", name)

@@ -37,7 +37,7 @@ class Fencer:
         while True:
             await self.kick.wait()
             self.kick.clear()
-            delay = node.fence_started()
+            delay = node.side.fence_started()
             if delay is None:
                 continue
             peer = node.peer
@@ -63,7 +63,7 @@ class Fencer:
             log.log(logging.WARNING if ok else logging.ERROR, "fence agent %s %s %s: %s in "
                     "%.0f ms%s", f.agent, f.action, peer, "ok" if ok else "FAILED",
                     (self.hub.clock() - t0) * 1000, f": {detail}" if detail else "")
-            self.hub.log(node.fence_result(ok, detail, self.hub.clock()))
+            self.hub.log(node.side.fence_result(ok, detail, self.hub.clock()))
             self.hub.process()
 
     async def monitor(self) -> None:
@@ -107,7 +107,7 @@ class Fencer:
         disk = next(l for l in self.hub.shared.links if isinstance(l, disk_mod.DiskLink))
         try:
             async with asyncio.timeout(timeout):
-                await disk.write_mail(node.poison_frame(int(time.time() * 1000)))
+                await disk.write_mail(node.side.poison_frame(int(time.time() * 1000)))
         except TimeoutError:
             raise AgentError(f"writing the poison pill to {disk.name} took over "
                              f"{timeout:g} s") from None

@@ -95,7 +95,7 @@ class GroupWorkers:
                     await asyncio.wait(checks)
                 if isinstance(act, Probe):
                     answers = await self.look(group)
-                    self.hub.log(node.probed_addresses(group.name, answers, self.hub.clock()))
+                    self.hub.log(node.side.probed_addresses(group.name, answers, self.hub.clock()))
                     self.hub.process()
                     continue
                 if isinstance(act, Start):
@@ -203,10 +203,31 @@ class GroupWorkers:
 
     async def probe(self, group: Group) -> GroupState:
         """Reconcile: what of this group is already here (left by a crash, or by a guard)?"""
-        return await probe(group, self.whole(group.name))
+        return (await self.probe_parts(group))[0]
+
+    async def probe_parts(self, group: Group) -> tuple[GroupState, int | None]:
+        """`probe`, and the first of its resources found absent when only part of the group
+        is here (see `probe`)."""
+        return await probe(group, self.preludes[group.name], self.agents[group.name])
 
 
-async def probe(group: Group, agents: list[Agent]) -> GroupState:
+async def probe(group: Group, preludes: list[Agent],
+                agents: list[Agent]) -> tuple[GroupState, int | None]:
+    """What of `group` is here: RUNNING when any of its preludes or resources is, and then,
+    when some resource is not, the index of the first such (a crash between two starts, a
+    host reset that left a pid file): the group is restarted in place from it, as Pacemaker
+    starts what its probes found stopped, rather than run without it until its monitor
+    notices. A resource whose probe cannot tell (an exec without status) counts as here."""
+    found = await _present(group, preludes + agents)
+    if not any(found):
+        return GroupState.STOPPED, None
+    mine = found[len(preludes):]
+    missing = next((i for i, (a, here) in enumerate(zip(agents, mine))
+                    if not here and a.probe_tells_absent()), None)
+    return GroupState.RUNNING, missing
+
+
+async def _present(group: Group, agents: list[Agent]) -> list[bool]:
     present = []
     for agent in agents:
         try:
@@ -218,8 +239,7 @@ async def probe(group: Group, agents: list[Agent]) -> GroupState:
     if any(present):
         log.warning("group %s: found %s already present at start", group.name,
                     ", ".join(a.name for a, p_ in zip(agents, present) if p_))
-        return GroupState.RUNNING
-    return GroupState.STOPPED
+    return present
 
 
 def batches(agents: list[Agent]) -> list[list[Agent]]:

@@ -111,8 +111,8 @@ class Reload:
                     log.info("reload: %s", line)
                 self._apply(new, plan, built)
                 for g in plan.added:  # new groups: probed, then the normal rules
-                    found = await self.workers.probe(g)
-                    hub.log(node.probed_new(g.name, found))
+                    found, missing = await self.workers.probe_parts(g)
+                    hub.log(node.probed_new(g.name, found, missing))
                 hub.process()
             finally:  # systemd leaves "reloading" only on READY=1, refused or not
                 hub.notifier.ready(f"{hub.shared.me}: configuration reloaded")

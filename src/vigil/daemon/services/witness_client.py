@@ -42,19 +42,19 @@ class WitnessLink:
         if self.transport is None:
             return
         node = self.hub.node
-        wanted = node.wanted()
+        wanted = node.side.wanted()
         if not force and wanted == self._asked:
             return
         self._asked = wanted
         try:
-            self.transport.sendto(node.witness_ask(self.hub.clock()))
+            self.transport.sendto(node.side.witness_ask(self.hub.clock()))
         except OSError:
             pass  # no route to the witness right now: its silence is what counts
 
     def _reply(self, data: bytes) -> None:
         if self.hub.closing:
             return
-        self.hub.log(self.hub.node.witness_reply(data, self.hub.clock()))
+        self.hub.log(self.hub.node.side.witness_reply(data, self.hub.clock()))
         self.hub.process()
 
     async def run(self) -> None:
