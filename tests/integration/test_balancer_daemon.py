@@ -173,3 +173,33 @@ def test_a_killed_daemon_s_guard_removes_the_rules_and_a_reload_changes_them(
     _wait(lambda: "guard: the balancer's rules removed" in c.log("n1"))
     assert not _table(c, "n1")
     _wait(lambda: _requests(c, 20)["failed"] == 0)
+
+
+def test_lb_status_counts_the_connections_each_server_holds_now(
+        cluster: tuple[LabCluster, dict[str, subprocess.Popen[Any]]]) -> None:
+    """ipvsadm -L -n's ActiveConn: 10 long-lived transfers through the director, round
+    robin, are 5 established connections on each real server, counted from the director's
+    conntrack table; once they end, none is active. The standby directs nothing: it has no
+    count."""
+    c, _ = cluster
+    r1, r2 = _running(c)
+    proc = c.lab.popen("client", [sys.executable, "-m", "vigil.lab.streams", "--to", c.vip,
+                                  "--count", "10", "--duration", "3"],
+                       stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    try:
+        def open_now() -> dict[str, Any]:
+            s = c.vigil("n1", "lb", "status", "--json", check=True).stdout
+            return {r["address"]: r["connections"]
+                    for r in json.loads(s)["virtual_servers"][0]["servers"]}
+        _wait(lambda: {a: n["active"] for a, n in open_now().items()} == {r1: 5, r2: 5})
+        text = c.vigil("n1", "lb", "status", check=True).stdout
+        assert text.count("open now: 5 active, ") == 2, text
+        standby = json.loads(c.vigil("n2", "lb", "status", "--json", check=True).stdout)
+        assert [r["connections"] for r in standby["virtual_servers"][0]["servers"]] == \
+            [None, None]
+        out, _ = proc.communicate(timeout=20)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert all(s["broke"] is None for s in json.loads(out)), out
+    _wait(lambda: all(n["active"] == 0 for n in open_now().values()))

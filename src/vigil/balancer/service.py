@@ -18,7 +18,7 @@ import logging
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from vigil.balancer import apply, checks, counters, expire, nft, nft_dr, wiring
+from vigil.balancer import apply, checks, conns, counters, expire, nft, nft_dr, wiring
 from vigil.balancer.ctsync_run import ConntrackSync
 from vigil.balancer.director import Director, Key
 from vigil.balancer.health import Change
@@ -46,6 +46,7 @@ class Balancer:
         self.wiring: dict[str, nft_dr.Wiring | None] = {}  # each directed service's routes
         self._gone: set[Key] = set()  # NAT servers whose connections were dropped
         self.traffic: dict[Key, counters.Traffic] = {}  # the kernel's, read by _count
+        self.conns: dict[Key, conns.Conns] = {}  # open now, as of `connections`
         self.unknown = True  # the kernel may hold a table a crashed daemon left
         self.last_error: str | None = None
         self.on_change = on_change
@@ -87,6 +88,24 @@ class Balancer:
                 self._say(logging.WARNING, "the balancer's counters: %s", e)
                 continue
             self.traffic = counters.read(found, self.director.counter_names())
+
+    async def connections(self) -> str | None:
+        """Count the connections each real server of a directed NAT service holds now
+        (conns.py: on demand, one conntrack dump per service). An error, or None."""
+        found: dict[Key, conns.Conns] = {}
+        for name, vs in self.director.services.items():
+            if vs.forward != "nat" or vs.group not in self.groups or not self.held:
+                continue
+            try:
+                by_mark = await conns.read(self.director.numbers[name], self.prefix)
+            except OSError as e:
+                self.conns = {}
+                return f"connections of {name}: {e}"
+            for r in vs.real:
+                key = (name, r.endpoint)
+                found[key] = by_mark.get(self.director.mark_of(key), conns.Conns())
+        self.conns = found
+        return None
 
     def _refused(self, mark: int) -> None:
         key = self.director.key_of(mark)
@@ -258,6 +277,8 @@ class Balancer:
                     "refusals": self.prober.refusals.get(key, 0),
                     "traffic": None if key not in self.traffic else
                                dataclasses.asdict(self.traffic[key]),
+                    "connections": None if key not in self.conns else
+                                   dataclasses.asdict(self.conns[key]),
                     "flaps": 0 if h is None else h.flaps})
             out.append({
                 "name": name, "address": vs.describe(), "protocol": vs.protocol,

@@ -1,6 +1,7 @@
 """`vigil lb`: the load balancer as this director sees it, and the operator's drains.
 
-    vigil lb status [--json]        every virtual server, its real servers and their health
+    vigil lb status [--json]        every virtual server, its real servers, their health and
+                                    (NAT) the connections each holds now
     vigil lb drain SERVICE SERVER   no new connection to SERVER (those open go on)
     vigil lb enable SERVICE SERVER  it takes connections again
 
@@ -40,6 +41,10 @@ def lb_text(s: dict[str, Any]) -> str:
                        f"{' ' + ','.join(flags) if flags else ''} (last check: {last}{ms}; "
                        f"{r['checks_ok']} ok, {r['checks_failed']} failed{refused}, "
                        f"{r['flaps']} flaps)")
+            n = r.get("connections")
+            if n is not None:  # as ipvsadm -L -n: ActiveConn, InActConn
+                out.append(f"  {'':<24} open now: {n['active']} active, {n['inactive']} "
+                           f"inactive")
             t = r.get("traffic")
             if t is not None:  # as ipvsadm -L --stats: since this director took over
                 out.append(f"  {'':<24} {t['connections']} connections, in "
@@ -59,6 +64,8 @@ def lb_text(s: dict[str, Any]) -> str:
         out.append(f"connection sync: conntrackd {state}, {sync['role']}, "
                    f"{sync['restarts']} restart(s)"
                    + (f"; last error: {sync['last_error']}" if sync["last_error"] else ""))
+    if b.get("connections_error"):
+        out.append(f"open connections not counted: {b['connections_error']}")
     if b["last_error"]:
         out.append(f"last error: {b['last_error']}")
     return "\n".join(out)
@@ -84,7 +91,7 @@ def register(cli: click.Group, common: Callable[[Any], Any],
     @common
     def status(c: Any, as_json: bool) -> None:
         """Every virtual server and its real servers' health, as this director sees them."""
-        s = call(c, "status")
+        s = call(c, "lb_status")
         b = s.get("balancer")
         click.echo(json.dumps(b, indent=2) if as_json else lb_text(s))
 

@@ -33,7 +33,7 @@ COMMANDS: dict[str, dict[str, type]] = {
     "status": {}, "standby": {"which": str}, "takeover": {"which": str},
     "cleanup": {"group": str}, "move": {"group": str, "to": str},
     "fence_confirm": {"node": str}, "reload": {},
-    "lb_drain": {"service": str, "server": str}, "lb_enable": {"service": str, "server": str},
+    "lb_status": {}, "lb_drain": {"service": str, "server": str}, "lb_enable": {"service": str, "server": str},
 }
 
 

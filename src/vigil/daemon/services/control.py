@@ -35,6 +35,12 @@ class Control:
         hub, node = self.hub, self.hub.node
         if req.cmd == "status":
             return p.Response(True, self.status())
+        if req.cmd == "lb_status":  # the status, with the connections open now counted
+            error = await self.balancer.connections() if self.balancer is not None else None
+            s = self.status()
+            if error is not None and s.get("balancer") is not None:
+                s["balancer"]["connections_error"] = error
+            return p.Response(True, s)
         if hub.leaving:
             return p.Response(False, None, p.ErrorCode.REFUSED, "this node is shutting down")
         if req.cmd == "reload":
