@@ -72,6 +72,29 @@ def partition_warning(cluster: "Cluster") -> str | None:
             "configure [fencing], a [witness] or a disk [[link]]")
 
 
+def nat_warnings(cluster: "Cluster") -> list[str]:
+    """NAT real servers on the network of the service's own address (seed 000's setup): a
+    client on that network gets its answers straight from the real server, not rewritten
+    back by the director, and drops them. Said by check-config and at every start."""
+    out = []
+    for vs in cluster.virtual_servers:
+        if vs.forward != "nat" or vs.endpoint is None:
+            continue
+        vip = vs.endpoint.address
+        nets = [r.address.network for g in cluster.groups if g.name == vs.group
+                for r in g.resources if isinstance(r, IpResource) and r.address.ip == vip]
+        for real in vs.real:
+            net = next((n for n in nets if real.endpoint.address in n), None)
+            if net is not None:
+                out.append(f"virtual server {vs.name!r}: real server {real.endpoint} is on "
+                           f"{net}, the network of the virtual address {vip}: with forward "
+                           f"= \"nat\" clients on that network get its answers directly, "
+                           f"not through the director, and drop them; put the real servers "
+                           f"on a network behind the directors (their default route via "
+                           f"the directors' floating address there) or use forward = \"dr\"")
+    return out
+
+
 def watchdog_seconds(t: Timings) -> int:
     """A watchdog resets the node when the daemon stops feeding it for this long. The guard
     acts within deadtime; the watchdog is the backstop for the guard and the kernel, so it

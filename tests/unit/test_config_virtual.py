@@ -157,3 +157,21 @@ def test_direct_routing_mistakes_are_named(change: tuple[str, str], key: str,
                                            words: str) -> None:
     found = problems(BASE + DR.replace(*change, 1))
     assert any(f" {key}:" in p and words in p for p in found), found
+
+
+def test_nat_real_servers_on_the_virtual_address_s_network_are_warned_of() -> None:
+    """Seed 000's setup: the VIP 192.168.10.200/24 and NAT real servers .201 and .202 on
+    the same /24. Clients there get the servers' answers directly and drop them."""
+    from vigil.model import nat_warnings
+    c = parse(BASE + VS, "vigil.toml")
+    found = nat_warnings(c)
+    assert len(found) == 2
+    assert found[0].startswith("virtual server 'web': real server 192.168.10.201:80 is on "
+                               "192.168.10.0/24, the network of the virtual address "
+                               "192.168.10.200: with forward = \"nat\" clients on that "
+                               "network get its answers directly"), found[0]
+    behind = VS.replace("192.168.10.201", "10.9.0.1").replace("192.168.10.202", "10.9.0.2")
+    assert nat_warnings(parse(BASE + behind, "vigil.toml")) == []
+    dr = VS.replace('scheduler = "wrr"', 'scheduler = "wrr"\nforward = "dr"').replace(
+        '127.0.0.1:8080', '127.0.0.1:80')
+    assert nat_warnings(parse(BASE + dr, "vigil.toml")) == [], "direct routing wants that"
