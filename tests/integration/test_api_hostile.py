@@ -194,7 +194,12 @@ def test_a_slowloris_from_many_addresses_does_not_keep_whole_requests_out(
     print(f"\nslowloris 60 from 15 addresses: others {dict(kinds(polls))}, attackers told "
           f"{dict(kinds(told))}, {stats.admission}")
     assert len(polls) >= 15 and kinds(polls) == {"200": len(polls)}, kinds(polls)
-    assert max(o.seconds for o in polls) < 0.5
+    # Served from the overflow, not after a slot frees (the slow heads hold theirs for the
+    # 30 s head_timeout). Under this storm of reconnections the listen queue (max_clients
+    # long, by design: server.py) may drop a handshake packet, which TCP sends again after
+    # 1 s: that once, and no more (CI saw 1.016 s).
+    took = sorted(o.seconds for o in polls)
+    assert took[len(took) // 2] < 0.5 and took[-1] < 1.5, took
     # the first 24 slow heads took the slots and kept them: everything else, the requests
     # answered included, went through the overflow
     assert stats.admission.admitted == lim.max_clients
