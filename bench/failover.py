@@ -258,12 +258,12 @@ def run_keepalived_linkcut(runs: int, advert: float, rng: random.Random) -> dict
     prober; n1's eth0 goes down from inside n1 at a random phase of the advert grid, comes
     back 0.5 s later (n1 preempts: failback). Outages are measured as vigil's."""
     from bench import anchors
-    from vigil.lab.cluster import WEB_PORT
+    from vigil.lab.cluster import WEB_PORT, vip_address
     from vigil.lab.netns import Lab
 
     class _Where:  # what HolderMonitor reads of a cluster
         def __init__(self, lab: Lab) -> None:
-            self.lab, self.vip = lab, lab.address("n1").rsplit(".", 1)[0] + ".100"
+            self.lab, self.vip = lab, vip_address(lab)
 
     found = []
     for i in range(runs):
@@ -301,10 +301,7 @@ def run_keepalived_linkcut(runs: int, advert: float, rng: random.Random) -> dict
                     Lab.stop(w)
         r.update(run=i + 1)
         found.append(r)
-        print(f"keepalived adv {advert:g}s run {i + 1}: " + (
-            r["error"].splitlines()[0] if "error" in r else ", ".join(
-                f"{k} {v['outage_ms']:.0f} ms -> {v['answered_after']}"
-                for k, v in r["phases"].items())), flush=True)
+        print(f"keepalived adv {advert:g}s run {i + 1}: {_outcome(r)}", flush=True)
     ok = [r for r in found if "error" not in r]
     return {"advert_s": advert, "runs": found, "summary": {
         phase: common.summary([r["phases"][phase]["outage_ms"] for r in ok])
@@ -313,12 +310,17 @@ def run_keepalived_linkcut(runs: int, advert: float, rng: random.Random) -> dict
 
 def progress(r: dict[str, Any]) -> str:
     head = f"{r['scenario']:8} D={common.ms(r['deadtime_ms'] / 1000):6} run {r['run']}:"
+    return f"{head} {_outcome(r)}"
+
+
+def _outcome(r: dict[str, Any]) -> str:
+    """One run's phases (outage, who answered after), or why it failed."""
     if "error" in r:
-        return f"{head} FAILED: {r['error'].splitlines()[0]}"
+        return f"FAILED: {r['error'].splitlines()[0]}"
     parts = [f"{k} {v['outage_ms']:.0f} ms -> {v['answered_after']}"
              for k, v in r["phases"].items()]
     double = "  DOUBLE OWNER" if r["double_owner"] else ""
-    return f"{head} " + ", ".join(parts) + double
+    return ", ".join(parts) + double
 
 
 def summarize(results: list[dict[str, Any]], deadtimes: list[float]) -> list[dict[str, Any]]:

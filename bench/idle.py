@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from bench import anchors, common, floor
-from vigil.lab.cluster import LabCluster
+from vigil.lab.cluster import LabCluster, vip_address
 from vigil.lab.netns import Lab, exit_on_sigterm
 
 TIMINGS = {"keepalive": "200ms", "warntime": "500ms", "deadtime": "1s", "initdead": "3s"}
@@ -82,7 +82,7 @@ def measure(seconds: float = 40.0, timings: dict[str, str] = TIMINGS) -> dict[st
 def measure_keepalived(seconds: float = 40.0, advert: float = 0.1) -> dict[str, Any]:
     print(f"idle: keepalived, adverts every {advert:g} s, {seconds:g} s...", flush=True)
     with Lab.create(["n1", "n2", "client"]) as lab:
-        vip = lab.address("n1").rsplit(".", 1)[0] + ".100"
+        vip = vip_address(lab)
         with anchors.keepalived_pair(lab, vip, advert) as groups:
             time.sleep(1.0)
             nodes = _window(groups, seconds)

@@ -81,8 +81,8 @@ def nat_warnings(cluster: "Cluster") -> list[str]:
         if vs.forward != "nat" or vs.endpoint is None:
             continue
         vip = vs.endpoint.address
-        nets = [r.address.network for g in cluster.groups if g.name == vs.group
-                for r in g.resources if isinstance(r, IpResource) and r.address.ip == vip]
+        nets = [r.address.network for r in cluster.group(vs.group).resources
+                if isinstance(r, IpResource) and r.address.ip == vip]
         for real in vs.real:
             net = next((n for n in nets if real.endpoint.address in n), None)
             if net is not None:
@@ -93,6 +93,13 @@ def nat_warnings(cluster: "Cluster") -> list[str]:
                            f"on a network behind the directors (their default route via "
                            f"the directors' floating address there) or use forward = \"dr\"")
     return out
+
+
+def config_warnings(cluster: "Cluster") -> list[str]:
+    """What check-config prints and the daemon logs at every start about a configuration
+    that loads but may not do what its author meant."""
+    partition = partition_warning(cluster)
+    return ([partition] if partition else []) + nat_warnings(cluster)
 
 
 def watchdog_seconds(t: Timings) -> int:

@@ -28,3 +28,15 @@ async def communicate(argv: Sequence[str], data: bytes, timeout: float,
         raise
     assert proc.returncode is not None
     return proc.returncode, out or b"", err
+
+
+async def run(name: str, argv: Sequence[str], timeout: float,
+              output: bool = True) -> tuple[int, bytes, bytes]:
+    """`communicate` with nothing on stdin, its failures as OSError naming the program
+    `name`: it could not run, or gave no answer in `timeout` seconds."""
+    try:
+        return await communicate(argv, b"", timeout, output)
+    except TimeoutError:
+        raise OSError(f"{name} gave no answer in {timeout:g} s") from None
+    except OSError as e:
+        raise OSError(f"{name} could not run: {e}") from None

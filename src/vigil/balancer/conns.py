@@ -57,12 +57,7 @@ async def read(service: int, prefix: Sequence[str] = ()) -> dict[int, Conns]:
     """The connections of service number `service` (nft.mark's high half), by mark. OSError
     with what went wrong."""
     argv = [*prefix, CONNTRACK, "-L", "--mark", f"{service << 16:#x}/{SERVICE_MASK:#x}"]
-    try:
-        rc, out, err = await child.communicate(argv, b"", TIMEOUT)
-    except TimeoutError:
-        raise OSError(f"conntrack gave no answer in {TIMEOUT:g} s") from None
-    except OSError as e:
-        raise OSError(f"conntrack could not run: {e}") from None
+    rc, out, err = await child.run(CONNTRACK, argv, TIMEOUT)
     if rc != 0:
         raise OSError("conntrack: " + (err.decode(errors="replace").strip()[:200] or
                                        f"exit status {rc}"))

@@ -22,13 +22,8 @@ _DELETED = re.compile(rb"(\d+) flow entries have been deleted")
 
 async def expire(mark: int, prefix: Sequence[str] = ()) -> int:
     """Delete the connections carrying `mark`: how many. OSError with what went wrong."""
-    try:
-        rc, _, err = await child.communicate(
-            [*prefix, CONNTRACK, "-D", "--mark", f"{mark:#x}"], b"", TIMEOUT, output=False)
-    except TimeoutError:
-        raise OSError(f"conntrack gave no answer in {TIMEOUT:g} s") from None
-    except OSError as e:
-        raise OSError(f"conntrack could not run: {e}") from None
+    rc, _, err = await child.run(CONNTRACK, [*prefix, CONNTRACK, "-D", "--mark", f"{mark:#x}"],
+                                 TIMEOUT, output=False)
     m = _DELETED.search(err)
     if m is None:
         raise OSError("conntrack: " + (err.decode(errors="replace").strip()[:200] or

@@ -140,10 +140,9 @@ def check_config(c: Ctx) -> None:
         _fail(e, c.debug)
     for w in load_warnings:  # what the daemon logs at every start of these files
         click.echo(f"warning: {w}", err=True)
-    from vigil.model import nat_warnings, partition_warning
-    for warning in [partition_warning(cluster)] + nat_warnings(cluster):
-        if warning:
-            click.echo(f"warning: {warning}", err=True)
+    from vigil.model import config_warnings
+    for warning in config_warnings(cluster):
+        click.echo(f"warning: {warning}", err=True)
     if cluster.virtual_servers and c.me in {n.name for n in cluster.nodes}:
         _director_routes(cluster)  # on a director: can it reach its real servers?
     checked = f"{c.heartbeat_dir} (ha.cf, haresources, authkeys)" if c.heartbeat_dir else c.config

@@ -64,7 +64,7 @@ from vigil.daemon.services.respawn import respawn
 from vigil.daemon.services.status import Status
 from vigil.daemon.services.witness_client import WitnessLink
 from vigil.daemon.watchdog import Watchdog
-from vigil.model import Cluster, Notify, nat_warnings, partition_warning
+from vigil.model import Cluster, Notify, config_warnings
 from vigil.policy import Action
 from vigil.resources import build
 from vigil.resources.base import Agent
@@ -222,9 +222,8 @@ class Daemon:
                 log.info("vigil %s started: node %s, cluster %s, generation %d, links %s",
                          __version__, self.me, self.cluster.name, generation,
                          ", ".join(f"{l.name} ({l.describe()})" for l in links))
-                for warning in [partition_warning(self.cluster)] + nat_warnings(self.cluster):
-                    if warning:
-                        log.warning("%s", warning)
+                for warning in config_warnings(self.cluster):
+                    log.warning("%s", warning)
                 if self.unsafe:
                     log.error("UNSAFE TEST BUILD: VIGIL_UNSAFE_SKIP_RELEASE_WAIT=1: groups are "
                               "started without waiting for the peer to release them")

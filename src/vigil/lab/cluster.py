@@ -54,7 +54,7 @@ class LabCluster:
         `hosts`: more lab hosts after the client (real servers behind a balancer)."""
         self.lab = Lab.create(["n1", "n2", "client", *hosts], subnet=subnet, links=links)
         self.names = dict(names or {})
-        self.vip = _vip(self.lab)
+        self.vip = vip_address(self.lab)
         self.dir = Path(tempfile.mkdtemp(prefix=f"{self.lab.prefix}-"))
         self.key = self.dir / "authkey"
         self.key.write_text("lab-secret-" + os.urandom(16).hex() + "\n")
@@ -316,7 +316,8 @@ def _listening(port: int) -> bool:
         return False
 
 
-def _vip(lab: Lab) -> str:
+def vip_address(lab: Lab) -> str:
+    """The floating address of a lab's cluster (and of the anchors run in its place)."""
     base = lab.address("n1").rsplit(".", 1)[0]
     return f"{base}.100"
 
