@@ -89,9 +89,15 @@ def daemon_pid(popen_pid: int) -> int:
 
 def cpu_seconds(pid: int) -> float:
     """utime + stime of `pid` (all its threads), in seconds."""
+    return sum(cpu_split(pid))
+
+
+def cpu_split(pid: int) -> tuple[float, float]:
+    """utime and stime of `pid` (all its threads), in seconds: its own code, and the
+    kernel's on its behalf."""
     stat = Path(f"/proc/{pid}/stat").read_text()
     fields = stat[stat.rindex(")") + 2:].split()  # after "pid (comm) "
-    return (int(fields[11]) + int(fields[12])) / CLK_TCK  # fields 14 and 15 of proc(5)
+    return int(fields[11]) / CLK_TCK, int(fields[12]) / CLK_TCK  # fields 14, 15 of proc(5)
 
 
 def cpu_ns(pid: int) -> int:

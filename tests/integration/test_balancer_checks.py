@@ -21,6 +21,11 @@ from vigil.lab.netns import Lab
 HUNG = "import socket,time\ns=socket.socket()\n" \
        "s.setsockopt(socket.SOL_SOCKET,socket.SO_REUSEADDR,1)\n" \
        "s.bind(('{addr}',81));s.listen(8)\nc=[]\nwhile True: c.append(s.accept())"
+# Answers every connection with what is not HTTP (84), or closes it unanswered (85).
+BAD = "import socket\ns=socket.socket()\n" \
+      "s.setsockopt(socket.SOL_SOCKET,socket.SO_REUSEADDR,1)\n" \
+      "s.bind(('{addr}',{port}));s.listen(8)\n" \
+      "while True:\n c,_=s.accept();c.recv(4096);c.sendall({reply!r});c.close()"
 # A directory served over HTTP (port 80) or HTTPS (443, given a certificate), binding
 # without http.server's reverse DNS lookup: the test network sends nothing to a name server.
 WWW = textwrap.dedent("""
@@ -66,7 +71,10 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
         lab.popen("r1", ["python3", "-c", HUNG.format(addr=addr)])
         lab.popen("r1", ["python3", "-c", WWW, str(root), addr, "443", str(cert)],
                   stderr=subprocess.DEVNULL)
-        for port in (80, 81, 443):
+        lab.popen("r1", ["python3", "-c", BAD.format(addr=addr, port=84,
+                                                     reply=b"NOT HTTP\r\n\r\n")])
+        lab.popen("r1", ["python3", "-c", BAD.format(addr=addr, port=85, reply=b"")])
+        for port in (80, 81, 84, 85, 443):
             lab.wait_listening("r1", port)
         yield lab
 
@@ -107,6 +115,13 @@ def test_tcp_refused_and_hung_servers(lab: Lab) -> None:
     ok, why, latency = got[2]
     assert (ok, why) == (False, "timeout after 300ms")
     assert 0.29 <= latency < 0.6  # the hung server costs the check its timeout, no more
+
+
+def test_http_refused_garbage_and_unanswered(lab: Lab) -> None:
+    got = checks(lab, ({"type": "http"}, 82), ({"type": "http"}, 84), ({"type": "http"}, 85))
+    assert got[0][:2] == (False, "connect: refused")
+    assert not got[1][0] and got[1][1].startswith("bad HTTP answer"), got[1]
+    assert got[2][:2] == (False, "no HTTP answer (closed)"), got[2]
 
 
 def test_exec_checks_pass_fail_and_are_killed_at_their_timeout(lab: Lab,

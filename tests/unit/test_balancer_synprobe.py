@@ -6,15 +6,18 @@ from __future__ import annotations
 
 import ipaddress
 import struct
+from collections.abc import Callable
+from typing import Any
+from unittest import mock
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from vigil.balancer import synpacket
 from vigil.balancer.checks import Result
 from vigil.balancer.model import Check, Endpoint
-from vigil.balancer.synprobe import MAX_TICK, MIN_TICK, SynChecks
+from vigil.balancer.synprobe import MAX_TICK, MIN_TICK, SynChecks, on_grid
 
 SRC, DST = ipaddress.IPv4Address("10.0.0.1"), ipaddress.IPv4Address("10.0.0.2")
 
@@ -233,11 +236,12 @@ def test_a_removed_server_is_forgotten_and_its_answer_ignored() -> None:
     t = max(e.next_at for e in s._entries.values())
     s.step(t)
     assert len(probe.sent) == 2
+    token = s._entries["s0"].token
     s.remove("s0")
     probe.replies.extend((token, True, 0.0) for _, _, token in probe.sent)
     s.step(t + 0.0125)
     assert [k for k, _ in got] == ["s1"]
-    assert probe.released == [probe.sent[0][2]]  # its slot is free for another server
+    assert probe.released == [token]  # its slot is free for another server
 
 
 def test_servers_beyond_the_slots_are_refused_for_connect_checks() -> None:
@@ -260,3 +264,105 @@ def test_the_tick_follows_the_smallest_timeout_within_bounds() -> None:
     assert schedule(1, timeout=1.0)[0].tick() == MAX_TICK
     assert schedule(1, timeout=0.01)[0].tick() == MIN_TICK
     assert schedule(0)[0].next_wake(0.0) is None
+
+
+class Reference:
+    """The schedule as first written (every entry looked at on every tick, O(servers)): what
+    the heap must do, step for step."""
+
+    def __init__(self, probe: FakeProbe, record: Callable[[str, Result], None]) -> None:
+        self.probe, self.record = probe, record
+        self.entries: dict[str, dict[str, Any]] = {}
+
+    def add(self, key: str, check: Check, next_at: float) -> None:
+        token = self.probe.slot(DST, 80)
+        self.entries[key] = {"check": check, "token": token, "next_at": next_at,
+                             "waiting": False, "deadline": 0.0}
+
+    def remove(self, key: str) -> None:
+        self.probe.release(self.entries.pop(key)["token"])
+
+    def step(self, now: float) -> None:
+        by_token = {e["token"]: k for k, e in self.entries.items()}
+        for token, ok, latency in self.probe.answers():
+            key = by_token.get(token)
+            if key is None or not self.entries[key]["waiting"]:
+                continue
+            self.entries[key]["waiting"] = False
+            self.record(key, Result(ok, "ok" if ok else "connect: refused", latency))
+        for key, e in self.entries.items():
+            c = e["check"]
+            if e["waiting"]:
+                if now < e["deadline"]:
+                    continue
+                e["waiting"] = False
+                self.record(key, Result(False, f"timeout after {round(c.timeout * 1000)}ms",
+                                        c.timeout))
+            if now < e["next_at"]:
+                continue
+            e["next_at"] += c.interval
+            if e["next_at"] < now:
+                e["next_at"] = now + c.interval
+            try:
+                self.probe.send(e["token"], now)
+            except OSError as err:
+                self.record(key, Result(False, f"OSError: {err.strerror}", 0.0))
+                continue
+            e["waiting"], e["deadline"] = True, now + c.timeout
+
+    def due(self) -> float | None:
+        return min((e["deadline"] if e["waiting"] else e["next_at"]
+                    for e in self.entries.values()), default=None)
+
+
+CHECKS = [Check(type="tcp", interval=i, timeout=t)
+          for i, t in ((0.1, 0.05), (0.2, 0.2), (0.05, 0.08), (1.0, 0.3))]
+OPS = st.lists(st.one_of(
+    st.tuples(st.just("add"), st.integers(0, 7), st.sampled_from(range(len(CHECKS)))),
+    st.tuples(st.just("remove"), st.integers(0, 7)),
+    st.tuples(st.just("answer"), st.integers(0, 3), st.booleans()),  # one of the last probes
+    st.tuples(st.just("answer"), st.integers(0, 3), st.booleans()),
+    st.tuples(st.just("fail"), st.booleans()),
+    st.tuples(st.just("wait"), st.floats(0, 0.3)),
+    st.tuples(st.just("wait"), st.just(0.0)),
+), max_size=60)
+
+
+@settings(max_examples=400)
+@given(OPS)
+def test_the_heap_schedules_exactly_as_looking_at_every_server(ops: list[tuple[Any, ...]]) -> None:
+    """Any interleaving of adds, removes (a slot reused by another server), answers, unsendable
+    probes and late ticks: the same probes sent and the same results, tick for tick, as the
+    O(servers) schedule; next_wake is the first tick at or after the earliest thing due."""
+    clock = [100.0]
+    heap_probe, ref_probe = FakeProbe(), FakeProbe()
+    got_heap: list[tuple[str, Result]] = []
+    got_ref: list[tuple[str, Result]] = []
+    s = SynChecks(heap_probe, lambda k, r: got_heap.append((k, r)))  # type: ignore[arg-type]
+    ref = Reference(ref_probe, lambda k, r: got_ref.append((k, r)))
+    with mock.patch("time.monotonic", lambda: clock[0]):
+        for op in ops:
+            if op[0] == "add" and f"s{op[1]}" not in s._entries:
+                key, check = f"s{op[1]}", CHECKS[op[2]]
+                assert s.add(key, check, Endpoint(DST, 80), key)
+                ref.add(key, check, s._entries[key].next_at)
+            elif op[0] == "remove" and f"s{op[1]}" in s._entries:
+                s.remove(f"s{op[1]}")
+                ref.remove(f"s{op[1]}")
+            elif op[0] == "answer" and heap_probe.sent:
+                token = heap_probe.sent[-1 - min(op[1], len(heap_probe.sent) - 1)][2]
+                heap_probe.replies.append((token, op[2], 0.001))
+                ref_probe.replies.append((token, op[2], 0.001))
+            elif op[0] == "fail":
+                heap_probe.fail = ref_probe.fail = OSError(101, "unreachable") if op[1] else None
+            elif op[0] == "wait":
+                wake = s.next_wake(clock[0])
+                due = ref.due()
+                assert (wake is None) == (due is None)
+                if wake is not None:
+                    assert wake == max(clock[0], on_grid(due, s.tick()))
+                    clock[0] = wake + op[1]  # on time, or late
+                s.step(clock[0])
+                ref.step(clock[0])
+                assert sorted(heap_probe.sent) == sorted(ref_probe.sent)
+                assert sorted(got_heap, key=repr) == sorted(got_ref, key=repr)

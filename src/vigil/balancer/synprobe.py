@@ -24,9 +24,11 @@ from __future__ import annotations
 
 import asyncio
 import ctypes
+import heapq
 import ipaddress
+import itertools
 import math
-import secrets
+import os
 import socket
 import struct
 import time
@@ -55,6 +57,7 @@ class SynProbe:
         self._free = list(range(ports[1], ports[0] - 1, -1))  # pop() gives the lowest
         self._slots: dict[int, _Slot] = {}  # source port -> slot
         self._filter: object = None  # the BPF program's buffer
+        self._seqs: list[int] = []
 
     @classmethod
     def open(cls, ports: tuple[int, int] = PORTS) -> SynProbe:
@@ -91,7 +94,7 @@ class SynProbe:
         if not self._free:
             return None
         sport = self._free.pop()
-        self._slots[sport] = _Slot(dst, str(dst), port)
+        self._slots[sport] = _Slot(dst, str(dst), dst.packed, port)
         return sport
 
     def release(self, token: int) -> None:
@@ -108,10 +111,17 @@ class SynProbe:
                 s.template = synpacket.Template(src, s.dst, token, s.port)
                 s.source = src
             s.source_at = now
-        s.seq = secrets.randbits(32)
+        s.seq = self._random()
         self.sock.sendto(s.template.fill(s.seq), (s.text, 0))
         s.sent = time.time()
         s.waiting = True
+
+    def _random(self) -> int:
+        """A random sequence number, from the kernel's CSPRNG drawn 1,024 at a time (one
+        getrandom call per 1,024 probes, not one each)."""
+        if not self._seqs:
+            self._seqs = list(struct.unpack("1024I", os.urandom(4096)))
+        return self._seqs.pop()
 
     def forget(self, token: int) -> None:
         """The slot's probe in flight, if any, no longer counts (its timeout passed)."""
@@ -134,7 +144,8 @@ class SynProbe:
             if answer is None:
                 continue
             s = self._slots.get(answer.dport)
-            if s is None or not s.waiting or s.dst != answer.src or s.port != answer.sport:
+            if s is None or not s.waiting or s.packed != answer.src or \
+                    s.port != answer.sport:
                 continue
             ok = synpacket.verdict(answer, s.seq)
             if ok is None:
@@ -147,6 +158,7 @@ class SynProbe:
 class _Slot:
     dst: ipaddress.IPv4Address
     text: str
+    packed: bytes
     port: int
     template: synpacket.Template | None = None
     source: ipaddress.IPv4Address | None = None
@@ -172,14 +184,20 @@ def _arrival(anc: list[tuple[int, int, bytes]]) -> float:
     return time.time()
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, eq=False)
 class _Entry:
+    key: Any
     check: Check
     token: int  # its slot in the probe
     next_at: float
     timeout_why: str
     waiting: bool = False
     deadline: float = 0.0
+    gen: int = 0  # the one heap item that is current: any other is stale
+    live: bool = True
+
+    def due(self) -> float:
+        return self.deadline if self.waiting else self.next_at
 
 
 Record = Callable[[Any, Result], None]
@@ -188,13 +206,17 @@ Record = Callable[[Any, Result], None]
 class SynChecks:
     """The tcp checks of IPv4 servers, on one SynProbe: `add`, `remove`, `run`. Each tick is
     a timer callback of the event loop, not a task: a task woken by a timer costs the loop
-    two iterations, a callback one."""
+    two iterations, a callback one. What is due next is kept in a heap (one current item per
+    server, stale ones skipped when they surface), so that a tick touches only the servers
+    due in it, never all of them."""
 
     def __init__(self, probe: SynProbe, record: Record) -> None:
         self.probe = probe
         self.record = record
         self._entries: dict[Any, _Entry] = {}
-        self._by_token: dict[int, Any] = {}
+        self._by_token: dict[int, _Entry] = {}
+        self._heap: list[tuple[float, int, _Entry]] = []
+        self._gen = itertools.count()
         self._tick = MAX_TICK
         self._loop: asyncio.AbstractEventLoop | None = None
         self._timer: asyncio.TimerHandle | None = None
@@ -212,9 +234,11 @@ class SynChecks:
             return False
         now = time.monotonic()  # the event loop's clock
         spread = zlib.crc32(name.encode()) % 1000 / 1000
-        self._entries[key] = _Entry(check, token, now + check.interval * spread,
-                                    f"timeout after {round(check.timeout * 1000)}ms")
-        self._by_token[token] = key
+        e = _Entry(key, check, token, now + check.interval * spread,
+                   f"timeout after {round(check.timeout * 1000)}ms")
+        self._entries[key] = e
+        self._by_token[token] = e
+        self._push(e)
         self._retick()
         self._arm(now)
         return True
@@ -222,6 +246,7 @@ class SynChecks:
     def remove(self, key: Any) -> None:
         e = self._entries.pop(key, None)
         if e is not None:
+            e.live = False
             self.probe.release(e.token)
             del self._by_token[e.token]
         self._retick()
@@ -232,6 +257,10 @@ class SynChecks:
 
     def _retick(self) -> None:
         self._tick = min((tick_for(e.check) for e in self._entries.values()), default=MAX_TICK)
+
+    def _push(self, e: _Entry) -> None:
+        e.gen = next(self._gen)
+        heapq.heappush(self._heap, (e.due(), e.gen, e))
 
     async def run(self) -> None:
         self._loop = asyncio.get_running_loop()
@@ -266,40 +295,46 @@ class SynChecks:
     def step(self, now: float) -> None:
         """One tick: the answers in, the timeouts out, the probes that are due sent."""
         for token, ok, latency in self.probe.answers():
-            key = self._by_token.get(token)
-            e = self._entries.get(key) if key is not None else None
+            e = self._by_token.get(token)
             if e is None or not e.waiting:
                 continue
             e.waiting = False
-            self.record(key, Result(ok, "ok" if ok else "connect: refused", latency))
-        for key, e in list(self._entries.items()):
-            if e.waiting:
-                if now < e.deadline:
-                    continue
+            self._push(e)  # due again at next_at, not at its deadline
+            self.record(e.key, Result(ok, "ok" if ok else "connect: refused", latency))
+        heap = self._heap
+        while heap and heap[0][0] <= now:
+            _, gen, e = heapq.heappop(heap)
+            if gen != e.gen or not e.live:
+                continue  # stale: the entry was pushed again since, or removed
+            if e.waiting:  # its deadline passed
                 self.probe.forget(e.token)
                 e.waiting = False
-                self.record(key, Result(False, e.timeout_why, e.check.timeout))
-            if now < e.next_at:
-                continue
+                self.record(e.key, Result(False, e.timeout_why, e.check.timeout))
+                if now < e.next_at:
+                    self._push(e)
+                    continue
             e.next_at += e.check.interval
             if e.next_at < now:  # late (a slow loop): no burst after it
                 e.next_at = now + e.check.interval
             try:
                 self.probe.send(e.token, now)
             except OSError as err:
-                self.record(key, Result(False, f"{type(err).__name__}: "
-                                               f"{err.strerror or err}"[:160], 0.0))
+                self._push(e)
+                self.record(e.key, Result(False, f"{type(err).__name__}: "
+                                                 f"{err.strerror or err}"[:160], 0.0))
                 continue
             e.waiting = True
             e.deadline = now + e.check.timeout
+            self._push(e)
 
     def next_wake(self, now: float) -> float | None:
         """The next tick at or after the earliest thing due (None: nothing to do)."""
-        due = min((e.deadline if e.waiting else e.next_at for e in self._entries.values()),
-                  default=None)
-        if due is None:
+        heap = self._heap
+        while heap and (heap[0][1] != heap[0][2].gen or not heap[0][2].live):
+            heapq.heappop(heap)  # stale items on top say nothing
+        if not heap:
             return None
-        return max(now, on_grid(due, self._tick))
+        return max(now, on_grid(heap[0][0], self._tick))
 
 
 def tick_for(check: Check) -> float:
