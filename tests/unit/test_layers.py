@@ -43,6 +43,11 @@ CONTRACTS = {
     "core/groups.py": {"vigil.policy", "vigil.core.node", "vigil.core.membership"},
     "core/sideband.py": {"vigil.policy", "vigil.core.node"},
     "policy": IO_MODULES | {"vigil.daemon", "vigil.resources", "vigil.core.node", "os"},
+    # The promotion rules and the synchronous contract: sans-IO, as the policy.
+    "replica/promotion.py": IO_MODULES | {"vigil.daemon", "vigil.resources", "vigil.core",
+                                          "vigil.config", "os"},
+    "replica/sync.py": IO_MODULES | {"vigil.daemon", "vigil.resources", "vigil.core",
+                                     "vigil.config", "os"},
     "arbiter.py": IO_MODULES | {"vigil.daemon", "vigil.resources", "vigil.policy",
                                 "vigil.core.node", "os"},
     "control": IO_MODULES | {"vigil.daemon", "vigil.resources"},

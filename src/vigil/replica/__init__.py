@@ -1,0 +1,1 @@
+"""Replicated data: promotable groups and the database instances behind them."""
