@@ -62,6 +62,11 @@ def _health(c: LabCluster, node: str) -> dict[str, str]:
     return {s["address"].split(":")[0]: s["health"] for s in vs["servers"]}
 
 
+def _flaps(c: LabCluster, node: str) -> list[int]:
+    vs = c.status(node)["balancer"]["virtual_servers"][0]
+    return [s["flaps"] for s in vs["servers"]]
+
+
 def _wait(what: Any, timeout: float = 10.0) -> None:
     end = time.monotonic() + timeout
     while not what():
@@ -113,11 +118,22 @@ def test_seed_003_heartbeat_with_ldirectord_cf_balances_falls_back_and_fails_ove
         assert "httpd start" in calls and "ldirectord" not in calls
 
         # "curl 172.25.39.100: server4, server5 in turn" (rr), answered directly (DR)
-        got = _requests(c, 200)
-        seen = collections.Counter(got["seen"])
-        print(f"seed 003, rr over 200 new connections: {dict(seen)}")
-        assert got["failed"] == 0 and set(seen) == {"server4", "server5"}, got
-        assert abs(seen["server4"] - 100) <= 20, seen
+        # A round counts if neither server's health changed during it: with ldirectord's
+        # failurecount 1, one check slowed by a loaded machine takes a server out for a
+        # second, and the split then says nothing of the scheduler. (CI once saw 71/129,
+        # with a second test run loading the machine; the cause was not recorded, so the
+        # assertion now says the flap counts too.)
+        for _ in range(3):
+            flaps = _flaps(c, "n1")
+            got = _requests(c, 200)
+            seen = collections.Counter(got["seen"])
+            print(f"seed 003, rr over 200 new connections: {dict(seen)}")
+            assert got["failed"] == 0 and set(seen) <= {"server4", "server5"}, got
+            if _flaps(c, "n1") == flaps:
+                break
+        else:
+            raise AssertionError("a real server's health changed in each of 3 rounds")
+        assert abs(seen["server4"] - 100) <= 20, (seen, flaps, _flaps(c, "n1"))
 
         # One real server down: the check takes it out (failurecount 1, checkinterval 1).
         servers["r2"].send_signal(signal.SIGTERM)
