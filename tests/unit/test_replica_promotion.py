@@ -162,12 +162,20 @@ OPS = st.lists(st.one_of(
     st.tuples(st.just("cut"), st.booleans()),
     st.just(("standby_restart",)),
     st.just(("fence",)),
+    st.just(("exchange",)),  # both daemons run and hear each other's newest report
 ), max_size=80)
+
+
+EXCHANGE = [("primary_daemon",), ("deliver", True, 9, False), ("standby_daemon",),
+            ("deliver", False, 9, False), ("primary_daemon",), ("deliver", True, 9, False)]
 
 
 def run(world: World, ops: list[tuple[object, ...]]) -> None:
     for op in ops:
         kind = op[0]
+        if kind == "exchange":  # a round trip at once: what takes a dozen steps at random
+            run(world, EXCHANGE)
+            continue
         if kind == "commit":
             world.wal.extend(range(len(world.wal) + 1, len(world.wal) + 1 + int(op[1])))  # type: ignore[call-overload]
         elif kind == "stream" and world.streaming():
