@@ -10,10 +10,11 @@ SETUP_LOG := build/setup.log
 # openssl (the API test's certificate), fence-agents (fence_dummy), socat (serial pty pairs,
 # the lab's forwards), resource-agents (OCF Dummy, IPaddr2), e2fsprogs (mkfs.ext4), chromium
 # and chromium-driver (the dashboard's browser test), conntrackd (the balancer's connection
-# sync) and conntrack (its test reads the kernels' tables). Installed without recommended
-# packages.
+# sync) and conntrack (its test reads the kernels' tables), postgresql-15 (the replicated
+# database of issue 15: its server, pg_basebackup, pg_rewind, and libpq for psycopg).
+# Installed without recommended packages.
 DEBS := python3-venv iproute2 nftables procps util-linux mount openssl fence-agents socat \
-	resource-agents e2fsprogs chromium chromium-driver conntrackd conntrack
+	resource-agents e2fsprogs chromium chromium-driver conntrackd conntrack postgresql-15
 PYTEST := $(VENV)/bin/python -m pytest -q -p no:cacheprovider --durations=15
 
 # One set-up step: say it, run it with its output in $(SETUP_LOG), show the log's end if it fails.
