@@ -48,6 +48,11 @@ CONTRACTS = {
                                           "vigil.config", "os"},
     "replica/sync.py": IO_MODULES | {"vigil.daemon", "vigil.resources", "vigil.core",
                                      "vigil.config", "os"},
+    # PostgreSQL's text, read and written: the half of postgres.py that does no IO.
+    "replica/pgfacts.py": IO_MODULES | {"vigil.daemon", "vigil.resources", "vigil.core",
+                                       "vigil.config", "os", "psycopg"},
+    "replica/pghba.py": IO_MODULES | {"vigil.daemon", "vigil.resources", "vigil.core",
+                                     "vigil.config", "os", "psycopg"},
     "arbiter.py": IO_MODULES | {"vigil.daemon", "vigil.resources", "vigil.policy",
                                 "vigil.core.node", "os"},
     "control": IO_MODULES | {"vigil.daemon", "vigil.resources"},

@@ -1,5 +1,5 @@
-"""replica/pgfacts.py, sans-IO: WAL positions, pg_controldata, pg_hba.conf, the files vigil
-writes and the server's answers. Round trips where there is an inverse (libpq's own parser
+"""replica/pgfacts.py and pghba.py, sans-IO: WAL positions, pg_controldata, pg_hba.conf,
+the files vigil writes and the server's answers. Round trips where there is an inverse (libpq's own parser
 for connection strings), and garbage everywhere: nothing but a ValueError escapes."""
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 from psycopg.conninfo import conninfo_to_dict
 
 from vigil.replica import pgfacts as facts
+from vigil.replica import pghba
 from vigil.replica.pgfacts import PgSpec, format_lsn, parse_lsn
 
 # The output of PostgreSQL 15's pg_controldata (LC_ALL=C) after initdb, as captured here.
@@ -201,9 +202,9 @@ def test_garbage_answers_raise_only_value_error(values: list[object],
 
 def test_vigil_block_before_initdb_entries_is_enough() -> None:
     s = spec()
-    assert facts.hba_problems(s, facts.render_hba(s, hosts=True) + INITDB_HBA, "hba") == []
+    assert pghba.hba_problems(s, pghba.render_hba(s, hosts=True) + INITDB_HBA, "hba") == []
     # Without the host entries (an init_primary cut short): both peer entries missing.
-    problems = facts.hba_problems(s, facts.render_hba(s, hosts=False) + INITDB_HBA, "hba")
+    problems = pghba.hba_problems(s, pghba.render_hba(s, hosts=False) + INITDB_HBA, "hba")
     assert problems == [
         "hba has no entry for replication connections of replicator from 10.0.0.2",
         "hba has no entry for connections of replicator to database postgres from 10.0.0.2 "
@@ -211,7 +212,7 @@ def test_vigil_block_before_initdb_entries_is_enough() -> None:
 
 
 def test_initdb_alone_does_not_let_root_in() -> None:
-    problems = facts.hba_problems(spec(), INITDB_HBA, "/d/pg_hba.conf")
+    problems = pghba.hba_problems(spec(), INITDB_HBA, "/d/pg_hba.conf")
     assert problems[-1] == ("/d/pg_hba.conf line 2 (peer) does not let root in as postgres: "
                             "vigil needs 'peer map=...' (pg_ident.conf) or trust")
 
@@ -225,7 +226,7 @@ def test_initdb_alone_does_not_let_root_in() -> None:
 ])
 def test_hba_entries_that_do_not_let_the_peer_replicate(entry: str, problem: str) -> None:
     text = entry + "\nhost postgres replicator 10.0.0.2/32 trust\nlocal all postgres trust\n"
-    problems = facts.hba_problems(spec(), text, "hba")
+    problems = pghba.hba_problems(spec(), text, "hba")
     assert len(problems) == 1 and problem in problems[0], problems
 
 
@@ -240,17 +241,17 @@ def test_hba_entries_that_do_not_let_the_peer_replicate(entry: str, problem: str
 ])
 def test_hba_entries_that_let_the_peer_replicate(entry: str) -> None:
     text = entry + "\nhost postgres replicator 10.0.0.2/32 trust\nlocal all postgres trust\n"
-    assert facts.hba_problems(spec(), text, "hba") == []
+    assert pghba.hba_problems(spec(), text, "hba") == []
 
 
 def test_hba_mask_form_keeps_the_method_in_place() -> None:
-    (entry,) = facts.parse_hba("host all all 10.0.0.0 255.0.0.0 peer map=vigil\n")
+    (entry,) = pghba.parse_hba("host all all 10.0.0.0 255.0.0.0 peer map=vigil\n")
     assert (entry.method, entry.options) == ("peer", ("map=vigil",))
 
 
 @given(st.text(max_size=400))
 def test_hba_garbage_never_raises(text: str) -> None:
-    facts.hba_problems(spec(), text, "hba")
+    pghba.hba_problems(spec(), text, "hba")
 
 
 @given(st.lists(st.sampled_from(["host", "local", "replication", "all", "postgres", '"x y"',
@@ -258,7 +259,7 @@ def test_hba_garbage_never_raises(text: str) -> None:
                                  "trust", "reject", "peer", "map=vigil", ",", "#", "\\", "\n",
                                  "@file", "+group", '"', "samenet", "::1/128"]), max_size=40))
 def test_hba_shaped_garbage_never_raises(words: list[str]) -> None:
-    facts.hba_problems(spec(), " ".join(words), "hba")
+    pghba.hba_problems(spec(), " ".join(words), "hba")
 
 
 # ---- the files vigil writes -------------------------------------------------------------
@@ -327,7 +328,7 @@ def test_auto_conf_may_not_set_vigils_settings() -> None:
 
 
 def test_ident_maps_root_and_the_server_user() -> None:
-    assert facts.render_ident(spec()).splitlines()[1:] == [
+    assert pghba.render_ident(spec()).splitlines()[1:] == [
         "vigil   root                   postgres", "vigil   postgres               postgres"]
 
 

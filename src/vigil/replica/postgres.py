@@ -52,6 +52,7 @@ from psycopg.rows import TupleRow
 
 from vigil.errors import AgentError
 from vigil.replica import pgfacts as facts
+from vigil.replica import pghba
 from vigil.replica.pgfacts import (LSN, PgSpec, PgState, Standby, format_lsn,  # noqa: F401
                                    parse_lsn)
 from vigil.resources import runner
@@ -97,7 +98,7 @@ class Postgres:
         if not (d / "PG_VERSION").is_file() or not (d / "global" / "pg_control").is_file():
             return [f"{d} is not a PostgreSQL data directory (no PG_VERSION or global/pg_control)"]
         hba, auto = d / "pg_hba.conf", d / "postgresql.auto.conf"
-        return (facts.hba_problems(spec, _read(hba), str(hba)) if hba.is_file()
+        return (pghba.hba_problems(spec, _read(hba), str(hba)) if hba.is_file()
                 else [f"{hba} does not exist"]) + facts.auto_conf_problems(_read(auto), str(auto))
 
     async def status(self) -> PgState:
@@ -155,8 +156,8 @@ class Postgres:
                         "--auth-local=peer", "--auth-host=scram-sha-256")
         hba, ident = self.data / "pg_hba.conf", self.data / "pg_ident.conf"
         initdb_hba = _read(hba)
-        self._write(hba, facts.render_hba(self.spec, hosts=False) + initdb_hba)
-        self._write(ident, _read(ident) + facts.render_ident(self.spec))
+        self._write(hba, pghba.render_hba(self.spec, hosts=False) + initdb_hba)
+        self._write(ident, _read(ident) + pghba.render_ident(self.spec))
         self._configure(None, standby=False)
         await self._pg_ctl_start("init_primary")
         try:
@@ -174,7 +175,7 @@ class Postgres:
         finally:
             await self.stop()
         # Last: an init_primary cut short leaves no replication entry, which validate names.
-        self._write(hba, facts.render_hba(self.spec, hosts=True) + initdb_hba)
+        self._write(hba, pghba.render_hba(self.spec, hosts=True) + initdb_hba)
         log.info("postgresql initialized data=%s", self.data)
 
     async def build_standby(self, primary_host: str, primary_port: int) -> None:
