@@ -22,6 +22,8 @@ role postgres (peer, map vigil), and to the other node as replication_user over 
 
 A stopped instance's `lsn` is pgfacts.ControlData.position's (and why not the REDO one).
 
+The files vigil writes in the data directory, and how, are pgdata.py's.
+
 pg_rewind (PostgreSQL 15) wants the target stopped, owned by the user running it (never
 root), with checksums or wal_log_hints (both here). A target not shut down cleanly it first
 recovers in single-user mode (since 13), which refuses standby.signal: demote removes it.
@@ -39,11 +41,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import os
 import pwd
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from dataclasses import replace
-from pathlib import Path
 from typing import LiteralString
 
 import psycopg
@@ -52,7 +52,7 @@ from psycopg.rows import TupleRow
 
 from vigil.errors import AgentError
 from vigil.replica import pgfacts as facts
-from vigil.replica import pghba
+from vigil.replica import pgdata, pghba
 from vigil.replica.pgfacts import (LSN, PgSpec, PgState, Standby, format_lsn,  # noqa: F401
                                    parse_lsn)
 from vigil.resources import runner
@@ -66,7 +66,7 @@ POLL = 0.1  # seconds between looks while waiting for the server
 PG_CTL_WAIT = 600  # pg_ctl's own -t, a backstop: the caller's asyncio.timeout bounds us
 STOP_MODES = ("smart", "fast", "immediate")
 Conn = psycopg.AsyncConnection[TupleRow]
-Upstream = tuple[str, int]
+Upstream = pgdata.Upstream
 
 
 class Postgres:
@@ -75,6 +75,7 @@ class Postgres:
     def __init__(self, spec: PgSpec) -> None:
         self.spec = spec
         self.data = spec.data_dir
+        self.files = pgdata.DataDir(spec)
 
     # ---- checks and state --------------------------------------------------------------
 
@@ -92,14 +93,14 @@ class Postgres:
             return [f"no pg_ctl in bin_dir {spec.bin_dir}"]
         if not d.is_dir():
             return [f"data directory {d} does not exist"]
-        if (owner := d.stat().st_uid) != self._ids()[0]:
+        if (owner := d.stat().st_uid) != self.files.ids()[0]:
             name = next((p.pw_name for p in pwd.getpwall() if p.pw_uid == owner), f"uid {owner}")
             return [f"data directory {d} is owned by {name}, not {spec.user}"]
         if not (d / "PG_VERSION").is_file() or not (d / "global" / "pg_control").is_file():
             return [f"{d} is not a PostgreSQL data directory (no PG_VERSION or global/pg_control)"]
         hba, auto = d / "pg_hba.conf", d / "postgresql.auto.conf"
-        return (pghba.hba_problems(spec, _read(hba), str(hba)) if hba.is_file()
-                else [f"{hba} does not exist"]) + facts.auto_conf_problems(_read(auto), str(auto))
+        return (pghba.hba_problems(spec, pgdata.read(hba), str(hba)) if hba.is_file()
+                else [f"{hba} does not exist"]) + facts.auto_conf_problems(pgdata.read(auto), str(auto))
 
     async def status(self) -> PgState:
         """Never raises for a stopped or dead server: role "stopped" and `problem` say so."""
@@ -147,18 +148,18 @@ class Postgres:
     async def init_primary(self) -> None:
         """initdb into an empty or absent data dir, vigil's settings, the replication
         role. A non-empty data dir is only validated. Leaves it stopped."""
-        if _entries(self.data):
+        if self.files.entries():
             await self.validate()
             return
-        self._make_data_dir("init_primary")
+        self.files.make("init_primary")
         await self._run("init_primary", "initdb", "-D", str(self.data), "-U", "postgres",
                         "--data-checksums", "-E", "UTF8", "--no-locale",
                         "--auth-local=peer", "--auth-host=scram-sha-256")
         hba, ident = self.data / "pg_hba.conf", self.data / "pg_ident.conf"
-        initdb_hba = _read(hba)
-        self._write(hba, pghba.render_hba(self.spec, hosts=False) + initdb_hba)
-        self._write(ident, _read(ident) + pghba.render_ident(self.spec))
-        self._configure(None, standby=False)
+        initdb_hba = pgdata.read(hba)
+        self.files.write(hba, pghba.render_hba(self.spec, hosts=False) + initdb_hba)
+        self.files.write(ident, pgdata.read(ident) + pghba.render_ident(self.spec))
+        self.files.configure(None, standby=False)
         await self._pg_ctl_start("init_primary")
         try:
             async with self._connect("init_primary") as conn:
@@ -175,23 +176,23 @@ class Postgres:
         finally:
             await self.stop()
         # Last: an init_primary cut short leaves no replication entry, which validate names.
-        self._write(hba, pghba.render_hba(self.spec, hosts=True) + initdb_hba)
+        self.files.write(hba, pghba.render_hba(self.spec, hosts=True) + initdb_hba)
         log.info("postgresql initialized data=%s", self.data)
 
     async def build_standby(self, primary_host: str, primary_port: int) -> None:
         """pg_basebackup from the primary into an empty or absent data dir (refused
         otherwise), this node's slot created there first. Leaves it stopped."""
-        if n := _entries(self.data):
+        if n := self.files.entries():
             raise AgentError(f"postgresql build_standby: refusing to build a standby in "
                              f"{self.data}: it is not empty ({n} entries); move it away first")
-        self._make_data_dir("build_standby")
+        self.files.make("build_standby")
         async with self._connect("build_standby", (primary_host, primary_port)) as conn:
             await _ensure_slot(conn, self.spec.slot)
         await self._run("build_standby", "pg_basebackup", "-D", str(self.data),
                         "-h", primary_host, "-p", str(primary_port),
                         "-U", self.spec.replication_user, "-X", "stream", "-S", self.spec.slot,
                         "-c", "fast", "-w", secret=True)
-        self._configure((primary_host, primary_port), standby=True)
+        self.files.configure((primary_host, primary_port), standby=True)
         log.info("postgresql built standby data=%s from=%s:%d", self.data, primary_host,
                  primary_port)
 
@@ -209,13 +210,13 @@ class Postgres:
                 if (upstream is None) == bool(standby):
                     raise AgentError("postgresql start: it runs as a " + (
                         "standby: promote it" if standby else "primary: demote it"))
-                if upstream is not None and self._configure(upstream, standby=True):
+                if upstream is not None and self.files.configure(upstream, standby=True):
                     await conn.execute("SELECT pg_reload_conf()")  # primary_conninfo
             return
         # A former standby started as a primary would keep its timeline, its WAL and the old
         # primary's never told apart again: it is started in recovery and promoted instead.
         promote = upstream is None and await self._was_standby()
-        self._configure(upstream, standby=upstream is not None or promote)
+        self.files.configure(upstream, standby=upstream is not None or promote)
         await self._pg_ctl_start("start")
         if promote:
             await self.promote()
@@ -325,18 +326,13 @@ class Postgres:
     async def _pg_ctl_start(self, what: str) -> None:
         """pg_ctl start, then wait until it accepts connections (a standby: once
         consistent). The socket directory and the log file are the user's."""
-        uid, gid, logfile = *self._ids(), self.spec.log_path
-        with _os_errors(what):
-            if not self.spec.socket_dir.is_dir():
-                self.spec.socket_dir.mkdir(mode=0o755)
-                os.chown(self.spec.socket_dir, uid, gid)
-            os.close(_open_owned(logfile, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o640, uid,
-                                 gid))
+        logfile = self.spec.log_path
+        self.files.prepare_run(what)
         done = await self._run(what, "pg_ctl", "start", "-D", str(self.data), "-l",
                                str(logfile), "-w", "-t", str(PG_CTL_WAIT), check=False)
         if not done.ok:
             raise AgentError(f"postgresql {what}: pg_ctl start failed ({done.describe_rc()}): "
-                             f"{facts.tail(done.stderr)}; {logfile}: {_log_tail(logfile)}")
+                             f"{facts.tail(done.stderr)}; {logfile}: {pgdata.log_tail(logfile)}")
         await self._wait_accepting(what)
 
     async def _wait_accepting(self, what: str) -> None:
@@ -348,7 +344,7 @@ class Postgres:
             except AgentError:
                 if not await self._running():
                     raise AgentError(f"postgresql {what}: the server stopped; "
-                                     f"{self.spec.log_path}: {_log_tail(self.spec.log_path)}"
+                                     f"{self.spec.log_path}: {pgdata.log_tail(self.spec.log_path)}"
                                      ) from None
             await asyncio.sleep(POLL)
 
@@ -377,49 +373,6 @@ class Postgres:
             raise AgentError(f"postgresql {what}: {where}: {_first(e)}") from None
         finally:
             await conn.close()
-
-    def _configure(self, upstream: Upstream | None, standby: bool) -> bool:
-        """Write the include line, vigil.conf and standby.signal as asked; True when
-        vigil.conf changed."""
-        conf, ours = self.data / "postgresql.conf", self.data / facts.VIGIL_CONF
-        if (included := facts.with_include(_read(conf))) is not None:
-            self._write(conf, included)
-        text = facts.render_vigil_conf(self.spec, upstream)
-        if changed := _read(ours) != text:
-            self._write(ours, text)
-        signal_file = self.data / "standby.signal"
-        if standby and not signal_file.exists():
-            self._write(signal_file, "")
-        elif not standby:
-            signal_file.unlink(missing_ok=True)
-        return changed
-
-    def _write(self, path: Path, text: str) -> None:
-        """Replace `path` by `text` atomically: the server's user's, mode 0600."""
-        tmp = path.with_name(f".{path.name}.vigil-tmp")
-        with _os_errors("write"):
-            tmp.unlink(missing_ok=True)
-            fd = _open_owned(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600, *self._ids())
-            with os.fdopen(fd, "wb") as f:
-                f.write(text.encode())
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, path)
-
-    def _make_data_dir(self, what: str) -> None:
-        if not self.data.parent.is_dir():
-            raise AgentError(f"postgresql {what}: {self.data.parent} does not exist")
-        with _os_errors(what):
-            self.data.mkdir(mode=0o700, exist_ok=True)
-            os.chown(self.data, *self._ids())
-            self.data.chmod(0o700)
-
-    def _ids(self) -> tuple[int, int]:
-        try:
-            entry = pwd.getpwnam(self.spec.user)
-        except KeyError:
-            raise AgentError(f"postgresql: user {self.spec.user!r} does not exist") from None
-        return entry.pw_uid, entry.pw_gid
 
 
 async def _one(conn: Conn, query: LiteralString) -> object:
@@ -462,44 +415,6 @@ async def _row(conn: Conn, width: int, query: LiteralString) -> TupleRow:
     if row is None or len(row) != width:
         raise ValueError(f"expected one row of {width} columns, got {row!r}")
     return row
-
-
-@contextlib.contextmanager
-def _os_errors(what: str) -> Iterator[None]:
-    try:
-        yield
-    except OSError as e:
-        raise AgentError(f"postgresql {what}: {e.filename}: {e.strerror or e}") from None
-
-
-def _open_owned(path: Path, flags: int, mode: int, uid: int, gid: int) -> int:
-    """Open without following a symlink (the directory may be the server user's), and
-    give the file to that user."""
-    fd = os.open(path, flags | os.O_NOFOLLOW | os.O_CLOEXEC, mode)
-    try:
-        os.fchown(fd, uid, gid)
-    except OSError:
-        os.close(fd)
-        raise
-    return fd
-
-
-def _entries(path: Path) -> int:
-    """How many entries directory `path` holds (0 when absent, 1 when a file)."""
-    return len(os.listdir(path)) if path.is_dir() else int(path.exists())
-
-
-def _read(path: Path) -> str:
-    return path.read_text(encoding="utf-8", errors="replace") if path.exists() else ""
-
-
-def _log_tail(path: Path) -> str:
-    try:
-        with open(path, "rb") as f:
-            f.seek(max(0, f.seek(0, os.SEEK_END) - 2048))
-            return facts.tail(f.read().decode(errors="replace"))
-    except OSError as e:
-        return f"unreadable ({e.strerror})"
 
 
 def _first(e: psycopg.Error) -> str:
