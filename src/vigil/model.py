@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Literal, Union
 
 from vigil.balancer.model import ConnSync, VirtualServer
+from vigil.replica.model import PostgresqlResource
 
 IPInterface = Union[ipaddress.IPv4Interface, ipaddress.IPv6Interface]
 IPAddress = Union[ipaddress.IPv4Address, ipaddress.IPv6Address]
@@ -385,7 +386,7 @@ class FilesystemResource:
 
 
 Resource = Union[IpResource, ExecResource, OcfResource, LsbResource, SystemdResource,
-                 HeartbeatResource, FilesystemResource]
+                 HeartbeatResource, FilesystemResource, PostgresqlResource]
 
 
 @dataclass(frozen=True, slots=True)
@@ -402,6 +403,12 @@ class Group:
     home: str
     resources: tuple[Resource, ...]
     policy: GroupPolicy = field(default_factory=GroupPolicy)
+    # Its replicated resource (replica/model.py) runs on both nodes, promoted on the owner.
+    promotable: bool = False
+
+    @property
+    def replica(self) -> PostgresqlResource | None:
+        return next((r for r in self.resources if isinstance(r, PostgresqlResource)), None)
 
 
 @dataclass(frozen=True, slots=True)

@@ -16,7 +16,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from vigil.replica import sync
-from vigil.replica.promotion import Policy, Replica, fresher, may_promote
+from vigil.replica.promotion import NO_DATA, Policy, Replica, fresher, may_hold, may_promote
 
 SYS = 7000000000000000001
 
@@ -72,6 +72,27 @@ def test_doubt_identity_and_failure_refuse() -> None:
     assert not may_promote("b", rep("failed"), rep("stopped"), False, ON, force=True)
     assert not may_promote("b", None, rep("stopped"), False, ON, force=True)
     assert may_promote("b", rep("primary"), rep("primary"), True, ON)  # already: nothing to do
+
+
+def test_a_node_without_data_is_never_promoted_over_one_with_data() -> None:
+    empty = Replica("stopped", NO_DATA, 0, 0)
+    v = may_promote("b", empty, rep("stopped"), False, ON, force=True)
+    assert not v and "no data yet" in v.why
+    assert not may_hold("b", empty, rep("primary"), True, ON)
+    assert may_promote("b", rep(), empty, True, ON).why == "the peer has no data"
+    assert may_promote("b", empty, empty, True, ON).why.startswith("a new cluster")
+
+
+def test_holding_while_the_peer_lives_asks_only_who_the_data_is() -> None:
+    primary = rep("primary", 500)
+    assert may_hold("b", rep(lsn=1), primary, True, ON)  # the start waits to catch up
+    assert not may_promote("b", rep(lsn=1), primary, True, ON)
+    assert not may_hold("b", None, primary, True, ON)
+    assert not may_hold("b", rep("failed"), primary, True, ON)
+    assert not may_hold("b", Replica("standby", SYS + 1, 1, 900), primary, True, ON)
+    # once the peer is dead, holding is promoting
+    assert not may_hold("b", rep(lsn=1), primary, False, ON)
+    assert may_hold("b", rep(lsn=450), primary, False, OFF)
 
 
 def test_the_fresher_replica_is_preferred() -> None:

@@ -16,6 +16,7 @@ import pytest
 from hypothesis import assume, example, given, settings
 from hypothesis import strategies as st
 
+from vigil.replica.promotion import Replica
 from vigil.wire import frame as wire
 from vigil.wire.frame import (
     MAC_SIZE,
@@ -379,7 +380,16 @@ def heartbeats(draw: st.DrawFn) -> Heartbeat:
         for n in gnames
     )
     echo = draw(st.none() | st.builds(Echo, u64, u64, u64))
-    return Heartbeat(draw(st.sampled_from(NodeStatus)), groups, made=draw(u64), echo=echo)
+    names = draw(st.lists(group_names, unique=True, max_size=3))
+    replicas = tuple((n, draw(replicas_st)) for n in names)
+    return Heartbeat(draw(st.sampled_from(NodeStatus)), groups, made=draw(u64), echo=echo,
+                     replicas=replicas)
+
+
+epochs = st.tuples(u64, u64)
+replicas_st = st.builds(Replica, st.sampled_from(["primary", "standby", "stopped", "failed"]),
+                        u64, u64, u64, st.none() | st.text(min_size=1, max_size=10), u64,
+                        epochs, st.none() | epochs, epochs)
 
 
 @given(heartbeats())
@@ -388,6 +398,8 @@ def test_message_round_trip(hb: Heartbeat) -> None:
     assert parse(data) == hb
     for g in hb.groups:
         assert hb.group(g.name) == g
+    for name, r in hb.replicas:
+        assert hb.replica(name) == r
 
 
 def test_message_exact_form() -> None:
@@ -453,6 +465,46 @@ def test_parse_checks_every_group_field(index: int, value: object) -> None:
         type(value) is int and value in (0, 1),  # eligible
     ][index]
     assert (got is not None) == ok, (index, value, got)
+
+
+VALID_REPLICA = ["db", "standby", 7, 2, 100, "n1", 50, 3, 1, [3, 1], 0, 0]
+
+
+def test_replica_exact_form() -> None:
+    r = Replica("primary", 7, 2, 100, "n2", 50, (3, 1), None, (0, 0))
+    hb = Heartbeat(NodeStatus.UP, (), made=1, replicas=(("db", r),))
+    data = (b'{"s":"up","g":[],"t":1,"r":[["db","primary",7,2,100,"n2",50,3,1,[],0,0]]}')
+    assert serialize(hb) == data and parse(data) == hb
+    assert hb.replica("db") == r and hb.replica("web") is None
+    assert parse(json.dumps({"s": "up", "g": [], "t": 0, "r": [VALID_REPLICA]}).encode()
+                 ).replica("db") == Replica(  # type: ignore[union-attr]
+        "standby", 7, 2, 100, "n1", 50, (3, 1), (3, 1), (0, 0))
+
+
+@given(st.integers(0, 11), json_values)
+def test_parse_checks_every_replica_field(index: int, value: object) -> None:
+    row = list(VALID_REPLICA)
+    row[index] = value
+    got = parse(json.dumps({"s": "up", "g": [], "t": 0, "r": [row]}).encode())
+    u64_ok = type(value) is int and 0 <= value < 2**64
+    ok = [
+        isinstance(value, str) and value != "",  # group name
+        value in ("primary", "standby", "stopped", "failed"),  # role
+        u64_ok, u64_ok, u64_ok,  # system id, timeline, lsn
+        isinstance(value, str),  # sync_with ("": none)
+        u64_ok, u64_ok, u64_ok,  # sync_from, epoch
+        isinstance(value, list) and (value == [] or (len(value) == 2 and all(
+            type(x) is int and 0 <= x < 2**64 for x in value))),  # release_ask
+        u64_ok, u64_ok,  # released
+    ][index]
+    assert (got is not None) == ok, (index, value, got)
+
+
+def test_parse_refuses_bad_replica_lists() -> None:
+    bad: object
+    for bad in ({}, [VALID_REPLICA, VALID_REPLICA], [VALID_REPLICA[:11]], [[*VALID_REPLICA, 0]],
+                "x", [None]):
+        assert parse(json.dumps({"s": "up", "g": [], "t": 0, "r": bad}).encode()) is None, bad
 
 
 @given(json_values)

@@ -26,6 +26,7 @@ from typing import AbstractSet, Iterable, Mapping
 from vigil.core.agenda import Agenda
 from vigil.core.notes import Level, Note
 from vigil.core.peer import Peer
+from vigil.core.promotable import Promotable
 from vigil.core.witness import WitnessClient
 from vigil.model import Cluster, Group
 from vigil.wire.messages import ACTIVE_STATES, GroupState
@@ -38,6 +39,7 @@ class Why(enum.Enum):
     PING = "the peer reaches more ping nodes"
     LEASE = "no lease of the witness"
     DISK = "the disk heartbeat is lost"
+    DATA = "its data may not be promoted here"
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,6 +50,7 @@ class Facts:
     ping_worse: bool
     lease_lapsed: bool
     disk_lost: bool
+    data_refused: bool = False  # a promotable group's instance (core/promotable.py)
 
 
 def kept_off(f: Facts) -> frozenset[Why]:
@@ -55,7 +58,8 @@ def kept_off(f: Facts) -> frozenset[Why]:
     return frozenset(w for w, on in ((Why.UNHEALTHY, not f.healthy),
                                      (Why.FAILED_START, f.failed_start),
                                      (Why.BANNED, f.banned), (Why.PING, f.ping_worse),
-                                     (Why.LEASE, f.lease_lapsed), (Why.DISK, f.disk_lost))
+                                     (Why.LEASE, f.lease_lapsed), (Why.DISK, f.disk_lost),
+                                     (Why.DATA, f.data_refused))
                      if on)
 
 
@@ -111,9 +115,10 @@ class Eligibility:
 
     def __init__(self, groups: Iterable[str], local: Mapping[str, GroupState], peer: Peer,
                  witness: WitnessClient | None, agenda: Agenda, pings: int = 0,
-                 disk_links: AbstractSet[str] = frozenset()) -> None:
+                 disk_links: AbstractSet[str] = frozenset(),
+                 promotable: Promotable | None = None) -> None:
         """`pings`: how many ping nodes are configured; `disk_links`: the names of the disk
-        heartbeat links."""
+        heartbeat links; `promotable`: the instances of the promotable groups."""
         self.eligible = {g: True for g in groups}
         self.healthy = {g: True for g in self.eligible}
         self.fails = FailCounts()  # monitor failures, bans, failed starts
@@ -121,6 +126,7 @@ class Eligibility:
         self._local, self._peer, self._witness, self._agenda = local, peer, witness, agenda
         self._pings = pings
         self._disk_links = disk_links
+        self._promotable = promotable
         self._carrier: dict[str, bool] = {}  # our side of each link: carrier up?
 
     def may_run(self, group: str) -> bool:
@@ -135,7 +141,9 @@ class Eligibility:
             healthy=self.healthy[group], failed_start=group in self.fails.failed_start,
             banned=group in self.fails.banned,
             ping_worse=bool(self._pings) and self._peer.ping_worse(self.ping_count),
-            lease_lapsed=self._lease_lapsed(group, now), disk_lost=self._disk_lost()))
+            lease_lapsed=self._lease_lapsed(group, now), disk_lost=self._disk_lost(),
+            data_refused=self._promotable is not None and
+            self._promotable.refusal(group) is not None))
         new = not why
         if new == self.eligible[group]:
             return []
@@ -150,6 +158,9 @@ class Eligibility:
             return [Note(Level.ERROR, f"{peer.name} {dead} and this node holds no lease of "
                                       f"the witness on group {group}: stopping it, so that "
                                       f"it never runs on both nodes")]
+        elif Why.DATA in why and self._promotable is not None:
+            return [Note(Level.WARNING, f"this node may not hold group {group}: "
+                                        f"{self._promotable.why_not.get(group, '')}")]
         elif Why.DISK in why and self._local[group] in ACTIVE_STATES:
             return [Note(Level.ERROR, f"{peer.name} is dead and this node lost its disk "
                                       f"heartbeat, where a poison pill would reach it: "

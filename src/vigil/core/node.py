@@ -34,12 +34,14 @@ from vigil.core.notes import Level, Note
 from vigil.core.ownership import Gossip, Ownership
 from vigil.core.peer import Peer
 from vigil.core.pill import PoisonPill
+from vigil.core.promotable import Promotable
 from vigil.core.sideband import Sideband
 from vigil.core.stall import Stall
 from vigil.core.underway import Underway
 from vigil.core.witness import WitnessClient
 from vigil.model import Cluster, witness_lease
 from vigil.policy import Action, Probe
+from vigil.replica.promotion import Replica
 from vigil.wire import frame as wire
 from vigil.wire.messages import (Assignment, GroupReport, GroupState, Heartbeat, NodeStatus,
                                  serialize)
@@ -85,9 +87,11 @@ class Node:
                         if cluster.witness is not None else None)
         self.pill = PoisonPill(self.frames, me, self.peer)
         self.lookout = Lookout(t.keepalive)  # probed again every keepalive
+        self.promotable = Promotable(me, self.other, (
+            (g.name, g.replica.policy) for g in cluster.groups if g.replica is not None))
         self.eligibility = Eligibility((g.name for g in cluster.groups), self.local, self.other,
                                        self.witness, self.agenda, len(cluster.ping),
-                                       self.disk_links)
+                                       self.disk_links, self.promotable)
         self.eligible, self.fails = self.eligibility.eligible, self.eligibility.fails
         self.underway = Underway(self.groups, self.eligibility, self.lookout, self.agenda)
         self.failover = Failover(me, self.other, self.fencing, self.witness, self.lookout,
@@ -147,6 +151,8 @@ class Node:
         if news is not None:  # its records through the ownership seam, the rest to failover
             self.agenda.send |= self.ownership.heard(hb.groups)
             self.agenda.notes += self.failover.heard(news, self.cluster, self._now)
+            for name in self.promotable.policies:  # its instances: may we hold them?
+                self.agenda.notes += self.eligibility.update(name, self._now)
         events = self.membership.on_heartbeat(f.sender, self.link_names[link], f.generation, now,
                                               leaving=hb.status is NodeStatus.LEAVING,
                                               made=got.made)
@@ -201,6 +207,13 @@ class Node:
         """Whether this node's resources for `group` can work (interfaces up)."""
         return self.eligibility.set_health(group, healthy, self._now)
 
+    def set_replica(self, group: str, replica: Replica) -> list[Note]:
+        """This node's instance of promotable `group` as just examined (core/promotable.py)."""
+        if not self.promotable.set_mine(group, replica):
+            return []
+        self.agenda.send = True
+        return self.eligibility.update(group, self._now)
+
     def set_ping(self, count: int | None) -> list[Note]:
         """How many ping nodes this node reaches now (daemon/ping.py)."""
         return self.eligibility.set_ping(count, self._now)
@@ -251,7 +264,7 @@ class Node:
     def forget(self, group: str) -> None:
         """A group removed by a reload is stopped here (or was never here): drop it."""
         for part in (self.groups, self.eligibility, self.ownership, self.underway,
-                     self.lookout, self.agenda):
+                     self.lookout, self.agenda, self.promotable):
             part.forget(group)
         if self.witness is not None:
             self.witness.forget(group)
@@ -310,7 +323,7 @@ class Node:
         t = self._now if now is None else now
         return Heartbeat(status, groups, self.ping_count if self.cluster.ping else None,
                          not self.other.dead(), self.frames.session.made(t),
-                         self.frames.session.echo(t))
+                         self.frames.session.echo(t), self.promotable.reports())
 
     def frame(self, link: int, now: float) -> bytes:
         # The first heartbeat after a SIGCONT is often what runs first: notice the stall

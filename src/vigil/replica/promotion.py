@@ -21,6 +21,12 @@ contract of sync.py). A node that the ownership rules would let take the group o
 - A node that has heard nothing from the peer since it started knows nothing of the peer's
   data: it does not promote (doubt is a refusal), unless the operator forces it.
 
+A node without data (an empty data directory: system_id 0) is never promoted while the
+peer has some; a peer without data has nothing to lose, and both empty is a new cluster
+(the owner creates it). `may_hold` is the lighter question eligibility asks: whether this
+node could hold the group at all, which while the peer lives is only the identity checks
+(the start waits for the rest, `may_promote`, as the handover goes).
+
 `force` (an operator's `--force`, logged by the caller) lifts the data checks, never the
 identity checks (a replica of another cluster, a failed instance) and never the one-owner
 rule. Every refusal says why, in words for the operator's status and log.
@@ -35,6 +41,7 @@ Role = Literal["primary", "standby", "stopped", "failed"]
 Mode = Literal["off", "on", "strict"]
 Epoch = tuple[int, int]  # (the primary daemon's boot generation, a count within it)
 NO_EPOCH: Epoch = (0, 0)
+NO_DATA = 0  # the system_id of a node whose data directory is empty or absent
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,17 +89,42 @@ def may_promote(me: str, mine: Replica | None, peer: Replica | None, peer_alive:
         return _no("this node's instance has not been examined yet")
     if mine.role == "primary":
         return Verdict(True, "already primary")
-    if mine.role == "failed":
-        return _no("this node's instance has failed")
-    if peer is not None and peer.system_id != mine.system_id:
-        return _no(f"this node's data (system {mine.system_id}) is not a replica of the "
-                   f"peer's (system {peer.system_id})")
+    if (refused := _identity(mine, peer)) is not None:
+        return refused
+    if peer is not None and peer.system_id == NO_DATA:
+        return Verdict(True, "the peer has no data" if mine.system_id != NO_DATA else
+                       "a new cluster: neither node has data")
     if peer_alive and peer is not None and peer.role == "primary":
         return _no("the peer's instance is still primary: promote after it reports demoted")
     data = _data(me, mine, peer, peer_alive, policy)
     if data.ok or not force:
         return data
     return Verdict(True, f"forced by the operator, although {data.why}")
+
+
+def may_hold(me: str, mine: Replica | None, peer: Replica | None, peer_alive: bool,
+             policy: Policy, force: bool = False) -> Verdict:
+    """Whether node `me` could hold the group: while the peer lives, the identity checks
+    only (a handover's start waits for `may_promote`); once it is dead, `may_promote`."""
+    if not peer_alive:
+        return may_promote(me, mine, peer, peer_alive, policy, force)
+    if mine is None:
+        return _no("this node's instance has not been examined yet")
+    refused = _identity(mine, peer)
+    return Verdict(True, "") if refused is None else refused
+
+
+def _identity(mine: Replica, peer: Replica | None) -> Verdict | None:
+    if mine.role == "failed":
+        return _no("this node's instance has failed")
+    if mine.role == "primary":
+        return None
+    if peer is not None and NO_DATA != peer.system_id != mine.system_id:
+        if mine.system_id == NO_DATA:
+            return _no("this node has no data yet: it is built as a standby of the peer")
+        return _no(f"this node's data (system {mine.system_id}) is not a replica of the "
+                   f"peer's (system {peer.system_id})")
+    return None
 
 
 def _data(me: str, mine: Replica, peer: Replica | None, peer_alive: bool,

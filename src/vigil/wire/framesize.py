@@ -15,6 +15,7 @@ import dataclasses
 
 from vigil.errors import ConfigProblem
 from vigil.model import Cluster
+from vigil.replica.promotion import Replica
 from vigil.wire import frame as wire
 from vigil.wire.messages import (MS_MAX, Assignment, Echo, GroupReport, GroupState, Heartbeat,
                                  NodeStatus, serialize)
@@ -56,9 +57,12 @@ def _worst_frames(cluster: Cluster) -> dict[str, tuple[wire.FrameKind, str, byte
     # The clock and the echo (session.py) at their longest: the peer's generation and seq
     # as the wire allows them, our milliseconds as session.py caps them.
     big, ms = 2**64 - 1, MS_MAX
+    replica = Replica("primary", big, big, big, longest, big, (big, big), (big, big),
+                      (big, big))
     hb = Heartbeat(NodeStatus.LEAVING, tuple(
         GroupReport(g.name, GroupState.STOPPING, worst, True) for g in cluster.groups),
-        255 if cluster.ping else None, False, ms, Echo(big, big, ms))
+        255 if cluster.ping else None, False, ms, Echo(big, big, ms),
+        tuple((g.name, replica) for g in cluster.groups if g.promotable))
     frames = {"heartbeat": (wire.FrameKind.HEARTBEAT, longest, serialize(hb))}
     if cluster.witness is not None:
         names = tuple(g.name for g in cluster.groups)

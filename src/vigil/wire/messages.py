@@ -12,6 +12,9 @@ from __future__ import annotations
 import enum
 import json
 from dataclasses import dataclass
+from typing import get_args
+
+from vigil.replica.promotion import Replica, Role
 
 
 class NodeStatus(str, enum.Enum):
@@ -73,12 +76,17 @@ class Heartbeat:
     hears_you: bool = True
     made: int = 0  # when the sender made it: ms on its own monotonic clock (session.py)
     echo: Echo | None = None  # None: the sender has not heard the receiver yet
+    # Its instance of each promotable group it has examined (replica/promotion.py).
+    replicas: tuple[tuple[str, Replica], ...] = ()
 
     def group(self, name: str) -> GroupReport | None:
         for g in self.groups:
             if g.name == name:
                 return g
         return None
+
+    def replica(self, name: str) -> Replica | None:
+        return next((r for n, r in self.replicas if n == name), None)
 
 
 def serialize(hb: Heartbeat) -> bytes:
@@ -97,7 +105,15 @@ def serialize(hb: Heartbeat) -> bytes:
     doc["t"] = hb.made
     if hb.echo is not None:
         doc["e"] = [hb.echo.generation, hb.echo.seq, hb.echo.held_ms]
+    if hb.replicas:
+        doc["r"] = [_replica_row(name, r) for name, r in hb.replicas]
     return json.dumps(doc, separators=(",", ":")).encode()
+
+
+def _replica_row(name: str, r: Replica) -> list[object]:
+    ask = [] if r.release_ask is None else list(r.release_ask)
+    return [name, r.role, r.system_id, r.timeline, r.lsn, r.sync_with or "", r.sync_from,
+            *r.sync_epoch, ask, *r.released]
 
 
 _MAX_EPOCH = 2**62
@@ -116,7 +132,10 @@ def parse(payload: bytes) -> Heartbeat | None:
     except (ValueError, UnicodeDecodeError, RecursionError):
         return None
     if not isinstance(doc, dict) or not {"s", "g", "t"} <= set(doc) <= {"s", "g", "p", "d", "t",
-                                                                         "e"}:
+                                                                         "e", "r"}:
+        return None
+    replicas = _replicas(doc.get("r", []))
+    if replicas is None:
         return None
     made, echo = doc["t"], doc.get("e")
     if not _u64(made):
@@ -155,4 +174,27 @@ def parse(payload: bytes) -> Heartbeat | None:
         names.add(name)
         groups.append(GroupReport(name, st, Assignment(epoch, by, owner), bool(eligible)))
     return Heartbeat(status, tuple(groups), ping, "d" not in doc, made,
-                     None if echo is None else Echo(*echo))
+                     None if echo is None else Echo(*echo), replicas)
+
+
+_ROLES = frozenset(get_args(Role))
+
+
+def _replicas(raw: object) -> tuple[tuple[str, Replica], ...] | None:
+    """The "r" rows (see `_replica_row`), every field checked; None when any is bad."""
+    if not isinstance(raw, list):
+        return None
+    out: list[tuple[str, Replica]] = []
+    for row in raw:
+        if not (isinstance(row, list) and len(row) == 12):
+            return None
+        name, role, system_id, timeline, lsn, sync_with, sync_from, e0, e1, ask, r0, r1 = row
+        if not (isinstance(name, str) and name and isinstance(role, str) and role in _ROLES
+                and isinstance(sync_with, str) and isinstance(ask, list) and len(ask) in (0, 2)
+                and all(_u64(x) for x in (system_id, timeline, lsn, sync_from, e0, e1, r0, r1,
+                                          *ask))) or any(n == name for n, _ in out):
+            return None
+        out.append((name, Replica(role, system_id, timeline, lsn,  # type: ignore[arg-type]
+                                  sync_with or None, sync_from, (e0, e1),
+                                  (ask[0], ask[1]) if ask else None, (r0, r1))))
+    return tuple(out)

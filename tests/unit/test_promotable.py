@@ -1,0 +1,119 @@
+"""A promotable group in the node (core/promotable.py, core/eligibility.py's Why.DATA):
+two real Nodes over a perfect network. The data decides who may hold the group: nothing
+starts before each node has examined its instance; a dead primary's synchronous standby
+takes over, one that released the contract or lags in asynchronous mode does not."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+
+from tests.unit.sim import KEY, LINKS, make_cluster
+from vigil.core.eligibility import Why
+from vigil.core.node import Node
+from vigil.model import Cluster, Group
+from vigil.policy import Start
+from vigil.replica.model import PostgresqlResource
+from vigil.replica.promotion import Replica
+from vigil.wire.messages import GroupState, parse
+
+SYS = 6100000000000000042
+
+
+def cluster(mode: str = "on") -> Cluster:
+    base = make_cluster(groups=1)
+    pg = PostgresqlResource(Path("/srv/pg"), synchronous=mode, max_lag=50)  # type: ignore[arg-type]
+    return replace(base, groups=(Group("db", "n1", (pg,), promotable=True),))
+
+
+class Pair:
+    def __init__(self, c: Cluster) -> None:
+        self.now = 100.0
+        self.nodes = {n: Node(c, n, KEY, 1 + i, LINKS, self.now) for i, n in
+                      enumerate(("n1", "n2"))}
+        for n in self.nodes.values():
+            n.probed({"db": GroupState.STOPPED})
+        self.alive = {"n1", "n2"}
+        self.started: dict[str, int] = {"n1": 0, "n2": 0}
+
+    def run(self, seconds: float) -> None:
+        end = self.now + seconds
+        while self.now < end:
+            self.now += 0.1
+            for name in sorted(self.alive):
+                node, other = self.nodes[name], "n2" if name == "n1" else "n1"
+                node.tick(self.now)
+                for link in range(len(LINKS)):
+                    data = node.frame(link, self.now)  # sent whether anyone hears it or not
+                    if other in self.alive:
+                        self.nodes[other].receive(data, link, self.now)
+            for name in sorted(self.alive):
+                node = self.nodes[name]
+                for a in node.step(self.now).actions:
+                    if isinstance(a, Start):
+                        self.started[name] += 1
+                        node.finished(a.group, GroupState.RUNNING)
+
+
+def primary(**kw: object) -> Replica:
+    return Replica("primary", SYS, 1, 500, **kw)  # type: ignore[arg-type]
+
+
+def standby(lsn: int = 400, **kw: object) -> Replica:
+    return Replica("standby", SYS, 1, lsn, **kw)  # type: ignore[arg-type]
+
+
+def test_nothing_starts_before_the_instances_are_examined_then_home_does() -> None:
+    p = Pair(cluster())
+    p.run(4.0)
+    assert p.started == {"n1": 0, "n2": 0}
+    assert not p.nodes["n1"].eligible["db"]
+    p.nodes["n1"].set_replica("db", Replica("stopped", SYS, 1, 500))
+    p.nodes["n2"].set_replica("db", standby())
+    p.run(1.0)
+    assert p.started == {"n1": 1, "n2": 0}
+    # the heartbeat carries the instance
+    hb = parse(p.nodes["n1"].sent_report)
+    assert hb is not None and hb.replica("db") == Replica("stopped", SYS, 1, 500)
+
+
+def _running_pair(mode: str, mine: Replica) -> Pair:
+    p = Pair(cluster(mode))
+    p.nodes["n1"].set_replica("db", mine)
+    p.nodes["n2"].set_replica("db", standby())
+    p.run(4.0)
+    assert p.started == {"n1": 1, "n2": 0} and p.nodes["n1"].local["db"] is GroupState.RUNNING
+    return p
+
+
+def test_the_synchronous_standby_takes_over_a_dead_primary() -> None:
+    p = _running_pair("on", primary(sync_with="n2", sync_from=300, sync_epoch=(2, 1)))
+    p.alive.discard("n1")
+    p.run(2.0)
+    assert p.started["n2"] == 1
+
+
+def test_a_released_or_foreign_standby_does_not() -> None:
+    p = _running_pair("on", primary(sync_with="n2", sync_from=300, sync_epoch=(2, 1)))
+    p.nodes["n2"].set_replica("db", standby(released=(2, 1)))
+    p.alive.discard("n1")
+    p.run(2.0)
+    n2 = p.nodes["n2"]
+    assert p.started["n2"] == 0 and not n2.eligible["db"]
+    assert "released the synchronous contract" in n2.promotable.why_not["db"]
+    assert Why.DATA.value == "its data may not be promoted here"
+    p2 = _running_pair("on", primary(sync_with="n2", sync_from=450, sync_epoch=(2, 1)))
+    p2.alive.discard("n1")
+    p2.run(2.0)
+    assert p2.started["n2"] == 0, "short of where the contract began"
+
+
+def test_asynchronous_mode_takes_over_within_max_lag_only() -> None:
+    p = _running_pair("off", primary())
+    p.nodes["n2"].set_replica("db", standby(lsn=449))
+    p.alive.discard("n1")
+    p.run(2.0)
+    assert p.started["n2"] == 0 and "exceeds max_lag" in p.nodes["n2"].promotable.why_not["db"]
+    p.nodes["n2"].set_replica("db", standby(lsn=450))
+    p.run(0.5)
+    assert p.started["n2"] == 1
