@@ -321,7 +321,7 @@ CASES: list[tuple[str, str, int | None, str, str]] = [
      "defined twice"),
     ("resource type", BASE + replace('"ip"', '"lxc"', GROUP), NEXT + 4,
      "group[0].resource[0].type", "unknown resource type 'lxc'; valid types: exec, "
-                                  "filesystem, heartbeat, ip, lsb, ocf, systemd"),
+                                  "filesystem, heartbeat, ip, lsb, ocf, postgresql, systemd"),
     ("resource type missing", BASE + replace('type = "ip"\n', "", GROUP), NEXT + 3,
      "group[0].resource[0].type", "required key is missing"),
     ("broadcast outside", BASE + GROUP + 'broadcast = "192.168.11.255"\n', NEXT + 7,

@@ -51,6 +51,8 @@ CONTRACTS = {
     # PostgreSQL's text, read and written: the half of postgres.py that does no IO.
     "replica/pgfacts.py": IO_MODULES | {"vigil.daemon", "vigil.resources", "vigil.core",
                                        "vigil.config", "os", "psycopg"},
+    "replica/model.py": IO_MODULES | {"vigil.daemon", "vigil.resources", "vigil.core",
+                                      "vigil.config", "os", "psycopg"},
     "replica/pghba.py": IO_MODULES | {"vigil.daemon", "vigil.resources", "vigil.core",
                                      "vigil.config", "os", "psycopg"},
     "arbiter.py": IO_MODULES | {"vigil.daemon", "vigil.resources", "vigil.policy",

@@ -113,7 +113,7 @@ def test_the_contract_leaves_an_epoch_only_with_consent_or_proof() -> None:
     # the standby stops streaming: keep waiting, ask for a release
     c = sync.plan(c, "on", "b", False, rep(), False)
     assert isinstance(c, sync.Contract) and c.asking and c.sync_with == "b"
-    assert sync.report(c)["release_ask"] == (3, 1)
+    assert sync.report(c, rep("primary")).release_ask == (3, 1)
     # released: stop waiting; or proof the peer cannot promote
     assert sync.plan(c, "on", "b", False, rep(released=(3, 1)), False) == sync.SetNames("")
     assert sync.plan(c, "on", "b", False, None, True) == sync.SetNames("")
@@ -160,7 +160,7 @@ class World:
         return self.standby_up and not self.cut and not self.fenced
 
     def primary_report(self) -> Replica:
-        return Replica("primary", SYS, 1, len(self.wal), **sync.report(self.contract))  # type: ignore[arg-type]
+        return sync.report(self.contract, Replica("primary", SYS, 1, len(self.wal)))
 
     def standby_report(self) -> Replica:
         return Replica("standby" if self.standby_up else "stopped", SYS, 1,

@@ -22,8 +22,10 @@ from pathlib import Path
 from vigil import model
 from vigil.config import heartbeat
 from vigil.config.export_virtual import write_virtual_servers
+from vigil.config.toml_replica import DEFAULT_MONITOR, DEFAULT_TIMEOUT, write_postgresql
 from vigil.config.toml_write import Writer as _Writer, bool_ as _bool, dur as _dur, \
     list_ as _list, str_ as _str, table as _table
+from vigil.replica.model import PostgresqlResource
 
 __all__ = ["KEY_FILE", "import_dir", "to_toml"]
 
@@ -160,7 +162,8 @@ def _link(link: model.AnyLink) -> list[tuple[str, str]]:
 
 
 def _group(w: _Writer, g: model.Group) -> None:
-    w.table("[[group]]", [("name", _str(g.name)), ("home", _str(g.home))])
+    w.table("[[group]]", [("name", _str(g.name)), ("home", _str(g.home))]
+            + ([("promotable", "true")] if g.promotable else []))
     d = model.GroupPolicy()
     policy = ([("migration_threshold", str(g.policy.migration_threshold))]
               if g.policy.migration_threshold != d.migration_threshold else []) + \
@@ -175,7 +178,8 @@ def _group(w: _Writer, g: model.Group) -> None:
 def _resource(r: model.Resource) -> list[tuple[str, str]]:
     out = [("type", _str(r.kind))]
     default_timeout = {"ip": 5.0, "exec": 20.0, "lsb": 20.0, "systemd": 100.0,
-                       "heartbeat": 20.0, "filesystem": 60.0}.get(r.kind)
+                       "heartbeat": 20.0, "filesystem": 60.0,
+                       "postgresql": DEFAULT_TIMEOUT}.get(r.kind)
     if isinstance(r, model.IpResource):
         found = [w for w, given in (("prefix length", r.prefix_given),
                                     ("interface", r.interface is not None)) if not given]
@@ -213,6 +217,8 @@ def _resource(r: model.Resource) -> list[tuple[str, str]]:
         out.append(("script", _str(r.script)))
         if r.args:
             out.append(("args", _list(map(_str, r.args))))
+    elif isinstance(r, PostgresqlResource):
+        out += write_postgresql(r)
     else:
         out += [("device", _str(str(r.device))), ("mountpoint", _str(str(r.mountpoint))),
                 ("fstype", _str(r.fstype))]
@@ -233,7 +239,8 @@ def _monitor(r: model.Resource) -> str | None:
     if isinstance(r, model.ExecResource):  # monitored through `status`, unmonitored without
         return "false" if r.status is not None and r.monitor is None else \
             None if r.status is None or r.monitor == model.Monitor() else _monitor_value(r.monitor)
-    return None if r.monitor == model.Monitor() else _monitor_value(r.monitor)
+    default = DEFAULT_MONITOR if isinstance(r, PostgresqlResource) else model.Monitor()
+    return None if r.monitor == default else _monitor_value(r.monitor)
 
 
 def _monitor_value(m: model.Monitor | None) -> str:

@@ -1,17 +1,20 @@
 """The [[group]] tables of vigil.toml and their [group.policy]: a group's name, its home
 node, its resources (read by config/toml_resources.py) and how many failures move it. The
-floating addresses are unique across groups and against the nodes' heartbeat addresses.
+floating addresses are unique across groups and against the nodes' heartbeat addresses;
+`promotable` and its postgresql resource follow config/toml_replica.py's rules.
 """
 
 from __future__ import annotations
+
+from pathlib import Path
 
 from vigil import model
 from vigil.config.locate import KeyPath
 from vigil.config.toml_checker import Table
 from vigil.config.toml_resources import ResourceReader
-from vigil.config.toml_values import as_duration, as_name, int_in, or_default
+from vigil.config.toml_values import as_bool, as_duration, as_name, int_in, or_default
 
-_GROUP_KEYS = ("name", "home", "resource", "policy")
+_GROUP_KEYS = ("name", "home", "resource", "policy", "promotable")
 _POLICY_KEYS = ("migration_threshold", "failure_timeout")
 
 
@@ -23,6 +26,7 @@ class GroupReader(ResourceReader):
         groups: list[model.Group] = []
         seen: set[str | None] = set()  # group names (a set: 10,000 groups must not take 10 s)
         floating = dict(self.heartbeat_addresses)  # address -> who uses it
+        data_dirs: dict[Path, str] = {}  # of postgresql resources -> who uses it
         nodes = self.node_names
         for p, t in self.tables(doc, "group", "[[group]]"):
             self.unknown(t, p, _GROUP_KEYS, "[[group]]")
@@ -46,9 +50,11 @@ class GroupReader(ResourceReader):
             for rid in {i for i in ids if ids.count(i) > 1}:
                 self.report((*p, "resource"), f"two OCF resources share the id {rid!r}")
             policy = self.group_policy(t, p)
+            promotable = self.field(t, p, "promotable", as_bool) if "promotable" in t else False
+            self.replica_rules(p, entries, resources, promotable, doc, data_dirs)
             if name is not None and home is not None:
                 groups.append(model.Group(name=name, home=home, resources=tuple(resources),
-                                          policy=policy))
+                                          policy=policy, promotable=promotable is True))
         return None if len(self.problems) != before else tuple(groups)
 
     def group_policy(self, t: Table, p: KeyPath) -> model.GroupPolicy:

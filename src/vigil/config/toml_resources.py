@@ -1,7 +1,7 @@
 """The [[group.resource]] tables of vigil.toml, one kind per `type`: exec (argv lists), ip
 (the floating address, its interface, label, broadcast and ARP settings), ocf, lsb, systemd,
 heartbeat (resource scripts) and filesystem, each with its timeout and monitor, and the
-values only resources take.
+values only resources take. postgresql is config/toml_replica.py's.
 """
 
 from __future__ import annotations
@@ -13,7 +13,8 @@ from pathlib import Path
 from vigil import model
 from vigil.config.locate import KeyPath, fmt_key
 from vigil.config.names import FSTYPE, MAX_INTERFACE_NAME, SCRIPT
-from vigil.config.toml_checker import Checker, Table
+from vigil.config.toml_checker import Table
+from vigil.config.toml_replica import POSTGRESQL_KEYS, ReplicaReader
 from vigil.config.toml_values import (as_address, as_argv, as_device, as_duration,
                                        as_ifname, as_name, as_nonempty, as_str, as_timeout,
                                        describe, int_in, or_default)
@@ -30,12 +31,13 @@ _RESOURCE_KEYS: dict[str, tuple[str, ...]] = {
     "heartbeat": ("type", "script", "args", "timeout", "monitor"),
     "filesystem": ("type", "device", "mountpoint", "fstype", "options", "timeout",
                    "kill_grace", "monitor"),
+    "postgresql": POSTGRESQL_KEYS,
 }
 _OCF_AGENT = re.compile(r"(?:ocf:)?([A-Za-z0-9_.-]+):([A-Za-z0-9_.-]+)")
 _UNIT = re.compile(r"[A-Za-z0-9:_.@\\-]+\.(service|socket|mount|target|timer|path)")
 
 
-class ResourceReader(Checker):
+class ResourceReader(ReplicaReader):
     """A [[group.resource]] table, by its type."""
 
     def resource(self, t: Table, p: KeyPath, floating: dict[model.IPAddress, str],
@@ -64,6 +66,8 @@ class ResourceReader(Checker):
             return model.ExecResource(start=start, stop=stop, status=status,
                                       timeout=timeout or 20.0,
                                       monitor=monitor if status is not None else None)
+        if kind == "postgresql":
+            return self.postgresql(t, p, timeout, monitor)
         if kind != "ip":
             return self.agent_resource(kind, t, p, timeout, monitor, index)
         written = self.field(t, p, "address", _as_interface, required=True)

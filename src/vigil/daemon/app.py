@@ -52,7 +52,7 @@ from vigil.events import Change
 from vigil.daemon.metrics import Metrics
 from vigil.daemon.ping import Pinger
 from vigil.daemon.sdnotify import Notifier
-from vigil.daemon.services import timers
+from vigil.daemon.services import replicas, timers
 from vigil.daemon.services.control import Control
 from vigil.daemon.services.fencing import Fencer
 from vigil.daemon.services.groups import GroupWorkers, probe
@@ -66,6 +66,7 @@ from vigil.daemon.services.witness_client import WitnessLink
 from vigil.daemon.watchdog import Watchdog
 from vigil.model import Cluster, Notify, config_warnings
 from vigil.policy import Action
+from vigil.replica.model import PostgresqlResource
 from vigil.resources import build
 from vigil.resources.base import Agent
 from vigil.resources.host import Host
@@ -135,6 +136,7 @@ class Daemon:
             self.bus.listeners.append(self.hooks.submit)
         self.tg: asyncio.TaskGroup | None = None
         self.balancer: Balancer | None = None
+        self.keepers: dict[str, replicas.Keeper] = {}  # of the promotable groups' instances
         self.control: Control | None = None  # the services the API calls, once running
         self.status: Status | None = None
         # systemd (Type=notify): READY=1 once the first membership is known, then status
@@ -174,7 +176,9 @@ class Daemon:
                 balancer = self.balancer = Balancer(self.cluster.virtual_servers,
                                                     on_change=self._real_server,
                                                     conntrack=conntrack)
-                agents = {g.name: [build(r, host) for r in g.resources]
+                keepers = self.keepers = replicas.keepers(self.cluster, self.me)
+                agents = {g.name: [keepers[g.name].agent() if isinstance(r, PostgresqlResource)
+                                   else build(r, host) for r in g.resources]
                           for g in self.cluster.groups}
                 for agent in (a for group in agents.values() for a in group):
                     await agent.prepare()  # OCF meta-data: the timeouts of every action
@@ -195,6 +199,8 @@ class Daemon:
                 shared = Shared(self.cluster, self.me, self.key, host, links)
                 hub = self.hub = Hub(shared, node, self.bus, self.metrics, self.notifier,
                                      self._guard, self._watchdog)
+                for keeper in keepers.values():
+                    keeper.hub = hub
                 workers = GroupWorkers(hub, agents, preludes)
                 monitors = Monitors(hub, workers)
                 fencer = Fencer(hub, self.cluster.fencing) if self.cluster.fencing else None
@@ -264,6 +270,8 @@ class Daemon:
                         if witness is not None:
                             tg.create_task(witness.run(), name="witness")
                         tg.create_task(balancer.run(), name="balancer")
+                        for name, keeper in keepers.items():
+                            tg.create_task(keeper.run(), name=f"replica {name}")
                         for prog in self.cluster.respawn:
                             tg.create_task(respawn(prog), name=f"respawn {prog.argv[0]}")
                         hub.process()
@@ -312,6 +320,7 @@ class Daemon:
         node.leave()
         hub.process()
         await hub.quiet.wait()
+        await self._close_replicas()
         assert hub.outlets is not None
         hub.outlets.ask_witness(True)  # holding nothing now: the witness frees our leases
         for _ in range(GOODBYES):
@@ -329,6 +338,15 @@ class Daemon:
             if hub.guard is not None:
                 hub.guard.bye()
         raise _Shutdown
+
+    async def _close_replicas(self) -> None:
+        for keeper in self.keepers.values():
+            try:
+                async with asyncio.timeout(keeper.resource.timeout):
+                    await keeper.close()
+            except Exception as e:  # the goodbye must still go out
+                log.error("%s: stopping the standby: %s", keeper.resource.name,
+                          e or type(e).__name__)
 
     def _mail(self, data: bytes) -> None:
         assert self.hub is not None

@@ -67,6 +67,7 @@ class LabCluster:
         self.forwards: list[subprocess.Popen[bytes]] = []
         self.logs: dict[str, Path] = {}
         self.local_lines: dict[str, str] = {}  # node_config()
+        self.local_subs: dict[str, tuple[tuple[str, str], ...]] = {}
         for n in ("n1", "n2"):
             (self.dir / n).mkdir()
             self.logs[n] = self.dir / n / "vigil.log"
@@ -90,19 +91,24 @@ class LabCluster:
     def socket(self, node: str) -> Path:
         return self.dir / node / "vigil.sock"
 
-    def node_config(self, node: str, cluster_lines: str) -> None:
+    def node_config(self, node: str, cluster_lines: str = "",
+                    subs: Sequence[tuple[str, str]] = ()) -> None:
         """Give `node` a configuration of its own: the shared one with `cluster_lines` added
         to its [cluster] table (a host-local setting such as `watchdog`, as each host of a
-        real cluster has its own file). Written when the node starts."""
+        real cluster has its own file) and each (old, new) of `subs` replaced (paths that
+        differ between two lab nodes on one filesystem). Written when the node starts."""
         self.local_lines[node] = cluster_lines
+        self.local_subs[node] = tuple(subs)
 
     def config_of(self, node: str) -> Path:
         extra = self.local_lines.get(node)
         if extra is None:
             return self.config_path
+        text = self.config_path.read_text().replace("[cluster]\n", f"[cluster]\n{extra}\n", 1)
+        for old, new in self.local_subs.get(node, ()):
+            text = text.replace(old, new)
         path = self.dir / node / "vigil.toml"
-        path.write_text(self.config_path.read_text().replace("[cluster]\n",
-                                                             f"[cluster]\n{extra}\n", 1))
+        path.write_text(text)
         return path
 
     def argv(self, node: str, *args: str) -> list[str]:

@@ -56,7 +56,7 @@ def timeline_of_walfile(name: str) -> int:
 # ---- the values that cross the layer ----------------------------------------------------
 
 
-_SPEC_CHECKS = (
+SPEC_CHECKS = (
     ("slot", SLOT_NAME, "1-63 of a-z, 0-9 and _"),
     ("replication_user", ROLE_NAME, "a plain lower-case role name"),
     ("user", OS_USER, "a plain user name"),
@@ -86,7 +86,7 @@ class PgSpec:
             path = getattr(self, name)
             if path is not None and not (isinstance(path, Path) and path.is_absolute()):
                 raise ValueError(f"{name} must be an absolute path, not {path!r}")
-        for name, pattern, what in _SPEC_CHECKS:
+        for name, pattern, what in SPEC_CHECKS:
             value = getattr(self, name)
             if not isinstance(value, str) or not pattern.fullmatch(value):
                 raise ValueError(f"{name} must be {what}, not {value!r}")

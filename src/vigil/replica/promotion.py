@@ -152,7 +152,9 @@ def _data(me: str, mine: Replica, peer: Replica | None, peer_alive: bool,
     if mine.released >= peer.sync_epoch:
         return _no("this node released the synchronous contract: the primary may have "
                    "acknowledged commits without it")
-    if mine.timeline != peer.timeline or mine.lsn < peer.sync_from:
+    if mine.timeline != peer.timeline:
+        return _no(f"on timeline {mine.timeline}, the primary was on {peer.timeline}")
+    if mine.lsn < peer.sync_from:
         return _no(f"short of the position the synchronous contract began at "
                    f"({mine.lsn} < {peer.sync_from})")
     return Verdict(True, "")

@@ -31,7 +31,7 @@ new contracts are newer than any its standby released.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from vigil.replica.promotion import NO_EPOCH, Epoch, Mode, Replica
 
@@ -91,11 +91,11 @@ def applied(contract: Contract, generation: int, name: str, flushed: int) -> Con
     return Contract(name or None, flushed if name else 0, epoch, False)
 
 
-def report(contract: Contract) -> dict[str, object]:
-    """The contract's fields of the primary's Replica report."""
-    return {"sync_with": contract.sync_with, "sync_from": contract.sync_from,
-            "sync_epoch": contract.epoch,
-            "release_ask": contract.epoch if contract.asking else None}
+def report(contract: Contract, primary: Replica) -> Replica:
+    """The primary's report `primary` with the contract's fields."""
+    return replace(primary, sync_with=contract.sync_with, sync_from=contract.sync_from,
+                   sync_epoch=contract.epoch,
+                   release_ask=contract.epoch if contract.asking else None)
 
 
 def released(current: Epoch, primary: Replica | None, me: str) -> Epoch:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from vigil.model import (ExecResource, FilesystemResource, HeartbeatResource, IpResource,
                          LsbResource, OcfResource, Resource, SystemdResource)
+from vigil.replica.model import PostgresqlResource
 from vigil.resources.base import Agent
 from vigil.resources.exec import ExecAgent
 from vigil.resources.filesystem import FilesystemAgent
@@ -19,6 +20,16 @@ from vigil.resources.ocf import OcfAgent
 from vigil.resources.systemd import SystemdAgent
 
 __all__ = ["Agent", "Host", "build"]
+
+
+def _postgresql(resource: PostgresqlResource) -> Agent:
+    """Without the daemon's keeper (the guard): it only stops the server, for which no
+    node's address or slot matters."""
+    from vigil.replica.agent import PostgresAgent
+    from vigil.replica.model import spec_for
+    from vigil.replica.postgres import Postgres
+    spec = spec_for(resource, "guard", "127.0.0.1", "127.0.0.1", None)
+    return PostgresAgent(resource, pg=Postgres(spec))
 
 
 def build(resource: Resource, host: Host) -> Agent:
@@ -38,4 +49,6 @@ def build(resource: Resource, host: Host) -> Agent:
             return HeartbeatAgent(resource)
         case FilesystemResource():
             return FilesystemAgent(resource)
+        case PostgresqlResource():
+            return _postgresql(resource)
     raise AssertionError(f"no agent for {resource!r}")

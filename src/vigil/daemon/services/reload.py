@@ -86,6 +86,10 @@ class Reload:
                 if node.local.get(g.name) is GroupState.FAILED:
                     return refuse(f"group {g.name} failed to stop here: run `vigil resource "
                                   f"cleanup {g.name}` before changing or removing it")
+            for g in [*plan.added, *plan.removed, *(c.group for c in plan.changed)]:
+                if g.promotable or g.name in hub.node.promotable:
+                    return refuse(f"group {g.name} is promotable: adding, changing or "
+                                  f"removing one takes a restart of the daemon, not a reload")
             for g in plan.added:
                 if g.name in hub.retiring:
                     return refuse(f"group {g.name} is still being removed here (an earlier "

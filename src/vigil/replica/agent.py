@@ -1,0 +1,94 @@
+"""The `postgresql` resource of a promotable group, as the group sees it: started is
+promoted, stopped is demoted. Its start promotes this node's instance (a standby) or
+starts it as primary (stopped; a new cluster: initdb first) once promotion.may_promote
+allows it, waiting while the peer lives for it to report demoted and for this node to
+catch up (the caller's timeout bounds the wait); its stop stops the server cleanly, which
+sends a standby all the WAL first. Running as a standby on the node that does not hold the
+group is the keeper's (daemon/services/replicas.py), which this agent shares a lock with.
+
+Built without a keeper (resources.build: the guard, which only stops), start refuses and
+stop stops the server.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Protocol
+
+from vigil.replica.model import PostgresqlResource
+from vigil.replica.postgres import PgState, Postgres
+from vigil.replica.promotion import Verdict
+from vigil.resources.base import Agent
+
+log = logging.getLogger(__name__)
+WAIT_POLL = 0.05  # seconds between looks while waiting to be allowed to promote
+
+
+class Keeper(Protocol):
+    """What the agent needs of the daemon's keeper of this instance."""
+
+    lock: asyncio.Lock  # one action on the instance at a time: the agent's or the keeper's
+    pg: Postgres
+
+    async def refresh(self) -> PgState: ...  # examine the instance; tell the node
+    def ready(self) -> Verdict: ...  # may this node promote now (promotion.may_promote)?
+    def peer_alive(self) -> bool: ...
+    async def promoted(self, state: PgState) -> None: ...  # the primary's first sync step
+
+
+class PostgresAgent(Agent):
+    def __init__(self, resource: PostgresqlResource, keeper: Keeper | None = None,
+                 pg: Postgres | None = None) -> None:
+        self.resource, self.keeper = resource, keeper
+        self.name = resource.name
+        self.timeout = resource.timeout
+        self._pg = pg if keeper is None else keeper.pg
+
+    async def start(self) -> None:
+        k = self.keeper
+        if k is None:
+            raise self.error("a promotable instance is promoted only by the daemon")
+        async with k.lock:
+            state = await k.refresh()
+            while not (verdict := k.ready()):
+                if not k.peer_alive():
+                    raise self.error(f"not promoted: {verdict.why}")
+                await asyncio.sleep(WAIT_POLL)  # the peer demoting, or this node catching up
+                state = await k.refresh()
+            if verdict.why:
+                log.warning("%s: promoting: %s", self.name, verdict.why)
+            if state.role != "primary":
+                if state.system_id is None and not k.pg.files.entries():
+                    await k.pg.init_primary()  # a new cluster (promotion: neither has data)
+                if state.running:
+                    await k.pg.promote()
+                else:
+                    await k.pg.start(None)  # a former standby is promoted (postgres.py)
+                state = await k.refresh()
+            await k.promoted(state)
+
+    async def stop(self) -> None:
+        if self.keeper is None:
+            if self._pg is not None:
+                await self._pg.stop("fast")
+            return
+        async with self.keeper.lock:
+            await self.keeper.pg.stop("fast")
+            await self.keeper.refresh()
+
+    async def probe(self) -> bool:
+        if self._pg is None:
+            return False
+        state = await self._pg.status()
+        return state.running and state.role == "primary"
+
+    async def monitor(self) -> bool:
+        """Running as primary; False when it is not running (or runs as a standby: it was
+        demoted behind vigil's back); AgentError when it runs but does not answer."""
+        if self._pg is None:
+            return False
+        state = await self._pg.status()
+        if state.running and state.problem is not None:
+            raise self.error(state.problem)
+        return state.running and state.role == "primary"

@@ -1,0 +1,150 @@
+"""A promotable group with a real PostgreSQL 15 on two vigil daemons in namespaces
+(issue 15): the standby is built by the daemon from an empty directory, a switchover
+(`vigil move`) promotes it and rewinds the old primary into a standby of it, and when the
+primary's whole node dies (lab reset: every process there killed, the address gone) the
+synchronous standby takes over and, once the dead node's daemon is back, its instance
+comes back as a standby by itself. Every committed row is on the new primary each time.
+
+The two nodes share one filesystem here, so each has its own copy of vigil.toml with its
+own data directory (as two hosts would have the same path on two disks).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from tests.integration.test_postgres import BIN, SQL, wait
+from vigil.lab.cluster import LabCluster
+from vigil.lab.netns import list_namespaces
+
+pytestmark = pytest.mark.integration
+
+GROUP = """
+[[group]]
+name = "db"
+home = "n1"
+promotable = true
+[[group.resource]]
+type = "postgresql"
+data_dir = "@DIR@/@NODE@/pg"
+socket_dir = "@DIR@/@NODE@/sock"
+[[group.resource]]
+type = "ip"
+address = "@VIP@/24"
+interface = "eth0"
+arp_repeat_delay = "200ms"
+"""
+
+
+class Db:
+    def __init__(self, c: LabCluster) -> None:
+        self.c = c
+
+    def sql(self, node: str, *statements: str, limit: float = 10) -> Any:
+        arg = json.dumps([str(self.c.dir / node / "sock"), statements, limit])
+        out = self.c.lab.run(node, [sys.executable, "-c", SQL, arg], timeout=limit + 15)
+        answer = json.loads(out.stdout)
+        return answer.get("rows", answer)
+
+    def write(self, node: str, *statements: str) -> None:
+        """Committed within 5 s, or the test fails (a commit waiting for nobody)."""
+        got = self.sql(node, *statements, limit=5)
+        assert isinstance(got, list), f"on {node}: {statements}: {got}"
+
+    def role(self, node: str) -> str | None:
+        try:
+            rows = self.sql(node, "SELECT pg_is_in_recovery()", limit=3)
+        except Exception:
+            return None
+        return None if not isinstance(rows, list) else "standby" if rows[0][0] else "primary"
+
+    def streaming(self, standby: str) -> bool:
+        rows = self.sql(standby, "SELECT status FROM pg_stat_wal_receiver", limit=3)
+        return rows == [["streaming"]]
+
+    def rows(self, node: str) -> list[int]:
+        return [r[0] for r in self.sql(node, "SELECT n FROM t ORDER BY n")]
+
+    def holder(self) -> str | None:
+        held = self.c.holders()
+        return held[0] if len(held) == 1 else None
+
+
+@pytest.fixture
+def db() -> Iterator[Db]:
+    if not (BIN / "postgres").exists():
+        pytest.skip("PostgreSQL 15 is not installed")
+    c = LabCluster(groups="")
+    c.dir.chmod(0o755)  # the postgres user reaches its data directory under it
+    c.add_config(GROUP.replace("@DIR@", str(c.dir)).replace("@VIP@", c.vip))
+    for n in ("n1", "n2"):
+        c.node_config(n, "", (("@NODE@", n),))
+    try:
+        yield Db(c)
+    finally:
+        for n in ("n1", "n2"):
+            if n in c.daemons:
+                c.stop(n)
+        for n in ("n1", "n2"):
+            d = c.dir / n / "pg"
+            if (d / "postmaster.pid").exists():
+                subprocess.run(["runuser", "-u", "postgres", "--", str(BIN / "pg_ctl"), "stop",
+                                "-D", str(d), "-m", "immediate", "-w"], capture_output=True,
+                               timeout=30, cwd="/")
+        c.close()  # keeps c.dir with VIGIL_KEEP_LAB_DIR set
+        if os.environ.get("VIGIL_KEEP_LAB_DIR") is None:
+            shutil.rmtree(c.dir, ignore_errors=True)
+        assert not [n for n in list_namespaces() if n.startswith(c.lab.prefix + "-")]
+
+
+def _formed(db: Db, primary: str, standby: str, timeout: float = 60) -> None:
+    wait(lambda: db.role(primary) == "primary" and db.holder() == primary,
+         f"{primary} primary holding the group", timeout)
+    wait(lambda: db.role(standby) == "standby" and db.streaming(standby),
+         f"{standby} a streaming standby", timeout)
+
+
+def test_standby_built_switchover_and_failover_with_rewind(db: Db) -> None:
+    c = db.c
+    c.start("n1")
+    c.start("n2")
+    _formed(db, "n1", "n2")
+    db.write("n1", "CREATE TABLE t (n int primary key)",
+           "INSERT INTO t SELECT generate_series(1, 100)")
+    # synchronous: the standby's slot is in synchronous_standby_names once it streams
+    wait(lambda: db.sql("n1", "SHOW synchronous_standby_names") == [["vigil_n2"]],
+         "n1 to wait for n2")
+    assert db.rows("n2") == list(range(1, 101)), "a synchronous commit is on the standby"
+
+    # a planned switchover: n2 promoted, n1 rewound and following it
+    assert c.vigil("n1", "move", "db", "n2").returncode == 0
+    _formed(db, "n2", "n1")
+    assert db.rows("n2") == list(range(1, 101))
+    db.write("n2", "INSERT INTO t SELECT generate_series(101, 200)")
+    wait(lambda: db.sql("n2", "SHOW synchronous_standby_names") == [["vigil_n1"]],
+         "n2 to wait for n1")
+    tl = db.sql("n2", "SELECT timeline_id FROM pg_control_checkpoint()")[0][0]
+    assert tl == 2, "the promotion began timeline 2"
+
+    # the primary's node dies: n1, the synchronous standby, takes over with every row
+    db.write("n2", "INSERT INTO t SELECT generate_series(201, 300)")
+    c.reset("n2")
+    wait(lambda: db.role("n1") == "primary" and db.holder() == "n1", "n1 to take over", 30)
+    assert db.rows("n1") == list(range(1, 301)), "no acknowledged commit lost"
+    # it accepts writes at once: its contract ended with its old life, and the names it
+    # got from n2 by the rewind (vigil_n1: itself) are cleared
+    db.write("n1", "INSERT INTO t SELECT generate_series(301, 400)")
+    # n2's daemon comes back: its crashed instance is rewound and follows n1
+    c.start("n2")
+    _formed(db, "n1", "n2")
+    wait(lambda: db.rows("n2") == list(range(1, 401)), "n2 to have every row")
+    log = c.log("n2")
+    assert "a standby of" in log, log[-3000:]
