@@ -19,6 +19,9 @@ Kinds (subject in brackets):
   real_server_up, real_server_down  [service server]  the balancer's checks changed their
                                              mind (rise/fall); detail: the last check's
                                              result. Published by the balancer, not by diff.
+  promoted, demoted             [group]      a promotable group's instance here became the
+                                             primary / was stopped as one (its detail: where
+                                             it stood). Published by the keeper (replicas.py).
 """
 
 from __future__ import annotations
@@ -28,7 +31,7 @@ from dataclasses import dataclass
 KINDS = ("node_up", "node_dead", "link_up", "link_dead", "group_starting", "group_started",
          "group_stopping", "group_stopped", "group_failed", "fenced", "fence_failed",
          "became_owner", "became_standby", "address_answered", "address_free",
-         "real_server_up", "real_server_down")
+         "real_server_up", "real_server_down", "promoted", "demoted")
 
 # A group's local state -> the event that entering it is. Entering "unknown" (never) or
 # leaving "unknown" for "stopped" (the probe at start found nothing) reports nothing.

@@ -36,6 +36,7 @@ promotable = true
 type = "postgresql"
 data_dir = "@DIR@/@NODE@/pg"
 socket_dir = "@DIR@/@NODE@/sock"
+@EXTRA@
 [[group.resource]]
 type = "ip"
 address = "@VIP@/24"
@@ -79,12 +80,16 @@ class Db:
 
 
 @pytest.fixture
-def db() -> Iterator[Db]:
+def db(request: pytest.FixtureRequest) -> Iterator[Db]:
+    """`@pytest.mark.resource_lines(...)`: more keys of the postgresql resource (@DIR@: the
+    lab's directory)."""
     if not (BIN / "postgres").exists():
         pytest.skip("PostgreSQL 15 is not installed")
+    mark = request.node.get_closest_marker("resource_lines")
     c = LabCluster(groups="")
     c.dir.chmod(0o755)  # the postgres user reaches its data directory under it
-    c.add_config(GROUP.replace("@DIR@", str(c.dir)).replace("@VIP@", c.vip))
+    c.add_config(GROUP.replace("@EXTRA@", mark.args[0] if mark else "")
+                 .replace("@DIR@", str(c.dir)).replace("@VIP@", c.vip))
     for n in ("n1", "n2"):
         c.node_config(n, "", (("@NODE@", n),))
     try:
@@ -148,3 +153,37 @@ def test_standby_built_switchover_and_failover_with_rewind(db: Db) -> None:
     wait(lambda: db.rows("n2") == list(range(1, 401)), "n2 to have every row")
     log = c.log("n2")
     assert "a standby of" in log, log[-3000:]
+
+
+@pytest.mark.resource_lines('pre_promote = ["/bin/sh", "-c", "test -e @DIR@/allow || '
+                            '{ echo not allowed >&2; exit 3; }"]')
+def test_pre_promote_vetoes_and_a_killed_postmaster_restarts_in_place(db: Db) -> None:
+    c = db.c
+    c.start("n1")
+    c.start("n2")
+    wait(lambda: "vetoed the promotion" in c.log("n1"), "n1's veto", 20)
+    st = c.status("n1")["groups"][0]
+    assert st["state"] == "stopped" and "not allowed" in st["failed_start"], st
+    assert db.holder() is None and db.role("n1") is None, "vetoed: nothing runs"
+    (c.dir / "allow").touch()
+    assert c.vigil("n1", "resource", "cleanup", "db").returncode == 0
+    _formed(db, "n1", "n2")
+    # the status shows both instances
+    st = c.status("n1")["groups"][0]
+    assert st["replicas"]["n1"]["role"] == "primary", st
+    wait(lambda: c.status("n1")["groups"][0]["replicas"]["n2"]["lag_bytes"] == 0,
+         "n2 caught up in n1's status")
+    text = c.vigil("n1", "status").stdout
+    assert "synchronous standby n2" in text and "bytes behind" in text, text
+    db.write("n1", "CREATE TABLE t (n int primary key)",
+             "INSERT INTO t SELECT generate_series(1, 50)")
+    # kill -9 of the postmaster: the monitor restarts it in place, as primary, same timeline
+    pid = int((c.dir / "n1" / "pg" / "postmaster.pid").read_text().split()[0])
+    os.kill(pid, 9)
+    wait(lambda: "restarting it in place" in c.log("n1"), "the monitor to notice", 20)
+    _formed(db, "n1", "n2")
+    db.write("n1", "INSERT INTO t SELECT generate_series(51, 100)")
+    assert db.rows("n1") == list(range(1, 101))
+    assert db.sql("n1", "SELECT timeline_id FROM pg_control_checkpoint()")[0][0] == 1
+    events = c.log("n1")
+    assert events.count("promoted data=") == 0, "a restart in place is no promotion"

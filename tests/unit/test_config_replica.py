@@ -92,6 +92,7 @@ max_lag = "16MB"
 wal_keep_size = "2GB"
 timeout = "3m"
 monitor = { interval = "5s", timeout = "3s" }
+pre_promote = ["/usr/local/bin/may-promote", "db"]
 [group.resource.hosts]
 n1 = "192.168.10.1"
 n2 = "192.168.10.2"
@@ -105,7 +106,7 @@ n2 = "192.168.10.2"
         replication_user="standby_1", password_file=Path("/etc/vigil/replication.pw"),
         socket_dir=Path("/run/pg"), log_file=Path("/var/log/pg/main.log"),
         synchronous="strict", max_lag=16 << 20, wal_keep_size="2GB", timeout=180.0,
-        monitor=model.Monitor(5.0, 3.0))
+        monitor=model.Monitor(5.0, 3.0), pre_promote=("/usr/local/bin/may-promote", "db"))
 
 
 def test_a_minimal_resource_takes_the_models_defaults() -> None:
@@ -306,6 +307,7 @@ max_lag = 1000
 wal_keep_size = "512MB"
 timeout = "90s"
 monitor = { timeout = "4s" }
+pre_promote = ["/bin/sh", "-c", "exit 0"]
 [[group]]
 name = "small"
 home = "n2"

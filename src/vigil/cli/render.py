@@ -5,6 +5,18 @@ from __future__ import annotations
 from typing import Any
 
 
+def _replica(r: dict[str, Any] | None) -> str:
+    """One node's instance of a promotable group."""
+    if r is None:
+        return "instance not known yet"
+    line = f"{r['role']:<8} timeline {r['timeline']} at {r['lsn']}"
+    if r.get("sync_with"):
+        line += f", synchronous standby {r['sync_with']}"
+    if r.get("lag_bytes") is not None:
+        line += f", {r['lag_bytes']} bytes behind"
+    return line
+
+
 def _ms(v: float | None) -> str:
     if v is None:
         return "never"
@@ -46,8 +58,12 @@ def status_text(s: dict[str, Any]) -> str:
             left = g["banned_s"]
             out.append("    kept off this node " + ("until `vigil resource cleanup`"
                                                     if left == "forever" else f"for {left} s"))
+        for name, r in (g.get("replicas") or {}).items():
+            out.append(f"    {name:<12} " + _replica(r))
         if g["failed_start"]:
             out.append(f"    start failed here: {g['failed_start']}")
+        elif g.get("why_not"):
+            out.append(f"    this node may not hold it: {g['why_not']}")
         elif not g["eligible"]:
             out.append("    this node cannot run it now (interface down?)")
         for r in g["resources"]:

@@ -16,8 +16,8 @@ from pathlib import Path
 from vigil import model
 from vigil.config.locate import KeyPath, fmt_key
 from vigil.config.toml_checker import Checker, Table
-from vigil.config.toml_values import (as_abs_path, as_address, as_addresses, describe, int_in,
-                                       or_default)
+from vigil.config.toml_values import (as_abs_path, as_address, as_addresses, as_argv,
+                                       describe, int_in, or_default)
 from vigil.config.toml_write import str_, table
 from vigil.replica.model import PostgresqlResource, slot_name
 from vigil.replica.pgfacts import SPEC_CHECKS
@@ -28,7 +28,7 @@ __all__ = ["DEFAULT_MONITOR", "DEFAULT_TIMEOUT", "POSTGRESQL_KEYS", "ReplicaRead
 
 POSTGRESQL_KEYS = ("type", "data_dir", "hosts", "bin_dir", "port", "user", "replication_user",
                    "password_file", "socket_dir", "log_file", "synchronous", "max_lag",
-                   "wal_keep_size", "timeout", "monitor")
+                   "wal_keep_size", "timeout", "monitor", "pre_promote")
 _DEFAULT = PostgresqlResource(Path("/"))  # the model's defaults, for what a key leaves out
 DEFAULT_MONITOR = _DEFAULT.monitor
 DEFAULT_TIMEOUT = _DEFAULT.timeout
@@ -58,6 +58,7 @@ class ReplicaReader(Checker):
         synchronous = self.field(t, p, "synchronous", _as_synchronous)
         max_lag = self.field(t, p, "max_lag", _as_bytes)
         wal_keep_size = self.field(t, p, "wal_keep_size", _spec_value("wal_keep_size", "1GB"))
+        pre_promote = self.field(t, p, "pre_promote", as_argv)
         raw = t.get("monitor", True)  # true, or no interval: the resource's own, not 10s
         if monitor is not None and (raw is True or isinstance(raw, dict) and "interval" not in raw):
             assert DEFAULT_MONITOR is not None
@@ -72,7 +73,8 @@ class ReplicaReader(Checker):
             log_file=log_file, synchronous=or_default(synchronous, d.synchronous),
             max_lag=or_default(max_lag, d.max_lag),
             wal_keep_size=or_default(wal_keep_size, d.wal_keep_size),
-            timeout=or_default(timeout, d.timeout), monitor=monitor)
+            timeout=or_default(timeout, d.timeout), monitor=monitor,
+            pre_promote=pre_promote or ())
 
     def hosts(self, t: Table, p: KeyPath) -> tuple[tuple[str, model.IPAddress], ...]:
         """hosts = { n1 = "10.0.0.1", ... }: each node's own replication address, checked
@@ -273,5 +275,7 @@ def write_postgresql(r: PostgresqlResource) -> list[tuple[str, str]]:
             out.append((key, str(value) if isinstance(value, int) else str_(str(value))))
     if r.max_lag != d.max_lag:
         out.append(("max_lag", _size(r.max_lag)))
+    if r.pre_promote:
+        out.append(("pre_promote", "[" + ", ".join(str_(a) for a in r.pre_promote) + "]"))
     return out
 

@@ -18,7 +18,9 @@ from typing import Protocol
 
 from vigil.replica.model import PostgresqlResource
 from vigil.replica.postgres import PgState, Postgres
-from vigil.replica.promotion import Verdict
+from vigil.replica.promotion import Replica, Verdict
+from vigil.replica.pgfacts import tail
+from vigil.resources import runner
 from vigil.resources.base import Agent
 
 log = logging.getLogger(__name__)
@@ -34,7 +36,10 @@ class Keeper(Protocol):
     async def refresh(self) -> PgState: ...  # examine the instance; tell the node
     def ready(self) -> Verdict: ...  # may this node promote now (promotion.may_promote)?
     def peer_alive(self) -> bool: ...
-    async def promoted(self, state: PgState) -> None: ...  # the primary's first sync step
+    def theirs(self) -> Replica | None: ...  # the peer's instance, its latest report
+    async def promoted(self, state: PgState, was: str) -> None: ...  # primary now, from `was`
+    def demoted(self, state: PgState, was: str) -> None: ...  # stopped, from `was`
+    def hook_env(self, state: PgState) -> dict[str, str]: ...  # for pre_promote
 
 
 class PostgresAgent(Agent):
@@ -54,10 +59,16 @@ class PostgresAgent(Agent):
             while not (verdict := k.ready()):
                 if not k.peer_alive():
                     raise self.error(f"not promoted: {verdict.why}")
+                if await self._in_place(k, state):
+                    verdict = Verdict(True, "")
+                    break
                 await asyncio.sleep(WAIT_POLL)  # the peer demoting, or this node catching up
                 state = await k.refresh()
             if verdict.why:
                 log.warning("%s: promoting: %s", self.name, verdict.why)
+            was = state.role
+            if state.role != "primary" and self.resource.pre_promote:
+                await self._pre_promote(k, state)
             if state.role != "primary":
                 if state.system_id is None and not k.pg.files.entries():
                     await k.pg.init_primary()  # a new cluster (promotion: neither has data)
@@ -66,7 +77,26 @@ class PostgresAgent(Agent):
                 else:
                     await k.pg.start(None)  # a former standby is promoted (postgres.py)
                 state = await k.refresh()
-            await k.promoted(state)
+            await k.promoted(state, was)
+
+    async def _in_place(self, k: Keeper, state: PgState) -> bool:
+        """A primary that crashed here restarts in place while the peer is a standby on its
+        timeline: that standby's WAL all came from this instance (a timeline has one
+        primary), however far past the last checkpoint (what a crashed instance tells of
+        itself) it reaches."""
+        theirs = k.theirs()
+        return (not state.running and state.system_id is not None and theirs is not None
+                and theirs.role == "standby" and theirs.system_id == state.system_id
+                and theirs.timeline == state.timeline and not await k.pg.was_standby())
+
+    async def _pre_promote(self, k: Keeper, state: PgState) -> None:
+        """The operator's veto: a failure (or a hang, to the start's timeout) refuses."""
+        argv = self.resource.pre_promote
+        done = await runner.run(argv, env=k.hook_env(state))
+        self.log_output("pre_promote", done)
+        if not done.ok:
+            raise self.error(f"pre_promote {argv[0]} vetoed the promotion "
+                             f"({done.describe_rc()}): {tail(done.stderr or done.stdout)}")
 
     async def stop(self) -> None:
         if self.keeper is None:
@@ -74,8 +104,9 @@ class PostgresAgent(Agent):
                 await self._pg.stop("fast")
             return
         async with self.keeper.lock:
+            was = (await self.keeper.pg.status()).role
             await self.keeper.pg.stop("fast")
-            await self.keeper.refresh()
+            self.keeper.demoted(await self.keeper.refresh(), was)
 
     async def probe(self) -> bool:
         if self._pg is None:

@@ -42,6 +42,9 @@ class PostgresqlResource:
     max_lag: int = 1 << 20  # bytes an asynchronous standby may miss and still be promoted
     wal_keep_size: str = "1GB"
     timeout: float = 120.0  # start (promote), stop (demote), each
+    # A program run before each promotion here, with the group and node in its environment;
+    # its failure (or its hanging past `timeout`) vetoes the promotion. () : none.
+    pre_promote: tuple[str, ...] = ()
     monitor: "Monitor | None" = field(default_factory=_monitor)
     kind: Literal["postgresql"] = "postgresql"
 

@@ -223,6 +223,10 @@ class Postgres:
         log.info("postgresql started data=%s as=%s", self.data,
                  "primary" if upstream is None else "standby of %s:%d" % upstream)
 
+    async def was_standby(self) -> bool:
+        """A stopped instance's last run was in recovery (or it is a fresh base backup)."""
+        return await self._was_standby()
+
     async def _was_standby(self) -> bool:
         cd = await self._controldata()
         return cd.state in facts.RECOVERY_STATES or any(

@@ -30,11 +30,12 @@ from vigil.core.fencing import FenceState
 from vigil.core.notes import Level, Note
 from vigil.daemon.hub import Hub
 from vigil.errors import AgentError
+from vigil.events import Change
 from vigil.model import Cluster, Group
 from vigil.replica import sync
 from vigil.replica.agent import PostgresAgent
 from vigil.replica.model import PostgresqlResource, slot_name, spec_for
-from vigil.replica.postgres import PgState, Postgres
+from vigil.replica.postgres import PgState, Postgres, format_lsn
 from vigil.replica.promotion import NO_DATA, NO_EPOCH, Replica, Role, Verdict
 from vigil.wire.messages import GroupState, NodeStatus
 
@@ -97,11 +98,29 @@ class Keeper:
     def ready(self) -> Verdict:
         return self.hub.node.promotable.ready(self.group)
 
+    def theirs(self) -> Replica | None:
+        return self.hub.node.promotable.theirs(self.group)
+
     def peer_alive(self) -> bool:
         return not self.hub.node.other.dead()
 
-    async def promoted(self, state: PgState) -> None:
+    async def promoted(self, state: PgState, was: str) -> None:
+        """The agent's start made (or found) the instance primary, from role `was`."""
+        if was != "primary":
+            self.hub.bus.publish([Change("promoted", self.group, _where(state))])
         await self._sync(state)
+
+    def hook_env(self, state: PgState) -> dict[str, str]:
+        return {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "VIGIL_GROUP": self.group,
+                "VIGIL_NODE": self.me, "VIGIL_PEER": self.peer,
+                "VIGIL_PEER_ALIVE": "1" if self.peer_alive() else "0",
+                "VIGIL_ROLE": state.role, "VIGIL_TIMELINE": str(state.timeline or 0),
+                "VIGIL_LSN": format_lsn(state.lsn or 0)}
+
+    def demoted(self, state: PgState, was: str) -> None:
+        """The agent's stop stopped the instance, which was `was`."""
+        if was == "primary":
+            self.hub.bus.publish([Change("demoted", self.group, _where(state))])
 
     # --- the loop ------------------------------------------------------------------------
 
@@ -225,6 +244,10 @@ class Keeper:
             self.contract = sync.Contract(epoch=self.contract.epoch)
         r = Replica(role, state.system_id or NO_DATA, timeline, lsn, released=self.released)
         return sync.report(self.contract, r) if role == "primary" else r
+
+
+def _where(state: PgState) -> str:
+    return f"timeline {state.timeline} at {format_lsn(state.lsn or 0)}"
 
 
 def _note(group: str, text: str) -> Note:

@@ -14,9 +14,11 @@ from vigil.daemon.disk import DiskLink
 from vigil.daemon.hooks import Hooks
 from vigil.daemon.hub import Hub
 from vigil.daemon.ping import Pinger
+from vigil.replica.pgfacts import format_lsn
 
 if TYPE_CHECKING:
     from vigil.balancer.service import Balancer
+    from vigil.core.node import Node
 
 
 class Status:
@@ -59,6 +61,9 @@ class Status:
                 "address_check": node.lookout.status(g.name, now),
                 "resources": [r.name for r in g.resources],
             })
+            if g.name in node.promotable:
+                groups[-1]["replicas"] = _replicas(node, g.name, me)
+                groups[-1]["why_not"] = node.promotable.why_not.get(g.name)
         running = [g["name"] for g in groups if g["state"] in ("running", "failed")]
         return {
             "cluster": cluster.name, "node": me, "version": __version__,
@@ -119,6 +124,26 @@ class Status:
         h = self.hooks()
         return self.hub.metrics.render(self.status(), None if h is None else
                                        (h.calls, h.failures, h.dropped))
+
+
+def _replicas(node: Node, group: str, me: str) -> dict[str, Any]:
+    """Each node's instance of a promotable group, as this node knows it: role, timeline,
+    WAL position (PostgreSQL's text form) and, on a standby, how far behind the primary's
+    latest report it is (bytes; None when on another timeline or unknown)."""
+    p = node.promotable
+    known = {me: p.mine.get(group), node.peer: p.theirs(group)}
+    primary = next((r for r in known.values() if r is not None and r.role == "primary"), None)
+    out: dict[str, Any] = {}
+    for name, r in known.items():
+        if r is None:
+            out[name] = None
+            continue
+        lag = None
+        if r.role != "primary" and primary is not None and primary.timeline == r.timeline:
+            lag = max(primary.lsn - r.lsn, 0)
+        out[name] = {"role": r.role, "timeline": r.timeline, "lsn": format_lsn(r.lsn),
+                     "lag_bytes": lag, "sync_with": r.sync_with}
+    return out
 
 
 def _io(link: object) -> dict[str, float]:
