@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Literal, Union
 
 from vigil.balancer.model import ConnSync, VirtualServer
-from vigil.replica.model import PostgresqlResource
+from vigil.replica.model import PostgresqlResource, order_warnings
 
 IPInterface = Union[ipaddress.IPv4Interface, ipaddress.IPv6Interface]
 IPAddress = Union[ipaddress.IPv4Address, ipaddress.IPv6Address]
@@ -100,7 +100,8 @@ def config_warnings(cluster: "Cluster") -> list[str]:
     """What check-config prints and the daemon logs at every start about a configuration
     that loads but may not do what its author meant."""
     partition = partition_warning(cluster)
-    return ([partition] if partition else []) + nat_warnings(cluster)
+    return ([partition] if partition else []) + nat_warnings(cluster) + \
+        order_warnings(cluster.groups)
 
 
 def watchdog_seconds(t: Timings) -> int:

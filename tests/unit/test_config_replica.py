@@ -339,3 +339,13 @@ address = "192.168.10.200/24"
         'type = "postgresql"\ndata_dir = "/srv/small"'  # the defaults are not written
     assert 'max_lag = "3GB"' in written and "max_lag = 1000" in written
     assert written.count("promotable = true") == 3
+
+
+def test_a_postgresql_resource_after_the_address_is_warned_about() -> None:
+    c = toml.parse(BASE + '[[group]]\nname = "db"\nhome = "n1"\npromotable = true\n'
+                   '[[group.resource]]\ntype = "ip"\naddress = "192.168.10.200/24"\n'
+                   '[[group.resource]]\ntype = "postgresql"\ndata_dir = "/srv/pg"\n', "t.toml")
+    (w,) = [w for w in model.config_warnings(c) if "postgresql" in w]
+    assert w.startswith("group db: its postgresql resource is not the first: ip ")
+    ok = toml.parse(BASE + PG, "t.toml")
+    assert not [w for w in model.config_warnings(ok) if "postgresql" in w]

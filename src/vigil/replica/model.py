@@ -11,13 +11,13 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Iterable, Literal
 
 from vigil.replica.pgfacts import PgSpec
 from vigil.replica.promotion import Mode, Policy
 
 if TYPE_CHECKING:
-    from vigil.model import IPAddress, Monitor
+    from vigil.model import Group, IPAddress, Monitor
 
 
 def _monitor() -> "Monitor":
@@ -55,6 +55,19 @@ class PostgresqlResource:
     @property
     def policy(self) -> Policy:
         return Policy(self.synchronous, self.max_lag)
+
+
+def order_warnings(groups: Iterable["Group"]) -> list[str]:
+    """A promotable group whose postgresql resource starts after another of its resources:
+    its address would answer clients before the promotion, and stay while it demotes."""
+    out = []
+    for g in groups:
+        kinds = [r.kind for r in g.resources]
+        if g.promotable and "postgresql" in kinds and kinds[0] != "postgresql":
+            out.append(f"group {g.name}: its postgresql resource is not the first: "
+                       f"{g.resources[0].name} starts before the promotion and stops after "
+                       f"the demotion; put the postgresql resource first")
+    return out
 
 
 def slot_name(node: str) -> str:
