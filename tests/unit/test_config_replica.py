@@ -308,6 +308,7 @@ wal_keep_size = "512MB"
 timeout = "90s"
 monitor = { timeout = "4s" }
 pre_promote = ["/bin/sh", "-c", "exit 0"]
+listen_addresses = "192.168.10.1,localhost"
 [[group]]
 name = "small"
 home = "n2"

@@ -12,7 +12,7 @@ from tests.unit.sim import KEY, LINKS, make_cluster
 from vigil.core.eligibility import Why
 from vigil.core.node import Node
 from vigil.model import Cluster, Group
-from vigil.policy import Start
+from vigil.policy import Start, Stop
 from vigil.replica.model import PostgresqlResource
 from vigil.replica.promotion import Replica
 from vigil.wire.messages import GroupState, parse
@@ -53,6 +53,8 @@ class Pair:
                     if isinstance(a, Start):
                         self.started[name] += 1
                         node.finished(a.group, GroupState.RUNNING)
+                    elif isinstance(a, Stop):
+                        node.finished(a.group, GroupState.STOPPED)
 
 
 def primary(**kw: object) -> Replica:
@@ -117,3 +119,23 @@ def test_asynchronous_mode_takes_over_within_max_lag_only() -> None:
     p.nodes["n2"].set_replica("db", standby(lsn=450))
     p.run(0.5)
     assert p.started["n2"] == 1
+
+
+def test_a_move_sticks_when_the_old_primary_comes_back_as_a_standby() -> None:
+    """auto_failback is on (make_cluster's default), and a promotable group still stays
+    with its primary: moving it back is a switchover's write outage (policy.failback)."""
+    p = _running_pair("on", primary(sync_with="n2", sync_from=300, sync_epoch=(2, 1)))
+    n1, n2 = p.nodes["n1"], p.nodes["n2"]
+    assert n1.cluster.auto_failback
+    n1.request("move", group="db", to="n2")
+    n1.set_replica("db", Replica("stopped", SYS, 1, 500))
+    n2.set_replica("db", standby(lsn=500))
+    p.run(1.0)
+    assert p.started["n2"] == 1 and n2.local["db"] is GroupState.RUNNING
+    n2.set_replica("db", Replica("primary", SYS, 2, 600))
+    p.run(0.5)
+    assert not n1.eligible["db"], "stopped behind a live primary: it must follow first"
+    n1.set_replica("db", Replica("standby", SYS, 2, 600))
+    p.run(2.0)
+    assert n1.eligible["db"] and p.started == {"n1": 1, "n2": 1}
+    assert n2.local["db"] is GroupState.RUNNING

@@ -90,6 +90,14 @@ def test_holding_while_the_peer_lives_asks_only_who_the_data_is() -> None:
     assert not may_hold("b", None, primary, True, ON)
     assert not may_hold("b", rep("failed"), primary, True, ON)
     assert not may_hold("b", Replica("standby", SYS + 1, 1, 900), primary, True, ON)
+    # a stopped instance behind the peer's never catches up by itself
+    v = may_hold("b", rep("stopped", 400), rep("primary", 500), True, ON)
+    assert not v and "not following it" in v.why
+    assert not may_hold("b", rep("stopped", 900, timeline=1), rep("stopped", 5, timeline=2),
+                        True, ON)
+    assert may_hold("b", rep("stopped", 500), rep("standby", 400), True, ON)
+    assert may_hold("b", rep("stopped", 300), rep("standby", 400), True, ON), \
+        "a crashed primary's standby: the restart in place"
     # once the peer is dead, holding is promoting
     assert not may_hold("b", rep(lsn=1), primary, False, ON)
     assert may_hold("b", rep(lsn=450), primary, False, OFF)

@@ -129,8 +129,9 @@ def failback(v: View, cluster: Cluster, only: frozenset[str] | None = None) -> R
         return RequestResult({}, "")
     changes = {}
     for g in cluster.groups:
-        if only is not None and g.name not in only:
-            continue
+        if (only is not None and g.name not in only) or g.promotable:
+            continue  # a promotable group stays with its primary (as Patroni's): moving it
+            # back is a switchover's write outage, for `vigil move` to ask
         a = v.assignments[g.name]
         report = v.report.group(g.name) if v.report else None
         # Not while starts are held after a stall: the peer would stop the group for a

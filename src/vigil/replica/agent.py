@@ -1,5 +1,5 @@
 """The `postgresql` resource of a promotable group, as the group sees it: started is
-promoted, stopped is demoted. Its start promotes this node's instance (a standby) or
+promoted, stopped is demoted (cleanly while the peer is heard, else at once). Its start promotes this node's instance (a standby) or
 starts it as primary (stopped; a new cluster: initdb first) once promotion.may_promote
 allows it, waiting while the peer lives for it to report demoted and for this node to
 catch up (the caller's timeout bounds the wait); its stop stops the server cleanly, which
@@ -36,6 +36,8 @@ class Keeper(Protocol):
     async def refresh(self) -> PgState: ...  # examine the instance; tell the node
     def ready(self) -> Verdict: ...  # may this node promote now (promotion.may_promote)?
     def peer_alive(self) -> bool: ...
+    def peer_heard(self) -> bool: ...  # heard on some link now (not dead, not silent)
+    def refusal(self) -> str | None: ...  # why this node may not hold the group at all
     def theirs(self) -> Replica | None: ...  # the peer's instance, its latest report
     async def promoted(self, state: PgState, was: str) -> None: ...  # primary now, from `was`
     def demoted(self, state: PgState, was: str) -> None: ...  # stopped, from `was`
@@ -57,8 +59,8 @@ class PostgresAgent(Agent):
         async with k.lock:
             state = await k.refresh()
             while not (verdict := k.ready()):
-                if not k.peer_alive():
-                    raise self.error(f"not promoted: {verdict.why}")
+                if not k.peer_alive() or (refused := k.refusal()) is not None:
+                    raise self.error(f"not promoted: {refused or verdict.why}")
                 if await self._in_place(k, state):
                     verdict = Verdict(True, "")
                     break
@@ -105,7 +107,11 @@ class PostgresAgent(Agent):
             return
         async with self.keeper.lock:
             was = (await self.keeper.pg.status()).role
-            await self.keeper.pg.stop("fast")
+            # A clean stop sends the standby all the WAL first, and waits for it: with the
+            # peer unheard (a cut link, the witness's lease lapsed) it would wait up to
+            # wal_sender_timeout while the peer may promote. Then: at once (crash-safe;
+            # the next start recovers, or the rewind does).
+            await self.keeper.pg.stop("fast" if self.keeper.peer_heard() else "immediate")
             self.keeper.demoted(await self.keeper.refresh(), was)
 
     async def probe(self) -> bool:

@@ -61,7 +61,9 @@ SPEC_CHECKS = (
     ("replication_user", ROLE_NAME, "a plain lower-case role name"),
     ("user", OS_USER, "a plain user name"),
     ("wal_keep_size", re.compile(r"[0-9]{1,9}(kB|MB|GB|TB)?"), "a size such as 1GB"),
-    ("host", _ADDRESS, "an IP address"), ("peer_host", _ADDRESS, "an IP address"))
+    ("host", _ADDRESS, "an IP address"), ("peer_host", _ADDRESS, "an IP address"),
+    ("listen", re.compile(r"\*|[0-9A-Za-z.:_-]+(,[0-9A-Za-z.:_-]+)*"),
+     "\"*\" or a comma-separated list of addresses"))
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -80,6 +82,9 @@ class PgSpec:
     socket_dir: Path  # unix_socket_directories, owned by `user` (created if missing)
     log_file: Path | None = None  # pg_ctl's -l; None: <data_dir>.log beside the data dir
     wal_keep_size: str = "1GB"  # WAL kept for pg_rewind (postgres.py); max_wal_size's default
+    # listen_addresses: every address by default, since clients come through the group's
+    # floating address, which arrives after the server starts (PostgreSQL binds at start).
+    listen: str = "*"
 
     def __post_init__(self) -> None:
         for name in ("data_dir", "bin_dir", "socket_dir", "log_file"):
@@ -289,16 +294,20 @@ def upstream_conninfo(spec: PgSpec, host: str, port: int, dbname: str | None = N
 
 MANAGED = ("listen_addresses", "port", "unix_socket_directories", "wal_level", "hot_standby",
            "max_wal_senders", "max_replication_slots", "wal_log_hints", "synchronous_commit",
-           "wal_keep_size", "primary_conninfo", "primary_slot_name")
+           "wal_keep_size", "wal_retrieve_retry_interval", "primary_conninfo",
+           "primary_slot_name")
 
 
 def render_vigil_conf(spec: PgSpec, upstream: tuple[str, int] | None) -> str:
     """vigil.conf for this node: a primary (upstream None) or a standby of host:port."""
-    values = {"listen_addresses": quote_conf(spec.host), "port": str(spec.port),
+    values = {"listen_addresses": quote_conf(spec.listen), "port": str(spec.port),
               "unix_socket_directories": quote_conf(str(spec.socket_dir)),
               "wal_level": "replica", "hot_standby": "on", "max_wal_senders": "10",
               "max_replication_slots": "10", "wal_log_hints": "on", "synchronous_commit": "on",
-              "wal_keep_size": quote_conf(spec.wal_keep_size)}
+              "wal_keep_size": quote_conf(spec.wal_keep_size),
+              # A standby whose primary restarts (in place, or another promoted) streams
+              # again within this, not PostgreSQL's 5 s: the primary waits for it meanwhile.
+              "wal_retrieve_retry_interval": "'200ms'"}
     if upstream is not None:
         info = upstream_conninfo(spec, *upstream)
         if spec.replication_password:

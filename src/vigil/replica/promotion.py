@@ -111,7 +111,16 @@ def may_hold(me: str, mine: Replica | None, peer: Replica | None, peer_alive: bo
     if mine is None:
         return _no("this node's instance has not been examined yet")
     refused = _identity(mine, peer)
-    return Verdict(True, "") if refused is None else refused
+    if refused is not None:
+        return refused
+    if mine.role == "stopped" and peer is not None and peer.system_id != NO_DATA and \
+            peer.role != "standby" and (behind := _behind(mine, peer)):
+        # Only a standby catches up: a stopped instance behind the peer's waits forever.
+        # (A standby peer on our timeline may hold more than a crashed primary here knows
+        # of itself, its last checkpoint: all of it came from here; agent.py restarts.)
+        return _no(f"{behind} (the peer's report), and not following it: this node's "
+                   f"instance becomes a standby of the peer's first")
+    return Verdict(True, "")
 
 
 def _identity(mine: Replica, peer: Replica | None) -> Verdict | None:

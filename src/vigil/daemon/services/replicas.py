@@ -43,6 +43,8 @@ log = logging.getLogger(__name__)
 
 INTERVAL = 0.5  # seconds between looks at the instance
 RETRY = 30.0  # seconds before a failed build or rewind is tried again
+RELEASE_GRACE = 1.0  # seconds a standby may not stream before the primary asks a release
+FOLLOW_GRACE = 10.0  # seconds an old primary has to stream from the new one (switchover)
 
 
 class Keeper:
@@ -71,6 +73,8 @@ class Keeper:
         self._failed: tuple[str, float] | None = None  # the last build/rewind error, when
         self._kick = asyncio.Event()
         self._streamed = 0  # the timeline this standby last streamed on
+        self._streamed_at: float | None = None  # when our standby was last seen streaming
+        self._expect_until = 0.0  # until then, count the standby as streaming (promoted)
 
     def agent(self) -> PostgresAgent:
         return PostgresAgent(self.resource, self)
@@ -104,10 +108,23 @@ class Keeper:
     def peer_alive(self) -> bool:
         return not self.hub.node.other.dead()
 
+    def peer_heard(self) -> bool:
+        return not self.hub.node.other.unheard()
+
+    def refusal(self) -> str | None:
+        return self.hub.node.promotable.refusal(self.group)
+
     async def promoted(self, state: PgState, was: str) -> None:
         """The agent's start made (or found) the instance primary, from role `was`."""
         if was != "primary":
             self.hub.bus.publish([Change("promoted", self.group, _where(state))])
+            if self.peer_heard():
+                # A switchover (the old primary follows within a second) or a restart in
+                # place (the standby reconnects): the contract holds from now, not from
+                # when it streams, so commits wait for it meanwhile rather than go without
+                # it (a death in that window would leave no standby to promote). It must
+                # stream within FOLLOW_GRACE, or is asked to release.
+                self._expect_until = self.hub.clock() + FOLLOW_GRACE
         await self._sync(state)
 
     def hook_env(self, state: PgState) -> dict[str, str]:
@@ -196,7 +213,14 @@ class Keeper:
             await self.pg.set_sync("")
             log.info("%s: synchronous_standby_names %r cleared: no standby holds a contract",
                      self.resource.name, state.sync_names)
-        streaming = any(s.name == slot and s.state == "streaming" for s in state.standbys)
+        now = self.hub.clock()
+        if any(s.name == slot and s.state == "streaming" for s in state.standbys):
+            self._streamed_at = now
+        # A standby reconnecting (its primary restarted in place) is not gone: ask it to
+        # release the contract only once it has not streamed for a grace.
+        grace = max(RELEASE_GRACE, 2 * self.hub.cluster.timings.deadtime)
+        streaming = (self._streamed_at is not None and now - self._streamed_at < grace) or \
+            now < self._expect_until
         if state.sync_names != expected and c.sync_with is not None:
             step = sync.SetNames(c.sync_with)  # changed behind our back: ours again, anew
         else:
@@ -239,9 +263,13 @@ class Keeper:
             timeline = max(timeline, self._streamed)
         else:
             self._streamed = 0
-        if role != "primary" and self.contract.sync_with is not None:
-            # A contract ends with the primary it was made on (its epoch count goes on).
-            self.contract = sync.Contract(epoch=self.contract.epoch)
+        if role == "standby":
+            # A contract ends when its primary follows another (its epoch count goes on),
+            # with what it saw of its standby; a primary stopped or restarted in place
+            # keeps it: its server waits again.
+            self._expect_until, self._streamed_at = 0.0, None
+            if self.contract.sync_with is not None:
+                self.contract = sync.Contract(epoch=self.contract.epoch)
         r = Replica(role, state.system_id or NO_DATA, timeline, lsn, released=self.released)
         return sync.report(self.contract, r) if role == "primary" else r
 
