@@ -11,8 +11,10 @@ own data directory (as two hosts would have the same path on two disks).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import signal
 import shutil
 import subprocess
 import sys
@@ -27,6 +29,7 @@ from tests.integration.test_postgres import BIN, SQL, wait
 from vigil.lab import commits
 from vigil.lab.cluster import LabCluster
 from vigil.lab.netns import Lab, list_namespaces
+from vigil.lab.watchdog import StandInWatchdog
 
 pytestmark = pytest.mark.integration
 
@@ -49,8 +52,8 @@ arp_repeat_delay = "200ms"
 
 
 class Db:
-    def __init__(self, c: LabCluster) -> None:
-        self.c = c
+    def __init__(self, c: LabCluster, dogs: dict[str, StandInWatchdog] | None = None) -> None:
+        self.c, self.dogs = c, dogs or {}
 
     def sql(self, node: str, *statements: str, limit: float = 10) -> Any:
         arg = json.dumps([str(self.c.dir / node / "sock"), statements, limit])
@@ -95,12 +98,20 @@ def db(request: pytest.FixtureRequest) -> Iterator[Db]:
                  .replace("@DIR@", str(c.dir)).replace("@VIP@", c.vip))
     if request.node.get_closest_marker("witness"):
         c.add_config(f'[witness]\naddress = "{c.lab.address("client")}"\n')
+    dogs: dict[str, StandInWatchdog] = {}
     for n in ("n1", "n2"):
-        c.node_config(n, "", (("@NODE@", n),))
+        lines = ""
+        if request.node.get_closest_marker("watchdog"):
+            # This kernel has no watchdog device: lab/watchdog.py's stand-in acts out the
+            # reset of a node whose every vigil process stopped feeding it (a freeze).
+            dogs[n] = StandInWatchdog(c.dir / f"{n}-watchdog", timeout=2.0,
+                                      expire=lambda n=n: c.reset(n))  # type: ignore[misc]
+            lines = f'watchdog = "{dogs[n].path}"'
+        c.node_config(n, lines, (("@NODE@", n),))
     try:
         if request.node.get_closest_marker("witness"):
             c.start_witness()  # in the client's namespace, as tests/integration/test_partition
-        yield Db(c)
+        yield Db(c, dogs)
     finally:
         for n in ("n1", "n2"):
             if n in c.daemons:
@@ -111,17 +122,26 @@ def db(request: pytest.FixtureRequest) -> Iterator[Db]:
                 subprocess.run(["runuser", "-u", "postgres", "--", str(BIN / "pg_ctl"), "stop",
                                 "-D", str(d), "-m", "immediate", "-w"], capture_output=True,
                                timeout=30, cwd="/")
+        for dog in dogs.values():  # after the daemons: they feed it until they stop
+            dog.close()
         c.close()  # keeps c.dir with VIGIL_KEEP_LAB_DIR set
         if os.environ.get("VIGIL_KEEP_LAB_DIR") is None:
             shutil.rmtree(c.dir, ignore_errors=True)
         assert not [n for n in list_namespaces() if n.startswith(c.lab.prefix + "-")]
 
 
-def _formed(db: Db, primary: str, standby: str, timeout: float = 60) -> None:
+def _formed(db: Db, primary: str, standby: str, timeout: float = 60,
+            sync: bool = False) -> None:
+    """`primary` holds the group and `standby` streams from it; with `sync`, as its
+    synchronous standby (the contract in force: a healthy cluster, where a fault may
+    strike without an acknowledged commit existing only on the primary)."""
     wait(lambda: db.role(primary) == "primary" and db.holder() == primary,
          f"{primary} primary holding the group", timeout)
     wait(lambda: db.role(standby) == "standby" and db.streaming(standby),
          f"{standby} a streaming standby", timeout)
+    if sync:
+        wait(lambda: db.sql(primary, "SELECT sync_state FROM pg_stat_replication") ==
+             [["sync"]], f"{standby} the synchronous standby", timeout)
 
 
 def test_standby_built_switchover_and_failover_with_rewind(db: Db) -> None:
@@ -207,19 +227,31 @@ def _admit_client(db: Db) -> None:
         db.sql(n, "SELECT pg_reload_conf()")
 
 
+def _freeze(c: LabCluster, node: str) -> list[int]:
+    """SIGSTOP every process of `node`'s host: its daemon, guard and PostgreSQL at once."""
+    frozen = c.host_pids(node)
+    for pid in frozen:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGSTOP)
+    return frozen
+
+
 def _acked_since(path: Path, since: float) -> bool:
     return any(w.ok and w.at > since for w in commits.read_writes(
         path.read_text().splitlines()))
 
 
 @pytest.mark.witness
+@pytest.mark.watchdog
 def test_no_acknowledged_commit_is_lost_and_never_two_primaries(db: Db) -> None:
     """The Jepsen-style check (vigil.lab.commits): a client writes numbered rows through
     the floating address every 10 ms while the primary is switched over, its host reset,
-    its postmaster killed and its link cut (every packet in and out dropped: the witness,
-    in the client's namespace, decides), twice each, alternating nodes. Every acknowledged
-    row is on the last primary, and the watcher polling both servers over their unix
-    sockets every 5 ms never saw two primaries. (A freeze needs fencing: not here yet.)"""
+    its postmaster killed, its link cut (every packet in and out dropped: the witness, in
+    the client's namespace, decides) and its whole host frozen (SIGSTOP of every process
+    there: its watchdog, a stand-in, resets it; the peer takes over once its address stops
+    answering), twice each, alternating nodes. Every acknowledged row is on the last
+    primary, and the watcher polling both servers over their unix sockets every 5 ms never
+    saw two primaries."""
     c = db.c
     c.start("n1")
     c.start("n2")
@@ -236,7 +268,7 @@ def test_no_acknowledged_commit_is_lost_and_never_two_primaries(db: Db) -> None:
     try:
         wait(lambda: _acked_since(writes, 0), "the first acknowledged write")
         primary, standby = "n1", "n2"
-        for fault in ("switchover", "reset", "postmaster", "cut") * 2:
+        for fault in ("switchover", "reset", "postmaster", "cut", "freeze") * 2:
             t0 = time.monotonic()
             print(f"{time.strftime('%H:%M:%S')} {fault} of {primary}")
             if fault == "switchover":
@@ -244,7 +276,20 @@ def test_no_acknowledged_commit_is_lost_and_never_two_primaries(db: Db) -> None:
                 primary, standby = standby, primary
             elif fault == "reset":
                 c.reset(primary)
+                if primary in db.dogs:
+                    db.dogs[primary].rebooted()
                 wait(lambda: db.role(standby) == "primary", f"{standby} promoted", 30)
+                c.start(primary)
+                primary, standby = standby, primary
+            elif fault == "freeze":
+                dog = db.dogs[primary]
+                fired = len(dog.expired)
+                frozen = _freeze(c, primary)
+                wait(lambda: len(dog.expired) > fired, f"{primary}'s watchdog", 30)
+                wait(lambda: db.role(standby) == "primary", f"{standby} promoted", 30)
+                for pid in frozen:  # the reset killed them; SIGCONT whatever is left
+                    with contextlib.suppress(ProcessLookupError):
+                        os.kill(pid, signal.SIGCONT)
                 c.start(primary)
                 primary, standby = standby, primary
             elif fault == "cut":
@@ -256,7 +301,7 @@ def test_no_acknowledged_commit_is_lost_and_never_two_primaries(db: Db) -> None:
             else:
                 pid = int((c.dir / primary / "pg" / "postmaster.pid").read_text().split()[0])
                 os.kill(pid, 9)
-            _formed(db, primary, standby)
+            _formed(db, primary, standby, sync=True)
             wait(lambda: _acked_since(writes, t0 + 0.1), f"writes after {fault}", 30)
     finally:
         Lab.stop(writer)

@@ -207,19 +207,23 @@ class LabCluster:
         proc.wait(5)
         return pids
 
+    def host_pids(self, node: str) -> list[int]:
+        """What runs on `node`'s host but its web server and the lab's observers: vigil,
+        and whatever vigil started there."""
+        keep = {p.pid for n, p in self.webs.items() if n == node}
+        pids = subprocess.run(["ip", "netns", "pids", self.lab.ns(node)], capture_output=True,
+                              text=True, timeout=10).stdout.split()
+        return [pid for pid in map(int, pids) if pid not in keep and _comm(pid) not in ("ip", "")]
+
     def reset(self, node: str) -> None:
         """Act out the reset of `node`'s host (what its watchdog does): whatever vigil left
         running there is gone, its floating address first. The node's web server and
         namespace stay, as after the reboot of a host whose services start at boot."""
-        keep = {p.pid for n, p in self.webs.items() if n == node}
-        pids = subprocess.run(["ip", "netns", "pids", self.lab.ns(node)], capture_output=True,
-                              text=True, timeout=10).stdout.split()
-        for pid in map(int, pids):
-            if pid not in keep and _comm(pid) not in ("ip", ""):  # not the lab's observers
-                try:
-                    os.kill(pid, signal.SIGKILL)
-                except ProcessLookupError:
-                    pass
+        for pid in self.host_pids(node):
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
         proc = self.daemons.pop(node, None)
         if proc is not None:
             proc.wait(5)

@@ -18,8 +18,8 @@ not a lost commit). It stops at `duration` or SIGTERM.
 `watch` (run where the sockets are: a unix socket crosses network namespaces) asks every
 server `pg_is_in_recovery()` every `interval` and prints a JSON line whenever the set of
 servers answering "primary" changes: {"at": t, "primaries": ["DIR", ...]}. Two in that set
-at once is two primaries; so is a server that stops answering while it was primary and
-another becomes primary (which `two_primaries` counts as unknown, not as a violation).
+at once is two primaries. A server that does not answer within 0.2 s (frozen, dead) is not
+in the set: it takes no writes either.
 
 The verdicts (`outages`, `lost`, `two_primaries`) read those lines; bench and tests share
 them.
@@ -164,26 +164,44 @@ def write(host: str, port: int, interval: float, duration: float, timeout: float
         time.sleep(interval)
 
 
-def watch(sockets: Sequence[str], interval: float) -> None:
+def watch(sockets: Sequence[str], interval: float, timeout: float = 0.2) -> None:
+    """One task per server, each its own connection, so that a server that does not answer
+    (frozen: its kernel takes the query, nobody reads it) holds up only its own looks: after
+    `timeout` it counts as not primary (it cannot take writes either) and is asked anew."""
+    import asyncio
+
     import psycopg
-    conns: dict[str, Any] = {}
+
+    primaries: dict[str, bool] = {s: False for s in sockets}
     last: list[str] | None = None
-    while True:
-        primaries = []
-        for s in sockets:
+
+    def changed() -> None:
+        nonlocal last
+        now = [s for s in sockets if primaries[s]]
+        if now != last:
+            _emit({"at": time.monotonic(), "primaries": now})
+            last = now
+
+    async def one(sock: str) -> None:
+        conn = None
+        while True:
             try:
-                if s not in conns:
-                    conns[s] = psycopg.connect(host=s, user="postgres", dbname="postgres",
-                                               autocommit=True, connect_timeout=1)
-                row = conns[s].execute("SELECT pg_is_in_recovery()").fetchone()
-                if row is not None and not row[0]:
-                    primaries.append(s)
-            except psycopg.Error:
-                conns.pop(s, None)
-        if primaries != last:
-            _emit({"at": time.monotonic(), "primaries": primaries})
-            last = primaries
-        time.sleep(interval)
+                async with asyncio.timeout(timeout):
+                    if conn is None:
+                        conn = await psycopg.AsyncConnection.connect(
+                            host=sock, user="postgres", dbname="postgres", autocommit=True)
+                    row = await (await conn.execute("SELECT pg_is_in_recovery()")).fetchone()
+                primaries[sock] = row is not None and not row[0]
+            except (psycopg.Error, TimeoutError, OSError):
+                primaries[sock] = False
+                conn = None  # (a timed-out one is abandoned: its server may never answer)
+            changed()
+            await asyncio.sleep(interval)
+
+    async def main() -> None:
+        await asyncio.gather(*(one(s) for s in sockets))
+
+    asyncio.run(main())
 
 
 def main(argv: Sequence[str] | None = None) -> None:

@@ -29,6 +29,7 @@ class StandInWatchdog:
         self.disarmed = 0
         self.expired: list[float] = []  # monotonic times it fired
         self._stop = threading.Event()
+        self._rebooted = threading.Event()
         if path.exists() and not stat.S_ISFIFO(path.stat().st_mode):
             raise ValueError(f"{path} exists and is not a FIFO")
         if not path.exists():
@@ -38,6 +39,11 @@ class StandInWatchdog:
         self._thread = threading.Thread(target=self._run, name="watchdog-stand-in",
                                         daemon=True)
         self._thread.start()
+
+    def rebooted(self) -> None:
+        """The node was reset by other means (the lab's reset of its host): a watchdog
+        starts disarmed at boot, until vigil opens it again."""
+        self._rebooted.set()
 
     def close(self) -> None:
         self._stop.set()
@@ -57,6 +63,9 @@ class StandInWatchdog:
         while not self._stop.is_set():
             ready, _, _ = select.select([self._fd], [], [], 0.02)
             now = time.monotonic()
+            if self._rebooted.is_set():
+                self._rebooted.clear()
+                armed = False
             if ready:
                 try:
                     data = os.read(self._fd, 4096)
