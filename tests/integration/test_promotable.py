@@ -157,7 +157,9 @@ def test_standby_built_switchover_and_failover_with_rewind(db: Db) -> None:
     assert db.rows("n2") == list(range(1, 101)), "a synchronous commit is on the standby"
 
     # a planned switchover: n2 promoted, n1 rewound and following it
-    assert c.vigil("n1", "move", "db", "n2").returncode == 0
+    bad = c.vigil("n1", "switchover", "nope")
+    assert bad.returncode != 0 and "no group 'nope'" in bad.stderr, bad
+    assert c.vigil("n1", "switchover", "db").returncode == 0
     _formed(db, "n2", "n1")
     assert db.rows("n2") == list(range(1, 101))
     db.write("n2", "INSERT INTO t SELECT generate_series(101, 200)")

@@ -293,6 +293,21 @@ def move(c: Ctx, group: str, node: str) -> None:
     click.echo(_call(c, "move", group=group, to=node)["message"])
 
 
+@cli.command()
+@click.argument("group")
+@click.argument("node", required=False, default="")
+@common
+def switchover(c: Ctx, group: str, node: str) -> None:
+    """Hand promotable GROUP's primary to NODE (by default the other node): the primary
+    stops cleanly, NODE promotes once it holds all of its WAL, the old primary follows."""
+    groups = {g["name"]: g for g in _call(c, "status")["groups"]}
+    if group not in groups:
+        raise click.ClickException(f"no group {group!r}; groups: {', '.join(groups)}")
+    if "replicas" not in groups[group]:
+        raise click.ClickException(f"group {group} is not promotable: use `vigil move`")
+    click.echo(_call(c, "move", group=group, to=node)["message"])
+
+
 @cli.group()
 def resource() -> None:
     """Resource and group maintenance."""
