@@ -1,17 +1,14 @@
 """A promotable group with a real PostgreSQL 15 on two vigil daemons in namespaces
 (issue 15): the standby is built by the daemon from an empty directory, a switchover
-(`vigil move`) promotes it and rewinds the old primary into a standby of it, and when the
-primary's whole node dies (lab reset: every process there killed, the address gone) the
-synchronous standby takes over and, once the dead node's daemon is back, its instance
-comes back as a standby by itself. Every committed row is on the new primary each time.
-
-The two nodes share one filesystem here, so each has its own copy of vigil.toml with its
-own data directory (as two hosts would have the same path on two disks).
+(`vigil switchover`) promotes it and rewinds the old primary into a standby of it, and
+when the primary's whole node dies (lab reset: every process there killed, the address
+gone) the synchronous standby takes over and, once the dead node's daemon is back, its
+instance comes back as a standby by itself. Every committed row is on the new primary each time.
+The group and its lab are vigil.lab.pgpair's.
 """
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import signal
@@ -26,30 +23,12 @@ from typing import Any
 import pytest
 
 from tests.integration.test_postgres import BIN, SQL, wait
-from vigil.lab import commits
+from vigil.lab import commits, pgpair
 from vigil.lab.cluster import LabCluster
 from vigil.lab.netns import Lab, list_namespaces
 from vigil.lab.watchdog import StandInWatchdog
 
 pytestmark = pytest.mark.integration
-
-GROUP = """
-[[group]]
-name = "db"
-home = "n1"
-promotable = true
-[[group.resource]]
-type = "postgresql"
-data_dir = "@DIR@/@NODE@/pg"
-socket_dir = "@DIR@/@NODE@/sock"
-@EXTRA@
-[[group.resource]]
-type = "ip"
-address = "@VIP@/24"
-interface = "eth0"
-arp_repeat_delay = "200ms"
-"""
-
 
 class Db:
     def __init__(self, c: LabCluster, dogs: dict[str, StandInWatchdog] | None = None) -> None:
@@ -88,40 +67,23 @@ class Db:
 @pytest.fixture
 def db(request: pytest.FixtureRequest) -> Iterator[Db]:
     """`@pytest.mark.resource_lines(...)`: more keys of the postgresql resource (@DIR@: the
-    lab's directory)."""
+    lab's directory); `witness`, `watchdog`: a witness in the client's namespace, stand-in
+    watchdogs (vigil.lab.pgpair)."""
     if not (BIN / "postgres").exists():
         pytest.skip("PostgreSQL 15 is not installed")
     mark = request.node.get_closest_marker("resource_lines")
     c = LabCluster(groups="")
-    c.dir.chmod(0o755)  # the postgres user reaches its data directory under it
-    c.add_config(GROUP.replace("@EXTRA@", mark.args[0] if mark else "")
-                 .replace("@DIR@", str(c.dir)).replace("@VIP@", c.vip))
-    if request.node.get_closest_marker("witness"):
-        c.add_config(f'[witness]\naddress = "{c.lab.address("client")}"\n')
     dogs: dict[str, StandInWatchdog] = {}
-    for n in ("n1", "n2"):
-        lines = ""
-        if request.node.get_closest_marker("watchdog"):
-            # This kernel has no watchdog device: lab/watchdog.py's stand-in acts out the
-            # reset of a node whose every vigil process stopped feeding it (a freeze).
-            dogs[n] = StandInWatchdog(c.dir / f"{n}-watchdog", timeout=2.0,
-                                      expire=lambda n=n: c.reset(n))  # type: ignore[misc]
-            lines = f'watchdog = "{dogs[n].path}"'
-        c.node_config(n, lines, (("@NODE@", n),))
     try:
-        if request.node.get_closest_marker("witness"):
-            c.start_witness()  # in the client's namespace, as tests/integration/test_partition
+        dogs = pgpair.configure(c, mark.args[0] if mark else "",
+                                witness=bool(request.node.get_closest_marker("witness")),
+                                watchdogs=bool(request.node.get_closest_marker("watchdog")))
         yield Db(c, dogs)
     finally:
-        for n in ("n1", "n2"):
+        for n in pgpair.NODES:
             if n in c.daemons:
                 c.stop(n)
-        for n in ("n1", "n2"):
-            d = c.dir / n / "pg"
-            if (d / "postmaster.pid").exists():
-                subprocess.run(["runuser", "-u", "postgres", "--", str(BIN / "pg_ctl"), "stop",
-                                "-D", str(d), "-m", "immediate", "-w"], capture_output=True,
-                               timeout=30, cwd="/")
+        pgpair.stop_servers(c)
         for dog in dogs.values():  # after the daemons: they feed it until they stop
             dog.close()
         c.close()  # keeps c.dir with VIGIL_KEEP_LAB_DIR set
@@ -207,8 +169,7 @@ def test_pre_promote_vetoes_and_a_killed_postmaster_restarts_in_place(db: Db) ->
     db.write("n1", "CREATE TABLE t (n int primary key)",
              "INSERT INTO t SELECT generate_series(1, 50)")
     # kill -9 of the postmaster: the monitor restarts it in place, as primary, same timeline
-    pid = int((c.dir / "n1" / "pg" / "postmaster.pid").read_text().split()[0])
-    os.kill(pid, 9)
+    os.kill(pgpair.postmaster(c, "n1"), 9)
     wait(lambda: "restarting it in place" in c.log("n1"), "the monitor to notice", 20)
     _formed(db, "n1", "n2")
     db.write("n1", "INSERT INTO t SELECT generate_series(51, 100)")
@@ -216,26 +177,6 @@ def test_pre_promote_vetoes_and_a_killed_postmaster_restarts_in_place(db: Db) ->
     assert db.sql("n1", "SELECT timeline_id FROM pg_control_checkpoint()")[0][0] == 1
     events = c.log("n1")
     assert events.count("promoted data=") == 0, "a restart in place is no promotion"
-
-
-def _admit_client(db: Db) -> None:
-    """What an administrator adds below vigil's block in pg_hba.conf: the client network
-    (trust, in the lab), on both nodes (a rewind copies the source's file; both have it)."""
-    c = db.c
-    net = c.lab.address("client").rsplit(".", 1)[0] + ".0/24"
-    for n in ("n1", "n2"):
-        hba = c.dir / n / "pg" / "pg_hba.conf"
-        hba.write_text(hba.read_text() + f"host all all {net} trust\n")
-        db.sql(n, "SELECT pg_reload_conf()")
-
-
-def _freeze(c: LabCluster, node: str) -> list[int]:
-    """SIGSTOP every process of `node`'s host: its daemon, guard and PostgreSQL at once."""
-    frozen = c.host_pids(node)
-    for pid in frozen:
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(pid, signal.SIGSTOP)
-    return frozen
 
 
 def _acked_since(path: Path, since: float) -> bool:
@@ -258,7 +199,7 @@ def test_no_acknowledged_commit_is_lost_and_never_two_primaries(db: Db) -> None:
     c.start("n1")
     c.start("n2")
     _formed(db, "n1", "n2")
-    _admit_client(db)
+    pgpair.admit_client(c)
     writes, seen = c.dir / "writes.jsonl", c.dir / "watch.jsonl"
     watcher = subprocess.Popen(
         [sys.executable, "-m", "vigil.lab.commits", "watch", "--socket",
@@ -274,7 +215,7 @@ def test_no_acknowledged_commit_is_lost_and_never_two_primaries(db: Db) -> None:
             t0 = time.monotonic()
             print(f"{time.strftime('%H:%M:%S')} {fault} of {primary}")
             if fault == "switchover":
-                assert c.vigil(primary, "move", "db", standby).returncode == 0
+                assert c.vigil(primary, "switchover", "db", standby).returncode == 0
                 primary, standby = standby, primary
             elif fault == "reset":
                 c.reset(primary)
@@ -286,12 +227,10 @@ def test_no_acknowledged_commit_is_lost_and_never_two_primaries(db: Db) -> None:
             elif fault == "freeze":
                 dog = db.dogs[primary]
                 fired = len(dog.expired)
-                frozen = _freeze(c, primary)
+                frozen = pgpair.freeze(c, primary)
                 wait(lambda: len(dog.expired) > fired, f"{primary}'s watchdog", 30)
                 wait(lambda: db.role(standby) == "primary", f"{standby} promoted", 30)
-                for pid in frozen:  # the reset killed them; SIGCONT whatever is left
-                    with contextlib.suppress(ProcessLookupError):
-                        os.kill(pid, signal.SIGCONT)
+                pgpair.signal_all(frozen, signal.SIGCONT)  # the reset killed them: the rest
                 c.start(primary)
                 primary, standby = standby, primary
             elif fault == "cut":
@@ -301,8 +240,7 @@ def test_no_acknowledged_commit_is_lost_and_never_two_primaries(db: Db) -> None:
                 c.lab.undrop(primary)
                 primary, standby = standby, primary
             else:
-                pid = int((c.dir / primary / "pg" / "postmaster.pid").read_text().split()[0])
-                os.kill(pid, 9)
+                os.kill(pgpair.postmaster(c, primary), 9)
             _formed(db, primary, standby, sync=True)
             wait(lambda: _acked_since(writes, t0 + 0.1), f"writes after {fault}", 30)
     finally:
