@@ -35,7 +35,7 @@ define with_tmp
 endef
 
 .PHONY: all deps venv demo test unit integration bench bench-failover bench-partition \
-	bench-agents bench-idle bench-lb bench-deps soak clean
+	bench-agents bench-idle bench-lb bench-pg bench-deps soak clean
 
 all: venv
 
@@ -94,8 +94,9 @@ bench-partition: venv
 	$(VENV)/bin/python -m bench.partition
 
 # The anchors the benchmarks run beside vigil in the same run (bench/anchors.py), and the
-# balancer's: HAProxy, nginx-light as the real servers, wrk as the load.
-BENCH_DEBS := keepalived haproxy nginx-light wrk
+# balancer's: HAProxy, nginx-light as the real servers, wrk as the load; Patroni and etcd
+# for the replicated database's (bench/pg_cluster.py).
+BENCH_DEBS := keepalived haproxy nginx-light wrk patroni etcd-server
 
 bench-deps:
 	@tools/debs.sh $(SETUP_LOG) $(BENCH_DEBS)
@@ -112,6 +113,12 @@ bench-lb: venv bench-deps
 
 bench-agents: venv
 	$(VENV)/bin/python -m bench.agents
+
+# Replicated PostgreSQL: vigil's promotable group beside Patroni 3.0.2 + etcd, per fault
+# (bench/pg_failover.py; one run of each fault and system, about 6 minutes). Not part of
+# `bench`. ARGS passes options: make bench-pg ARGS="--runs 5 --profile tight".
+bench-pg: venv bench-deps
+	$(VENV)/bin/python -m bench.pg_failover $(ARGS)
 
 clean:
 	rm -rf $(VENV) build src/*.egg-info

@@ -167,7 +167,12 @@ def write(host: str, port: int, interval: float, duration: float, timeout: float
 def watch(sockets: Sequence[str], interval: float, timeout: float = 0.2) -> None:
     """One task per server, each its own connection, so that a server that does not answer
     (frozen: its kernel takes the query, nobody reads it) holds up only its own looks: after
-    `timeout` it counts as not primary (it cannot take writes either) and is asked anew."""
+    `timeout` it counts as not primary (it cannot take writes either) until that look ends.
+
+    A look that times out is left pending, not cancelled: psycopg answers a cancelled
+    query with a cancel request, and with libpq before 17 that is PQcancel in a thread,
+    which waits without a timeout for the frozen server, holding the task, and with it the
+    server's last answer ("primary"), until the thaw."""
     import asyncio
 
     import psycopg
@@ -183,18 +188,31 @@ def watch(sockets: Sequence[str], interval: float, timeout: float = 0.2) -> None
             last = now
 
     async def one(sock: str) -> None:
-        conn = None
-        while True:
+        conn: psycopg.AsyncConnection[Any] | None = None
+
+        async def look() -> bool:
+            nonlocal conn
             try:
-                async with asyncio.timeout(timeout):
-                    if conn is None:
-                        conn = await psycopg.AsyncConnection.connect(
-                            host=sock, user="postgres", dbname="postgres", autocommit=True)
-                    row = await (await conn.execute("SELECT pg_is_in_recovery()")).fetchone()
-                primaries[sock] = row is not None and not row[0]
-            except (psycopg.Error, TimeoutError, OSError):
-                primaries[sock] = False
-                conn = None  # (a timed-out one is abandoned: its server may never answer)
+                if conn is None:
+                    conn = await psycopg.AsyncConnection.connect(
+                        host=sock, user="postgres", dbname="postgres", autocommit=True)
+                row = await (await conn.execute("SELECT pg_is_in_recovery()")).fetchone()
+            except (psycopg.Error, OSError):
+                if conn is not None:
+                    await conn.close()
+                conn = None
+                return False
+            return row is not None and not row[0]
+
+        pending: asyncio.Task[bool] | None = None
+        while True:
+            if pending is None:
+                pending = asyncio.ensure_future(look())
+            done, _ = await asyncio.wait({pending}, timeout=timeout)
+            if done:
+                primaries[sock], pending = pending.result(), None
+            else:
+                primaries[sock] = False  # still waiting for it: not answering
             changed()
             await asyncio.sleep(interval)
 
