@@ -201,6 +201,7 @@ class Daemon:
                                      self._guard, self._watchdog)
                 for keeper in keepers.values():
                     keeper.hub = hub
+                    hub.after_step.append(keeper.poke)
                 workers = GroupWorkers(hub, agents, preludes)
                 monitors = Monitors(hub, workers)
                 fencer = Fencer(hub, self.cluster.fencing) if self.cluster.fencing else None

@@ -83,6 +83,7 @@ class Hub:
         self.retiring: dict[str, Group] = {}  # removed by a reload, not yet stopped here
         self._heard: dict[int, float] = {}  # link index -> the peer's last valid frame on it
         self._seen = self._snapshot()
+        self.after_step: list[Callable[[], None]] = []  # called after each step (keepers)
 
     @property
     def cluster(self) -> Cluster:
@@ -153,6 +154,8 @@ class Hub:
             self.outlets.kick_fencing()
         if self.leaving and self.node.quiescent() and not self.outlets.busy():
             self.quiet.set()
+        for call in self.after_step:
+            call()
 
     def _arm(self) -> None:
         """Tick the node at its next deadline (clock() is the loop's time.monotonic)."""

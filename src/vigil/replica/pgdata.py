@@ -120,3 +120,30 @@ def log_tail(path: Path) -> str:
             return facts.tail(f.read().decode(errors="replace"))
     except OSError as e:
         return f"unreadable ({e.strerror})"
+
+
+def postmaster_alive(data: Path) -> bool:
+    """Whether a postmaster runs in `data`, as `pg_ctl status` decides (postmaster.pid
+    names a live process; a negative pid is a single-user backend's), without running
+    it: the keeper asks at every look, and a stop asks every few ms. The file is the
+    server's: anything but a pid on its first line counts as none."""
+    try:
+        with open(data / "postmaster.pid", "rb") as f:
+            first = f.readline(32).strip()
+    except (FileNotFoundError, NotADirectoryError):
+        return False
+    except OSError as e:
+        raise AgentError(f"postgresql status: {data}/postmaster.pid: {e.strerror}") from None
+    try:
+        pid = abs(int(first))
+    except ValueError:
+        return False
+    if not 1 < pid <= 1 << 22:  # Linux's largest pid_max
+        return False
+    try:
+        os.kill(pid, 0)  # a zombie counts, as in PostgreSQL's own check of the lock file,
+    except ProcessLookupError:  # which refuses to start until the process is reaped
+        return False
+    except PermissionError:
+        return True  # it exists (asked unprivileged)
+    return True

@@ -30,8 +30,15 @@ recovers in single-user mode (since 13), which refuses standby.signal: demote re
 The target's pg_wal must reach back to the last checkpoint before the divergence, which the
 first checkpoint after it (a clean stop's too) removes unless wal_keep_size keeps it. The
 source must have checkpointed since its promotion, or pg_rewind reads the old timeline from
-its pg_control and finds "no rewind required": promote() checkpoints, demote() asks the
-source for one (role pg_checkpoint). The source connection is a normal one to database
+its pg_control and finds "no rewind required": demote() asks the source for one (role
+pg_checkpoint), and the keeper has a newly promoted primary checkpoint once its group runs
+(checkpoint(): off the promotion's path, where flushing every dirty buffer would keep the
+floating address away; a crash before it leaves pg_control on the old timeline until the
+recovery's own checkpoint, as after any crash).
+
+The waits look every QUICK s, not pg_ctl's or pg_promote's 100 ms: each of a switchover's
+steps (the old primary's stop, the promotion, synchronous_standby_names, the old primary's
+start as a standby, which commits wait for) is on the path of the clients' writes. The source connection is a normal one to database
 postgres, by a role granted pgfacts.REWIND_GRANTS. A failed rewind may leave the target
 unusable: it is left stopped, never deleted, and the error says how to rebuild it.
 """
@@ -62,7 +69,10 @@ __all__ = ["LSN", "PgSpec", "PgState", "Postgres", "Standby", "format_lsn", "par
 log = logging.getLogger(__name__)
 
 ENV = {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "LC_ALL": "C", "LANG": "C"}
-POLL = 0.1  # seconds between looks while waiting for the server
+QUICK = 0.01  # seconds between looks while waiting for a start, a stop, a promotion, a reload
+POLL = 0.1  # seconds between those looks after the first second
+STARTING = 2.0  # seconds a postmaster just started may take to write its postmaster.pid
+PROMOTE_WAIT = 60.0  # seconds a promotion may take
 PG_CTL_WAIT = 600  # pg_ctl's own -t, a backstop: the caller's asyncio.timeout bounds us
 STOP_MODES = ("smart", "fast", "immediate")
 Conn = psycopg.AsyncConnection[TupleRow]
@@ -135,13 +145,7 @@ class Postgres:
             raise AgentError(f"postgresql status: {e}") from None
 
     async def _running(self) -> bool:
-        done = await self._run("status", "pg_ctl", "status", "-D", str(self.data), check=False)
-        if done.rc in (3, 4):  # not running; no such data directory
-            return False
-        if not done.ok:
-            raise AgentError(f"postgresql status: pg_ctl status {done.describe_rc()}: "
-                             f"{facts.tail(done.stderr)}")
-        return True
+        return pgdata.postmaster_alive(self.data)
 
     # ---- building ----------------------------------------------------------------------
 
@@ -233,29 +237,46 @@ class Postgres:
             (self.data / f).exists() for f in ("standby.signal", "backup_label"))
 
     async def stop(self, mode: str = "fast") -> None:
-        """pg_ctl stop -m `mode`; succeeds when it is not running."""
+        """pg_ctl stop -m `mode` (-W: not waiting in it), then until no postmaster runs
+        (pg_ctl -w waits for postmaster.pid to go); succeeds when it is not running."""
         if mode not in STOP_MODES:
             raise AgentError(f"postgresql stop: mode must be one of {STOP_MODES}, not {mode!r}")
         if not await self._running():
             return
         done = await self._run("stop", "pg_ctl", "stop", "-D", str(self.data), "-m", mode,
-                               "-w", "-t", str(PG_CTL_WAIT), check=False)
+                               "-W", check=False)
         if not done.ok and await self._running():
             raise AgentError(f"postgresql stop: pg_ctl stop -m {mode} {done.describe_rc()}: "
                              f"{facts.tail(done.stderr)}")
+        end = asyncio.get_running_loop().time() + PG_CTL_WAIT
+        while pgdata.postmaster_alive(self.data):
+            if asyncio.get_running_loop().time() > end:
+                raise AgentError(f"postgresql stop: -m {mode}: still running after "
+                                 f"{PG_CTL_WAIT} s")
+            await asyncio.sleep(QUICK)
         log.info("postgresql stopped data=%s mode=%s", self.data, mode)
 
     async def promote(self) -> None:
-        """pg_promote(wait => true), then a checkpoint: pg_rewind, with this node as its
-        source, reads the new timeline from pg_control. A primary succeeds at once."""
+        """pg_promote, not waiting in it, then looking every QUICK s until out of
+        recovery (PROMOTE_WAIT at most). A primary succeeds at once."""
         async with self._connect("promote") as conn:
             if not await _one(conn, "SELECT pg_is_in_recovery()"):
                 return
-            if not await _one(conn, "SELECT pg_promote(wait => true, wait_seconds => 60)"):
-                raise AgentError("postgresql promote: pg_promote() returned false: not "
-                                 f"promoted within 60 s ({self.spec.log_path})")
-            await conn.execute("CHECKPOINT")
+            if not await _one(conn, "SELECT pg_promote(wait => false)"):
+                raise AgentError("postgresql promote: pg_promote() could not signal the "
+                                 f"server ({self.spec.log_path})")
+            end = asyncio.get_running_loop().time() + PROMOTE_WAIT
+            while await _one(conn, "SELECT pg_is_in_recovery()"):
+                if asyncio.get_running_loop().time() > end:
+                    raise AgentError(f"postgresql promote: not promoted within {PROMOTE_WAIT:g}"
+                                     f" s ({self.spec.log_path})")
+                await asyncio.sleep(QUICK)
         log.info("postgresql promoted data=%s", self.data)
+
+    async def checkpoint(self) -> None:
+        """CHECKPOINT: a promoted primary's new timeline into its pg_control."""
+        async with self._connect("checkpoint") as conn:
+            await conn.execute("CHECKPOINT")
 
     async def demote(self, new_primary: Upstream) -> None:
         """Stop, pg_rewind from `new_primary`, start as its standby. A failed rewind leaves
@@ -308,7 +329,7 @@ class Postgres:
                                .format(sql.Literal(names)))
             await conn.execute("SELECT pg_reload_conf()")
             while await _one(conn, "SHOW synchronous_standby_names") != names:
-                await asyncio.sleep(POLL)  # our backend has it once the reload reached it
+                await asyncio.sleep(QUICK)  # our backend has it once the reload reached it
         log.info("postgresql synchronous_standby_names=%r data=%s", names, self.data)
 
     # ---- helpers -----------------------------------------------------------------------
@@ -328,29 +349,35 @@ class Postgres:
         return done
 
     async def _pg_ctl_start(self, what: str) -> None:
-        """pg_ctl start, then wait until it accepts connections (a standby: once
-        consistent). The socket directory and the log file are the user's."""
+        """pg_ctl start (-W: not waiting in it), then until it accepts connections (a
+        standby: once consistent). The socket directory and the log file are the user's."""
         logfile = self.spec.log_path
         self.files.prepare_run(what)
         done = await self._run(what, "pg_ctl", "start", "-D", str(self.data), "-l",
-                               str(logfile), "-w", "-t", str(PG_CTL_WAIT), check=False)
+                               str(logfile), "-W", check=False)
         if not done.ok:
             raise AgentError(f"postgresql {what}: pg_ctl start failed ({done.describe_rc()}): "
                              f"{facts.tail(done.stderr)}; {logfile}: {pgdata.log_tail(logfile)}")
         await self._wait_accepting(what)
 
     async def _wait_accepting(self, what: str) -> None:
+        """Connect until it answers. A postmaster not running (after
+        STARTING s: it writes its postmaster.pid first thing) has failed."""
+        loop = asyncio.get_running_loop()
+        began = loop.time()
         while True:
             try:
                 async with self._connect(what) as conn:
                     await conn.execute("SELECT 1")
                 return
             except AgentError:
-                if not await self._running():
+                if loop.time() - began > STARTING and not await self._running():
                     raise AgentError(f"postgresql {what}: the server stopped; "
                                      f"{self.spec.log_path}: {pgdata.log_tail(self.spec.log_path)}"
                                      ) from None
-            await asyncio.sleep(POLL)
+            # every QUICK s for a second, then every POLL s: each look is a backend forked
+            # to say "starting up", and a crash's recovery may take minutes
+            await asyncio.sleep(QUICK if loop.time() - began < 1 else POLL)
 
     @contextlib.asynccontextmanager
     async def _connect(self, what: str, remote: Upstream | None = None) -> AsyncIterator[Conn]:

@@ -1,7 +1,7 @@
 """The keepers of the promotable groups' instances: one task per group (`replica <name>`).
 
-Every `INTERVAL` (and at once when the agent asks: `refresh`) the keeper examines this
-node's instance (replica/postgres.py's status) and tells the node (its heartbeats carry
+Every `INTERVAL`, and at once when the peer's news of the group changes (`poke`), the
+keeper examines this node's instance (replica/postgres.py's status) and tells the node (its heartbeats carry
 it; eligibility judges it). Then, holding the instance's lock (which the group's agent,
 replica/agent.py, takes for its promote and demote):
 
@@ -14,7 +14,7 @@ replica/agent.py, takes for its promote and demote):
 - On the node that holds it (primary), it keeps the synchronous contract
   (replica/sync.py): sets synchronous_standby_names as the mode and the standby's
   streaming say, opening a new epoch each time, asks the standby to release one it cannot
-  keep, and reports the contract.
+  keep, and reports the contract. Once after a promotion here, it checkpoints.
 - On a standby, it releases what the primary asks it to (sync.released).
 
 The peer cannot promote (what lets mode "on" stop waiting without the standby's consent)
@@ -75,6 +75,8 @@ class Keeper:
         self._streamed = 0  # the timeline this standby last streamed on
         self._streamed_at: float | None = None  # when our standby was last seen streaming
         self._expect_until = 0.0  # until then, count the standby as streaming (promoted)
+        self._checkpoint_due = False  # promoted here: a checkpoint once the group runs
+        self._news: tuple[object, ...] = ()  # what `poke` last saw of the peer
 
     def agent(self) -> PostgresAgent:
         return PostgresAgent(self.resource, self)
@@ -118,6 +120,7 @@ class Keeper:
         """The agent's start made (or found) the instance primary, from role `was`."""
         if was != "primary":
             self.hub.bus.publish([Change("promoted", self.group, _where(state))])
+            self._checkpoint_due = True
             if self.peer_heard():
                 # A switchover (the old primary follows within a second) or a restart in
                 # place (the standby reconnects): the contract holds from now, not from
@@ -138,6 +141,22 @@ class Keeper:
         """The agent's stop stopped the instance, which was `was`."""
         if was == "primary":
             self.hub.bus.publish([Change("demoted", self.group, _where(state))])
+
+    def poke(self) -> None:
+        """After each of the node's steps (Hub.after_step): a look at once, not after
+        INTERVAL, when the peer's news of this group changed: its instance's role,
+        timeline or contract, its group's state, its life. So an old primary follows the
+        new one as soon as its group runs (a switchover's writes wait for that), and a
+        standby releases a contract as soon as it is asked."""
+        node = self.hub.node
+        theirs = node.promotable.theirs(self.group)
+        report = node.report.group(self.group) if node.report is not None else None
+        news = (node.other.dead(), report.state if report else None,
+                *((theirs.role, theirs.timeline, theirs.sync_with, theirs.sync_epoch,
+                   theirs.release_ask) if theirs else ()))
+        if news != self._news:
+            self._news = news
+            self._kick.set()
 
     # --- the loop ------------------------------------------------------------------------
 
@@ -164,6 +183,9 @@ class Keeper:
             await self._follow(state)
         elif local is GroupState.RUNNING and state.role == "primary" and state.running:
             await self._sync(state)
+            if self._checkpoint_due:  # (postgres.py: the new timeline into pg_control)
+                await self.pg.checkpoint()
+                self._checkpoint_due = False
 
     async def _follow(self, state: PgState) -> None:
         """Keep this instance a standby of the peer's primary."""
@@ -202,17 +224,11 @@ class Keeper:
         node, slot, c = self.hub.node, slot_name(self.peer), self.contract
         expected = slot_name(c.sync_with) if c.sync_with else ""
         step: sync.SetNames | sync.Contract
-        if c.epoch == NO_EPOCH and state.sync_names == slot:
+        found_waiting = c.epoch == NO_EPOCH and state.sync_names == slot
+        if found_waiting:
             # Found waiting (a restart of this daemon): keep waiting under a new epoch whose
             # start is where we are, never less than the old one's.
             self.contract = sync.Contract(self.peer, state.lsn or 0, (node.generation, 0))
-        elif state.sync_names != expected and c.sync_with is None:
-            # Names this node's contract does not hold (its source's, copied by the base
-            # backup or the rewind: often its own): commits would wait for nobody. No
-            # standby is promotable on them (this primary reports no contract).
-            await self.pg.set_sync("")
-            log.info("%s: synchronous_standby_names %r cleared: no standby holds a contract",
-                     self.resource.name, state.sync_names)
         now = self.hub.clock()
         if any(s.name == slot and s.state == "streaming" for s in state.standbys):
             self._streamed_at = now
@@ -226,6 +242,16 @@ class Keeper:
         else:
             step = sync.plan(self.contract, self.resource.synchronous, self.peer, streaming,
                              node.promotable.theirs(self.group), self._peer_cannot_promote())
+        if not found_waiting and state.sync_names != expected and c.sync_with is None and \
+                not isinstance(step, sync.SetNames):
+            # Names this node's contract does not hold (its source's, copied by the base
+            # backup or the rewind: often its own): commits would wait for nobody. No
+            # standby is promotable on them (this primary reports no contract). (When the
+            # step sets names, it replaces them: clearing first would let commits go
+            # unwaited-for between the two.)
+            await self.pg.set_sync("")
+            log.info("%s: synchronous_standby_names %r cleared: no standby holds a contract",
+                     self.resource.name, state.sync_names)
         if isinstance(step, sync.SetNames):
             await self.pg.set_sync(slot_name(step.name) if step.name else "")
             flushed = (await self.pg.status()).lsn or 0
