@@ -35,6 +35,7 @@ from vigil.core.ownership import Gossip, Ownership
 from vigil.core.peer import Peer
 from vigil.core.pill import PoisonPill
 from vigil.core.promotable import Promotable
+from vigil.core.reloading import Reloading
 from vigil.core.sideband import Sideband
 from vigil.core.stall import Stall
 from vigil.core.underway import Underway
@@ -100,6 +101,7 @@ class Node:
         self.side = Sideband(lambda: self.cluster, lambda: self.status, self._latest,
                              self.frames, self.other, self.groups, self.fencing,
                              self.failover, self.witness, self.pill)
+        self.reloading = Reloading(self)  # a live reload's inputs (core/reloading.py)
 
     @property
     def generation(self) -> int:
@@ -235,40 +237,6 @@ class Node:
     def leave(self) -> None:
         """Begin a clean shutdown: release everything (handing it to the peer if it is up)."""
         self.status = NodeStatus.LEAVING
-        self.agenda.send = True
-
-    # --- live reload (reconfig.py; the daemon runs the actions) ------------------------------
-
-    def reconfigure(self, cluster: Cluster, added: Sequence[str]) -> None:
-        """Run under the new configuration. Added groups are UNKNOWN until `probed_new`:
-        the policy neither starts nor stops an unknown group, and the peer waits for a
-        settled state. Removed groups keep their local state (the guard, the heartbeat and
-        `quiescent` still count them) until the daemon has stopped them and calls `forget`."""
-        self.cluster = cluster
-        self.fencing.config = cluster.fencing
-        for name in added:
-            self.ownership.add(name, cluster.group(name).home)
-            self.groups.add(name)
-            self.eligibility.add(name)
-        self.agenda.send = True
-
-    def probed_new(self, group: str, found: GroupState,
-                   missing: int | None = None) -> list[Note]:
-        """What the probe of a group added by a reload found here."""
-        return self.underway.probed_new(group, found, missing, self.cluster)
-
-    def begin(self, group: str, state: GroupState) -> None:
-        """The daemon starts an action of its own on `group` (a reload's restart or stop)."""
-        self.underway.begin(group, state)
-
-    def forget(self, group: str) -> None:
-        """A group removed by a reload is stopped here (or was never here): drop it."""
-        for part in (self.groups, self.eligibility, self.ownership, self.underway,
-                     self.lookout, self.agenda, self.promotable):
-            part.forget(group)
-        if self.witness is not None:
-            self.witness.forget(group)
-        self.waiting.pop(group, None)
         self.agenda.send = True
 
     # --- a stall the guard said goodbye for ----------------------------------------------

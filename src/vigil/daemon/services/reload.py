@@ -116,7 +116,7 @@ class Reload:
                 self._apply(new, plan, built)
                 for g in plan.added:  # new groups: probed, then the normal rules
                     found, missing = await self.workers.probe_parts(g)
-                    hub.log(node.probed_new(g.name, found, missing))
+                    hub.log(node.reloading.probed_new(g.name, found, missing))
                 hub.process()
             finally:  # systemd leaves "reloading" only on READY=1, refused or not
                 hub.notifier.ready(f"{hub.shared.me}: configuration reloaded")
@@ -132,7 +132,7 @@ class Reload:
             hub.retiring[g.name] = g
             self.workers.queue(g.name, Retire(self, g))
         hub.shared.cluster = new
-        hub.node.reconfigure(new, [g.name for g in plan.added])
+        hub.node.reloading.reconfigure(new, [g.name for g in plan.added])
         for c in plan.changed:
             self.monitors.stop(c.group.name)
             self.workers.queue(c.group.name, _Replace(self, c.old, c.group, c.index,
@@ -150,7 +150,7 @@ class Reload:
         hub = self.hub
         hub.shared.cluster = dataclasses.replace(hub.cluster, groups=tuple(
             g if x.name == g.name else x for x in hub.cluster.groups))
-        hub.node.reconfigure(hub.shared.cluster, ())  # through its input, adding nothing
+        hub.node.reloading.reconfigure(hub.shared.cluster, ())  # through its input, adding nothing
 
 
 class _Replace:
@@ -182,7 +182,7 @@ class _Replace:
             r.monitors.start(self.group)
             return False
         t0 = hub.clock()
-        node.begin(name, GroupState.STARTING)
+        node.reloading.begin(name, GroupState.STARTING)
         hub.process()
         result, detail = await workers.recover(self.group, self.index, self.agents)
         if workers.agents[name] is old:  # the old resources did not stop: nothing replaced
@@ -212,7 +212,7 @@ class Retire:
         state = node.local.get(g.name)
         if state is GroupState.RUNNING:
             t0 = hub.clock()
-            node.begin(g.name, GroupState.STOPPING)
+            node.reloading.begin(g.name, GroupState.STOPPING)
             hub.process()
             result, detail = await workers.stop(workers.whole(g.name))
             hub.log(node.finished(g.name, result, detail, (hub.clock() - t0) * 1000))
@@ -224,7 +224,7 @@ class Retire:
             hub.process()
             return False
         hub.retiring.pop(g.name, None)
-        node.forget(g.name)
+        node.reloading.forget(g.name)
         workers.remove(g.name)
         log.info("reload: group %s removed", g.name)
         hub.process()
