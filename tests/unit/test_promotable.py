@@ -139,3 +139,50 @@ def test_a_move_sticks_when_the_old_primary_comes_back_as_a_standby() -> None:
     p.run(2.0)
     assert n1.eligible["db"] and p.started == {"n1": 1, "n2": 1}
     assert n2.local["db"] is GroupState.RUNNING
+
+
+def test_an_operator_forces_a_lagging_standby_only_while_the_primary_is_dead() -> None:
+    """`vigil switchover db --force` on n2 (Node.force_promotion): refused while n1 lives,
+    for a group that is not promotable, or against an identity check; once n1 is dead it
+    lifts max_lag for the next promotion, which then happens, logged; the promotion ends
+    it, and n1's return would have too."""
+    p = _running_pair("off", primary())
+    n2 = p.nodes["n2"]
+    n2.set_replica("db", standby(lsn=300))  # 200 bytes behind: past max_lag (50)
+    error, _, notes = n2.force_promotion("db")
+    assert error is not None and "n1 is alive" in error and notes == []
+    assert n2.force_promotion("web")[0] == "group web is not promotable"
+    p.alive.discard("n1")
+    p.run(2.0)
+    assert p.started["n2"] == 0 and "exceeds max_lag" in n2.promotable.why_not["db"]
+    n2.set_replica("db", Replica("standby", SYS + 1, 1, 300))  # another cluster's data
+    error, _, _ = n2.force_promotion("db")
+    assert error is not None and error.startswith("cannot be forced: this node's data")
+    assert not n2.promotable.forced
+    n2.set_replica("db", standby(lsn=300))
+    error, why, notes = n2.force_promotion("db")
+    assert error is None and "200 bytes, exceeds max_lag (50)" in why
+    assert notes[0].level.name == "WARNING" and "an operator forced" in notes[0].text
+    assert n2.promotable.ready("db").ok
+    assert "forced by the operator" in n2.promotable.ready("db").why
+    p.run(2.0)
+    assert p.started["n2"] == 1 and n2.local["db"] is GroupState.RUNNING
+    n2.set_replica("db", Replica("primary", SYS, 2, 300))
+    assert not n2.promotable.forced, "the promotion used it up"
+    assert n2.force_promotion("db")[0] == "this node's instance of db is already primary"
+
+
+def test_a_force_ends_when_the_peer_returns() -> None:
+    p = _running_pair("off", primary())
+    n2 = p.nodes["n2"]
+    n2.set_replica("db", standby(lsn=300))
+    p.alive.discard("n1")
+    p.run(2.0)
+    n2.promotable.forced.add("db")  # as force_promotion leaves it, before the takeover
+    assert n2.promotable.ready("db").ok
+    p.nodes["n1"].set_replica("db", standby(lsn=500))  # back, as a fresher standby
+    p.alive.add("n1")
+    p.run(1.0)
+    assert not n2.other.dead()
+    v = n2.promotable.ready("db")
+    assert not v.ok and "200 bytes behind" in v.why, "the peer is back: no force now"

@@ -296,15 +296,25 @@ def move(c: Ctx, group: str, node: str) -> None:
 @cli.command()
 @click.argument("group")
 @click.argument("node", required=False, default="")
+@click.option("--force", is_flag=True, help="The primary is dead and this node's data may "
+              "not be promoted (lag past max_lag, no synchronous contract): promote it "
+              "anyway, losing what it misses. Run on the node to promote; logged.")
 @common
-def switchover(c: Ctx, group: str, node: str) -> None:
+def switchover(c: Ctx, group: str, node: str, force: bool) -> None:
     """Hand promotable GROUP's primary to NODE (by default the other node): the primary
     stops cleanly, NODE promotes once it holds all of its WAL, the old primary follows."""
-    groups = {g["name"]: g for g in _call(c, "status")["groups"]}
+    s = _call(c, "status")
+    groups = {g["name"]: g for g in s["groups"]}
     if group not in groups:
         raise click.ClickException(f"no group {group!r}; groups: {', '.join(groups)}")
     if "replicas" not in groups[group]:
         raise click.ClickException(f"group {group} is not promotable: use `vigil move`")
+    if force:
+        if node and node != s["node"]:
+            raise click.ClickException(f"--force promotes this node ({s['node']}): run it "
+                                       f"on {node}")
+        click.echo(_call(c, "force_promotion", group=group)["message"])
+        return
     click.echo(_call(c, "move", group=group, to=node)["message"])
 
 

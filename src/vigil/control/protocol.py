@@ -32,7 +32,7 @@ class ErrorCode(str, enum.Enum):
 COMMANDS: dict[str, dict[str, type]] = {
     "status": {}, "standby": {"which": str}, "takeover": {"which": str},
     "cleanup": {"group": str}, "move": {"group": str, "to": str},
-    "fence_confirm": {"node": str}, "reload": {},
+    "fence_confirm": {"node": str}, "reload": {}, "force_promotion": {"group": str},
     "lb_status": {}, "lb_drain": {"service": str, "server": str}, "lb_enable": {"service": str, "server": str},
 }
 

@@ -216,6 +216,16 @@ class Node:
         self.agenda.send = True
         return self.eligibility.update(group, self._now)
 
+    def force_promotion(self, group: str) -> tuple[str | None, str, list[Note]]:
+        """An operator's --force (core/promotable.py): (an error, "", []) or (None, the
+        refusal it overrides, the notes)."""
+        error, why = self.promotable.force(group)
+        if error is not None:
+            return error, "", []
+        return None, why, [Note(Level.WARNING, f"an operator forced the promotion of group "
+                                               f"{group} here, although {why}")] + \
+            self.eligibility.update(group, self._now)
+
     def set_ping(self, count: int | None) -> list[Note]:
         """How many ping nodes this node reaches now (daemon/ping.py)."""
         return self.eligibility.set_ping(count, self._now)

@@ -4,6 +4,11 @@ the daemon last found, `set_mine`) and the peer's (in its latest report). Sans-I
 Eligibility asks `refusal` (replica/promotion.may_hold: may this node hold the group at
 all?); the promoting start asks `ready` (may_promote, with the instance examined just
 before). Both say why in words, and the last refusal is kept for the status (`why_not`).
+
+An operator's `vigil switchover GROUP --force` (`force`) lifts the data checks of this
+node's next promotion of GROUP (Patroni's maximum_lag_on_failover, the synchronous
+contract), never the identity ones, and only while the peer is dead: the peer's return
+ends it, and so does the promotion.
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ class Promotable:
         self.policies = dict(groups)
         self.mine: dict[str, Replica] = {}
         self.why_not: dict[str, str] = {}  # group -> why this node may not hold it now
+        self.forced: set[str] = set()  # an operator forced the next promotion here
 
     def __contains__(self, group: str) -> bool:
         return group in self.policies
@@ -29,6 +35,8 @@ class Promotable:
         if self.mine.get(group) == replica:
             return False
         self.mine[group] = replica
+        if replica.role == "primary":
+            self.forced.discard(group)  # done
         return True
 
     def theirs(self, group: str) -> Replica | None:
@@ -41,7 +49,7 @@ class Promotable:
         if group not in self.policies:
             return None
         v = may_hold(self.me, self.mine.get(group), self.theirs(group), not self._peer.dead(),
-                     self.policies[group])
+                     self.policies[group], self._forced(group))
         if v.ok:
             self.why_not.pop(group, None)
             return None
@@ -51,7 +59,30 @@ class Promotable:
     def ready(self, group: str, force: bool = False) -> Verdict:
         """Whether this node may promote its instance now (the start of the group)."""
         return may_promote(self.me, self.mine.get(group), self.theirs(group),
-                           not self._peer.dead(), self.policies[group], force)
+                           not self._peer.dead(), self.policies[group],
+                           force or self._forced(group))
+
+    def _forced(self, group: str) -> bool:
+        return group in self.forced and self._peer.dead()
+
+    def force(self, group: str) -> tuple[str | None, str]:
+        """An operator forces the next promotion of `group` here: (an error, changing
+        nothing) or (None, the refusal it overrides)."""
+        if group not in self.policies:
+            return f"group {group} is not promotable", ""
+        if not self._peer.dead():
+            return (f"{self._peer.name} is alive: `vigil switchover` hands the primary over "
+                    f"without losing data; --force is for a dead primary"), ""
+        mine, theirs = self.mine.get(group), self.theirs(group)
+        if mine is not None and mine.role == "primary":
+            return f"this node's instance of {group} is already primary", ""
+        policy = self.policies[group]
+        if (plain := may_hold(self.me, mine, theirs, False, policy)).ok:
+            return f"nothing to force: this node may promote {group} ({plain.why or 'ok'})", ""
+        if not (forced := may_hold(self.me, mine, theirs, False, policy, True)).ok:
+            return f"cannot be forced: {forced.why}", ""
+        self.forced.add(group)
+        return None, plain.why
 
     def reports(self) -> tuple[tuple[str, Replica], ...]:
         """What this node's heartbeats say of its instances."""
@@ -63,3 +94,4 @@ class Promotable:
     def forget(self, group: str) -> None:
         for d in (self.policies, self.mine, self.why_not):
             d.pop(group, None)
+        self.forced.discard(group)

@@ -58,6 +58,14 @@ class Control:
             log.warning("an operator confirmed that %s is fenced", name)
             hub.process()
             return p.Response(True, {"message": f"{name} confirmed fenced; taking over"})
+        if req.cmd == "force_promotion":
+            group = str(req.args.get("group", ""))
+            error, why, notes = node.force_promotion(group)
+            if error is not None:
+                log.warning("a forced promotion refused: %s", error)
+                return p.Response(False, None, p.ErrorCode.REFUSED, error)
+            hub.tell(notes)  # logged (a warning) and decided on: the takeover may start
+            return p.Response(True, {"message": f"promoting {group} here although {why}"})
         result = node.request(req.cmd, str(req.args.get("which", "all")),
                               group=str(req.args.get("group", "")),
                               to=str(req.args.get("to", "")))
