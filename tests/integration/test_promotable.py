@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import pwd
 import signal
 import shutil
 import subprocess
@@ -23,7 +24,7 @@ from typing import Any
 import pytest
 
 from tests.integration.test_postgres import BIN, SQL, wait
-from vigil.lab import commits, pgpair
+from vigil.lab import commits, disk, pgpair
 from vigil.lab.cluster import LabCluster
 from vigil.lab.netns import Lab, list_namespaces
 from vigil.lab.watchdog import StandInWatchdog
@@ -177,6 +178,103 @@ def test_pre_promote_vetoes_and_a_killed_postmaster_restarts_in_place(db: Db) ->
     assert db.sql("n1", "SELECT timeline_id FROM pg_control_checkpoint()")[0][0] == 1
     events = c.log("n1")
     assert events.count("promoted data=") == 0, "a restart in place is no promotion"
+
+
+LAG_RULES = """table inet lag {
+    chain output { type filter hook output priority 0; policy accept; tcp dport 5432 drop; }
+    chain input { type filter hook input priority 0; policy accept; tcp sport 5432 drop; }
+}
+"""
+
+
+@pytest.mark.resource_lines('synchronous = "off"\nmax_lag = "64kB"')
+def test_a_standby_past_max_lag_is_promoted_only_when_an_operator_forces_it(db: Db) -> None:
+    """Asynchronous mode: n2's replication is cut (its TCP to and from port 5432 dropped;
+    the heartbeats flow) while n1 commits, then n1's host dies. n2 knows from n1's last
+    heartbeat how far behind it is, past max_lag: it does not promote. `vigil switchover db
+    --force` on n2 promotes it, logged, and it takes the address; what it missed is lost,
+    as the operator chose."""
+    c = db.c
+    c.start("n1")
+    c.start("n2")
+    _formed(db, "n1", "n2")
+    db.write("n1", "CREATE TABLE t (n int primary key)",
+             "INSERT INTO t SELECT generate_series(1, 10)")
+    wait(lambda: db.rows("n2") == list(range(1, 11)), "n2 to have the first rows")
+    rules = c.dir / "lag.nft"
+    rules.write_text(LAG_RULES)
+    c.lab.run("n2", ["nft", "-f", str(rules)])
+    db.write("n1", "INSERT INTO t SELECT generate_series(11, 200000)")  # some MB of WAL
+    wait(lambda: (c.status("n1")["groups"][0]["replicas"]["n2"].get("lag_bytes") or 0)
+         > 64 * 1024, "n2 to lag past max_lag in n1's status")
+    time.sleep(0.5)  # n1's heartbeats carry its position to n2
+    c.reset("n1")
+    wait(lambda: "exceeds max_lag" in json.dumps(c.status("n2")), "n2 to refuse", 30)
+    assert db.role("n2") == "standby" and db.holder() is None
+    wrong = c.vigil("n2", "switchover", "db", "n1", "--force")
+    assert wrong.returncode != 0 and "run it on n1" in wrong.stderr, wrong
+    forced = c.vigil("n2", "switchover", "db", "--force")
+    assert forced.returncode == 0 and "exceeds max_lag" in forced.stdout, forced
+    wait(lambda: db.role("n2") == "primary" and db.holder() == "n2", "n2 promoted", 30)
+    assert "an operator forced the promotion of group db here" in c.log("n2")
+    assert len(db.rows("n2")) < 200000, "it lacks what it missed (the operator's choice)"
+    again = c.vigil("n2", "switchover", "db", "--force")
+    assert again.returncode != 0 and "already primary" in again.stderr, again
+    c.lab.run("n2", ["nft", "delete", "table", "inet", "lag"])
+
+
+def test_a_primary_whose_disk_fills_is_reported_and_handed_over(db: Db) -> None:
+    """n1's data directory on a filesystem of its own (160 MB of ext4 on a loop device):
+    batches of rows until PostgreSQL cannot write its WAL. The keeper warned as the disk
+    filled and the status said how full it was; the primary stops (PANIC), its restarts in
+    place fail, and by the usual failure rules the group goes to n2, the synchronous
+    standby, with every acknowledged batch."""
+    c = db.c
+    mnt = pgpair.data_dir(c, "n1")
+    mnt.mkdir(parents=True)
+    with disk.loop_device(c.dir / "n1.img", 160 << 20, "ext4") as dev:
+        subprocess.run(["mount", dev, str(mnt)], check=True)
+        try:
+            (mnt / "lost+found").rmdir()
+            pg = pwd.getpwnam("postgres")
+            os.chown(mnt, pg.pw_uid, pg.pw_gid)
+            mnt.chmod(0o700)
+            c.start("n1")
+            c.start("n2")
+            _formed(db, "n1", "n2", sync=True)
+            db.write("n1", "CREATE TABLE t (n int primary key, pad text)")
+            acked = 0
+            for i in range(40):
+                try:
+                    got = db.sql("n1", f"INSERT INTO t SELECT g, repeat('x', 1000) FROM "
+                                 f"generate_series({acked + 1}, {acked + 5000}) g", limit=20)
+                except Exception:  # the server went away mid-statement
+                    break
+                if not isinstance(got, list):
+                    break
+                acked += 5000
+                if i == 3:  # still room: the status tells how full the disk is
+                    mine = c.status("n1")["groups"][0]["replicas"]["n1"]
+                    assert 0 < mine["disk_free_bytes"] < mine["disk_size_bytes"], mine
+                    assert "data disk" in c.vigil("n1", "status").stdout
+            else:
+                pytest.fail("160 MB never filled")
+            assert acked > 0
+            wait(lambda: "filesystem is" in c.log("n1"), "the keeper's warning", 20)
+            wait(lambda: db.role("n2") == "primary" and db.holder() == "n2",
+                 "n2 to take over", 90)
+            assert len(db.rows("n2")) >= acked, "every acknowledged batch is on n2"
+        finally:  # nothing may run on the filesystem when it is unmounted
+            for n in pgpair.NODES:
+                if n in c.daemons:
+                    c.stop(n)
+            pgpair.stop_servers(c)
+            for _ in range(50):
+                if subprocess.run(["umount", str(mnt)], capture_output=True).returncode == 0:
+                    break
+                time.sleep(0.2)
+            else:
+                subprocess.run(["umount", "-l", str(mnt)], check=False)
 
 
 def _acked_since(path: Path, since: float) -> bool:

@@ -90,6 +90,7 @@ log_file = "/var/log/pg/main.log"
 synchronous = "strict"
 max_lag = "16MB"
 wal_keep_size = "2GB"
+max_slot_wal_keep_size = "16GB"
 timeout = "3m"
 monitor = { interval = "5s", timeout = "3s" }
 pre_promote = ["/usr/local/bin/may-promote", "db"]
@@ -105,7 +106,8 @@ n2 = "192.168.10.2"
         bin_dir=Path("/usr/lib/postgresql/16/bin"), port=5433, user="pg",
         replication_user="standby_1", password_file=Path("/etc/vigil/replication.pw"),
         socket_dir=Path("/run/pg"), log_file=Path("/var/log/pg/main.log"),
-        synchronous="strict", max_lag=16 << 20, wal_keep_size="2GB", timeout=180.0,
+        synchronous="strict", max_lag=16 << 20, wal_keep_size="2GB",
+        max_slot_wal_keep_size="16GB", timeout=180.0,
         monitor=model.Monitor(5.0, 3.0), pre_promote=("/usr/local/bin/may-promote", "db"))
 
 
@@ -178,6 +180,8 @@ BAD = [
     ('max_lag = "999999999TB"', "max_lag", "out of range"),
     ('wal_keep_size = "1 GB"', "wal_keep_size", "a size such as 1GB"),
     ("wal_keep_size = 1024", "wal_keep_size", "found an integer"),
+    ('max_slot_wal_keep_size = "-2"', "max_slot_wal_keep_size", "-1 (no bound) or a size"),
+    ("max_slot_wal_keep_size = -1", "max_slot_wal_keep_size", "found an integer"),
     ('timeout = "0s"', "timeout", "longer than 0s"),
     ('monitor = { every = "1s" }', "monitor", "unknown key 'every'"),
     ('slot = "vigil_n1"', "slot", "valid keys: type, data_dir, hosts, bin_dir"),
@@ -305,6 +309,7 @@ log_file = "/var/log/pg.log"
 synchronous = false
 max_lag = 1000
 wal_keep_size = "512MB"
+max_slot_wal_keep_size = "64GB"
 timeout = "90s"
 monitor = { timeout = "4s" }
 pre_promote = ["/bin/sh", "-c", "exit 0"]

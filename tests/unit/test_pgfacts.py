@@ -309,6 +309,9 @@ def test_vigil_conf_for_a_standby() -> None:
                     "password": "it's \\ secret"}
     primary = facts.conf_settings(facts.render_vigil_conf(s, None))
     assert "primary_conninfo" not in primary and primary["wal_keep_size"] == "'1GB'"
+    assert primary["max_slot_wal_keep_size"] == "'-1'"  # PostgreSQL's own: no bound
+    bounded = facts.render_vigil_conf(spec(max_slot_wal_keep_size="16GB"), None)
+    assert facts.conf_settings(bounded)["max_slot_wal_keep_size"] == "'16GB'"
 
 
 def test_include_line_is_added_once() -> None:

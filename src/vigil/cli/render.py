@@ -14,6 +14,9 @@ def _replica(r: dict[str, Any] | None) -> str:
         line += f", synchronous standby {r['sync_with']}"
     if r.get("lag_bytes") is not None:
         line += f", {r['lag_bytes']} bytes behind"
+    if r.get("disk_size_bytes"):
+        free, size = r["disk_free_bytes"], r["disk_size_bytes"]
+        line += f", data disk {100 - 100 * free / size:.0f}% full ({free >> 20} MB free)"
     return line
 
 

@@ -28,7 +28,8 @@ __all__ = ["DEFAULT_MONITOR", "DEFAULT_TIMEOUT", "POSTGRESQL_KEYS", "ReplicaRead
 
 POSTGRESQL_KEYS = ("type", "data_dir", "hosts", "bin_dir", "port", "user", "replication_user",
                    "password_file", "socket_dir", "log_file", "synchronous", "max_lag",
-                   "wal_keep_size", "listen_addresses", "timeout", "monitor",
+                   "wal_keep_size", "max_slot_wal_keep_size", "listen_addresses", "timeout",
+                   "monitor",
                    "pre_promote")
 _DEFAULT = PostgresqlResource(Path("/"))  # the model's defaults, for what a key leaves out
 DEFAULT_MONITOR = _DEFAULT.monitor
@@ -59,6 +60,8 @@ class ReplicaReader(Checker):
         synchronous = self.field(t, p, "synchronous", _as_synchronous)
         max_lag = self.field(t, p, "max_lag", _as_bytes)
         wal_keep_size = self.field(t, p, "wal_keep_size", _spec_value("wal_keep_size", "1GB"))
+        slot_keep = self.field(t, p, "max_slot_wal_keep_size",
+                               _spec_value("max_slot_wal_keep_size", "16GB"))
         pre_promote = self.field(t, p, "pre_promote", as_argv)
         listen = self.field(t, p, "listen_addresses", _spec_value("listen", "*"))
         raw = t.get("monitor", True)  # true, or no interval: the resource's own, not 10s
@@ -75,6 +78,7 @@ class ReplicaReader(Checker):
             log_file=log_file, synchronous=or_default(synchronous, d.synchronous),
             max_lag=or_default(max_lag, d.max_lag),
             wal_keep_size=or_default(wal_keep_size, d.wal_keep_size),
+            max_slot_wal_keep_size=or_default(slot_keep, d.max_slot_wal_keep_size),
             listen_addresses=or_default(listen, d.listen_addresses),
             timeout=or_default(timeout, d.timeout), monitor=monitor,
             pre_promote=pre_promote or ())
@@ -272,7 +276,8 @@ def write_postgresql(r: PostgresqlResource) -> list[tuple[str, str]]:
     if r.hosts:
         out.append(("hosts", table((n, str_(str(a))) for n, a in r.hosts)))
     for key in ("bin_dir", "port", "user", "replication_user", "password_file", "socket_dir",
-                "log_file", "synchronous", "wal_keep_size", "listen_addresses"):
+                "log_file", "synchronous", "wal_keep_size", "max_slot_wal_keep_size",
+                "listen_addresses"):
         value = getattr(r, key)
         if value != getattr(d, key):
             out.append((key, str(value) if isinstance(value, int) else str_(str(value))))

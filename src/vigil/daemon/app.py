@@ -213,7 +213,8 @@ class Daemon:
                                  self.cluster.deadping) if self.cluster.ping else None)
                 status = Status(hub, self.started_at, pinger,
                                 lambda: fencer.check if fencer is not None else {},
-                                lambda: self.hooks, balancer)
+                                lambda: self.hooks, balancer,
+                                lambda g: k.disk if (k := self.keepers.get(g)) else None)
                 self.control = Control(hub, workers, reload, status.status, balancer)
                 self.status = status
                 hub.log(node.probed(found, partly))

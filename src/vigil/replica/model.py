@@ -41,6 +41,7 @@ class PostgresqlResource:
     synchronous: Mode = "on"
     max_lag: int = 1 << 20  # bytes an asynchronous standby may miss and still be promoted
     wal_keep_size: str = "1GB"
+    max_slot_wal_keep_size: str = "-1"  # PostgreSQL's: a slot keeps WAL without bound
     listen_addresses: str = "*"  # the clients come through the floating address
     timeout: float = 120.0  # start (promote), stop (demote), each
     # A program run before each promotion here, with the group and node in its environment;
@@ -83,4 +84,5 @@ def spec_for(r: PostgresqlResource, me: str, host: str, peer_host: str,
     return PgSpec(data_dir=r.data_dir, bin_dir=r.bin_dir, host=host, port=r.port, user=r.user,
                   replication_user=r.replication_user, replication_password=password,
                   slot=slot_name(me), peer_host=peer_host, socket_dir=r.socket_dir,
-                  log_file=r.log_file, wal_keep_size=r.wal_keep_size, listen=r.listen_addresses)
+                  log_file=r.log_file, wal_keep_size=r.wal_keep_size,
+                  max_slot_wal_keep_size=r.max_slot_wal_keep_size, listen=r.listen_addresses)

@@ -61,6 +61,8 @@ SPEC_CHECKS = (
     ("replication_user", ROLE_NAME, "a plain lower-case role name"),
     ("user", OS_USER, "a plain user name"),
     ("wal_keep_size", re.compile(r"[0-9]{1,9}(kB|MB|GB|TB)?"), "a size such as 1GB"),
+    ("max_slot_wal_keep_size", re.compile(r"-1|[0-9]{1,9}(kB|MB|GB|TB)?"),
+     "-1 (no bound) or a size such as 16GB"),
     ("host", _ADDRESS, "an IP address"), ("peer_host", _ADDRESS, "an IP address"),
     ("listen", re.compile(r"\*|[0-9A-Za-z.:_-]+(,[0-9A-Za-z.:_-]+)*"),
      "\"*\" or a comma-separated list of addresses"))
@@ -82,6 +84,10 @@ class PgSpec:
     socket_dir: Path  # unix_socket_directories, owned by `user` (created if missing)
     log_file: Path | None = None  # pg_ctl's -l; None: <data_dir>.log beside the data dir
     wal_keep_size: str = "1GB"  # WAL kept for pg_rewind (postgres.py); max_wal_size's default
+    # WAL a replication slot may keep for a standby that does not take it (down, cut off):
+    # -1, PostgreSQL's default, without bound (the primary's disk may fill); a size, past
+    # which the slot is lost and that standby must be built again.
+    max_slot_wal_keep_size: str = "-1"
     # listen_addresses: every address by default, since clients come through the group's
     # floating address, which arrives after the server starts (PostgreSQL binds at start).
     listen: str = "*"
@@ -294,7 +300,8 @@ def upstream_conninfo(spec: PgSpec, host: str, port: int, dbname: str | None = N
 
 MANAGED = ("listen_addresses", "port", "unix_socket_directories", "wal_level", "hot_standby",
            "max_wal_senders", "max_replication_slots", "wal_log_hints", "synchronous_commit",
-           "wal_keep_size", "wal_retrieve_retry_interval", "primary_conninfo",
+           "wal_keep_size", "max_slot_wal_keep_size", "wal_retrieve_retry_interval",
+           "primary_conninfo",
            "primary_slot_name")
 
 
@@ -305,6 +312,7 @@ def render_vigil_conf(spec: PgSpec, upstream: tuple[str, int] | None) -> str:
               "wal_level": "replica", "hot_standby": "on", "max_wal_senders": "10",
               "max_replication_slots": "10", "wal_log_hints": "on", "synchronous_commit": "on",
               "wal_keep_size": quote_conf(spec.wal_keep_size),
+              "max_slot_wal_keep_size": quote_conf(spec.max_slot_wal_keep_size),
               # A standby whose primary restarts (in place, or another promoted) streams
               # again within this, not PostgreSQL's 5 s: the primary waits for it meanwhile.
               "wal_retrieve_retry_interval": "'200ms'"}

@@ -361,17 +361,20 @@ class Postgres:
         await self._wait_accepting(what)
 
     async def _wait_accepting(self, what: str) -> None:
-        """Connect until it answers. A postmaster not running (after
-        STARTING s: it writes its postmaster.pid first thing) has failed."""
+        """Connect until it answers. A postmaster seen running that no longer runs has
+        failed, and so has one never seen within STARTING s (it writes its postmaster.pid
+        first thing)."""
         loop = asyncio.get_running_loop()
-        began = loop.time()
+        began, seen = loop.time(), False
         while True:
             try:
                 async with self._connect(what) as conn:
                     await conn.execute("SELECT 1")
                 return
             except AgentError:
-                if loop.time() - began > STARTING and not await self._running():
+                running = await self._running()
+                seen |= running
+                if not running and (seen or loop.time() - began > STARTING):
                     raise AgentError(f"postgresql {what}: the server stopped; "
                                      f"{self.spec.log_path}: {pgdata.log_tail(self.spec.log_path)}"
                                      ) from None

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 
 from vigil.core.fencing import FenceState
 from vigil.core.notes import Level, Note
@@ -45,6 +46,9 @@ INTERVAL = 0.5  # seconds between looks at the instance
 RETRY = 30.0  # seconds before a failed build or rewind is tried again
 RELEASE_GRACE = 1.0  # seconds a standby may not stream before the primary asks a release
 FOLLOW_GRACE = 10.0  # seconds an old primary has to stream from the new one (switchover)
+# A warning once the data directory's filesystem has less free than this share of it, or
+# than two WAL segments (16 MB each: PostgreSQL fills one at once, and stops when it cannot)
+LOW_DISK, LOW_DISK_BYTES = 0.05, 32 << 20
 
 
 class Keeper:
@@ -77,6 +81,8 @@ class Keeper:
         self._expect_until = 0.0  # until then, count the standby as streaming (promoted)
         self._checkpoint_due = False  # promoted here: a checkpoint once the group runs
         self._news: tuple[object, ...] = ()  # what `poke` last saw of the peer
+        self.disk: tuple[int, int] | None = None  # the data filesystem: (free, size) bytes
+        self._low = False  # below LOW_DISK free, warned
 
     def agent(self) -> PostgresAgent:
         return PostgresAgent(self.resource, self)
@@ -90,7 +96,9 @@ class Keeper:
     # --- what the agent asks -------------------------------------------------------------
 
     async def refresh(self) -> PgState:
-        """Examine the instance and tell the node what it found."""
+        """Examine the instance (and its filesystem's free space) and tell the node what
+        it found."""
+        self._watch_disk()
         state = self.state = await self.pg.status()
         node = self.hub.node
         if state.role != "primary":
@@ -100,6 +108,27 @@ class Keeper:
             self.hub.log(node.set_replica(self.group, self._replica(state)))
             self.hub.process()
         return state
+
+    def _watch_disk(self) -> None:
+        """statvfs of the data directory: for the status, and a warning when it runs low
+        (once, until it has twice as much free again). A full one is PostgreSQL's failure
+        (it stops), which the usual rules hand over."""
+        try:
+            st = os.statvfs(self.pg.data)
+        except OSError:
+            self.disk = None
+            return
+        free, size = st.f_bavail * st.f_frsize, st.f_blocks * st.f_frsize
+        self.disk = (free, size)
+        low = max(LOW_DISK * size, LOW_DISK_BYTES)
+        if size and free < low and not self._low:
+            self._low = True
+            log.warning("%s: the data directory's filesystem is %.0f%% full (%d MB free)",
+                        self.resource.name, 100 - 100 * free / size, free >> 20)
+        elif self._low and free >= 2 * low:
+            self._low = False
+            log.info("%s: the data directory's filesystem has %d MB free again",
+                     self.resource.name, free >> 20)
 
     def ready(self) -> Verdict:
         return self.hub.node.promotable.ready(self.group)

@@ -24,13 +24,15 @@ if TYPE_CHECKING:
 class Status:
     def __init__(self, hub: Hub, started_at: float, pinger: Pinger | None,
                  fence_check: Callable[[], dict[str, Any]],
-                 hooks: Callable[[], Hooks | None], balancer: Balancer | None = None) -> None:
+                 hooks: Callable[[], Hooks | None], balancer: Balancer | None = None,
+                 disks: Callable[[str], tuple[int, int] | None] = lambda group: None) -> None:
         self.hub = hub
         self.balancer = balancer
         self.started_at = started_at
         self.pinger = pinger
         self.fence_check = fence_check  # the latest fence device check
         self.hooks = hooks
+        self.disks = disks  # a promotable group's data filesystem here: (free, size) bytes
 
     def status(self) -> dict[str, Any]:
         hub = self.hub
@@ -62,7 +64,9 @@ class Status:
                 "resources": [r.name for r in g.resources],
             })
             if g.name in node.promotable:
-                groups[-1]["replicas"] = _replicas(node, g.name, me)
+                replicas = groups[-1]["replicas"] = _replicas(node, g.name, me)
+                if (disk := self.disks(g.name)) is not None and replicas[me] is not None:
+                    replicas[me].update(disk_free_bytes=disk[0], disk_size_bytes=disk[1])
                 groups[-1]["why_not"] = node.promotable.why_not.get(g.name)
         running = [g["name"] for g in groups if g["state"] in ("running", "failed")]
         return {
