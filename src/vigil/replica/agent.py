@@ -14,8 +14,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 from typing import Protocol
 
+from vigil.replica import pgdata
 from vigil.replica.model import PostgresqlResource
 from vigil.replica.postgres import PgState, Postgres
 from vigil.replica.promotion import Replica, Verdict
@@ -51,6 +53,7 @@ class PostgresAgent(Agent):
         self.name = resource.name
         self.timeout = resource.timeout
         self._pg = pg if keeper is None else keeper.pg
+        self._exited: int | None = None  # the last postmaster `changed` saw exit
 
     async def start(self) -> None:
         k = self.keeper
@@ -113,6 +116,32 @@ class PostgresAgent(Agent):
             # the next start recovers, or the rewind does).
             await self.keeper.pg.stop("fast" if self.keeper.peer_heard() else "immediate")
             self.keeper.demoted(await self.keeper.refresh(), was)
+
+    async def changed(self) -> None:
+        """Returns when the postmaster running now exits (its pidfd turns readable), once
+        per postmaster: a killed one is restarted at once, not at the next monitor."""
+        loop = asyncio.get_running_loop()
+        pid = pgdata.postmaster_pid(self._pg.data) if self._pg is not None else None
+        if pid is None or pid == self._exited:
+            await loop.create_future()  # none, or its exit already told: never
+        assert pid is not None
+        try:
+            fd = os.pidfd_open(pid)
+        except ProcessLookupError:
+            self._exited = pid
+            return
+        exited: asyncio.Future[None] = loop.create_future()
+
+        def readable() -> None:
+            if not exited.done():
+                exited.set_result(None)
+        loop.add_reader(fd, readable)
+        try:
+            await exited
+            self._exited = pid
+        finally:
+            loop.remove_reader(fd)
+            os.close(fd)
 
     async def probe(self) -> bool:
         if self._pg is None:

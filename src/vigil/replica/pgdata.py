@@ -122,23 +122,30 @@ def log_tail(path: Path) -> str:
         return f"unreadable ({e.strerror})"
 
 
-def postmaster_alive(data: Path) -> bool:
-    """Whether a postmaster runs in `data`, as `pg_ctl status` decides (postmaster.pid
-    names a live process; a negative pid is a single-user backend's), without running
-    it: the keeper asks at every look, and a stop asks every few ms. The file is the
-    server's: anything but a pid on its first line counts as none."""
+def postmaster_pid(data: Path) -> int | None:
+    """The pid on postmaster.pid's first line (a single-user backend's is negative: its
+    absolute value), or None: no file, or anything but a plausible pid there. The file is
+    the server's: untrusted."""
     try:
         with open(data / "postmaster.pid", "rb") as f:
             first = f.readline(32).strip()
     except (FileNotFoundError, NotADirectoryError):
-        return False
+        return None
     except OSError as e:
         raise AgentError(f"postgresql status: {data}/postmaster.pid: {e.strerror}") from None
     try:
         pid = abs(int(first))
     except ValueError:
-        return False
-    if not 1 < pid <= 1 << 22:  # Linux's largest pid_max
+        return None
+    return pid if 1 < pid <= 1 << 22 else None  # (Linux's largest pid_max)
+
+
+def postmaster_alive(data: Path) -> bool:
+    """Whether a postmaster runs in `data`, as `pg_ctl status` decides (postmaster.pid
+    names a live process; a negative pid is a single-user backend's), without running
+    it: the keeper asks at every look, and a stop asks every few ms. The file is the
+    server's: anything but a pid on its first line counts as none."""
+    if (pid := postmaster_pid(data)) is None:
         return False
     try:
         os.kill(pid, 0)  # a zombie counts, as in PostgreSQL's own check of the lock file,

@@ -20,6 +20,7 @@ leaves nothing running (a cancelled command is killed and reaped).
 from __future__ import annotations
 
 import abc
+import asyncio
 import logging
 from typing import TYPE_CHECKING
 
@@ -72,6 +73,13 @@ class Agent(abc.ABC):
         running (it died: restart it), AgentError when it failed in a way a restart may not
         cure or the check itself failed. By default the probe."""
         return await self.probe()
+
+    async def changed(self) -> None:
+        """Returns when the agent learns, without a check, that its resource may have
+        changed (a process it watches exited): the monitor then checks at once instead of
+        at its next interval. By default never; an agent returns at most once per change,
+        or the monitor would check in a loop."""
+        await asyncio.get_running_loop().create_future()
 
     def idle(self) -> bool:
         """True while the agent has nothing to do here (a balancer with no virtual server

@@ -42,7 +42,7 @@ class Monitors:
         node = self.hub.node
         agent = self.workers.agents[group.name][index]
         while True:
-            await asyncio.sleep(mon.interval)
+            await pause(agent, mon.interval)
             if node.local[group.name] is not GroupState.RUNNING or \
                     self.workers.pending[group.name]:
                 continue
@@ -62,6 +62,20 @@ class Monitors:
                           (self.hub.clock() - t0) * 1000)
                 self.hub.tell(node.resource_failed(group.name, index, kind, detail,
                                                    self.hub.clock()))
+
+
+async def pause(agent: Agent, interval: float) -> None:
+    """`interval` s, or until the agent says its resource changed (Agent.changed), if
+    sooner. A `changed` that fails is ignored: the interval bounds the wait anyway."""
+    waker = asyncio.ensure_future(agent.changed())
+    try:
+        done, _ = await asyncio.wait({waker}, timeout=interval)
+        for w in done:
+            if not w.cancelled() and w.exception() is not None:
+                log.debug("%s: changed() failed: %s", agent.name, w.exception())
+                await asyncio.sleep(max(0.0, interval))  # (not in a loop of failures)
+    finally:
+        waker.cancel()
 
 
 async def check_once(agent: Agent, timeout: float) -> tuple[str, str]:
