@@ -3,9 +3,11 @@
 
     python -m bench.pg_failover [--runs 1] [--faults node_kill,link_cut,...]
         [--systems vigil,patroni] [--deadtime 1s] [--profile default|tight] [--dcs etcd3]
-        [--freeze 40] [--logs DIR] [--out bench/results-pg-failover.json]
+        [--freeze 40] [--synchronous on|off|strict] [--logs DIR]
+        [--out bench/results-pg-failover.json]
 
-vigil (bench/pg_vigil.py): a promotable group with synchronous = "on" and a floating
+vigil (bench/pg_vigil.py): a promotable group with synchronous = "on" (or --synchronous's
+mode: "off" measures what asynchronous mode loses within max_lag, 1 MB) and a floating
 address, a witness in the client's namespace, stand-in watchdogs of 2 s; the writer writes
 through the floating address. Its timings are the lab's (keepalive 100 ms, deadtime 500 ms)
 unless --deadtime is given (keepalive D/5, warntime D/2, initdead 3*D). Patroni
@@ -45,10 +47,11 @@ from vigil.lab.pgpair import WATCHDOG_S
 SYSTEMS = ("vigil", "patroni")
 
 
-def labels(deadtime: float | None, profile: str) -> dict[str, str]:
-    """Each system's name in the table: its timings."""
+def labels(deadtime: float | None, profile: str, synchronous: str = "on") -> dict[str, str]:
+    """Each system's name in the table: its timings (and vigil's mode, unless "on")."""
     t = lab_timings(deadtime)
-    return {"vigil": f"vigil deadtime {t.get('deadtime', '500ms')}",
+    mode = "" if synchronous == "on" else f" synchronous={synchronous}"
+    return {"vigil": f"vigil deadtime {t.get('deadtime', '500ms')}{mode}",
             "patroni": f"patroni {profile}"}
 
 
@@ -87,6 +90,8 @@ def main(argv: list[str] | None = None) -> int:
                     help="vigil's deadtime (e.g. 1s); default: the lab's (500ms)")
     patroni_args(ap)
     ap.add_argument("--freeze", type=float, default=40.0, help="seconds a freeze lasts")
+    ap.add_argument("--synchronous", choices=("on", "off", "strict"), default="on",
+                    help="vigil's synchronous mode (Patroni's stays synchronous_mode)")
     ap.add_argument("--out", type=Path, default=Path("bench/results-pg-failover.json"))
     ap.add_argument("--logs", type=Path, default=None, metavar="DIR",
                     help="keep each run's logs in DIR/SYSTEM/FAULT-RUN/")
@@ -102,17 +107,18 @@ def main(argv: list[str] | None = None) -> int:
               file=sys.stderr)
         return 2
     makers: dict[str, Callable[[], AbstractContextManager[Servers]]] = {
-        "vigil": partial(VigilCluster, deadtime),
+        "vigil": partial(VigilCluster, deadtime, args.synchronous),
         "patroni": partial(PatroniCluster.create, PROFILES[args.profile], args.dcs)}
     about: dict[str, dict[str, Any]] = {}
     if "vigil" in systems:
         about["vigil"] = {"versions": vigil_versions(), "watchdog_s": WATCHDOG_S,
+                          "synchronous": args.synchronous,
                           "timing": lab_timings(deadtime) or {
                               "keepalive": "100ms", "warntime": "250ms",
                               "deadtime": "500ms", "initdead": "2s"}}
     if "patroni" in systems:
         about["patroni"] = described(args.profile, args.dcs)
-    names = labels(deadtime, args.profile)
+    names = labels(deadtime, args.profile, args.synchronous)
     for s in systems:
         print(f"{names[s]}: {about[s]['versions']}, timing {about[s]['timing']}", flush=True)
     info = common.machine()

@@ -38,6 +38,7 @@ def test_the_client_network_line_and_the_timings() -> None:
     assert labels(None, "tight") == {"vigil": "vigil deadtime 500ms",
                                      "patroni": "patroni tight"}
     assert labels(1.0, "default")["vigil"] == "vigil deadtime 1s"
+    assert labels(None, "tight", "off")["vigil"] == "vigil deadtime 500ms synchronous=off"
 
 
 def test_a_vigil_pair_is_whole_by_its_standbys_application_names() -> None:
