@@ -288,9 +288,11 @@ def test_no_acknowledged_commit_is_lost_and_never_two_primaries(db: Db) -> None:
     """The Jepsen-style check (vigil.lab.commits): a client writes numbered rows through
     the floating address every 10 ms while the primary is switched over, its host reset,
     its postmaster killed, its link cut (every packet in and out dropped: the witness, in
-    the client's namespace, decides) and its whole host frozen (SIGSTOP of every process
+    the client's namespace, decides), its whole host frozen (SIGSTOP of every process
     there: its watchdog, a stand-in, resets it; the peer takes over once its address stops
-    answering), twice each, alternating nodes. Every acknowledged row is on the last
+    answering) and every vigil process of its host killed at once (issue 8's total kill:
+    PostgreSQL runs on unmanaged until the watchdog resets the host), twice each,
+    alternating nodes. Every acknowledged row is on the last
     primary, and the watcher polling both servers over their unix sockets every 5 ms never
     saw two primaries."""
     c = db.c
@@ -309,7 +311,7 @@ def test_no_acknowledged_commit_is_lost_and_never_two_primaries(db: Db) -> None:
     try:
         wait(lambda: _acked_since(writes, 0), "the first acknowledged write")
         primary, standby = "n1", "n2"
-        for fault in ("switchover", "reset", "postmaster", "cut", "freeze") * 2:
+        for fault in ("switchover", "reset", "postmaster", "cut", "freeze", "total_kill") * 2:
             t0 = time.monotonic()
             print(f"{time.strftime('%H:%M:%S')} {fault} of {primary}")
             if fault == "switchover":
@@ -329,6 +331,16 @@ def test_no_acknowledged_commit_is_lost_and_never_two_primaries(db: Db) -> None:
                 wait(lambda: len(dog.expired) > fired, f"{primary}'s watchdog", 30)
                 wait(lambda: db.role(standby) == "primary", f"{standby} promoted", 30)
                 pgpair.signal_all(frozen, signal.SIGCONT)  # the reset killed them: the rest
+                c.start(primary)
+                primary, standby = standby, primary
+            elif fault == "total_kill":
+                # issue 8's: every vigil process of the primary's host killed at once; its
+                # PostgreSQL and address live on, unmanaged, until its watchdog resets it
+                dog = db.dogs[primary]
+                fired = len(dog.expired)
+                c.kill_all(primary)
+                wait(lambda: len(dog.expired) > fired, f"{primary}'s watchdog", 30)
+                wait(lambda: db.role(standby) == "primary", f"{standby} promoted", 30)
                 c.start(primary)
                 primary, standby = standby, primary
             elif fault == "cut":

@@ -14,6 +14,7 @@ from typing import Any
 
 from vigil.daemon.services.monitors import pause
 from vigil.replica.agent import PostgresAgent
+from vigil.replica.pgdata import server_processes
 from vigil.replica.model import PostgresqlResource
 
 
@@ -53,7 +54,8 @@ def test_the_pause_ends_at_the_interval_or_at_the_change_whichever_is_first() ->
 
 
 def _agent(data: Path) -> PostgresAgent:
-    return PostgresAgent(PostgresqlResource(data), pg=SimpleNamespace(data=data))  # type: ignore[arg-type]
+    pg = SimpleNamespace(data=data)  # what changed() reads of a Postgres: its data directory
+    return PostgresAgent(PostgresqlResource(data), pg=pg)  # type: ignore[arg-type]
 
 
 def test_the_postgresql_agent_wakes_once_when_its_postmaster_exits(tmp_path: Path) -> None:
@@ -81,3 +83,34 @@ def test_the_postgresql_agent_wakes_once_when_its_postmaster_exits(tmp_path: Pat
         assert not again.done(), "that exit was told once"
         again.cancel()
     asyncio.run(run())
+
+
+def test_the_wake_waits_for_the_dead_postmasters_backends(tmp_path: Path) -> None:
+    """A "backend" (a child working in the data directory) outlives its "postmaster" by
+    0.3 s: changed() returns only once it is gone too, so that its close of its client's
+    connection leaves while the floating address is still here."""
+    agent = _agent(tmp_path)
+    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    backend = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"],
+                               cwd=tmp_path)
+    try:
+        (tmp_path / "postmaster.pid").write_text(f"{child.pid}\n{tmp_path}\n")
+        assert server_processes(tmp_path) == [backend.pid]
+
+        async def run() -> float:
+            waiting = asyncio.ensure_future(agent.changed())
+            await asyncio.sleep(0.05)
+            child.kill()
+            await asyncio.sleep(0.3)
+            assert not waiting.done(), "a backend is still there"
+            backend.kill()
+            backend.wait()
+            t0 = time.monotonic()
+            await asyncio.wait_for(waiting, 2.0)
+            return time.monotonic() - t0
+        assert asyncio.run(run()) < 0.5
+        assert server_processes(tmp_path) == []
+    finally:
+        for p in (child, backend):
+            p.kill()
+            p.wait()

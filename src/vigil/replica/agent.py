@@ -1,10 +1,11 @@
 """The `postgresql` resource of a promotable group, as the group sees it: started is
-promoted, stopped is demoted (cleanly while the peer is heard, else at once). Its start promotes this node's instance (a standby) or
-starts it as primary (stopped; a new cluster: initdb first) once promotion.may_promote
-allows it, waiting while the peer lives for it to report demoted and for this node to
-catch up (the caller's timeout bounds the wait); its stop stops the server cleanly, which
-sends a standby all the WAL first. Running as a standby on the node that does not hold the
-group is the keeper's (daemon/services/replicas.py), which this agent shares a lock with.
+promoted, stopped is demoted (cleanly while the peer is heard, else at once). Its start
+promotes this node's instance (a standby) or starts it as primary (stopped; a new
+cluster: initdb first) once promotion.may_promote allows it, waiting while the peer lives
+for it to report demoted and for this node to catch up (the caller's timeout bounds the
+wait); its stop stops the server cleanly, which sends a standby all the WAL first. Running
+as a standby on the node that does not hold the group is the keeper's
+(daemon/services/replicas.py), which this agent shares a lock with.
 
 Built without a keeper (resources.build: the guard, which only stops), start refuses and
 stop stops the server.
@@ -27,6 +28,7 @@ from vigil.resources.base import Agent
 
 log = logging.getLogger(__name__)
 WAIT_POLL = 0.05  # seconds between looks while waiting to be allowed to promote
+BACKENDS_WAIT = 1.0  # seconds a dead postmaster's backends may take to go
 
 
 class Keeper(Protocol):
@@ -119,12 +121,18 @@ class PostgresAgent(Agent):
 
     async def changed(self) -> None:
         """Returns when the postmaster running now exits (its pidfd turns readable), once
-        per postmaster: a killed one is restarted at once, not at the next monitor."""
+        per postmaster: a killed one is restarted at once, not at the next monitor. But
+        only once its backends are gone (BACKENDS_WAIT at most): they see its death at
+        once and close their clients' connections, and those closes must leave while the
+        floating address is here. The restart takes the address down first; a client
+        whose close was lost waits for its answer for ever (the bench's writer did, one
+        run in eight, before this wait)."""
         loop = asyncio.get_running_loop()
-        pid = pgdata.postmaster_pid(self._pg.data) if self._pg is not None else None
-        if pid is None or pid == self._exited:
+        data = self._pg.data if self._pg is not None else None
+        pid = pgdata.postmaster_pid(data) if data is not None else None
+        if data is None or pid is None or pid == self._exited:
             await loop.create_future()  # none, or its exit already told: never
-        assert pid is not None
+        assert data is not None and pid is not None
         try:
             fd = os.pidfd_open(pid)
         except ProcessLookupError:
@@ -142,6 +150,9 @@ class PostgresAgent(Agent):
         finally:
             loop.remove_reader(fd)
             os.close(fd)
+        end = loop.time() + BACKENDS_WAIT
+        while pgdata.server_processes(data) and loop.time() < end:
+            await asyncio.sleep(0.01)
 
     async def probe(self) -> bool:
         if self._pg is None:

@@ -154,3 +154,18 @@ def postmaster_alive(data: Path) -> bool:
     except PermissionError:
         return True  # it exists (asked unprivileged)
     return True
+
+
+def server_processes(data: Path) -> list[int]:
+    """The live processes working in `data` (PostgreSQL's all chdir there): after its
+    postmaster died, its backends until they notice. A zombie has no working directory."""
+    target = os.path.realpath(data)
+    found = []
+    for entry in os.scandir("/proc"):
+        if entry.name.isdigit():
+            try:
+                if os.readlink(f"/proc/{entry.name}/cwd") == target:
+                    found.append(int(entry.name))
+            except OSError:
+                continue  # gone meanwhile, or a zombie
+    return found
