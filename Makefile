@@ -82,8 +82,8 @@ soak: venv
 	VIGIL_FUZZ_EXAMPLES=50000 $(VENV)/bin/python -m pytest -q -p no:cacheprovider \
 	  tests/unit/test_fuzz.py
 
-# The README's figures; each part also runs alone (about 25, 45, 5, 3 and 8 minutes).
-bench: bench-failover bench-partition bench-agents bench-idle bench-lb
+# The README's figures; each part also runs alone (about 25, 45, 5, 3, 8 and 25 minutes).
+bench: bench-failover bench-partition bench-agents bench-idle bench-lb bench-pg
 	$(VENV)/bin/python -m bench.frames
 	$(VENV)/bin/python -m bench.collect
 
@@ -115,10 +115,11 @@ bench-agents: venv
 	$(VENV)/bin/python -m bench.agents
 
 # Replicated PostgreSQL: vigil's promotable group beside Patroni 3.0.2 + etcd, per fault
-# (bench/pg_failover.py; one run of each fault and system, about 6 minutes). Not part of
-# `bench`. ARGS passes options: make bench-pg ARGS="--runs 5 --profile tight".
+# (bench/pg_failover.py, docs/replication.md): 5 runs of each fault and system, Patroni in
+# its tight timings. PG_ARGS replaces those options: make bench-pg PG_ARGS="--runs 1".
+PG_ARGS ?= --runs 5 --profile tight
 bench-pg: venv bench-deps
-	$(VENV)/bin/python -m bench.pg_failover $(ARGS)
+	$(VENV)/bin/python -m bench.pg_failover $(PG_ARGS)
 
 clean:
 	rm -rf $(VENV) build src/*.egg-info

@@ -3,8 +3,8 @@
     python -m bench.collect
 
 Reads the files the benchmarks wrote (results-failover.json, results-partition*.json,
-results-agents.json, results-frames.json, and a torture run's summary.json if given with
---torture) and writes their summaries, each with the machine and seed it ran with, to
+results-agents.json, results-frames.json, results-pg-failover.json, and a torture run's
+summary.json if given with --torture) and writes their summaries, each with the machine and seed it ran with, to
 bench/results.json. Missing files are listed, not invented.
 """
 
@@ -47,6 +47,16 @@ def main(argv: list[str] | None = None) -> int:
             out["missing"].append(name)
             continue
         out[key] = {k: data[k] for k in keep if k in data}
+    pg = _load("results-pg-failover.json")
+    if pg is None:
+        out["missing"].append("results-pg-failover.json")
+    else:  # each system's summary per fault, without the runs
+        out["pg_failover"] = {
+            "machine": pg.get("machine"), "runs": pg.get("runs"),
+            "systems": {name: {"label": s.get("label"), "timing": s.get("timing"),
+                               "faults": {f: v.get("summary") for f, v in
+                                          s.get("faults", {}).items()}}
+                        for name, s in pg.get("systems", {}).items()}}
     torture = a.torture or DIR / "results-torture.json"
     if torture.exists():
         data = json.loads(torture.read_text())

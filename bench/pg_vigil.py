@@ -11,8 +11,8 @@ The cluster is tests/integration/test_promotable.py's (vigil.lab.pgpair): each n
 vigil.toml (its own data directory, its stand-in watchdog), a witness in the client's
 namespace (it decides a link cut), a stand-in watchdog of 2 s on each node
 (vigil.lab.watchdog: a node whose every vigil process stopped feeding it is reset as
-LabCluster.reset does), and the client's network admitted to both servers' pg_hba.conf. The writer writes through the floating
-address. The faults, as vigil gets them:
+LabCluster.reset does), and the client's network admitted to both servers' pg_hba.conf.
+The writer writes through the floating address. The faults, as vigil gets them:
 
   node_kill        LabCluster.reset (every process of the host killed, the floating address
                    removed: a host reset; its watchdog disarmed with it, as a reboot does),

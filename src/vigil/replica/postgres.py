@@ -34,13 +34,13 @@ its pg_control and finds "no rewind required": demote() asks the source for one 
 pg_checkpoint), and the keeper has a newly promoted primary checkpoint once its group runs
 (checkpoint(): off the promotion's path, where flushing every dirty buffer would keep the
 floating address away; a crash before it leaves pg_control on the old timeline until the
-recovery's own checkpoint, as after any crash).
+recovery's own checkpoint, as after any crash). The source connection is a normal one to
+database postgres, by a role granted pgfacts.REWIND_GRANTS. A failed rewind may leave the
+target unusable: it is left stopped, never deleted, and the error says how to rebuild it.
 
 The waits look every QUICK s, not pg_ctl's or pg_promote's 100 ms: each of a switchover's
 steps (the old primary's stop, the promotion, synchronous_standby_names, the old primary's
-start as a standby, which commits wait for) is on the path of the clients' writes. The source connection is a normal one to database
-postgres, by a role granted pgfacts.REWIND_GRANTS. A failed rewind may leave the target
-unusable: it is left stopped, never deleted, and the error says how to rebuild it.
+start as a standby, which commits wait for) is on the path of the clients' writes.
 """
 
 from __future__ import annotations
@@ -110,7 +110,8 @@ class Postgres:
             return [f"{d} is not a PostgreSQL data directory (no PG_VERSION or global/pg_control)"]
         hba, auto = d / "pg_hba.conf", d / "postgresql.auto.conf"
         return (pghba.hba_problems(spec, pgdata.read(hba), str(hba)) if hba.is_file()
-                else [f"{hba} does not exist"]) + facts.auto_conf_problems(pgdata.read(auto), str(auto))
+                else [f"{hba} does not exist"]) + \
+            facts.auto_conf_problems(pgdata.read(auto), str(auto))
 
     async def status(self) -> PgState:
         """Never raises for a stopped or dead server: role "stopped" and `problem` say so."""
