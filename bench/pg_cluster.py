@@ -166,6 +166,16 @@ class PsqlNodes:
     def socket(self, node: str) -> Path:
         raise NotImplementedError
 
+    def close(self) -> None:
+        raise NotImplementedError
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.close()
+
     def sql(self, node: str, query: str, timeout: float = 5) -> str | None:
         """`query`'s output (psql -At) over the node's unix socket, None if it failed or
         did not answer within `timeout` (a frozen or dead server)."""
@@ -384,13 +394,6 @@ class PatroniCluster(PsqlNodes):
                 for kept in [*self.base.glob("*.log"), *self.base.glob("*.out")]:
                     shutil.copy(kept, self.keep / kept.name)
             shutil.rmtree(self.base, ignore_errors=True)
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
-        self.close()
 
 
 def versions() -> dict[str, str]:

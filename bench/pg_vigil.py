@@ -34,8 +34,7 @@ import signal
 import subprocess
 import time
 from pathlib import Path
-from types import TracebackType
-from typing import Any, Self
+from typing import Any
 
 from bench.pg_cluster import BIN, NODES, PsqlNodes, healthy_primary
 from vigil.lab import pgpair
@@ -225,13 +224,6 @@ class VigilCluster(PsqlNodes):
             self.c.close()
             if os.environ.get("VIGIL_KEEP_LAB_DIR") is None:
                 shutil.rmtree(self.c.dir, ignore_errors=True)
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
-        self.close()
 
 
 def versions() -> dict[str, str]:
