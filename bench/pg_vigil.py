@@ -58,6 +58,7 @@ class VigilCluster(PsqlNodes):
     """The lab, the witness and the two vigil daemons of one run."""
 
     def __init__(self, deadtime: float | None = None, synchronous: str = "on") -> None:
+        self.synchronous = synchronous
         self.c = LabCluster(groups="", **lab_timings(deadtime))
         self.lab, self.base = self.c.lab, self.c.dir
         self.keep: Path | None = None
@@ -106,7 +107,8 @@ class VigilCluster(PsqlNodes):
         deadline = time.monotonic() + timeout
         self.c.start("n1")
         self.c.start("n2")
-        while self.healthy({"n1"}, sync=True) is None:
+        # (asynchronous mode has no synchronous standby: streaming is whole)
+        while self.healthy({"n1"}, sync=self.synchronous != "off") is None:
             if time.monotonic() > deadline:
                 raise TimeoutError(f"n1 primary with n2 its sync standby: {self.states()}, "
                                    f"holders {self.c.holders()}")
