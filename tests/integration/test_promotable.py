@@ -265,16 +265,19 @@ def test_a_primary_whose_disk_fills_is_reported_and_handed_over(db: Db) -> None:
                  "n2 to take over", 90)
             assert len(db.rows("n2")) >= acked, "every acknowledged batch is on n2"
         finally:  # nothing may run on the filesystem when it is unmounted
-            for n in pgpair.NODES:
-                if n in c.daemons:
-                    c.stop(n)
-            pgpair.stop_servers(c)
-            for _ in range(50):
-                if subprocess.run(["umount", str(mnt)], capture_output=True).returncode == 0:
-                    break
-                time.sleep(0.2)
-            else:
-                subprocess.run(["umount", "-l", str(mnt)], check=False)
+            try:
+                for n in pgpair.NODES:
+                    if n in c.daemons:
+                        c.stop(n)
+                pgpair.stop_servers(c)
+            finally:  # and it is unmounted whatever failed before
+                for _ in range(50):
+                    if subprocess.run(["umount", str(mnt)],
+                                      capture_output=True).returncode == 0:
+                        break
+                    time.sleep(0.2)
+                else:
+                    subprocess.run(["umount", "-l", str(mnt)], check=False)
 
 
 def _acked_since(path: Path, since: float) -> bool:
