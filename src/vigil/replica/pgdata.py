@@ -17,6 +17,7 @@ from pathlib import Path
 
 from vigil.errors import AgentError
 from vigil.replica import pgfacts as facts
+from vigil.replica import pghba
 from vigil.replica.pgfacts import PgSpec
 
 Upstream = tuple[str, int]
@@ -34,6 +35,27 @@ class DataDir:
         except KeyError:
             raise AgentError(f"postgresql: user {self.spec.user!r} does not exist") from None
         return entry.pw_uid, entry.pw_gid
+
+    def problems(self) -> list[str]:
+        """What keeps this data directory from being run (postgres.py's validate): the
+        server's user, pg_ctl, the directory and its owner, a cluster in it, pg_hba.conf's
+        replication entry, postgresql.auto.conf leaving vigil.conf's settings alone."""
+        spec, d = self.spec, self.path
+        if spec.user == "root":
+            return ["user = root: the server must run as an unprivileged user (postgres)"]
+        if not (spec.bin_dir / "pg_ctl").exists():
+            return [f"no pg_ctl in bin_dir {spec.bin_dir}"]
+        if not d.is_dir():
+            return [f"data directory {d} does not exist"]
+        if (owner := d.stat().st_uid) != self.ids()[0]:
+            name = next((p.pw_name for p in pwd.getpwall() if p.pw_uid == owner), f"uid {owner}")
+            return [f"data directory {d} is owned by {name}, not {spec.user}"]
+        if not (d / "PG_VERSION").is_file() or not (d / "global" / "pg_control").is_file():
+            return [f"{d} is not a PostgreSQL data directory (no PG_VERSION or global/pg_control)"]
+        hba, auto = d / "pg_hba.conf", d / "postgresql.auto.conf"
+        return (pghba.hba_problems(spec, read(hba), str(hba)) if hba.is_file()
+                else [f"{hba} does not exist"]) + \
+            facts.auto_conf_problems(read(auto), str(auto))
 
     def entries(self) -> int:
         """How many entries the data directory holds (0 when absent, 1 when a file)."""

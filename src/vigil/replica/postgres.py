@@ -48,8 +48,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import pwd
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import replace
 from typing import LiteralString
 
@@ -92,26 +91,8 @@ class Postgres:
     async def validate(self) -> None:
         """AgentError naming what keeps this data directory from being run. Changes
         nothing."""
-        if problems := self._problems():
+        if problems := self.files.problems():
             raise AgentError("postgresql validate: " + "; ".join(problems))
-
-    def _problems(self) -> list[str]:
-        spec, d = self.spec, self.data
-        if spec.user == "root":
-            return ["user = root: the server must run as an unprivileged user (postgres)"]
-        if not (spec.bin_dir / "pg_ctl").exists():
-            return [f"no pg_ctl in bin_dir {spec.bin_dir}"]
-        if not d.is_dir():
-            return [f"data directory {d} does not exist"]
-        if (owner := d.stat().st_uid) != self.files.ids()[0]:
-            name = next((p.pw_name for p in pwd.getpwall() if p.pw_uid == owner), f"uid {owner}")
-            return [f"data directory {d} is owned by {name}, not {spec.user}"]
-        if not (d / "PG_VERSION").is_file() or not (d / "global" / "pg_control").is_file():
-            return [f"{d} is not a PostgreSQL data directory (no PG_VERSION or global/pg_control)"]
-        hba, auto = d / "pg_hba.conf", d / "postgresql.auto.conf"
-        return (pghba.hba_problems(spec, pgdata.read(hba), str(hba)) if hba.is_file()
-                else [f"{hba} does not exist"]) + \
-            facts.auto_conf_problems(pgdata.read(auto), str(auto))
 
     async def status(self) -> PgState:
         """Never raises for a stopped or dead server: role "stopped" and `problem` say so."""
@@ -220,7 +201,7 @@ class Postgres:
             return
         # A former standby started as a primary would keep its timeline, its WAL and the old
         # primary's never told apart again: it is started in recovery and promoted instead.
-        promote = upstream is None and await self._was_standby()
+        promote = upstream is None and await self.was_standby()
         self.files.configure(upstream, standby=upstream is not None or promote)
         await self._pg_ctl_start("start")
         if promote:
@@ -230,9 +211,6 @@ class Postgres:
 
     async def was_standby(self) -> bool:
         """A stopped instance's last run was in recovery (or it is a fresh base backup)."""
-        return await self._was_standby()
-
-    async def _was_standby(self) -> bool:
         cd = await self._controldata()
         return cd.state in facts.RECOVERY_STATES or any(
             (self.data / f).exists() for f in ("standby.signal", "backup_label"))
@@ -249,12 +227,10 @@ class Postgres:
         if not done.ok and await self._running():
             raise AgentError(f"postgresql stop: pg_ctl stop -m {mode} {done.describe_rc()}: "
                              f"{facts.tail(done.stderr)}")
-        end = asyncio.get_running_loop().time() + PG_CTL_WAIT
-        while pgdata.postmaster_alive(self.data):
-            if asyncio.get_running_loop().time() > end:
-                raise AgentError(f"postgresql stop: -m {mode}: still running after "
-                                 f"{PG_CTL_WAIT} s")
-            await asyncio.sleep(QUICK)
+        async def stopped() -> bool:
+            return not pgdata.postmaster_alive(self.data)
+        await _until(stopped, PG_CTL_WAIT, f"postgresql stop: -m {mode}: still running after "
+                                           f"{PG_CTL_WAIT} s")
         log.info("postgresql stopped data=%s mode=%s", self.data, mode)
 
     async def promote(self) -> None:
@@ -266,12 +242,10 @@ class Postgres:
             if not await _one(conn, "SELECT pg_promote(wait => false)"):
                 raise AgentError("postgresql promote: pg_promote() could not signal the "
                                  f"server ({self.spec.log_path})")
-            end = asyncio.get_running_loop().time() + PROMOTE_WAIT
-            while await _one(conn, "SELECT pg_is_in_recovery()"):
-                if asyncio.get_running_loop().time() > end:
-                    raise AgentError(f"postgresql promote: not promoted within {PROMOTE_WAIT:g}"
-                                     f" s ({self.spec.log_path})")
-                await asyncio.sleep(QUICK)
+            async def promoted() -> bool:
+                return not await _one(conn, "SELECT pg_is_in_recovery()")
+            await _until(promoted, PROMOTE_WAIT, f"postgresql promote: not promoted within "
+                                                 f"{PROMOTE_WAIT:g} s ({self.spec.log_path})")
         log.info("postgresql promoted data=%s", self.data)
 
     async def checkpoint(self) -> None:
@@ -408,6 +382,15 @@ class Postgres:
             raise AgentError(f"postgresql {what}: {where}: {_first(e)}") from None
         finally:
             await conn.close()
+
+
+async def _until(done: Callable[[], Awaitable[bool]], limit: float, error: str) -> None:
+    """Look every QUICK s until `done`; AgentError(`error`) after `limit` s."""
+    end = asyncio.get_running_loop().time() + limit
+    while not await done():
+        if asyncio.get_running_loop().time() > end:
+            raise AgentError(error)
+        await asyncio.sleep(QUICK)
 
 
 async def _one(conn: Conn, query: LiteralString) -> object:
