@@ -67,13 +67,15 @@ class Monitors:
 async def pause(agent: Agent, interval: float) -> None:
     """`interval` s, or until the agent says its resource changed (Agent.changed), if
     sooner. A `changed` that fails is ignored: the interval bounds the wait anyway."""
+    loop = asyncio.get_running_loop()
+    end = loop.time() + interval
     waker = asyncio.ensure_future(agent.changed())
     try:
         done, _ = await asyncio.wait({waker}, timeout=interval)
         for w in done:
             if not w.cancelled() and w.exception() is not None:
                 log.debug("%s: changed() failed: %s", agent.name, w.exception())
-                await asyncio.sleep(max(0.0, interval))  # (not in a loop of failures)
+                await asyncio.sleep(max(0.0, end - loop.time()))  # the rest of the interval
     finally:
         waker.cancel()
 

@@ -2,8 +2,8 @@
 
 Every `INTERVAL`, and at once when the peer's news of the group changes (`poke`), the
 keeper examines this node's instance (replica/postgres.py's status) and tells the node
-(its heartbeats carry it; eligibility judges it). Then, holding the instance's lock (which the group's agent,
-replica/agent.py, takes for its promote and demote):
+(its heartbeats carry it; eligibility judges it). Then, holding the instance's lock
+(which the group's agent, replica/agent.py, takes for its promote and demote):
 
 - On the node that does not hold the group, it keeps the instance a standby of the peer's
   primary while the peer lives, runs the group and reports itself primary: an empty data
