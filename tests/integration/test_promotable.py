@@ -107,11 +107,16 @@ def _formed(db: Db, primary: str, standby: str, timeout: float = 60,
              [["sync"]], f"{standby} the synchronous standby", timeout)
 
 
+def _start_both(db: Db, sync: bool = False) -> None:
+    """Both daemons started: n1 creates the cluster and holds the group, n2 streams."""
+    db.c.start("n1")
+    db.c.start("n2")
+    _formed(db, "n1", "n2", sync=sync)
+
+
 def test_standby_built_switchover_and_failover_with_rewind(db: Db) -> None:
     c = db.c
-    c.start("n1")
-    c.start("n2")
-    _formed(db, "n1", "n2")
+    _start_both(db)
     db.write("n1", "CREATE TABLE t (n int primary key)",
            "INSERT INTO t SELECT generate_series(1, 100)")
     # synchronous: the standby's slot is in synchronous_standby_names once it streams
@@ -195,9 +200,7 @@ def test_a_standby_past_max_lag_is_promoted_only_when_an_operator_forces_it(db: 
     --force` on n2 promotes it, logged, and it takes the address; what it missed is lost,
     as the operator chose."""
     c = db.c
-    c.start("n1")
-    c.start("n2")
-    _formed(db, "n1", "n2")
+    _start_both(db)
     db.write("n1", "CREATE TABLE t (n int primary key)",
              "INSERT INTO t SELECT generate_series(1, 10)")
     wait(lambda: db.rows("n2") == list(range(1, 11)), "n2 to have the first rows")
@@ -239,9 +242,7 @@ def test_a_primary_whose_disk_fills_is_reported_and_handed_over(db: Db) -> None:
             pg = pwd.getpwnam("postgres")
             os.chown(mnt, pg.pw_uid, pg.pw_gid)
             mnt.chmod(0o700)
-            c.start("n1")
-            c.start("n2")
-            _formed(db, "n1", "n2", sync=True)
+            _start_both(db, sync=True)
             db.write("n1", "CREATE TABLE t (n int primary key, pad text)")
             acked = 0
             for i in range(40):
@@ -299,9 +300,7 @@ def test_no_acknowledged_commit_is_lost_and_never_two_primaries(db: Db) -> None:
     primary, and the watcher polling both servers over their unix sockets every 5 ms never
     saw two primaries."""
     c = db.c
-    c.start("n1")
-    c.start("n2")
-    _formed(db, "n1", "n2")
+    _start_both(db)
     pgpair.admit_client(c)
     writes, seen = c.dir / "writes.jsonl", c.dir / "watch.jsonl"
     watcher = subprocess.Popen(
